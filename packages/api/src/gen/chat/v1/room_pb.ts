@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/room.proto.
  */
 export const file_chat_v1_room: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL3Jvb20ucHJvdG8SB2NoYXQudjEioQIKBFJvb20SCgoCaWQYASABKAkSHwoEdHlwZRgCIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKY3JlYXRvcl9pZBgGIAEoCRIUCghsYXN0X3NlcRgHIAEoA0ICMAISFAoMbWVtYmVyX2NvdW50GAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBChBSb29tU3Vic2NyaXB0aW9uEg8KB3Jvb21faWQYASABKAkSJAoGbWVtYmVyGAIgASgLMhQuY2hhdC52MS5Db250YWN0TGluaxIMCgRyb2xlGAMgASgJEg0KBXN0YXRlGAQgASgJEi0KCWpvaW5lZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoKam9pbmVkX3NlcRgGIAEoA0ICMAISFAoIcmVhZF9zZXEYByABKANCAjACKmcKCFJvb21UeXBlEhkKFVJPT01fVFlQRV9VTlNQRUNJRklFRBAAEhQKEFJPT01fVFlQRV9ESVJFQ1QQARITCg9ST09NX1RZUEVfR1JPVVAQAhIVChFST09NX1RZUEVfQ0hBTk5FTBADYgZwcm90bzM", [file_chat_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL3Jvb20ucHJvdG8SB2NoYXQudjEinQIKBFJvb20SCgoCaWQYASABKAkSHwoEdHlwZRgCIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKY3JlYXRvcl9pZBgGIAEoCRIQCghsYXN0X3NlcRgHIAEoAxIUCgxtZW1iZXJfY291bnQYCCABKAUSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuwEKEFJvb21TdWJzY3JpcHRpb24SDwoHcm9vbV9pZBgBIAEoCRIkCgZtZW1iZXIYAiABKAsyFC5jaGF0LnYxLkNvbnRhY3RMaW5rEgwKBHJvbGUYAyABKAkSDQoFc3RhdGUYBCABKAkSLQoJam9pbmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpqb2luZWRfc2VxGAYgASgDEhAKCHJlYWRfc2VxGAcgASgDKmcKCFJvb21UeXBlEhkKFVJPT01fVFlQRV9VTlNQRUNJRklFRBAAEhQKEFJPT01fVFlQRV9ESVJFQ1QQARITCg9ST09NX1RZUEVfR1JPVVAQAhIVChFST09NX1RZUEVfQ0hBTk5FTBADYgZwcm90bzM", [file_chat_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.v1.Room
@@ -53,7 +53,7 @@ export type Room = Message<"chat.v1.Room"> & {
   /**
    * Seq of the newest event in the room.
    *
-   * @generated from field: int64 last_seq = 7 [jstype = JS_NUMBER];
+   * @generated from field: int64 last_seq = 7;
    */
   lastSeq: bigint;
 
@@ -118,14 +118,14 @@ export type RoomSubscription = Message<"chat.v1.RoomSubscription"> & {
   /**
    * Seq of the room's newest event when the member joined.
    *
-   * @generated from field: int64 joined_seq = 6 [jstype = JS_NUMBER];
+   * @generated from field: int64 joined_seq = 6;
    */
   joinedSeq: bigint;
 
   /**
    * Highest seq the member has read.
    *
-   * @generated from field: int64 read_seq = 7 [jstype = JS_NUMBER];
+   * @generated from field: int64 read_seq = 7;
    */
   readSeq: bigint;
 };

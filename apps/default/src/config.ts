@@ -1,0 +1,61 @@
+import { z } from "zod";
+
+/**
+ * The Default Service's settings, read from the environment once at start. Every bad variable is
+ * reported together. docs/configuration.md lists each with its default.
+ */
+const port = (fallback: number) =>
+  z.coerce
+    .number({ invalid_type_error: "must be a port number" })
+    .int("must be a whole number")
+    .min(0, "must be a port number (0-65535)")
+    .max(65535, "must be a port number (0-65535)")
+    .default(fallback);
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+
+const schema = z
+  .object({
+    DB_URI: z
+      .string()
+      .default("pglite://./data")
+      .refine((v) => /^(postgres|postgresql|pglite):\/\//.test(v), "must start with postgresql://, postgres:// or pglite://"),
+    DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    HTTP_PORT: port(7000),
+    GRPC_PORT: port(7010),
+    BIND_HOST: z.string().min(1).default("127.0.0.1"),
+    OAUTH2_ISSUER: z.string().url("must be the issuer's URL, e.g. https://auth.example.com").optional(),
+    OAUTH2_JWT_VERIFY_AUDIENCE: z.string().min(1).optional(),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .superRefine((c, ctx) => {
+    if (c.OAUTH2_ISSUER && !c.OAUTH2_JWT_VERIFY_AUDIENCE) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["OAUTH2_JWT_VERIFY_AUDIENCE"],
+        message: "is required when OAUTH2_ISSUER is set (the audience tokens must carry)",
+      });
+    }
+    if (!c.OAUTH2_ISSUER && !LOOPBACK.has(c.BIND_HOST)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["BIND_HOST"],
+        message: "must be a loopback address while the development signer is in use; set OAUTH2_ISSUER to serve others",
+      });
+    }
+  });
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Reads the configuration from `env` (empty values count as unset); throws ConfigError listing every problem. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const result = schema.safeParse(present);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+}

@@ -1,0 +1,75 @@
+import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+
+/** The tables of migrations/, as Kysely sees them. */
+export interface Schema {
+  rooms: RoomsTable;
+  room_subscriptions: SubscriptionsTable;
+  room_events: EventsTable;
+  outbox: OutboxTable;
+}
+
+export type RoomKind = "direct" | "group" | "channel";
+export type Role = "owner" | "admin" | "moderator" | "member" | "guest";
+export type EventKind = "text" | "attachment" | "reaction" | "encrypted" | "call" | "edit" | "redaction" | "system";
+type Json = ColumnType<Record<string, unknown>, string | Record<string, unknown>, string | Record<string, unknown>>;
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface RoomsTable {
+  id: string;
+  type: RoomKind;
+  name: Generated<string>;
+  description: Generated<string>;
+  metadata: Json;
+  creator_id: string;
+  direct_key: string | null;
+  last_seq: Generated<number>;
+  member_count: Generated<number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Date | null;
+}
+
+export interface SubscriptionsTable {
+  room_id: string;
+  profile_id: string;
+  contact_id: Generated<string>;
+  profile_name: Generated<string>;
+  role: Role;
+  state: Generated<"active" | "removed">;
+  joined_at: Timestamp;
+  joined_seq: Generated<number>;
+  read_seq: Generated<number>;
+  settings: Json;
+  updated_at: Timestamp;
+}
+
+export interface EventsTable {
+  id: string;
+  room_id: string;
+  seq: number;
+  sender_id: string;
+  sender_contact_id: Generated<string>;
+  type: EventKind;
+  content: Json;
+  parent_id: string | null;
+  client_id: string | null;
+  edited: Generated<boolean>;
+  redacted: Generated<boolean>;
+  sent_at: Timestamp;
+  server_ts: Timestamp;
+  search: ColumnType<unknown, unknown, unknown>;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  event_id: string;
+  room_id: string;
+  seq: number;
+  created_at: Timestamp;
+  published_at: Date | null;
+}
+
+export type RoomRow = Selectable<RoomsTable>;
+export type SubscriptionRow = Selectable<SubscriptionsTable>;
+export type EventRow = Omit<Selectable<EventsTable>, "search">;
+export type NewEventRow = Insertable<EventsTable>;

@@ -1,0 +1,116 @@
+import { type Kysely, sql, type Transaction } from "kysely";
+import { newId } from "@service-chat/core";
+import type { EventKind, EventRow, RoomRow, Schema } from "../db/schema.js";
+
+export type Db = Kysely<Schema>;
+export type Tx = Transaction<Schema>;
+
+/** An event to store; the store assigns id (unless given), seq and server time. */
+export interface NewEvent {
+  senderId: string;
+  senderContactId?: string;
+  kind: EventKind;
+  content: Record<string, unknown>;
+  parentId?: string;
+  clientId?: string;
+  sentAt?: Date;
+  /** Text that full-text search should find this event by. */
+  searchText?: string;
+}
+
+export const EVENT_COLUMNS = [
+  "id",
+  "room_id",
+  "seq",
+  "sender_id",
+  "sender_contact_id",
+  "type",
+  "content",
+  "parent_id",
+  "client_id",
+  "edited",
+  "redacted",
+  "sent_at",
+  "server_ts",
+] as const;
+
+/**
+ * Locks a live room for the rest of the transaction and returns it. Every writer of a room takes
+ * this lock first, so seq assignment and membership changes of one room are serialised.
+ */
+export async function lockRoom(trx: Tx, roomId: string): Promise<RoomRow | undefined> {
+  return trx
+    .selectFrom("rooms")
+    .selectAll()
+    .where("id", "=", roomId)
+    .where("deleted_at", "is", null)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+/**
+ * Stores events in a room locked by `lockRoom`: seqs follow `room.last_seq` with no gap, and each
+ * event gets one row in room_events and one in outbox — nothing per member.
+ */
+export async function appendEvents(trx: Tx, room: RoomRow, events: NewEvent[]): Promise<EventRow[]> {
+  if (events.length === 0) return [];
+  const now = new Date();
+  const first = room.last_seq + 1;
+  const rows = await trx
+    .insertInto("room_events")
+    .values(
+      events.map((e, i) => ({
+        id: newId(),
+        room_id: room.id,
+        seq: first + i,
+        sender_id: e.senderId,
+        sender_contact_id: e.senderContactId ?? "",
+        type: e.kind,
+        content: JSON.stringify(e.content),
+        parent_id: e.parentId ?? null,
+        client_id: e.clientId ?? null,
+        sent_at: e.sentAt ?? now,
+        server_ts: now,
+        search: e.searchText ? sql`to_tsvector('simple', ${e.searchText})` : null,
+      })),
+    )
+    .returning(EVENT_COLUMNS)
+    .execute();
+  await trx
+    .insertInto("outbox")
+    .values(rows.map((r) => ({ event_id: r.id, room_id: r.room_id, seq: r.seq })))
+    .execute();
+  room.last_seq = first + events.length - 1;
+  await trx.updateTable("rooms").set({ last_seq: room.last_seq }).where("id", "=", room.id).execute();
+  return rows;
+}
+
+/** Events of a room by id, for edits, redactions, reactions and replies. */
+export async function findEvents(trx: Tx | Db, roomId: string, ids: string[]): Promise<Map<string, EventRow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await trx
+    .selectFrom("room_events")
+    .select(EVENT_COLUMNS)
+    .where("room_id", "=", roomId)
+    .where("id", "in", ids)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+/** Events a sender already stored under these client ids (idempotent resend). */
+export async function findByClientIds(
+  trx: Tx,
+  roomId: string,
+  senderId: string,
+  clientIds: string[],
+): Promise<Map<string, EventRow>> {
+  if (clientIds.length === 0) return new Map();
+  const rows = await trx
+    .selectFrom("room_events")
+    .select(EVENT_COLUMNS)
+    .where("room_id", "=", roomId)
+    .where("sender_id", "=", senderId)
+    .where("client_id", "in", clientIds)
+    .execute();
+  return new Map(rows.map((r) => [r.client_id as string, r]));
+}

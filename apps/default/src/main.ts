@@ -1,0 +1,30 @@
+import { createLogger, startServices, stopOnSignals } from "@service-chat/core";
+import { createApp } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+}
+const logger = createLogger(config.LOG_LEVEL);
+const app = await createApp(config, logger);
+const running = startServices(app.services, logger);
+stopOnSignals(running, logger);
+
+const ports = await app.server.ports;
+if (app.devSigner) {
+  const base = `http://${config.BIND_HOST}:${ports.http}`;
+  console.error(`
+Service Chat is running (HTTP ${base}, gRPC h2c ${config.BIND_HOST}:${ports.grpc}).
+Get a development token:   npm run token -- alice
+Then call the API:         curl -s ${base}/chat.v1.ChatService/SearchRooms \\
+                             -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}'
+`);
+}
+await running.done;
+await app.close();
+logger.info("stopped");

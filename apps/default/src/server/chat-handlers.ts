@@ -1,0 +1,76 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  AddRoomSubscriptionsResponseSchema,
+  ChatService,
+  CreateRoomResponseSchema,
+  DeleteRoomResponseSchema,
+  GetHistoryResponseSchema,
+  GetRoomResponseSchema,
+  RemoveRoomSubscriptionsResponseSchema,
+  SearchEventsResponseSchema,
+  SearchRoomSubscriptionsResponseSchema,
+  SearchRoomsResponseSchema,
+  SendEventResponseSchema,
+  UpdateRoomResponseSchema,
+  UpdateSubscriptionRoleResponseSchema,
+} from "@service-chat/api";
+import type { EventService } from "../events/event-service.js";
+import type { RoomService } from "../rooms/room-service.js";
+import type { SubscriptionService } from "../subscriptions/subscription-service.js";
+import { caller } from "./auth.js";
+
+export interface ChatServices {
+  rooms: RoomService;
+  subscriptions: SubscriptionService;
+  events: EventService;
+}
+
+/** ChatService over Connect, gRPC and gRPC-Web: each handler reads the caller, calls one service method. */
+export function chatHandlers({ rooms, subscriptions, events }: ChatServices): ServiceImpl<typeof ChatService> {
+  return {
+    async createRoom(req, ctx) {
+      return create(CreateRoomResponseSchema, { room: await rooms.create(caller(ctx), req) });
+    },
+    async getRoom(req, ctx) {
+      return create(GetRoomResponseSchema, { room: await rooms.get(caller(ctx), req.roomId) });
+    },
+    async searchRooms(req, ctx) {
+      const page = await rooms.search(caller(ctx), req);
+      return create(SearchRoomsResponseSchema, { rooms: page.items, nextCursor: page.nextCursor });
+    },
+    async updateRoom(req, ctx) {
+      return create(UpdateRoomResponseSchema, { room: await rooms.update(caller(ctx), req) });
+    },
+    async deleteRoom(req, ctx) {
+      return create(DeleteRoomResponseSchema, { roomId: await rooms.delete(caller(ctx), req.roomId) });
+    },
+    async addRoomSubscriptions(req, ctx) {
+      const subs = await subscriptions.add(caller(ctx), req.roomId, req.members);
+      return create(AddRoomSubscriptionsResponseSchema, { subscriptions: subs });
+    },
+    async removeRoomSubscriptions(req, ctx) {
+      const removed = await subscriptions.remove(caller(ctx), req.roomId, req.profileIds);
+      return create(RemoveRoomSubscriptionsResponseSchema, { roomId: req.roomId, profileIds: removed });
+    },
+    async updateSubscriptionRole(req, ctx) {
+      const sub = await subscriptions.updateRole(caller(ctx), req.roomId, req.profileId, req.role);
+      return create(UpdateSubscriptionRoleResponseSchema, { subscription: sub });
+    },
+    async searchRoomSubscriptions(req, ctx) {
+      const page = await subscriptions.search(caller(ctx), req);
+      return create(SearchRoomSubscriptionsResponseSchema, { subscriptions: page.items, nextCursor: page.nextCursor });
+    },
+    async sendEvent(req, ctx) {
+      return create(SendEventResponseSchema, { ack: await events.send(caller(ctx), req.event) });
+    },
+    async getHistory(req, ctx) {
+      const page = await events.history(caller(ctx), req);
+      return create(GetHistoryResponseSchema, { events: page.items, nextCursor: page.nextCursor });
+    },
+    async searchEvents(req, ctx) {
+      const page = await events.search(caller(ctx), req);
+      return create(SearchEventsResponseSchema, { events: page.items, nextCursor: page.nextCursor });
+    },
+  };
+}

@@ -1,0 +1,89 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { AppError, type DevSigner, type Logger } from "@service-chat/core";
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+export interface PlainRoutes {
+  /** Resolves when the service can take traffic; rejects naming what is not ready. */
+  ready(): Promise<void>;
+  /** Present only when the development signer is active. */
+  devSigner?: DevSigner;
+  logger: Logger;
+}
+
+const MAX_TOKEN_REQUEST = 4096;
+
+/** What the HTTP ports serve besides RPCs: health, readiness and the development token endpoint. */
+export function plainRoutes(routes: PlainRoutes) {
+  return async (req: Req, res: Res): Promise<void> => {
+    const path = (req.url ?? "/").split("?")[0];
+    try {
+      if (path === "/healthz") return json(res, 200, { status: "ok" });
+      if (path === "/readyz") {
+        try {
+          await routes.ready();
+          return json(res, 200, { status: "ready" });
+        } catch (err) {
+          return json(res, 503, { status: "not ready", reason: (err as Error).message });
+        }
+      }
+      if (path === "/dev/token" && routes.devSigner) {
+        if (req.method !== "POST") return json(res, 405, { error: "use POST with a JSON body like {\"sub\":\"alice\"}" });
+        return json(res, 200, { token: await routes.devSigner.sign(parseTokenRequest(await readBody(req))) });
+      }
+      return json(res, 404, { error: `no route for ${path}` });
+    } catch (err) {
+      if (err instanceof AppError) return json(res, 400, { error: err.message });
+      routes.logger.error({ err, path }, "internal error");
+      return json(res, 500, { error: "internal error" });
+    }
+  };
+}
+
+function json(res: Res, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  (res as ServerResponse).writeHead(status, { "content-type": "application/json" });
+  (res as ServerResponse).end(data);
+}
+
+async function readBody(req: Req): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_TOKEN_REQUEST) throw new AppError("invalid_argument", "request body is too large");
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function parseTokenRequest(body: string) {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(body) as Record<string, unknown>;
+  } catch {
+    throw new AppError("invalid_argument", "body must be JSON like {\"sub\":\"alice\"}");
+  }
+  const str = (k: string, required = false) => {
+    const x = v?.[k];
+    if (x === undefined && !required) return undefined;
+    if (typeof x !== "string" || x.length === 0 || x.length > 128 || /\s/.test(x)) {
+      throw new AppError("invalid_argument", `${k} must be a string of 1 to 128 characters without spaces`);
+    }
+    return x;
+  };
+  const ttl = v?.ttl_s;
+  if (ttl !== undefined && (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 60 || ttl > 30 * 86400)) {
+    throw new AppError("invalid_argument", "ttl_s must be a whole number of seconds between 60 and 2592000");
+  }
+  const contact_id = str("contact_id");
+  const device_id = str("device_id");
+  return {
+    sub: str("sub", true) as string,
+    ...(contact_id ? { contact_id } : {}),
+    ...(device_id ? { device_id } : {}),
+    ...(ttl !== undefined ? { ttl_s: ttl as number } : {}),
+  };
+}

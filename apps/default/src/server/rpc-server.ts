@@ -1,0 +1,78 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { aborted, type Logger, type Service } from "@service-chat/core";
+
+export interface RpcServerOptions {
+  host: string;
+  httpPort: number;
+  grpcPort: number;
+  routes: (router: ConnectRouter) => void;
+  interceptors: Interceptor[];
+  /** Everything that is not an RPC: health, readiness, dev token. */
+  fallback: (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+  logger: Logger;
+}
+
+export interface Ports {
+  http: number;
+  grpc: number;
+}
+
+/** Largest request body: 100 events of the largest kind fit. */
+const READ_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Serves the routes on two ports: HTTP/1.1 (Connect JSON and binary, gRPC-Web, plain routes) and
+ * h2c (gRPC, Connect over HTTP/2). A plaintext HTTP/2 port cannot also speak HTTP/1.1, hence two.
+ */
+export class RpcServer implements Service {
+  readonly name = "rpc-server";
+  private resolvePorts!: (p: Ports) => void;
+  /** Resolves once both ports listen (useful with port 0). */
+  readonly ports = new Promise<Ports>((resolve) => {
+    this.resolvePorts = resolve;
+  });
+
+  constructor(private readonly options: RpcServerOptions) {}
+
+  async run(signal: AbortSignal): Promise<void> {
+    const o = this.options;
+    const handler = connectNodeAdapter({
+      routes: o.routes,
+      interceptors: o.interceptors,
+      readMaxBytes: READ_MAX_BYTES,
+      fallback: o.fallback as never,
+    });
+    const h1 = http.createServer(handler);
+    const h2 = http2.createServer(handler);
+    const sessions = new Set<http2.Http2Session>();
+    h2.on("session", (session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+    });
+    const listen = (server: http.Server | http2.Http2Server, port: number) =>
+      new Promise<number>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, o.host, () => resolve((server.address() as AddressInfo).port));
+      });
+    const ports = { http: await listen(h1, o.httpPort), grpc: await listen(h2, o.grpcPort) };
+    o.logger.info({ host: o.host, ...ports }, "listening");
+    this.resolvePorts(ports);
+    await aborted(signal);
+    const close = (server: http.Server | http2.Http2Server) =>
+      new Promise<void>((resolve) => server.close(() => resolve()));
+    const closing = Promise.all([close(h1), close(h2)]);
+    h1.closeIdleConnections();
+    for (const session of sessions) session.close();
+    // Give in-flight calls a moment, then drop what is left.
+    const timer = setTimeout(() => {
+      h1.closeAllConnections();
+      for (const session of sessions) session.destroy();
+    }, 5000);
+    await closing;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,71 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
+import { type Authenticator, explainJoseError, type Identity, identityFromClaims } from "./identity.js";
+
+export const DEV_ISSUER = "service-chat-dev";
+export const DEV_AUDIENCE = "service-chat";
+
+export interface DevTokenRequest {
+  sub: string;
+  contact_id?: string;
+  device_id?: string;
+  ttl_s?: number;
+}
+
+/** A local signer for development: issues and verifies ES256 tokens. Never active with an issuer. */
+export interface DevSigner extends Authenticator {
+  sign(request: DevTokenRequest): Promise<string>;
+}
+
+/**
+ * Creates the development signer. With `keyFile`, its key pair is kept in that file so tokens
+ * stay valid across restarts; without, a fresh pair lives in memory.
+ */
+export async function createDevSigner(keyFile?: string): Promise<DevSigner> {
+  const { privateKey, publicKey } = await loadOrCreateKeys(keyFile);
+  return {
+    async sign({ sub, contact_id, device_id, ttl_s = 24 * 3600 }) {
+      return new SignJWT({
+        ...(contact_id ? { contact_id } : {}),
+        ...(device_id ? { device_id } : {}),
+      })
+        .setProtectedHeader({ alg: "ES256" })
+        .setSubject(sub)
+        .setIssuer(DEV_ISSUER)
+        .setAudience(DEV_AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + ttl_s)
+        .sign(privateKey);
+    },
+    async verify(token: string): Promise<Identity> {
+      try {
+        const { payload } = await jwtVerify(token, publicKey, {
+          issuer: DEV_ISSUER,
+          audience: DEV_AUDIENCE,
+          algorithms: ["ES256"],
+        });
+        return identityFromClaims(payload);
+      } catch (err) {
+        throw explainJoseError(err);
+      }
+    },
+  };
+}
+
+async function loadOrCreateKeys(keyFile?: string) {
+  if (keyFile) {
+    const saved = await readFile(keyFile, "utf8").catch(() => undefined);
+    if (saved) {
+      const jwk = JSON.parse(saved) as JWK;
+      const { d: _d, ...pub } = jwk;
+      return { privateKey: await importJWK(jwk, "ES256"), publicKey: await importJWK(pub, "ES256") };
+    }
+  }
+  const pair = await generateKeyPair("ES256", { extractable: true });
+  if (keyFile) {
+    await mkdir(dirname(keyFile), { recursive: true });
+    await writeFile(keyFile, JSON.stringify(await exportJWK(pair.privateKey)), { mode: 0o600 });
+  }
+  return pair;
+}

@@ -1,0 +1,42 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type Kysely, sql } from "kysely";
+
+/** Any constant shared by every instance: migrations of one database run one instance at a time. */
+const MIGRATION_LOCK = 0x63686174;
+
+/**
+ * Applies the `NNNN_name.sql` files of `dir` that the database has not seen, in name order, in one
+ * transaction under an advisory lock, so several instances starting together migrate once.
+ * Returns the versions applied.
+ */
+export async function migrate(db: Kysely<any>, dir: string): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).sort();
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`.execute(trx);
+    await sql`create table if not exists schema_migrations (
+      version text primary key,
+      applied_at timestamptz not null default now()
+    )`.execute(trx);
+    const done = new Set(
+      (await sql<{ version: string }>`select version from schema_migrations`.execute(trx)).rows.map((r) => r.version),
+    );
+    const applied: string[] = [];
+    for (const file of files) {
+      const version = file.slice(0, -4);
+      if (done.has(version)) continue;
+      await sql.raw(await readFile(join(dir, file), "utf8")).execute(trx);
+      await sql`insert into schema_migrations (version) values (${version})`.execute(trx);
+      applied.push(version);
+    }
+    return applied;
+  });
+}
+
+/** The migrations in `dir` that the database has not applied yet (for readiness checks). */
+export async function pendingMigrations(db: Kysely<any>, dir: string): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).map((f) => f.slice(0, -4));
+  const rows = await sql<{ version: string }>`select version from schema_migrations`.execute(db).catch(() => ({ rows: [] }));
+  const done = new Set(rows.rows.map((r) => r.version));
+  return files.filter((v) => !done.has(v));
+}

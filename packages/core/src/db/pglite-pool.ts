@@ -1,0 +1,43 @@
+import type { PGlite } from "@electric-sql/pglite";
+import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
+
+/**
+ * Lets Kysely's PostgreSQL dialect drive an embedded PGlite. PGlite is one connection, so the
+ * "pool" hands it to one borrower at a time: a transaction owns it from BEGIN to COMMIT and other
+ * queries wait their turn, exactly as they would for a pool of size one.
+ */
+export function pglitePool(pg: PGlite): PostgresPool {
+  let tail: Promise<void> = Promise.resolve();
+
+  const client = (release: () => void): PostgresPoolClient => ({
+    async query<R>(sql: unknown, parameters?: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
+      if (typeof sql !== "string") throw new Error("cursors are not supported on PGlite");
+      const command = sql.trimStart().slice(0, 8).split(/\s/)[0]?.toUpperCase() as PostgresQueryResult<R>["command"];
+      if (!parameters || parameters.length === 0) {
+        // The simple protocol: allows several statements (migrations) in one call.
+        const results = await pg.exec(sql);
+        const last = results[results.length - 1];
+        return { command, rowCount: last?.affectedRows ?? 0, rows: (last?.rows ?? []) as R[] };
+      }
+      const result = await pg.query<R>(sql, parameters as unknown[]);
+      return { command, rowCount: result.affectedRows ?? 0, rows: result.rows };
+    },
+    release,
+  }) as PostgresPoolClient;
+
+  return {
+    connect() {
+      let release!: () => void;
+      const turn = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const ready = tail;
+      tail = tail.then(() => turn);
+      return ready.then(() => client(release));
+    },
+    async end() {
+      await tail;
+      await pg.close();
+    },
+  };
+}

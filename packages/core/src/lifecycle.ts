@@ -1,0 +1,63 @@
+import type { Logger } from "./logger.js";
+
+/** A long-running part of the system: it runs until `signal` aborts, then returns once it has stopped. */
+export interface Service {
+  readonly name: string;
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export interface Running {
+  /** Stops every service (in reverse start order) and resolves when all have returned. */
+  stop(): Promise<void>;
+  /** Resolves when every service has returned (after stop, or because one failed). */
+  done: Promise<void>;
+}
+
+/**
+ * Starts services together; stopping them (or the failure of any one) aborts each in
+ * reverse order of start, so servers stop taking work before what they depend on goes.
+ */
+export function startServices(services: Service[], logger: Logger): Running {
+  const controllers = services.map(() => new AbortController());
+  const runs = services.map((service, i) =>
+    service.run((controllers[i] as AbortController).signal).then(
+      () => logger.debug({ service: service.name }, "service stopped"),
+      (err: unknown) => {
+        logger.error({ service: service.name, err }, "service failed");
+        void stop();
+      },
+    ),
+  );
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      for (let i = services.length - 1; i >= 0; i--) {
+        (controllers[i] as AbortController).abort();
+        await runs[i];
+      }
+    })();
+    return stopping;
+  };
+  return { stop, done: Promise.all(runs).then(() => undefined) };
+}
+
+/** Stops `running` on SIGTERM or SIGINT; a second signal exits at once. */
+export function stopOnSignals(running: Running, logger: Logger): void {
+  let signalled = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled) process.exit(1);
+    signalled = true;
+    logger.info({ signal: sig }, "shutting down");
+    void running.stop();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+/** Resolves when `signal` aborts. */
+export function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
