@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import {
   type Authenticator,
+  type Database,
   createDevSigner,
   type DevSigner,
   type Logger,
@@ -27,6 +28,7 @@ export const MIGRATIONS = fileURLToPath(new URL("./db/migrations", import.meta.u
 export interface App {
   services: Service[];
   server: RpcServer;
+  database: Database<Schema>;
   /** Present when tokens come from the development signer. */
   devSigner?: DevSigner;
   /** Closes what the services do not own (the database). */
@@ -71,5 +73,5 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     }),
     logger: logger.child({ component: "rpc-server" }),
   });
-  return { services: [server], server, ...(devSigner ? { devSigner } : {}), close: () => database.close() };
+  return { services: [server], server, database, ...(devSigner ? { devSigner } : {}), close: () => database.close() };
 }

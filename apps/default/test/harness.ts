@@ -1,0 +1,100 @@
+import { randomBytes } from "node:crypto";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { ChatService } from "@service-chat/api";
+import { createLogger, type DevSigner, startServices } from "@service-chat/core";
+import type { Kysely } from "kysely";
+import pg from "pg";
+import { type App, createApp } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import type { Schema } from "../src/db/schema.js";
+
+export const TEST_DB = (process.env.TEST_DB ?? "pglite") as "pglite" | "postgres";
+const SERVER = process.env.TEST_POSTGRES_URI ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+
+export type ChatClient = Client<typeof ChatService>;
+export type Protocol = "connect" | "grpc" | "grpc-web";
+
+export interface TestApp {
+  app: App;
+  signer: DevSigner;
+  httpUrl: string;
+  grpcUrl: string;
+  /** A client acting as `user` (profile id), over the chosen protocol (Connect JSON by default). */
+  as(user: string, protocol?: Protocol, claims?: { contact_id?: string; device_id?: string }): ChatClient;
+  /** A client sending exactly this token (or none). */
+  withToken(token: string | undefined, protocol?: Protocol): ChatClient;
+  /** The service's own database, for counting rows. */
+  db: Kysely<Schema>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real Default Service on free ports against a fresh database: an in-memory PGlite, or
+ * a new database on the PostgreSQL server that is dropped afterwards. Clients talk to it over
+ * real sockets.
+ */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const { uri, drop } = await freshDatabase();
+  const config = loadConfig({ DB_URI: uri, HTTP_PORT: "0", GRPC_PORT: "0", LOG_LEVEL: "silent", ...env });
+  const logger = createLogger(config.LOG_LEVEL);
+  const app = await createApp(config, logger);
+  const running = startServices(app.services, logger);
+  const ports = await app.server.ports;
+  const httpUrl = `http://127.0.0.1:${ports.http}`;
+  const grpcUrl = `http://127.0.0.1:${ports.grpc}`;
+  const signer = app.devSigner as DevSigner;
+
+  const transport = (token: () => Promise<string | undefined>, protocol: Protocol): Transport => {
+    const auth: Interceptor = (next) => async (req) => {
+      const t = await token();
+      if (t !== undefined) req.header.set("authorization", `Bearer ${t}`);
+      return next(req);
+    };
+    const options = { interceptors: [auth] };
+    if (protocol === "grpc") return createGrpcTransport({ baseUrl: grpcUrl, ...options });
+    if (protocol === "grpc-web") return createGrpcWebTransport({ baseUrl: httpUrl, httpVersion: "1.1", ...options });
+    return createConnectTransport({ baseUrl: httpUrl, httpVersion: "1.1", ...options });
+  };
+
+  return {
+    app,
+    signer,
+    httpUrl,
+    grpcUrl,
+    db: app.database.db,
+    as(user, protocol = "connect", claims = {}) {
+      let token: Promise<string> | undefined;
+      return createClient(
+        ChatService,
+        transport(() => (token ??= signer.sign({ sub: user, ...claims })), protocol),
+      );
+    },
+    withToken(token, protocol = "connect") {
+      return createClient(ChatService, transport(async () => token, protocol));
+    },
+    async stop() {
+      await running.stop();
+      await app.close();
+      await drop();
+    },
+  };
+}
+
+async function freshDatabase(): Promise<{ uri: string; drop: () => Promise<void> }> {
+  if (TEST_DB === "pglite") return { uri: "pglite://memory", drop: async () => {} };
+  const name = `chat_test_${process.pid}_${randomBytes(4).toString("hex")}`;
+  const admin = async (statement: string) => {
+    const c = new pg.Client({ connectionString: SERVER });
+    await c.connect();
+    try {
+      await c.query(statement);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`create database ${name}`);
+  const uri = new URL(SERVER);
+  uri.pathname = `/${name}`;
+  return { uri: uri.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+}
