@@ -12,15 +12,25 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "unit", include: ["packages/*/test/**/*.test.ts"] },
+        test: { name: "unit", include: ["packages/*/test/**/*.test.ts", "apps/*/test/unit/**/*.test.ts"] },
       },
       {
         extends: true,
-        test: { name: "pglite", include: ["apps/*/test/**/*.test.ts"], env: { TEST_DB: "pglite" } },
+        test: {
+          name: "pglite",
+          include: ["apps/*/test/**/*.test.ts"],
+          exclude: ["apps/*/test/unit/**"],
+          env: { TEST_DB: "pglite" },
+        },
       },
       {
         extends: true,
-        test: { name: "postgres", include: ["apps/*/test/**/*.test.ts"], env: { TEST_DB: "postgres" } },
+        test: {
+          name: "postgres",
+          include: ["apps/*/test/**/*.test.ts"],
+          exclude: ["apps/*/test/unit/**"],
+          env: { TEST_DB: "postgres" },
+        },
       },
     ],
   },

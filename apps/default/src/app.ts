@@ -66,7 +66,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       logger,
       ...(devSigner ? { devSigner } : {}),
       async ready() {
-        await database.ping();
+        await database.ping().catch((err: unknown) => {
+          logger.warn({ err }, "database not reachable");
+          throw new Error("database not reachable");
+        });
         const pending = await pendingMigrations(database.db, MIGRATIONS);
         if (pending.length > 0) throw new Error(`migrations not applied: ${pending.join(", ")}`);
       },

@@ -13,7 +13,7 @@ export const TEST_DB = (process.env.TEST_DB ?? "pglite") as "pglite" | "postgres
 const SERVER = process.env.TEST_POSTGRES_URI ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 
 export type ChatClient = Client<typeof ChatService>;
-export type Protocol = "connect" | "grpc" | "grpc-web";
+export type Protocol = "connect" | "connect-binary" | "connect-h2" | "grpc" | "grpc-web";
 
 export interface TestApp {
   app: App;
@@ -54,7 +54,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     const options = { interceptors: [auth] };
     if (protocol === "grpc") return createGrpcTransport({ baseUrl: grpcUrl, ...options });
     if (protocol === "grpc-web") return createGrpcWebTransport({ baseUrl: httpUrl, httpVersion: "1.1", ...options });
-    return createConnectTransport({ baseUrl: httpUrl, httpVersion: "1.1", ...options });
+    if (protocol === "connect-h2") return createConnectTransport({ baseUrl: grpcUrl, httpVersion: "2", ...options });
+    const useBinaryFormat = protocol === "connect-binary";
+    return createConnectTransport({ baseUrl: httpUrl, httpVersion: "1.1", useBinaryFormat, ...options });
   };
 
   return {

@@ -1,0 +1,156 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Code } from "@connectrpc/connect";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./harness.js";
+
+const AUDIENCE = "service-chat-test";
+
+/** A minimal OpenID Connect issuer on loopback: discovery document and JWKS. */
+async function startIssuer() {
+  const { privateKey, publicKey } = await generateKeyPair("RS256");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
+  const server = http.createServer((req, res) => {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    res.setHeader("content-type", "application/json");
+    if (req.url === "/.well-known/openid-configuration") res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
+    else if (req.url === "/jwks") res.end(JSON.stringify({ keys: [jwk] }));
+    else res.writeHead(404).end("{}");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const sign = async (claims: Record<string, unknown>, opts: { key?: CryptoKey; exp?: number } = {}) => {
+    const jwt = new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "k1" }).setIssuedAt();
+    if (!("iss" in claims)) jwt.setIssuer(url);
+    if (!("aud" in claims)) jwt.setAudience(AUDIENCE);
+    jwt.setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 600);
+    return jwt.sign(opts.key ?? privateKey);
+  };
+  return { url, sign, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+describe("with an OIDC issuer", () => {
+  let issuer: Awaited<ReturnType<typeof startIssuer>>;
+  let t: TestApp;
+  beforeAll(async () => {
+    issuer = await startIssuer();
+    t = await startTestApp({ OAUTH2_ISSUER: issuer.url, OAUTH2_JWT_VERIFY_AUDIENCE: AUDIENCE });
+  });
+  afterAll(async () => {
+    await t.stop();
+    await issuer.close();
+  });
+
+  const call = (token: string | undefined) => t.withToken(token).searchRooms({});
+
+  it("accepts a valid token and takes the profile from sub", async () => {
+    const token = await issuer.sign({ sub: "oidc-alice", contact_id: "alice@example.com" });
+    const { room } = await t.withToken(token).createRoom({ name: "r", type: 2 });
+    expect(room?.creatorId).toBe("oidc-alice");
+  });
+
+  it.each([
+    ["no token", undefined, /missing Authorization/],
+    ["a malformed token", "not.a.jwt", /malformed/],
+  ])("refuses %s", async (_, token, message) => {
+    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: expect.stringMatching(message) });
+  });
+
+  it("refuses an expired token", async () => {
+    const token = await issuer.sign({ sub: "a" }, { exp: Math.floor(Date.now() / 1000) - 60 });
+    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: "token expired" });
+  });
+
+  it("refuses a token for another audience", async () => {
+    const token = await issuer.sign({ sub: "a", aud: "someone-else" });
+    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: /claim aud/ });
+  });
+
+  it("refuses a token from another issuer", async () => {
+    const token = await issuer.sign({ sub: "a", iss: "https://evil.example.com" });
+    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: /claim iss/ });
+  });
+
+  it("refuses a forged token (right key id, wrong key)", async () => {
+    const { privateKey } = await generateKeyPair("RS256");
+    const token = await issuer.sign({ sub: "a" }, { key: privateKey });
+    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: /signature/ });
+  });
+
+  it("refuses a token without a subject", async () => {
+    const token = await issuer.sign({ contact_id: "x" });
+    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: /sub/ });
+  });
+
+  it("refuses a token of the development signer", async () => {
+    const { createDevSigner } = await import("@service-chat/core");
+    const token = await (await createDevSigner()).sign({ sub: "a" });
+    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated });
+  });
+
+  it("does not serve development tokens", async () => {
+    const res = await fetch(`${t.httpUrl}/dev/token`, { method: "POST", body: JSON.stringify({ sub: "a" }) });
+    expect(res.status).toBe(404);
+  });
+});
+
+describe("with the development signer", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.stop());
+
+  const devToken = (body: unknown) =>
+    fetch(`${t.httpUrl}/dev/token`, { method: "POST", body: JSON.stringify(body) }).then(async (r) => ({
+      status: r.status,
+      body: (await r.json()) as { token?: string; error?: string },
+    }));
+
+  it("issues a token over POST /dev/token that the API accepts, with contact and device claims", async () => {
+    const { status, body } = await devToken({ sub: "dev-alice", contact_id: "+254700000000", device_id: "phone" });
+    expect(status).toBe(200);
+    const { ack } = await t.withToken(body.token).createRoom({ name: "r", type: 2 }).then(async ({ room }) =>
+      t.withToken(body.token).sendEvent({
+        event: [{ roomId: room!.id, type: 1, content: { case: "text", value: { body: "hi" } } }],
+      }),
+    );
+    const { events } = await t.withToken(body.token).getHistory({ roomId: ack[0]!.roomId, limit: 1 });
+    expect(events[0]?.source).toMatchObject({ profileId: "dev-alice", contactId: "+254700000000" });
+  });
+
+  it.each([
+    [{}, /sub/],
+    [{ sub: "has space" }, /sub/],
+    [{ sub: "a", ttl_s: 5 }, /ttl_s/],
+    [{ sub: "a", device_id: 7 }, /device_id/],
+  ])("refuses a bad token request %j", async (req, message) => {
+    const { status, body } = await devToken(req);
+    expect(status).toBe(400);
+    expect(body.error).toMatch(message);
+  });
+
+  it("refuses a body that is not JSON", async () => {
+    const res = await fetch(`${t.httpUrl}/dev/token`, { method: "POST", body: "sub=alice" });
+    expect(res.status).toBe(400);
+  });
+
+  it("refuses an expired development token", async () => {
+    const token = await t.signer.sign({ sub: "a", ttl_s: -10 });
+    await expect(t.withToken(token).searchRooms({})).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+      rawMessage: "token expired",
+    });
+  });
+
+  it("refuses a header that is not a bearer token", async () => {
+    const res = await fetch(`${t.httpUrl}/chat.v1.ChatService/SearchRooms`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Basic YWxpY2U6c2VjcmV0" },
+      body: "{}",
+    });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { message: string }).message).toMatch(/Bearer/);
+  });
+});

@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+describe("configuration", () => {
+  it("defaults to the embedded setup on loopback", () => {
+    expect(loadConfig({})).toMatchObject({
+      DB_URI: "pglite://./data",
+      HTTP_PORT: 7000,
+      GRPC_PORT: 7010,
+      BIND_HOST: "127.0.0.1",
+    });
+  });
+
+  it("lists every bad variable at once", () => {
+    let err: unknown;
+    try {
+      loadConfig({ HTTP_PORT: "seventy", GRPC_PORT: "70000", DB_URI: "mysql://x", LOG_LEVEL: "loud" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    for (const name of ["HTTP_PORT", "GRPC_PORT", "DB_URI", "LOG_LEVEL"]) expect(message).toContain(name);
+  });
+
+  it("needs an audience with an issuer", () => {
+    expect(() => loadConfig({ OAUTH2_ISSUER: "https://id.example.com" })).toThrow(/OAUTH2_JWT_VERIFY_AUDIENCE/);
+  });
+
+  it("refuses to expose the development signer beyond loopback", () => {
+    expect(() => loadConfig({ BIND_HOST: "0.0.0.0" })).toThrow(/BIND_HOST/);
+    expect(
+      loadConfig({ BIND_HOST: "0.0.0.0", OAUTH2_ISSUER: "https://id.example.com", OAUTH2_JWT_VERIFY_AUDIENCE: "chat" })
+        .BIND_HOST,
+    ).toBe("0.0.0.0");
+  });
+
+  it("treats empty variables as unset", () => {
+    expect(loadConfig({ HTTP_PORT: "" }).HTTP_PORT).toBe(7000);
+  });
+});
