@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./harness.js";
 
 const AUDIENCE = "service-chat-test";
+type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 
 /** A minimal OpenID Connect issuer on loopback: discovery document and JWKS. */
 async function startIssuer() {
@@ -14,13 +15,14 @@ async function startIssuer() {
   const server = http.createServer((req, res) => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     res.setHeader("content-type", "application/json");
-    if (req.url === "/.well-known/openid-configuration") res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
+    if (req.url === "/.well-known/openid-configuration")
+      res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
     else if (req.url === "/jwks") res.end(JSON.stringify({ keys: [jwk] }));
     else res.writeHead(404).end("{}");
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sign = async (claims: Record<string, unknown>, opts: { key?: CryptoKey; exp?: number } = {}) => {
+  const sign = async (claims: Record<string, unknown>, opts: { key?: KeyPair["privateKey"]; exp?: number } = {}) => {
     const jwt = new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "k1" }).setIssuedAt();
     if (!("iss" in claims)) jwt.setIssuer(url);
     if (!("aud" in claims)) jwt.setAudience(AUDIENCE);
@@ -54,7 +56,10 @@ describe("with an OIDC issuer", () => {
     ["no token", undefined, /missing Authorization/],
     ["a malformed token", "not.a.jwt", /malformed/],
   ])("refuses %s", async (_, token, message) => {
-    await expect(call(token)).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: expect.stringMatching(message) });
+    await expect(call(token)).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+      rawMessage: expect.stringMatching(message),
+    });
   });
 
   it("refuses an expired token", async () => {
@@ -111,11 +116,14 @@ describe("with the development signer", () => {
   it("issues a token over POST /dev/token that the API accepts, with contact and device claims", async () => {
     const { status, body } = await devToken({ sub: "dev-alice", contact_id: "+254700000000", device_id: "phone" });
     expect(status).toBe(200);
-    const { ack } = await t.withToken(body.token).createRoom({ name: "r", type: 2 }).then(async ({ room }) =>
-      t.withToken(body.token).sendEvent({
-        event: [{ roomId: room!.id, type: 1, content: { case: "text", value: { body: "hi" } } }],
-      }),
-    );
+    const { ack } = await t
+      .withToken(body.token)
+      .createRoom({ name: "r", type: 2 })
+      .then(async ({ room }) =>
+        t.withToken(body.token).sendEvent({
+          event: [{ roomId: room!.id, type: 1, content: { case: "text", value: { body: "hi" } } }],
+        }),
+      );
     const { events } = await t.withToken(body.token).getHistory({ roomId: ack[0]!.roomId, limit: 1 });
     expect(events[0]?.source).toMatchObject({ profileId: "dev-alice", contactId: "+254700000000" });
   });

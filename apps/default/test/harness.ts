@@ -73,7 +73,10 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       );
     },
     withToken(token, protocol = "connect") {
-      return createClient(ChatService, transport(async () => token, protocol));
+      return createClient(
+        ChatService,
+        transport(async () => token, protocol),
+      );
     },
     async stop() {
       await running.stop();
@@ -83,7 +86,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   };
 }
 
-async function freshDatabase(): Promise<{ uri: string; drop: () => Promise<void> }> {
+export async function freshDatabase(): Promise<{ uri: string; drop: () => Promise<void> }> {
   if (TEST_DB === "pglite") return { uri: "pglite://memory", drop: async () => {} };
   const name = `chat_test_${process.pid}_${randomBytes(4).toString("hex")}`;
   const admin = async (statement: string) => {
