@@ -1,8 +1,9 @@
 import { fileURLToPath } from "node:url";
+import { ChatService } from "@service-chat/api";
 import {
   type Authenticator,
-  type Database,
   createDevSigner,
+  type Database,
   type DevSigner,
   type Logger,
   migrate,
@@ -11,7 +12,6 @@ import {
   pendingMigrations,
   type Service,
 } from "@service-chat/core";
-import { ChatService } from "@service-chat/api";
 import type { Config } from "./config.js";
 import type { Schema } from "./db/schema.js";
 import { EventService } from "./events/event-service.js";

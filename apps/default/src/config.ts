@@ -19,7 +19,10 @@ const schema = z
     DB_URI: z
       .string()
       .default("pglite://./data")
-      .refine((v) => /^(postgres|postgresql|pglite):\/\//.test(v), "must start with postgresql://, postgres:// or pglite://"),
+      .refine(
+        (v) => /^(postgres|postgresql|pglite):\/\//.test(v),
+        "must start with postgresql://, postgres:// or pglite://",
+      ),
     DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     HTTP_PORT: port(7000),
     GRPC_PORT: port(7010),

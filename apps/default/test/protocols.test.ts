@@ -57,9 +57,11 @@ describe("plain HTTP", () => {
   });
 
   it("takes the README's curl example as written (Connect JSON with enum names)", async () => {
-    const token = ((await (await fetch(`${t.httpUrl}/dev/token`, { method: "POST", body: '{"sub":"curl"}' })).json()) as {
-      token: string;
-    }).token;
+    const token = (
+      (await (await fetch(`${t.httpUrl}/dev/token`, { method: "POST", body: '{"sub":"curl"}' })).json()) as {
+        token: string;
+      }
+    ).token;
     const post = async (method: string, body: unknown) => {
       const res = await fetch(`${t.httpUrl}/chat.v1.ChatService/${method}`, {
         method: "POST",
@@ -69,7 +71,11 @@ describe("plain HTTP", () => {
       expect(res.status).toBe(200);
       return (await res.json()) as Record<string, any>;
     };
-    const { room } = await post("CreateRoom", { name: "general", type: "ROOM_TYPE_GROUP", members: [{ profileId: "bob" }] });
+    const { room } = await post("CreateRoom", {
+      name: "general",
+      type: "ROOM_TYPE_GROUP",
+      members: [{ profileId: "bob" }],
+    });
     const { ack } = await post("SendEvent", {
       event: [{ roomId: room.id, type: "ROOM_EVENT_TYPE_TEXT", text: { body: "Hello, Bob!" }, clientId: "m1" }],
     });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { newId, isId } from "../src/ids.js";
+import { isId, newId } from "../src/ids.js";
 import { checkCount, checkId, checkLimit, checkProfileId, checkText } from "../src/validate.js";
 
 const code = (f: () => unknown) => {

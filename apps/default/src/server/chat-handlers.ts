@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   AddRoomSubscriptionsResponseSchema,
-  ChatService,
+  type ChatService,
   CreateRoomResponseSchema,
   DeleteRoomResponseSchema,
   GetHistoryResponseSchema,

@@ -30,7 +30,7 @@ export function plainRoutes(routes: PlainRoutes) {
         }
       }
       if (path === "/dev/token" && routes.devSigner) {
-        if (req.method !== "POST") return json(res, 405, { error: "use POST with a JSON body like {\"sub\":\"alice\"}" });
+        if (req.method !== "POST") return json(res, 405, { error: 'use POST with a JSON body like {"sub":"alice"}' });
         return json(res, 200, { token: await routes.devSigner.sign(parseTokenRequest(await readBody(req))) });
       }
       return json(res, 404, { error: `no route for ${path}` });
@@ -64,7 +64,7 @@ function parseTokenRequest(body: string) {
   try {
     v = JSON.parse(body) as Record<string, unknown>;
   } catch {
-    throw new AppError("invalid_argument", "body must be JSON like {\"sub\":\"alice\"}");
+    throw new AppError("invalid_argument", 'body must be JSON like {"sub":"alice"}');
   }
   const str = (k: string, required = false) => {
     const x = v?.[k];

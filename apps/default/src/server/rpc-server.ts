@@ -12,7 +12,10 @@ export interface RpcServerOptions {
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
   /** Everything that is not an RPC: health, readiness, dev token. */
-  fallback: (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+  fallback: (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => void;
   logger: Logger;
 }
 

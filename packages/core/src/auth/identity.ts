@@ -1,4 +1,4 @@
-import { errors as joseErrors, type JWTPayload } from "jose";
+import { type JWTPayload, errors as joseErrors } from "jose";
 import { AppError, unauthenticated } from "../errors.js";
 
 /** Who is calling, from a verified token. */
@@ -20,7 +20,8 @@ export function identityFromClaims(claims: JWTPayload): Identity {
   const claim = (name: string): string => {
     const v = claims[name];
     if (v === undefined || v === null) return "";
-    if (typeof v !== "string" || v.length > MAX_CLAIM) throw unauthenticated(`token claim ${name} is not a short string`);
+    if (typeof v !== "string" || v.length > MAX_CLAIM)
+      throw unauthenticated(`token claim ${name} is not a short string`);
     return v;
   };
   const profileId = claim("sub");

@@ -36,7 +36,9 @@ export async function migrate(db: Kysely<any>, dir: string): Promise<string[]> {
 /** The migrations in `dir` that the database has not applied yet (for readiness checks). */
 export async function pendingMigrations(db: Kysely<any>, dir: string): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).map((f) => f.slice(0, -4));
-  const rows = await sql<{ version: string }>`select version from schema_migrations`.execute(db).catch(() => ({ rows: [] }));
+  const rows = await sql<{ version: string }>`select version from schema_migrations`
+    .execute(db)
+    .catch(() => ({ rows: [] }));
   const done = new Set(rows.rows.map((r) => r.version));
   return files.filter((v) => !done.has(v));
 }

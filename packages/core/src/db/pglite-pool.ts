@@ -9,21 +9,22 @@ import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kyse
 export function pglitePool(pg: PGlite): PostgresPool {
   let tail: Promise<void> = Promise.resolve();
 
-  const client = (release: () => void): PostgresPoolClient => ({
-    async query<R>(sql: unknown, parameters?: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
-      if (typeof sql !== "string") throw new Error("cursors are not supported on PGlite");
-      const command = sql.trimStart().slice(0, 8).split(/\s/)[0]?.toUpperCase() as PostgresQueryResult<R>["command"];
-      if (!parameters || parameters.length === 0) {
-        // The simple protocol: allows several statements (migrations) in one call.
-        const results = await pg.exec(sql);
-        const last = results[results.length - 1];
-        return { command, rowCount: last?.affectedRows ?? 0, rows: (last?.rows ?? []) as R[] };
-      }
-      const result = await pg.query<R>(sql, parameters as unknown[]);
-      return { command, rowCount: result.affectedRows ?? 0, rows: result.rows };
-    },
-    release,
-  }) as PostgresPoolClient;
+  const client = (release: () => void): PostgresPoolClient =>
+    ({
+      async query<R>(sql: unknown, parameters?: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
+        if (typeof sql !== "string") throw new Error("cursors are not supported on PGlite");
+        const command = sql.trimStart().slice(0, 8).split(/\s/)[0]?.toUpperCase() as PostgresQueryResult<R>["command"];
+        if (!parameters || parameters.length === 0) {
+          // The simple protocol: allows several statements (migrations) in one call.
+          const results = await pg.exec(sql);
+          const last = results[results.length - 1];
+          return { command, rowCount: last?.affectedRows ?? 0, rows: (last?.rows ?? []) as R[] };
+        }
+        const result = await pg.query<R>(sql, parameters as unknown[]);
+        return { command, rowCount: result.affectedRows ?? 0, rows: result.rows };
+      },
+      release,
+    }) as PostgresPoolClient;
 
   return {
     connect() {
