@@ -3,17 +3,27 @@ import { ChatService } from "@service-chat/api";
 import {
   type Authenticator,
   createDevSigner,
+  createMetrics,
   type Database,
   type DevSigner,
+  type EventStream,
+  type LiveBus,
   type Logger,
+  type Metrics,
   migrate,
   oidcAuthenticator,
   openDatabase,
+  openQueues,
   pendingMigrations,
   type Service,
 } from "@service-chat/core";
 import type { Config } from "./config.js";
 import type { Schema } from "./db/schema.js";
+import { FanoutWorker } from "./delivery/fanout.js";
+import { MembershipCache } from "./delivery/membership.js";
+import { PipelineMetrics } from "./delivery/metrics.js";
+import { OutboxRelay } from "./delivery/outbox-relay.js";
+import { SyncService } from "./delivery/sync-service.js";
 import { EventService } from "./events/event-service.js";
 import { RoomService } from "./rooms/room-service.js";
 import { authInterceptor } from "./server/auth.js";
@@ -26,20 +36,31 @@ import { SubscriptionService } from "./subscriptions/subscription-service.js";
 export const MIGRATIONS = fileURLToPath(new URL("./db/migrations", import.meta.url));
 
 export interface App {
+  /** What runs, in start order: the pipeline first, the RPC server last (so it stops first). */
   services: Service[];
   server: RpcServer;
   database: Database<Schema>;
+  stream: EventStream;
+  live: LiveBus;
+  metrics: Metrics;
   /** Present when tokens come from the development signer. */
   devSigner?: DevSigner;
-  /** Closes what the services do not own (the database). */
+  /** Closes what the services do not own (database, queues, metrics). */
   close(): Promise<void>;
 }
 
-/** The composition root: config → database → services → server, in that order. */
+/** The composition root: config → database → queues → services → pipeline and server. */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const database = await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE });
   const applied = await migrate(database.db, MIGRATIONS);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  const { stream, live } = await openQueues(config.QUEUE_USER_EVENT_DELIVERY_URI, {
+    name: config.QUEUE_USER_EVENT_DELIVERY_NAME,
+    partitions: config.QUEUE_PARTITIONS,
+    redeliveryMs: config.QUEUE_REDELIVERY_MS,
+  });
+  const metrics = createMetrics("chat-default");
+  const pipelineMetrics = new PipelineMetrics(metrics.meter);
 
   let devSigner: DevSigner | undefined;
   let auth: Authenticator;
@@ -51,10 +72,12 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     logger.warn("no OAUTH2_ISSUER: using the development token signer (POST /dev/token)");
   }
 
+  const members = new MembershipCache(database.db);
   const services = {
     rooms: new RoomService(database.db),
     subscriptions: new SubscriptionService(database.db),
     events: new EventService(database.db),
+    sync: new SyncService(database.db, live, members, config.SYNC_MAX_BACKLOG),
   };
   const server = new RpcServer({
     host: config.BIND_HOST,
@@ -64,6 +87,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     interceptors: [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)],
     fallback: plainRoutes({
       logger,
+      metrics,
       ...(devSigner ? { devSigner } : {}),
       async ready() {
         await database.ping().catch((err: unknown) => {
@@ -76,5 +100,43 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     }),
     logger: logger.child({ component: "rpc-server" }),
   });
-  return { services: [server], server, database, ...(devSigner ? { devSigner } : {}), close: () => database.close() };
+
+  const run: Service[] = [];
+  if (config.SERVICES.includes("relay")) {
+    run.push(
+      new OutboxRelay({
+        database,
+        stream,
+        logger: logger.child({ component: "outbox-relay" }),
+        metrics: pipelineMetrics,
+        retentionMs: config.OUTBOX_RETENTION_SEC * 1000,
+      }),
+    );
+  }
+  if (config.SERVICES.includes("fanout")) {
+    run.push(
+      new FanoutWorker({
+        stream,
+        live,
+        members,
+        logger: logger.child({ component: "fanout" }),
+        metrics: pipelineMetrics,
+      }),
+    );
+  }
+  if (config.SERVICES.includes("api")) run.push(server);
+
+  return {
+    services: run,
+    server,
+    database,
+    stream,
+    live,
+    metrics,
+    ...(devSigner ? { devSigner } : {}),
+    async close() {
+      await Promise.allSettled([stream.close(), live.close(), metrics.shutdown()]);
+      await database.close();
+    },
+  };
 }

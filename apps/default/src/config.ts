@@ -29,6 +29,31 @@ const schema = z
     BIND_HOST: z.string().min(1).default("127.0.0.1"),
     OAUTH2_ISSUER: z.string().url("must be the issuer's URL, e.g. https://auth.example.com").optional(),
     OAUTH2_JWT_VERIFY_AUDIENCE: z.string().min(1).optional(),
+    QUEUE_USER_EVENT_DELIVERY_URI: z
+      .string()
+      .default("mem://")
+      .refine((v) => /^(mem|nats|redis):\/\//.test(v), "must start with mem://, nats:// or redis://"),
+    QUEUE_USER_EVENT_DELIVERY_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
+      .default("chat"),
+    QUEUE_PARTITIONS: z.coerce.number().int().min(1).max(256).default(8),
+    QUEUE_REDELIVERY_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+    SYNC_MAX_BACKLOG: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
+    OUTBOX_RETENTION_SEC: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86400)
+      .default(60),
+    SERVICES: z
+      .string()
+      .default("api,relay,fanout")
+      .transform((v) => v.split(",").map((s) => s.trim()))
+      .refine(
+        (list) => list.every((s) => ["api", "relay", "fanout"].includes(s)),
+        "must list api, relay and/or fanout",
+      ),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((c, ctx) => {

@@ -1,5 +1,6 @@
 export * from "./gen/chat/v1/chat_pb.js";
 export * from "./gen/chat/v1/common_pb.js";
+export * from "./gen/chat/v1/delivery_pb.js";
 export * from "./gen/chat/v1/event_pb.js";
 export * from "./gen/chat/v1/gateway_pb.js";
 export * from "./gen/chat/v1/room_pb.js";

@@ -6,6 +6,8 @@ export interface Schema {
   room_subscriptions: SubscriptionsTable;
   room_events: EventsTable;
   outbox: OutboxTable;
+  device_cursors: DeviceCursorsTable;
+  devices: DevicesTable;
 }
 
 export type RoomKind = "direct" | "group" | "channel";
@@ -41,6 +43,7 @@ export interface SubscriptionsTable {
   read_seq: Generated<number>;
   settings: Json;
   updated_at: Timestamp;
+  left_seq: number | null;
 }
 
 export interface EventsTable {
@@ -67,6 +70,21 @@ export interface OutboxTable {
   seq: number;
   created_at: Timestamp;
   published_at: Date | null;
+}
+
+export interface DeviceCursorsTable {
+  profile_id: string;
+  device_id: string;
+  room_id: string;
+  delivered_seq: number;
+  updated_at: Timestamp;
+}
+
+export interface DevicesTable {
+  profile_id: string;
+  device_id: string;
+  last_seen: Timestamp;
+  push: Json;
 }
 
 export type RoomRow = Selectable<RoomsTable>;

@@ -109,6 +109,8 @@ export class EventService {
         }
         if (clientId) firstWithClientId.set(clientId, g.index);
         toStore.push(g);
+        const redacted = g.event.kind === "redaction" ? targets.get(g.event.targetId as string) : undefined;
+        if (redacted) targets.set(redacted.id, { ...redacted, redacted: true }); // later events of the call see it
       }
 
       const rows = await appendEvents(
@@ -156,7 +158,7 @@ export class EventService {
   async search(caller: Identity, q: SearchQuery): Promise<Page<RoomEvent>> {
     checkText("query", q.query, { maxBytes: 256, required: true });
     const limit = checkLimit("limit", q.limit, DEFAULT_PAGE, MAX_PAGE);
-    const cursor = decodeCursor("cursor", q.cursor, { id: "string" });
+    const cursor = decodeCursor("cursor", q.cursor, { t: "number", s: "number", id: "string" });
     if (q.roomId) {
       checkId("room_id", q.roomId);
       await requireAccess(this.db, q.roomId, caller.profileId, "room.read");
@@ -169,16 +171,23 @@ export class EventService {
       .innerJoin("rooms as r", (j) => j.onRef("r.id", "=", "e.room_id").on("r.deleted_at", "is", null))
       .select(EVENT_COLUMNS.map((c) => `e.${c}` as const))
       .where(sql<boolean>`e.search @@ websearch_to_tsquery('simple', ${q.query})`)
+      // Server time, then seq: ids of one millisecond are in random order.
+      .orderBy("e.server_ts", "desc")
+      .orderBy("e.seq", "desc")
       .orderBy("e.id", "desc")
       .limit(limit + 1);
     if (q.roomId) query = query.where("e.room_id", "=", q.roomId);
-    if (cursor) query = query.where("e.id", "<", cursor.id);
+    if (cursor) {
+      const after = sql`(${new Date(cursor.t)}::timestamptz, ${cursor.s}::bigint, ${cursor.id}::text)`;
+      query = query.where(sql<boolean>`(e.server_ts, e.seq, e.id) < ${after}`);
+    }
     const rows = (await query.execute()) as EventRow[];
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
       items: page.map(presentEvent),
-      nextCursor: rows.length > limit && last ? encodeCursor({ id: last.id }) : "",
+      nextCursor:
+        rows.length > limit && last ? encodeCursor({ t: last.server_ts.getTime(), s: last.seq, id: last.id }) : "",
     };
   }
 }
@@ -221,8 +230,7 @@ function checkReferences(
 
 function toNewEvent(e: ValidEvent, caller: Identity): NewEvent {
   const c = e.content;
-  const searchText =
-    c.case === "text" ? c.value.body : c.case === "attachment" ? `${c.value.filename} ${c.value.caption}` : undefined;
+  const searchText = c.case === "text" ? c.value.body : c.case === "attachment" ? attachmentText(c.value) : undefined;
   return {
     senderId: caller.profileId,
     senderContactId: caller.contactId,
@@ -233,6 +241,11 @@ function toNewEvent(e: ValidEvent, caller: Identity): NewEvent {
     ...(e.sentAt ? { sentAt: e.sentAt } : {}),
     ...(searchText?.trim() ? { searchText } : {}),
   };
+}
+
+/** The filename whole and as words ("budget-2024.pdf" is one token to the parser), and the caption. */
+function attachmentText(a: { filename: string; caption: string }): string {
+  return `${a.filename} ${a.filename.replace(/[^\p{L}\p{N}]+/gu, " ")} ${a.caption}`;
 }
 
 /** Edits replace the target's text; redactions empty the target. Both mark it so history shows it. */

@@ -160,7 +160,9 @@ export class RoomService {
     checkId("room_id", roomId);
     await this.db.transaction().execute(async (trx) => {
       const room = await lockOrNotFound(trx, roomId);
-      await requireAccess(trx, room.id, caller.profileId, "room.delete", room);
+      // A direct room has no owner: either of its two members may delete it.
+      if (room.type === "direct") await viewRoom(trx, room.id, caller.profileId, room);
+      else await requireAccess(trx, room.id, caller.profileId, "room.delete", room);
       await appendEvents(trx, room, [systemEvent(caller.profileId, SystemEventKind.ROOM_DELETED)]);
       await trx
         .updateTable("rooms")

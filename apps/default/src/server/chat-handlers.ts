@@ -1,20 +1,25 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
+  AckEventsResponseSchema,
   AddRoomSubscriptionsResponseSchema,
   type ChatService,
   CreateRoomResponseSchema,
   DeleteRoomResponseSchema,
   GetHistoryResponseSchema,
   GetRoomResponseSchema,
+  MarkReadResponseSchema,
   RemoveRoomSubscriptionsResponseSchema,
   SearchEventsResponseSchema,
   SearchRoomSubscriptionsResponseSchema,
   SearchRoomsResponseSchema,
   SendEventResponseSchema,
+  SendTypingResponseSchema,
+  SyncResponseSchema,
   UpdateRoomResponseSchema,
   UpdateSubscriptionRoleResponseSchema,
 } from "@service-chat/api";
+import type { SyncService } from "../delivery/sync-service.js";
 import type { EventService } from "../events/event-service.js";
 import type { RoomService } from "../rooms/room-service.js";
 import type { SubscriptionService } from "../subscriptions/subscription-service.js";
@@ -24,10 +29,11 @@ export interface ChatServices {
   rooms: RoomService;
   subscriptions: SubscriptionService;
   events: EventService;
+  sync: SyncService;
 }
 
 /** ChatService over Connect, gRPC and gRPC-Web: each handler reads the caller, calls one service method. */
-export function chatHandlers({ rooms, subscriptions, events }: ChatServices): ServiceImpl<typeof ChatService> {
+export function chatHandlers({ rooms, subscriptions, events, sync }: ChatServices): ServiceImpl<typeof ChatService> {
   return {
     async createRoom(req, ctx) {
       return create(CreateRoomResponseSchema, { room: await rooms.create(caller(ctx), req) });
@@ -71,6 +77,24 @@ export function chatHandlers({ rooms, subscriptions, events }: ChatServices): Se
     async searchEvents(req, ctx) {
       const page = await events.search(caller(ctx), req);
       return create(SearchEventsResponseSchema, { events: page.items, nextCursor: page.nextCursor });
+    },
+    async ackEvents(req, ctx) {
+      return create(AckEventsResponseSchema, { cursors: await sync.ack(caller(ctx), req.acks, req.deviceId) });
+    },
+    async markRead(req, ctx) {
+      const { readSeq, unread } = await sync.markRead(caller(ctx), req.roomId, req.seq);
+      return create(MarkReadResponseSchema, {
+        roomId: req.roomId,
+        readSeq: BigInt(readSeq),
+        unreadCount: BigInt(unread),
+      });
+    },
+    async sync(req, ctx) {
+      return create(SyncResponseSchema, await sync.sync(caller(ctx), req));
+    },
+    async sendTyping(req, ctx) {
+      await sync.typing(caller(ctx), req.roomId, req.active);
+      return create(SendTypingResponseSchema);
     },
   };
 }

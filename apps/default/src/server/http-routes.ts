@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { AppError, type DevSigner, type Logger } from "@service-chat/core";
+import { AppError, type DevSigner, type Logger, type Metrics } from "@service-chat/core";
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -11,6 +11,7 @@ export interface PlainRoutes {
   /** Present only when the development signer is active. */
   devSigner?: DevSigner;
   logger: Logger;
+  metrics?: Metrics;
 }
 
 const MAX_TOKEN_REQUEST = 4096;
@@ -21,6 +22,8 @@ export function plainRoutes(routes: PlainRoutes) {
     const path = (req.url ?? "/").split("?")[0];
     try {
       if (path === "/healthz") return json(res, 200, { status: "ok" });
+      if (path === "/metrics" && routes.metrics)
+        return routes.metrics.handle(req as IncomingMessage, res as ServerResponse);
       if (path === "/readyz") {
         try {
           await routes.ready();

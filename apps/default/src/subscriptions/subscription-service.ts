@@ -94,6 +94,7 @@ export class SubscriptionService {
               profile_name: eb.ref("excluded.profile_name"),
               joined_at: sql`now()`,
               joined_seq: eb.ref("excluded.joined_seq"),
+              left_seq: null,
               read_seq: eb.ref("excluded.read_seq"),
               updated_at: sql`now()`,
             })),
@@ -143,7 +144,8 @@ export class SubscriptionService {
       if (removed.length > 0) {
         await trx
           .updateTable("room_subscriptions")
-          .set({ state: "removed", updated_at: new Date() })
+          // The removal event (next seq) is the last one delivered to them.
+          .set({ state: "removed", left_seq: room.last_seq + 1, updated_at: new Date() })
           .where("room_id", "=", roomId)
           .where("profile_id", "in", removed)
           .execute();

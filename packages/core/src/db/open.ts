@@ -8,6 +8,17 @@ export interface Database<Schema> {
   readonly kind: "postgres" | "pglite";
   /** Resolves when the database answers a query. */
   ping(): Promise<void>;
+  /** A connection of its own, for session-level locks and LISTEN. */
+  session(): Promise<DbSession>;
+  close(): Promise<void>;
+}
+
+/** A dedicated database session: its advisory locks last until it closes (or its process dies). */
+export interface DbSession {
+  /** Takes the session-level advisory lock `key` if no other session holds it. */
+  tryLock(key: number): Promise<boolean>;
+  /** Calls `onNotify` for each NOTIFY on `channel`. */
+  listen(channel: string, onNotify: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,7 +43,17 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     const dataDir = location === "" || location === "memory" ? undefined : location;
     const embedded = await PGlite.create({ ...(dataDir ? { dataDir } : {}), parsers: { [INT8]: parseInt8 } });
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: pglitePool(embedded) }) });
-    return wrap(db, "pglite");
+    // One process owns an embedded database: its locks are always free, NOTIFY comes in process.
+    const unlisten: (() => Promise<void>)[] = [];
+    return wrap(db, "pglite", async () => ({
+      tryLock: async () => true,
+      async listen(channel, onNotify) {
+        unlisten.push(await embedded.listen(channel, onNotify));
+      },
+      async close() {
+        for (const off of unlisten.splice(0)) await off().catch(() => {});
+      },
+    }));
   }
   if (uri.startsWith("postgresql://") || uri.startsWith("postgres://")) {
     const pool = new pg.Pool({
@@ -46,15 +67,40 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     // An idle client that loses its server must not crash the process; the next query reports it.
     pool.on("error", () => {});
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-    return wrap(db, "postgres");
+    return wrap(db, "postgres", () => postgresSession(uri));
   }
   throw new Error(`unsupported database URI scheme: ${uri.split(":")[0]}`);
 }
 
-function wrap<Schema>(db: Kysely<Schema>, kind: "postgres" | "pglite"): Database<Schema> {
+async function postgresSession(uri: string): Promise<DbSession> {
+  const client = new pg.Client({ connectionString: uri });
+  client.on("error", () => {}); // a lost session shows as failing queries; its owner reconnects
+  await client.connect();
+  const handlers = new Map<string, () => void>();
+  client.on("notification", (n) => handlers.get(n.channel)?.());
+  return {
+    async tryLock(key) {
+      const { rows } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock($1) as ok", [key]);
+      return rows[0]?.ok === true;
+    },
+    async listen(channel, onNotify) {
+      if (!/^[a-z_]+$/.test(channel)) throw new Error(`bad channel name ${channel}`);
+      handlers.set(channel, onNotify);
+      await client.query(`listen ${channel}`);
+    },
+    close: () => client.end(),
+  };
+}
+
+function wrap<Schema>(
+  db: Kysely<Schema>,
+  kind: "postgres" | "pglite",
+  session: () => Promise<DbSession>,
+): Database<Schema> {
   return {
     db,
     kind,
+    session,
     async ping() {
       await sql`select 1`.execute(db);
     },

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ContactLink, Direction } from "./common_pb.js";
+import type { ContactLink, Direction, Resync, RoomCursor } from "./common_pb.js";
 import { file_chat_v1_common } from "./common_pb.js";
 import type { AckEvent, RoomEvent } from "./event_pb.js";
 import { file_chat_v1_event } from "./event_pb.js";
@@ -17,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiqQEKEUNyZWF0ZVJvb21SZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHwoEdHlwZRgDIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSKQoIbWV0YWRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKB21lbWJlcnMYBSADKAsyFC5jaGF0LnYxLkNvbnRhY3RMaW5rIjEKEkNyZWF0ZVJvb21SZXNwb25zZRIbCgRyb29tGAEgASgLMg0uY2hhdC52MS5Sb29tIiEKDkdldFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkiLgoPR2V0Um9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iQgoSU2VhcmNoUm9vbXNSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg4KBmN1cnNvchgCIAEoCRINCgVsaW1pdBgDIAEoBSJIChNTZWFyY2hSb29tc1Jlc3BvbnNlEhwKBXJvb21zGAEgAygLMg0uY2hhdC52MS5Sb29tEhMKC25leHRfY3Vyc29yGAIgASgJIpUBChFVcGRhdGVSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb24iMQoSVXBkYXRlUm9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iJAoRRGVsZXRlUm9vbVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCSIlChJEZWxldGVSb29tUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCSJYCgpSb29tTWVtYmVyEhIKCnByb2ZpbGVfaWQYASABKAkSEgoKY29udGFjdF9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEhQKDHByb2ZpbGVfbmFtZRgEIAEoCSJUChtBZGRSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRIkCgdtZW1iZXJzGAIgAygLMhMuY2hhdC52MS5Sb29tTWVtYmVyIlAKHEFkZFJvb21TdWJzY3JpcHRpb25zUmVzcG9uc2USMAoNc3Vic2NyaXB0aW9ucxgBIAMoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJGCh5SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRITCgtwcm9maWxlX2lkcxgCIAMoCSJHCh9SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEg8KB3Jvb21faWQYASABKAkSEwoLcHJvZmlsZV9pZHMYAiADKAkiUgodVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEgwKBHJvbGUYAyABKAkiUQoeVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJfCh5TZWFyY2hSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKAUiaAofU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRIwCg1zdWJzY3JpcHRpb25zGAEgAygLMhkuY2hhdC52MS5Sb29tU3Vic2NyaXB0aW9uEhMKC25leHRfY3Vyc29yGAIgASgJIjUKEFNlbmRFdmVudFJlcXVlc3QSIQoFZXZlbnQYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudCIzChFTZW5kRXZlbnRSZXNwb25zZRIeCgNhY2sYASADKAsyES5jaGF0LnYxLkFja0V2ZW50ImoKEUdldEhpc3RvcnlSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGY3Vyc29yGAIgASgJEg0KBWxpbWl0GAMgASgFEiUKCWRpcmVjdGlvbhgEIAEoDjISLmNoYXQudjEuRGlyZWN0aW9uIk0KEkdldEhpc3RvcnlSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSJUChNTZWFyY2hFdmVudHNSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg8KB3Jvb21faWQYAiABKAkSDgoGY3Vyc29yGAMgASgJEg0KBWxpbWl0GAQgASgFIk8KFFNlYXJjaEV2ZW50c1Jlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgJMu4HCgtDaGF0U2VydmljZRJFCgpDcmVhdGVSb29tEhouY2hhdC52MS5DcmVhdGVSb29tUmVxdWVzdBobLmNoYXQudjEuQ3JlYXRlUm9vbVJlc3BvbnNlEjwKB0dldFJvb20SFy5jaGF0LnYxLkdldFJvb21SZXF1ZXN0GhguY2hhdC52MS5HZXRSb29tUmVzcG9uc2USSAoLU2VhcmNoUm9vbXMSGy5jaGF0LnYxLlNlYXJjaFJvb21zUmVxdWVzdBocLmNoYXQudjEuU2VhcmNoUm9vbXNSZXNwb25zZRJFCgpVcGRhdGVSb29tEhouY2hhdC52MS5VcGRhdGVSb29tUmVxdWVzdBobLmNoYXQudjEuVXBkYXRlUm9vbVJlc3BvbnNlEkUKCkRlbGV0ZVJvb20SGi5jaGF0LnYxLkRlbGV0ZVJvb21SZXF1ZXN0GhsuY2hhdC52MS5EZWxldGVSb29tUmVzcG9uc2USYwoUQWRkUm9vbVN1YnNjcmlwdGlvbnMSJC5jaGF0LnYxLkFkZFJvb21TdWJzY3JpcHRpb25zUmVxdWVzdBolLmNoYXQudjEuQWRkUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRJsChdSZW1vdmVSb29tU3Vic2NyaXB0aW9ucxInLmNoYXQudjEuUmVtb3ZlUm9vbVN1YnNjcmlwdGlvbnNSZXF1ZXN0GiguY2hhdC52MS5SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEmkKFlVwZGF0ZVN1YnNjcmlwdGlvblJvbGUSJi5jaGF0LnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJvbGVSZXF1ZXN0GicuY2hhdC52MS5VcGRhdGVTdWJzY3JpcHRpb25Sb2xlUmVzcG9uc2USbAoXU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnMSJy5jaGF0LnYxLlNlYXJjaFJvb21TdWJzY3JpcHRpb25zUmVxdWVzdBooLmNoYXQudjEuU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRJCCglTZW5kRXZlbnQSGS5jaGF0LnYxLlNlbmRFdmVudFJlcXVlc3QaGi5jaGF0LnYxLlNlbmRFdmVudFJlc3BvbnNlEkUKCkdldEhpc3RvcnkSGi5jaGF0LnYxLkdldEhpc3RvcnlSZXF1ZXN0GhsuY2hhdC52MS5HZXRIaXN0b3J5UmVzcG9uc2USSwoMU2VhcmNoRXZlbnRzEhwuY2hhdC52MS5TZWFyY2hFdmVudHNSZXF1ZXN0Gh0uY2hhdC52MS5TZWFyY2hFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_chat_v1_common, file_chat_v1_event, file_chat_v1_room, file_google_protobuf_struct]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiqQEKEUNyZWF0ZVJvb21SZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHwoEdHlwZRgDIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSKQoIbWV0YWRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKB21lbWJlcnMYBSADKAsyFC5jaGF0LnYxLkNvbnRhY3RMaW5rIjEKEkNyZWF0ZVJvb21SZXNwb25zZRIbCgRyb29tGAEgASgLMg0uY2hhdC52MS5Sb29tIiEKDkdldFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkiLgoPR2V0Um9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iQgoSU2VhcmNoUm9vbXNSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg4KBmN1cnNvchgCIAEoCRINCgVsaW1pdBgDIAEoBSJIChNTZWFyY2hSb29tc1Jlc3BvbnNlEhwKBXJvb21zGAEgAygLMg0uY2hhdC52MS5Sb29tEhMKC25leHRfY3Vyc29yGAIgASgJIpUBChFVcGRhdGVSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb24iMQoSVXBkYXRlUm9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iJAoRRGVsZXRlUm9vbVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCSIlChJEZWxldGVSb29tUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCSJYCgpSb29tTWVtYmVyEhIKCnByb2ZpbGVfaWQYASABKAkSEgoKY29udGFjdF9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEhQKDHByb2ZpbGVfbmFtZRgEIAEoCSJUChtBZGRSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRIkCgdtZW1iZXJzGAIgAygLMhMuY2hhdC52MS5Sb29tTWVtYmVyIlAKHEFkZFJvb21TdWJzY3JpcHRpb25zUmVzcG9uc2USMAoNc3Vic2NyaXB0aW9ucxgBIAMoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJGCh5SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRITCgtwcm9maWxlX2lkcxgCIAMoCSJHCh9SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEg8KB3Jvb21faWQYASABKAkSEwoLcHJvZmlsZV9pZHMYAiADKAkiUgodVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEgwKBHJvbGUYAyABKAkiUQoeVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJfCh5TZWFyY2hSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKAUiaAofU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRIwCg1zdWJzY3JpcHRpb25zGAEgAygLMhkuY2hhdC52MS5Sb29tU3Vic2NyaXB0aW9uEhMKC25leHRfY3Vyc29yGAIgASgJIjUKEFNlbmRFdmVudFJlcXVlc3QSIQoFZXZlbnQYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudCIzChFTZW5kRXZlbnRSZXNwb25zZRIeCgNhY2sYASADKAsyES5jaGF0LnYxLkFja0V2ZW50ImoKEUdldEhpc3RvcnlSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGY3Vyc29yGAIgASgJEg0KBWxpbWl0GAMgASgFEiUKCWRpcmVjdGlvbhgEIAEoDjISLmNoYXQudjEuRGlyZWN0aW9uIk0KEkdldEhpc3RvcnlSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSJUChNTZWFyY2hFdmVudHNSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg8KB3Jvb21faWQYAiABKAkSDgoGY3Vyc29yGAMgASgJEg0KBWxpbWl0GAQgASgFIk8KFFNlYXJjaEV2ZW50c1Jlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgJIkgKEEFja0V2ZW50c1JlcXVlc3QSIQoEYWNrcxgBIAMoCzITLmNoYXQudjEuUm9vbUN1cnNvchIRCglkZXZpY2VfaWQYAiABKAkiOQoRQWNrRXZlbnRzUmVzcG9uc2USJAoHY3Vyc29ycxgBIAMoCzITLmNoYXQudjEuUm9vbUN1cnNvciIvCg9NYXJrUmVhZFJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRILCgNzZXEYAiABKAMiSwoQTWFya1JlYWRSZXNwb25zZRIPCgdyb29tX2lkGAEgASgJEhAKCHJlYWRfc2VxGAIgASgDEhQKDHVucmVhZF9jb3VudBgDIAEoAyJVCgtTeW5jUmVxdWVzdBIkCgdjdXJzb3JzGAEgAygLMhMuY2hhdC52MS5Sb29tQ3Vyc29yEg0KBWxpbWl0GAIgASgFEhEKCWRldmljZV9pZBgDIAEoCSKLAQoMU3luY1Jlc3BvbnNlEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50Eh8KBnJlc3luYxgCIAMoCzIPLmNoYXQudjEuUmVzeW5jEhAKCGhhc19tb3JlGAMgASgIEiQKB2N1cnNvcnMYBCADKAsyEy5jaGF0LnYxLlJvb21DdXJzb3IiNAoRU2VuZFR5cGluZ1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRIOCgZhY3RpdmUYAiABKAgiFAoSU2VuZFR5cGluZ1Jlc3BvbnNlMu8JCgtDaGF0U2VydmljZRJFCgpDcmVhdGVSb29tEhouY2hhdC52MS5DcmVhdGVSb29tUmVxdWVzdBobLmNoYXQudjEuQ3JlYXRlUm9vbVJlc3BvbnNlEjwKB0dldFJvb20SFy5jaGF0LnYxLkdldFJvb21SZXF1ZXN0GhguY2hhdC52MS5HZXRSb29tUmVzcG9uc2USSAoLU2VhcmNoUm9vbXMSGy5jaGF0LnYxLlNlYXJjaFJvb21zUmVxdWVzdBocLmNoYXQudjEuU2VhcmNoUm9vbXNSZXNwb25zZRJFCgpVcGRhdGVSb29tEhouY2hhdC52MS5VcGRhdGVSb29tUmVxdWVzdBobLmNoYXQudjEuVXBkYXRlUm9vbVJlc3BvbnNlEkUKCkRlbGV0ZVJvb20SGi5jaGF0LnYxLkRlbGV0ZVJvb21SZXF1ZXN0GhsuY2hhdC52MS5EZWxldGVSb29tUmVzcG9uc2USYwoUQWRkUm9vbVN1YnNjcmlwdGlvbnMSJC5jaGF0LnYxLkFkZFJvb21TdWJzY3JpcHRpb25zUmVxdWVzdBolLmNoYXQudjEuQWRkUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRJsChdSZW1vdmVSb29tU3Vic2NyaXB0aW9ucxInLmNoYXQudjEuUmVtb3ZlUm9vbVN1YnNjcmlwdGlvbnNSZXF1ZXN0GiguY2hhdC52MS5SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEmkKFlVwZGF0ZVN1YnNjcmlwdGlvblJvbGUSJi5jaGF0LnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJvbGVSZXF1ZXN0GicuY2hhdC52MS5VcGRhdGVTdWJzY3JpcHRpb25Sb2xlUmVzcG9uc2USbAoXU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnMSJy5jaGF0LnYxLlNlYXJjaFJvb21TdWJzY3JpcHRpb25zUmVxdWVzdBooLmNoYXQudjEuU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRJCCglTZW5kRXZlbnQSGS5jaGF0LnYxLlNlbmRFdmVudFJlcXVlc3QaGi5jaGF0LnYxLlNlbmRFdmVudFJlc3BvbnNlEkUKCkdldEhpc3RvcnkSGi5jaGF0LnYxLkdldEhpc3RvcnlSZXF1ZXN0GhsuY2hhdC52MS5HZXRIaXN0b3J5UmVzcG9uc2USSwoMU2VhcmNoRXZlbnRzEhwuY2hhdC52MS5TZWFyY2hFdmVudHNSZXF1ZXN0Gh0uY2hhdC52MS5TZWFyY2hFdmVudHNSZXNwb25zZRJCCglBY2tFdmVudHMSGS5jaGF0LnYxLkFja0V2ZW50c1JlcXVlc3QaGi5jaGF0LnYxLkFja0V2ZW50c1Jlc3BvbnNlEj8KCE1hcmtSZWFkEhguY2hhdC52MS5NYXJrUmVhZFJlcXVlc3QaGS5jaGF0LnYxLk1hcmtSZWFkUmVzcG9uc2USMwoEU3luYxIULmNoYXQudjEuU3luY1JlcXVlc3QaFS5jaGF0LnYxLlN5bmNSZXNwb25zZRJFCgpTZW5kVHlwaW5nEhouY2hhdC52MS5TZW5kVHlwaW5nUmVxdWVzdBobLmNoYXQudjEuU2VuZFR5cGluZ1Jlc3BvbnNlYgZwcm90bzM", [file_chat_v1_common, file_chat_v1_event, file_chat_v1_room, file_google_protobuf_struct]);
 
 /**
  * @generated from message chat.v1.CreateRoomRequest
@@ -613,6 +613,211 @@ export const SearchEventsResponseSchema: GenMessage<SearchEventsResponse> = /*@_
   messageDesc(file_chat_v1_chat, 24);
 
 /**
+ * @generated from message chat.v1.AckEventsRequest
+ */
+export type AckEventsRequest = Message<"chat.v1.AckEventsRequest"> & {
+  /**
+   * The highest seq processed per room; a cursor never moves backwards.
+   *
+   * @generated from field: repeated chat.v1.RoomCursor acks = 1;
+   */
+  acks: RoomCursor[];
+
+  /**
+   * The device, when the token carries no device_id claim.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+};
+
+/**
+ * Describes the message chat.v1.AckEventsRequest.
+ * Use `create(AckEventsRequestSchema)` to create a new message.
+ */
+export const AckEventsRequestSchema: GenMessage<AckEventsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 25);
+
+/**
+ * @generated from message chat.v1.AckEventsResponse
+ */
+export type AckEventsResponse = Message<"chat.v1.AckEventsResponse"> & {
+  /**
+   * The stored cursors of the rooms named, after the update.
+   *
+   * @generated from field: repeated chat.v1.RoomCursor cursors = 1;
+   */
+  cursors: RoomCursor[];
+};
+
+/**
+ * Describes the message chat.v1.AckEventsResponse.
+ * Use `create(AckEventsResponseSchema)` to create a new message.
+ */
+export const AckEventsResponseSchema: GenMessage<AckEventsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 26);
+
+/**
+ * @generated from message chat.v1.MarkReadRequest
+ */
+export type MarkReadRequest = Message<"chat.v1.MarkReadRequest"> & {
+  /**
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * Everything up to this seq is read; a read marker never moves backwards.
+   *
+   * @generated from field: int64 seq = 2;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.v1.MarkReadRequest.
+ * Use `create(MarkReadRequestSchema)` to create a new message.
+ */
+export const MarkReadRequestSchema: GenMessage<MarkReadRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 27);
+
+/**
+ * @generated from message chat.v1.MarkReadResponse
+ */
+export type MarkReadResponse = Message<"chat.v1.MarkReadResponse"> & {
+  /**
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * @generated from field: int64 read_seq = 2;
+   */
+  readSeq: bigint;
+
+  /**
+   * @generated from field: int64 unread_count = 3;
+   */
+  unreadCount: bigint;
+};
+
+/**
+ * Describes the message chat.v1.MarkReadResponse.
+ * Use `create(MarkReadResponseSchema)` to create a new message.
+ */
+export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 28);
+
+/**
+ * @generated from message chat.v1.SyncRequest
+ */
+export type SyncRequest = Message<"chat.v1.SyncRequest"> & {
+  /**
+   * Where the device is, per room. Rooms not named start from the device's stored cursor, or
+   * from where the member joined.
+   *
+   * @generated from field: repeated chat.v1.RoomCursor cursors = 1;
+   */
+  cursors: RoomCursor[];
+
+  /**
+   * Events per call, at most 1000; 0 means 500.
+   *
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * The device, when the token carries no device_id claim.
+   *
+   * @generated from field: string device_id = 3;
+   */
+  deviceId: string;
+};
+
+/**
+ * Describes the message chat.v1.SyncRequest.
+ * Use `create(SyncRequestSchema)` to create a new message.
+ */
+export const SyncRequestSchema: GenMessage<SyncRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 29);
+
+/**
+ * @generated from message chat.v1.SyncResponse
+ */
+export type SyncResponse = Message<"chat.v1.SyncResponse"> & {
+  /**
+   * What the device has not seen, per room in seq order, rooms one after another.
+   *
+   * @generated from field: repeated chat.v1.RoomEvent events = 1;
+   */
+  events: RoomEvent[];
+
+  /**
+   * Rooms whose backlog is too large to replay: the device continues from each from_seq.
+   *
+   * @generated from field: repeated chat.v1.Resync resync = 2;
+   */
+  resync: Resync[];
+
+  /**
+   * True when there is more: call Sync again with `cursors`.
+   *
+   * @generated from field: bool has_more = 3;
+   */
+  hasMore: boolean;
+
+  /**
+   * The position after this page, for every room the caller is in.
+   *
+   * @generated from field: repeated chat.v1.RoomCursor cursors = 4;
+   */
+  cursors: RoomCursor[];
+};
+
+/**
+ * Describes the message chat.v1.SyncResponse.
+ * Use `create(SyncResponseSchema)` to create a new message.
+ */
+export const SyncResponseSchema: GenMessage<SyncResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 30);
+
+/**
+ * @generated from message chat.v1.SendTypingRequest
+ */
+export type SendTypingRequest = Message<"chat.v1.SendTypingRequest"> & {
+  /**
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * @generated from field: bool active = 2;
+   */
+  active: boolean;
+};
+
+/**
+ * Describes the message chat.v1.SendTypingRequest.
+ * Use `create(SendTypingRequestSchema)` to create a new message.
+ */
+export const SendTypingRequestSchema: GenMessage<SendTypingRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 31);
+
+/**
+ * @generated from message chat.v1.SendTypingResponse
+ */
+export type SendTypingResponse = Message<"chat.v1.SendTypingResponse"> & {
+};
+
+/**
+ * Describes the message chat.v1.SendTypingResponse.
+ * Use `create(SendTypingResponseSchema)` to create a new message.
+ */
+export const SendTypingResponseSchema: GenMessage<SendTypingResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 32);
+
+/**
  * Rooms, memberships and messages. Every call needs `Authorization: Bearer <JWT>`.
  *
  * @generated from service chat.v1.ChatService
@@ -713,6 +918,40 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof SearchEventsRequestSchema;
     output: typeof SearchEventsResponseSchema;
+  },
+  /**
+   * Delivery: a device's cursors, read markers, catch-up and typing.
+   *
+   * @generated from rpc chat.v1.ChatService.AckEvents
+   */
+  ackEvents: {
+    methodKind: "unary";
+    input: typeof AckEventsRequestSchema;
+    output: typeof AckEventsResponseSchema;
+  },
+  /**
+   * @generated from rpc chat.v1.ChatService.MarkRead
+   */
+  markRead: {
+    methodKind: "unary";
+    input: typeof MarkReadRequestSchema;
+    output: typeof MarkReadResponseSchema;
+  },
+  /**
+   * @generated from rpc chat.v1.ChatService.Sync
+   */
+  sync: {
+    methodKind: "unary";
+    input: typeof SyncRequestSchema;
+    output: typeof SyncResponseSchema;
+  },
+  /**
+   * @generated from rpc chat.v1.ChatService.SendTyping
+   */
+  sendTyping: {
+    methodKind: "unary";
+    input: typeof SendTypingRequestSchema;
+    output: typeof SendTypingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_chat, 0);

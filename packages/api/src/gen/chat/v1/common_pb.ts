@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/common.proto.
  */
 export const file_chat_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChRjaGF0L3YxL2NvbW1vbi5wcm90bxIHY2hhdC52MSJ3CgtDb250YWN0TGluaxISCgpwcm9maWxlX2lkGAEgASgJEhIKCmNvbnRhY3RfaWQYAiABKAkSFAoMcHJvZmlsZV9uYW1lGAMgASgJEioKDHByb2ZpbGVfdHlwZRgEIAEoDjIULmNoYXQudjEuUHJvZmlsZVR5cGUiLAoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJKngKC1Byb2ZpbGVUeXBlEhwKGFBST0ZJTEVfVFlQRV9VTlNQRUNJRklFRBAAEhcKE1BST0ZJTEVfVFlQRV9QRVJTT04QARIUChBQUk9GSUxFX1RZUEVfQk9UEAISHAoYUFJPRklMRV9UWVBFX0lOU1RJVFVUSU9OEAMqVQoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhYKEkRJUkVDVElPTl9CQUNLV0FSRBABEhUKEURJUkVDVElPTl9GT1JXQVJEEAJiBnByb3RvMw");
+  fileDesc("ChRjaGF0L3YxL2NvbW1vbi5wcm90bxIHY2hhdC52MSJ3CgtDb250YWN0TGluaxISCgpwcm9maWxlX2lkGAEgASgJEhIKCmNvbnRhY3RfaWQYAiABKAkSFAoMcHJvZmlsZV9uYW1lGAMgASgJEioKDHByb2ZpbGVfdHlwZRgEIAEoDjIULmNoYXQudjEuUHJvZmlsZVR5cGUiLAoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIioKClJvb21DdXJzb3ISDwoHcm9vbV9pZBgBIAEoCRILCgNzZXEYAiABKAMiTQoGUmVzeW5jEg8KB3Jvb21faWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSEAoIbGFzdF9zZXEYAyABKAMSDgoGcmVhc29uGAQgASgJKngKC1Byb2ZpbGVUeXBlEhwKGFBST0ZJTEVfVFlQRV9VTlNQRUNJRklFRBAAEhcKE1BST0ZJTEVfVFlQRV9QRVJTT04QARIUChBQUk9GSUxFX1RZUEVfQk9UEAISHAoYUFJPRklMRV9UWVBFX0lOU1RJVFVUSU9OEAMqVQoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhYKEkRJUkVDVElPTl9CQUNLV0FSRBABEhUKEURJUkVDVElPTl9GT1JXQVJEEAJiBnByb3RvMw");
 
 /**
  * Identifies a person: an on-platform profile and, optionally, an off-platform contact.
@@ -76,6 +76,69 @@ export type ErrorDetail = Message<"chat.v1.ErrorDetail"> & {
  */
 export const ErrorDetailSchema: GenMessage<ErrorDetail> = /*@__PURE__*/
   messageDesc(file_chat_v1_common, 1);
+
+/**
+ * A device's position in one room: the highest seq it has processed.
+ *
+ * @generated from message chat.v1.RoomCursor
+ */
+export type RoomCursor = Message<"chat.v1.RoomCursor"> & {
+  /**
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * @generated from field: int64 seq = 2;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.v1.RoomCursor.
+ * Use `create(RoomCursorSchema)` to create a new message.
+ */
+export const RoomCursorSchema: GenMessage<RoomCursor> = /*@__PURE__*/
+  messageDesc(file_chat_v1_common, 2);
+
+/**
+ * The server will not replay a room from the device's cursor: everything before `from_seq` is
+ * skipped on purpose (too much to replay); fetch it with GetHistory if it is wanted.
+ *
+ * @generated from message chat.v1.Resync
+ */
+export type Resync = Message<"chat.v1.Resync"> & {
+  /**
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * The first seq the server serves from; the device's cursor moves to from_seq - 1.
+   *
+   * @generated from field: int64 from_seq = 2;
+   */
+  fromSeq: bigint;
+
+  /**
+   * The room's newest seq when this was decided.
+   *
+   * @generated from field: int64 last_seq = 3;
+   */
+  lastSeq: bigint;
+
+  /**
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message chat.v1.Resync.
+ * Use `create(ResyncSchema)` to create a new message.
+ */
+export const ResyncSchema: GenMessage<Resync> = /*@__PURE__*/
+  messageDesc(file_chat_v1_common, 3);
 
 /**
  * @generated from enum chat.v1.ProfileType

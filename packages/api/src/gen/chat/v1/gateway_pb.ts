@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ErrorDetail } from "./common_pb.js";
+import type { ErrorDetail, Resync, RoomCursor } from "./common_pb.js";
 import { file_chat_v1_common } from "./common_pb.js";
 import type { AckEvent, RoomEvent } from "./event_pb.js";
 import { file_chat_v1_event } from "./event_pb.js";
@@ -16,31 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/gateway.proto.
  */
 export const file_chat_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChVjaGF0L3YxL2dhdGV3YXkucHJvdG8SB2NoYXQudjEiKgoKUm9vbUN1cnNvchIPCgdyb29tX2lkGAEgASgJEgsKA3NlcRgCIAEoAyKtAgoLQ2xpZW50RnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoCRIfCgVoZWxsbxgCIAEoCzIOLmNoYXQudjEuSGVsbG9IABIiCgRzZW5kGAMgASgLMhIuY2hhdC52MS5Sb29tRXZlbnRIABIgCgNhY2sYBCABKAsyES5jaGF0LnYxLkFja0ZyYW1lSAASIgoEcmVhZBgFIAEoCzISLmNoYXQudjEuUmVhZEZyYW1lSAASJgoGdHlwaW5nGAYgASgLMhQuY2hhdC52MS5UeXBpbmdGcmFtZUgAEioKCHByZXNlbmNlGAcgASgLMhYuY2hhdC52MS5QcmVzZW5jZUZyYW1lSAASIgoEcGluZxgIIAEoCzISLmNoYXQudjEuUGluZ0ZyYW1lSABCBwoFZnJhbWUigwIKBUhlbGxvEhQKDHJlc3VtZV90b2tlbhgBIAEoCRIkCgdjdXJzb3JzGAIgAygLMhMuY2hhdC52MS5Sb29tQ3Vyc29yEjYKDGNhcGFiaWxpdGllcxgDIAMoCzIgLmNoYXQudjEuSGVsbG8uQ2FwYWJpbGl0aWVzRW50cnkSLwoLY2xpZW50X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWRldmljZV9pZBgFIAEoCRINCgV0b2tlbhgGIAEoCRozChFDYXBhYmlsaXRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKCEFja0ZyYW1lEiQKB2N1cnNvcnMYASADKAsyEy5jaGF0LnYxLlJvb21DdXJzb3IiKQoJUmVhZEZyYW1lEg8KB3Jvb21faWQYASABKAkSCwoDc2VxGAIgASgDIkIKC1R5cGluZ0ZyYW1lEg8KB3Jvb21faWQYASABKAkSDgoGYWN0aXZlGAIgASgIEhIKCnByb2ZpbGVfaWQYAyABKAkieQoNUHJlc2VuY2VGcmFtZRIlCgVzdGF0ZRgBIAEoDjIWLmNoYXQudjEuUHJlc2VuY2VTdGF0ZRISCgpwcm9maWxlX2lkGAIgASgJEi0KCWxhc3Rfc2VlbhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPAoJUGluZ0ZyYW1lEi8KC2NsaWVudF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK3AwoLU2VydmVyRnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoCRIjCgd3ZWxjb21lGAIgASgLMhAuY2hhdC52MS5XZWxjb21lSAASIwoFZXZlbnQYAyABKAsyEi5jaGF0LnYxLlJvb21FdmVudEgAEigKB3JlY2VpcHQYBCABKAsyFS5jaGF0LnYxLlJlY2VpcHRGcmFtZUgAEiYKBnR5cGluZxgFIAEoCzIULmNoYXQudjEuVHlwaW5nRnJhbWVIABIqCghwcmVzZW5jZRgGIAEoCzIWLmNoYXQudjEuUHJlc2VuY2VGcmFtZUgAEiAKA2FjaxgHIAEoCzIRLmNoYXQudjEuQWNrRXZlbnRIABIlCgVlcnJvchgIIAEoCzIULmNoYXQudjEuRXJyb3JEZXRhaWxIABIiCgRwb25nGAkgASgLMhIuY2hhdC52MS5Qb25nRnJhbWVIABImCgZyZXN5bmMYCiABKAsyFC5jaGF0LnYxLlJlc3luY0ZyYW1lSAASLgoKZGlzY29ubmVjdBgLIAEoCzIYLmNoYXQudjEuRGlzY29ubmVjdEZyYW1lSABCBwoFZnJhbWUihAEKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIeChZoZWFydGJlYXRfaW50ZXJ2YWxfc2VjGAIgASgFEi8KC3NlcnZlcl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZXN1bWVfdG9rZW4YBCABKAkiRQoMUmVjZWlwdEZyYW1lEg8KB3Jvb21faWQYASABKAkSEgoKcHJvZmlsZV9pZBgCIAEoCRIQCghyZWFkX3NlcRgDIAEoAyI8CglQb25nRnJhbWUSLwoLc2VydmVyX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKC1Jlc3luY0ZyYW1lEg8KB3Jvb21faWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSDgoGcmVhc29uGAMgASgJIkIKD0Rpc2Nvbm5lY3RGcmFtZRIMCgRjb2RlGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIRCglyZWNvbm5lY3QYAyABKAgqfwoNUHJlc2VuY2VTdGF0ZRIeChpQUkVTRU5DRV9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVBSRVNFTkNFX1NUQVRFX09OTElORRABEhcKE1BSRVNFTkNFX1NUQVRFX0FXQVkQAhIaChZQUkVTRU5DRV9TVEFURV9PRkZMSU5FEAMySwoOR2F0ZXdheVNlcnZpY2USOQoHQ29ubmVjdBIULmNoYXQudjEuQ2xpZW50RnJhbWUaFC5jaGF0LnYxLlNlcnZlckZyYW1lKAEwAWIGcHJvdG8z", [file_chat_v1_common, file_chat_v1_event, file_google_protobuf_timestamp]);
-
-/**
- * @generated from message chat.v1.RoomCursor
- */
-export type RoomCursor = Message<"chat.v1.RoomCursor"> & {
-  /**
-   * @generated from field: string room_id = 1;
-   */
-  roomId: string;
-
-  /**
-   * Highest seq the device has processed in the room.
-   *
-   * @generated from field: int64 seq = 2;
-   */
-  seq: bigint;
-};
-
-/**
- * Describes the message chat.v1.RoomCursor.
- * Use `create(RoomCursorSchema)` to create a new message.
- */
-export const RoomCursorSchema: GenMessage<RoomCursor> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 0);
+  fileDesc("ChVjaGF0L3YxL2dhdGV3YXkucHJvdG8SB2NoYXQudjEirQIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAkSHwoFaGVsbG8YAiABKAsyDi5jaGF0LnYxLkhlbGxvSAASIgoEc2VuZBgDIAEoCzISLmNoYXQudjEuUm9vbUV2ZW50SAASIAoDYWNrGAQgASgLMhEuY2hhdC52MS5BY2tGcmFtZUgAEiIKBHJlYWQYBSABKAsyEi5jaGF0LnYxLlJlYWRGcmFtZUgAEiYKBnR5cGluZxgGIAEoCzIULmNoYXQudjEuVHlwaW5nRnJhbWVIABIqCghwcmVzZW5jZRgHIAEoCzIWLmNoYXQudjEuUHJlc2VuY2VGcmFtZUgAEiIKBHBpbmcYCCABKAsyEi5jaGF0LnYxLlBpbmdGcmFtZUgAQgcKBWZyYW1lIoMCCgVIZWxsbxIUCgxyZXN1bWVfdG9rZW4YASABKAkSJAoHY3Vyc29ycxgCIAMoCzITLmNoYXQudjEuUm9vbUN1cnNvchI2CgxjYXBhYmlsaXRpZXMYAyADKAsyIC5jaGF0LnYxLkhlbGxvLkNhcGFiaWxpdGllc0VudHJ5Ei8KC2NsaWVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglkZXZpY2VfaWQYBSABKAkSDQoFdG9rZW4YBiABKAkaMwoRQ2FwYWJpbGl0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwCghBY2tGcmFtZRIkCgdjdXJzb3JzGAEgAygLMhMuY2hhdC52MS5Sb29tQ3Vyc29yIikKCVJlYWRGcmFtZRIPCgdyb29tX2lkGAEgASgJEgsKA3NlcRgCIAEoAyJCCgtUeXBpbmdGcmFtZRIPCgdyb29tX2lkGAEgASgJEg4KBmFjdGl2ZRgCIAEoCBISCgpwcm9maWxlX2lkGAMgASgJInkKDVByZXNlbmNlRnJhbWUSJQoFc3RhdGUYASABKA4yFi5jaGF0LnYxLlByZXNlbmNlU3RhdGUSEgoKcHJvZmlsZV9pZBgCIAEoCRItCglsYXN0X3NlZW4YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjwKCVBpbmdGcmFtZRIvCgtjbGllbnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisgMKC1NlcnZlckZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAkSIwoHd2VsY29tZRgCIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEiMKBWV2ZW50GAMgASgLMhIuY2hhdC52MS5Sb29tRXZlbnRIABIoCgdyZWNlaXB0GAQgASgLMhUuY2hhdC52MS5SZWNlaXB0RnJhbWVIABImCgZ0eXBpbmcYBSABKAsyFC5jaGF0LnYxLlR5cGluZ0ZyYW1lSAASKgoIcHJlc2VuY2UYBiABKAsyFi5jaGF0LnYxLlByZXNlbmNlRnJhbWVIABIgCgNhY2sYByABKAsyES5jaGF0LnYxLkFja0V2ZW50SAASJQoFZXJyb3IYCCABKAsyFC5jaGF0LnYxLkVycm9yRGV0YWlsSAASIgoEcG9uZxgJIAEoCzISLmNoYXQudjEuUG9uZ0ZyYW1lSAASIQoGcmVzeW5jGAogASgLMg8uY2hhdC52MS5SZXN5bmNIABIuCgpkaXNjb25uZWN0GAsgASgLMhguY2hhdC52MS5EaXNjb25uZWN0RnJhbWVIAEIHCgVmcmFtZSKEAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEh4KFmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWMYAiABKAUSLwoLc2VydmVyX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHJlc3VtZV90b2tlbhgEIAEoCSJFCgxSZWNlaXB0RnJhbWUSDwoHcm9vbV9pZBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEhAKCHJlYWRfc2VxGAMgASgDIjwKCVBvbmdGcmFtZRIvCgtzZXJ2ZXJfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoPRGlzY29ubmVjdEZyYW1lEgwKBGNvZGUYASABKAUSDgoGcmVhc29uGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCp/Cg1QcmVzZW5jZVN0YXRlEh4KGlBSRVNFTkNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUFJFU0VOQ0VfU1RBVEVfT05MSU5FEAESFwoTUFJFU0VOQ0VfU1RBVEVfQVdBWRACEhoKFlBSRVNFTkNFX1NUQVRFX09GRkxJTkUQAzJLCg5HYXRld2F5U2VydmljZRI5CgdDb25uZWN0EhQuY2hhdC52MS5DbGllbnRGcmFtZRoULmNoYXQudjEuU2VydmVyRnJhbWUoATABYgZwcm90bzM", [file_chat_v1_common, file_chat_v1_event, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.v1.ClientFrame
@@ -106,7 +82,7 @@ export type ClientFrame = Message<"chat.v1.ClientFrame"> & {
  * Use `create(ClientFrameSchema)` to create a new message.
  */
 export const ClientFrameSchema: GenMessage<ClientFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 1);
+  messageDesc(file_chat_v1_gateway, 0);
 
 /**
  * @generated from message chat.v1.Hello
@@ -150,7 +126,7 @@ export type Hello = Message<"chat.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 2);
+  messageDesc(file_chat_v1_gateway, 1);
 
 /**
  * @generated from message chat.v1.AckFrame
@@ -167,7 +143,7 @@ export type AckFrame = Message<"chat.v1.AckFrame"> & {
  * Use `create(AckFrameSchema)` to create a new message.
  */
 export const AckFrameSchema: GenMessage<AckFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 3);
+  messageDesc(file_chat_v1_gateway, 2);
 
 /**
  * @generated from message chat.v1.ReadFrame
@@ -189,7 +165,7 @@ export type ReadFrame = Message<"chat.v1.ReadFrame"> & {
  * Use `create(ReadFrameSchema)` to create a new message.
  */
 export const ReadFrameSchema: GenMessage<ReadFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 4);
+  messageDesc(file_chat_v1_gateway, 3);
 
 /**
  * @generated from message chat.v1.TypingFrame
@@ -218,7 +194,7 @@ export type TypingFrame = Message<"chat.v1.TypingFrame"> & {
  * Use `create(TypingFrameSchema)` to create a new message.
  */
 export const TypingFrameSchema: GenMessage<TypingFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 5);
+  messageDesc(file_chat_v1_gateway, 4);
 
 /**
  * @generated from message chat.v1.PresenceFrame
@@ -247,7 +223,7 @@ export type PresenceFrame = Message<"chat.v1.PresenceFrame"> & {
  * Use `create(PresenceFrameSchema)` to create a new message.
  */
 export const PresenceFrameSchema: GenMessage<PresenceFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 6);
+  messageDesc(file_chat_v1_gateway, 5);
 
 /**
  * @generated from message chat.v1.PingFrame
@@ -264,7 +240,7 @@ export type PingFrame = Message<"chat.v1.PingFrame"> & {
  * Use `create(PingFrameSchema)` to create a new message.
  */
 export const PingFrameSchema: GenMessage<PingFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 7);
+  messageDesc(file_chat_v1_gateway, 6);
 
 /**
  * @generated from message chat.v1.ServerFrame
@@ -328,9 +304,9 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
     case: "pong";
   } | {
     /**
-     * @generated from field: chat.v1.ResyncFrame resync = 10;
+     * @generated from field: chat.v1.Resync resync = 10;
      */
-    value: ResyncFrame;
+    value: Resync;
     case: "resync";
   } | {
     /**
@@ -346,7 +322,7 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
  * Use `create(ServerFrameSchema)` to create a new message.
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 8);
+  messageDesc(file_chat_v1_gateway, 7);
 
 /**
  * @generated from message chat.v1.Welcome
@@ -378,7 +354,7 @@ export type Welcome = Message<"chat.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 9);
+  messageDesc(file_chat_v1_gateway, 8);
 
 /**
  * @generated from message chat.v1.ReceiptFrame
@@ -405,7 +381,7 @@ export type ReceiptFrame = Message<"chat.v1.ReceiptFrame"> & {
  * Use `create(ReceiptFrameSchema)` to create a new message.
  */
 export const ReceiptFrameSchema: GenMessage<ReceiptFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 10);
+  messageDesc(file_chat_v1_gateway, 9);
 
 /**
  * @generated from message chat.v1.PongFrame
@@ -422,36 +398,7 @@ export type PongFrame = Message<"chat.v1.PongFrame"> & {
  * Use `create(PongFrameSchema)` to create a new message.
  */
 export const PongFrameSchema: GenMessage<PongFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 11);
-
-/**
- * The server cannot replay a room from the device's cursor: refetch from `from_seq`.
- *
- * @generated from message chat.v1.ResyncFrame
- */
-export type ResyncFrame = Message<"chat.v1.ResyncFrame"> & {
-  /**
-   * @generated from field: string room_id = 1;
-   */
-  roomId: string;
-
-  /**
-   * @generated from field: int64 from_seq = 2;
-   */
-  fromSeq: bigint;
-
-  /**
-   * @generated from field: string reason = 3;
-   */
-  reason: string;
-};
-
-/**
- * Describes the message chat.v1.ResyncFrame.
- * Use `create(ResyncFrameSchema)` to create a new message.
- */
-export const ResyncFrameSchema: GenMessage<ResyncFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 12);
+  messageDesc(file_chat_v1_gateway, 10);
 
 /**
  * @generated from message chat.v1.DisconnectFrame
@@ -480,7 +427,7 @@ export type DisconnectFrame = Message<"chat.v1.DisconnectFrame"> & {
  * Use `create(DisconnectFrameSchema)` to create a new message.
  */
 export const DisconnectFrameSchema: GenMessage<DisconnectFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 13);
+  messageDesc(file_chat_v1_gateway, 11);
 
 /**
  * @generated from enum chat.v1.PresenceState

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/room.proto.
  */
 export const file_chat_v1_room: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL3Jvb20ucHJvdG8SB2NoYXQudjEinQIKBFJvb20SCgoCaWQYASABKAkSHwoEdHlwZRgCIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKY3JlYXRvcl9pZBgGIAEoCRIQCghsYXN0X3NlcRgHIAEoAxIUCgxtZW1iZXJfY291bnQYCCABKAUSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuwEKEFJvb21TdWJzY3JpcHRpb24SDwoHcm9vbV9pZBgBIAEoCRIkCgZtZW1iZXIYAiABKAsyFC5jaGF0LnYxLkNvbnRhY3RMaW5rEgwKBHJvbGUYAyABKAkSDQoFc3RhdGUYBCABKAkSLQoJam9pbmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpqb2luZWRfc2VxGAYgASgDEhAKCHJlYWRfc2VxGAcgASgDKmcKCFJvb21UeXBlEhkKFVJPT01fVFlQRV9VTlNQRUNJRklFRBAAEhQKEFJPT01fVFlQRV9ESVJFQ1QQARITCg9ST09NX1RZUEVfR1JPVVAQAhIVChFST09NX1RZUEVfQ0hBTk5FTBADYgZwcm90bzM", [file_chat_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL3Jvb20ucHJvdG8SB2NoYXQudjEixQIKBFJvb20SCgoCaWQYASABKAkSHwoEdHlwZRgCIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKY3JlYXRvcl9pZBgGIAEoCRIQCghsYXN0X3NlcRgHIAEoAxIUCgxtZW1iZXJfY291bnQYCCABKAUSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVhZF9zZXEYCyABKAMSFAoMdW5yZWFkX2NvdW50GAwgASgDIrsBChBSb29tU3Vic2NyaXB0aW9uEg8KB3Jvb21faWQYASABKAkSJAoGbWVtYmVyGAIgASgLMhQuY2hhdC52MS5Db250YWN0TGluaxIMCgRyb2xlGAMgASgJEg0KBXN0YXRlGAQgASgJEi0KCWpvaW5lZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKam9pbmVkX3NlcRgGIAEoAxIQCghyZWFkX3NlcRgHIAEoAypnCghSb29tVHlwZRIZChVST09NX1RZUEVfVU5TUEVDSUZJRUQQABIUChBST09NX1RZUEVfRElSRUNUEAESEwoPUk9PTV9UWVBFX0dST1VQEAISFQoRUk9PTV9UWVBFX0NIQU5ORUwQA2IGcHJvdG8z", [file_chat_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.v1.Room
@@ -71,6 +71,20 @@ export type Room = Message<"chat.v1.Room"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 10;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * The caller's read marker in the room (0 when not a member).
+   *
+   * @generated from field: int64 read_seq = 11;
+   */
+  readSeq: bigint;
+
+  /**
+   * last_seq - read_seq for members, 0 otherwise.
+   *
+   * @generated from field: int64 unread_count = 12;
+   */
+  unreadCount: bigint;
 };
 
 /**

@@ -1,0 +1,72 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { EventBatchSchema, type RoomEvent, ServerFrameSchema, SystemEventKind } from "@service-chat/api";
+import type { EventStream, LiveBus, Logger, Service, StreamEntry } from "@service-chat/core";
+import type { Member, MembershipCache } from "./membership.js";
+import type { PipelineMetrics } from "./metrics.js";
+
+export const FANOUT_GROUP = "fanout";
+/** Recipients published per turn of the event loop, so a huge room does not stall other rooms. */
+const CHUNK = 1000;
+
+const MEMBERSHIP_CHANGES = new Set([
+  SystemEventKind.MEMBERS_ADDED,
+  SystemEventKind.MEMBERS_REMOVED,
+  SystemEventKind.ROOM_DELETED,
+]);
+
+export interface FanoutOptions {
+  stream: EventStream;
+  live: LiveBus;
+  members: MembershipCache;
+  logger: Logger;
+  metrics?: PipelineMetrics;
+  /** Called with the recipients of each event (the push hook for offline users). */
+  onDelivered?: (event: RoomEvent, recipients: Member[]) => void;
+}
+
+/**
+ * Consumes every partition of the stream and publishes each event once per recipient user on the
+ * user's live subject: one serialisation per event, whatever the number of recipients. Several
+ * workers may run; the stream lets one handle a partition at a time, in order.
+ */
+export class FanoutWorker implements Service {
+  readonly name = "fanout";
+
+  constructor(private readonly o: FanoutOptions) {}
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { stream } = this.o;
+    await Promise.all(
+      Array.from({ length: stream.partitions }, (_, p) =>
+        stream
+          .consume(FANOUT_GROUP, p, (entry) => this.handle(entry), signal)
+          .catch((err: unknown) => {
+            if (!signal.aborted) throw err;
+          }),
+      ),
+    );
+  }
+
+  async handle(entry: StreamEntry): Promise<void> {
+    const started = performance.now();
+    const batch = fromBinary(EventBatchSchema, entry.data);
+    let deliveries = 0;
+    for (const event of batch.events) {
+      if (event.content.case === "system" && MEMBERSHIP_CHANGES.has(event.content.value.kind)) {
+        this.o.members.invalidate(event.roomId);
+      }
+      const recipients = await this.o.members.recipients(event.roomId, Number(event.seq));
+      const frame = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value: event } }));
+      for (let i = 0; i < recipients.length; i += CHUNK) {
+        if (i > 0) await new Promise((r) => setImmediate(r));
+        this.o.live.publish(
+          recipients.slice(i, i + CHUNK).map((m) => m.subject),
+          frame,
+        );
+      }
+      deliveries += recipients.length;
+      this.o.onDelivered?.(event, recipients);
+    }
+    this.o.metrics?.fannedOut(batch.events.length, deliveries, performance.now() - started);
+  }
+}

@@ -1,0 +1,169 @@
+import { toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { type RoomEvent, RoomEventSchema } from "@service-chat/api";
+import { type Database, type EventStream, type Logger, partitionOf, type Service, sleep } from "@service-chat/core";
+import { sql } from "kysely";
+import type { Schema } from "../db/schema.js";
+import { presentEvent } from "../events/present.js";
+import { EVENT_COLUMNS } from "../events/store.js";
+import type { PipelineMetrics } from "./metrics.js";
+
+/** Any constant shared by every instance: one relay publishes per database at a time. */
+const RELAY_LOCK = 0x72656c61;
+/** How long the relay lets commits gather once woken while busy. */
+const LINGER_MS = 5;
+/** Stream entries stay well under NATS's default 1 MiB payload limit. */
+const MAX_ENTRY_BYTES = 512 * 1024;
+
+export interface RelayOptions {
+  database: Database<Schema>;
+  stream: EventStream;
+  logger: Logger;
+  metrics?: PipelineMetrics;
+  /** Outbox rows per round. */
+  batchSize?: number;
+  /** Fallback poll when no NOTIFY arrives (and the leadership retry period). */
+  pollMs?: number;
+  /** How long published rows are kept before they are pruned. */
+  retentionMs?: number;
+}
+
+/**
+ * Publishes committed outbox rows to the durable stream, in outbox order, in batches, and marks
+ * them published. Woken by NOTIFY at commit, with a polling fallback. One relay per database is
+ * active (a session advisory lock); the others wait to take over. A crash between publish and
+ * mark publishes those rows again on restart: consumers are idempotent by (room, seq).
+ */
+export class OutboxRelay implements Service {
+  readonly name = "outbox-relay";
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly retentionMs: number;
+
+  constructor(private readonly o: RelayOptions) {
+    this.batchSize = o.batchSize ?? 500;
+    this.pollMs = o.pollMs ?? 1000;
+    this.retentionMs = o.retentionMs ?? 60_000;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.lead(signal);
+      } catch (err) {
+        this.o.logger.error({ err }, "outbox relay failed; retrying");
+        await sleep(this.pollMs, signal);
+      }
+    }
+  }
+
+  /** Waits for the leadership, then publishes until stopped or the session fails. */
+  private async lead(signal: AbortSignal): Promise<void> {
+    const session = await this.o.database.session();
+    try {
+      while (!signal.aborted && !(await session.tryLock(RELAY_LOCK))) await sleep(this.pollMs, signal);
+      if (signal.aborted) return;
+      this.o.logger.info("outbox relay active");
+      let wake: () => void = () => {};
+      let pending = true;
+      await session.listen("outbox", () => {
+        pending = true;
+        wake();
+      });
+      let lastPrune = 0;
+      while (!signal.aborted) {
+        pending = false;
+        const published = await this.publishBatch();
+        if (Date.now() - lastPrune > this.retentionMs / 2) {
+          lastPrune = Date.now();
+          await this.prune();
+        }
+        if (published === this.batchSize) continue;
+        if (pending) {
+          // Under steady load, let a few more commits gather instead of one round per commit.
+          await sleep(LINGER_MS, signal);
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, this.pollMs);
+          signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+      }
+    } finally {
+      await session.close().catch(() => {});
+    }
+  }
+
+  /** Publishes the oldest unpublished rows; returns how many. */
+  async publishBatch(): Promise<number> {
+    const { db } = this.o.database;
+    const rows = await db
+      .selectFrom("outbox as o")
+      .innerJoin("room_events as e", "e.id", "o.event_id")
+      .select(["o.id as outbox_id", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
+      .where("o.published_at", "is", null)
+      .orderBy("o.id")
+      .limit(this.batchSize)
+      .execute();
+    if (rows.length === 0) {
+      this.o.metrics?.outboxBacklog(0);
+      return 0;
+    }
+    const byPartition = new Map<number, RoomEvent[]>();
+    for (const row of rows) {
+      const p = partitionOf(row.room_id, this.o.stream.partitions);
+      const list = byPartition.get(p) ?? [];
+      list.push(presentEvent(row));
+      byPartition.set(p, list);
+    }
+    await Promise.all([...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events))));
+    await db
+      .updateTable("outbox")
+      .set({ published_at: sql`now()` })
+      .where(
+        "id",
+        "in",
+        rows.map((r) => r.outbox_id),
+      )
+      .execute();
+    this.o.metrics?.published(rows.length);
+    return rows.length;
+  }
+
+  private async prune(): Promise<void> {
+    const { db } = this.o.database;
+    await db
+      .deleteFrom("outbox")
+      .where("published_at", "<", new Date(Date.now() - this.retentionMs))
+      .execute();
+    const backlog = await db
+      .selectFrom("outbox")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("published_at", "is", null)
+      .executeTakeFirstOrThrow();
+    this.o.metrics?.outboxBacklog(Number(backlog.n));
+  }
+}
+
+/**
+ * Packs events into EventBatch stream entries of bounded size, keeping their order. Each event is
+ * serialised once; an entry is the concatenation of its events as field 1 (`repeated events`).
+ */
+export function encodeBatches(events: RoomEvent[]): Uint8Array[] {
+  const entries: Uint8Array[] = [];
+  let writer = new BinaryWriter();
+  let size = 0;
+  for (const event of events) {
+    const bytes = toBinary(RoomEventSchema, event);
+    if (size > 0 && size + bytes.length > MAX_ENTRY_BYTES) {
+      entries.push(writer.finish());
+      writer = new BinaryWriter();
+      size = 0;
+    }
+    writer.tag(1, WireType.LengthDelimited).bytes(bytes);
+    size += bytes.length + 8;
+  }
+  if (size > 0) entries.push(writer.finish());
+  return entries;
+}

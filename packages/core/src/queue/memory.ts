@@ -1,0 +1,114 @@
+import { aborted } from "../lifecycle.js";
+import type { EventStream, LiveBus, StreamEntry } from "./ports.js";
+
+/**
+ * In-process stream: the embedded default and fast tests. Durable for the life of the process
+ * (shared by every consumer in it), which is what "embedded" promises.
+ */
+export class MemoryStream implements EventStream {
+  private readonly logs: Uint8Array[][];
+  /** Per group and partition: index of the next entry to acknowledge, deliveries of it so far. */
+  private readonly groups = new Map<string, { acked: number; deliveries: number; busy: boolean }>();
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly partitions: number) {
+    this.logs = Array.from({ length: partitions }, () => []);
+  }
+
+  async publish(partition: number, entries: Uint8Array[]): Promise<void> {
+    this.log(partition).push(...entries);
+    for (const wake of this.waiters) wake();
+  }
+
+  async consume(
+    group: string,
+    partition: number,
+    handler: (entry: StreamEntry) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const log = this.log(partition);
+    const key = `${group}\u0000${partition}`;
+    const state = this.groups.get(key) ?? { acked: 0, deliveries: 0, busy: false };
+    this.groups.set(key, state);
+    while (!signal.aborted) {
+      if (state.busy || state.acked >= log.length) {
+        await this.wait(signal);
+        continue;
+      }
+      state.busy = true;
+      const index = state.acked;
+      state.deliveries++;
+      // A consumer that stops mid-handler is a consumer that died: its entry is not acknowledged.
+      const outcome = await Promise.race([
+        handler({ data: log[index] as Uint8Array, deliveries: state.deliveries }).then(
+          () => "done",
+          () => "failed",
+        ),
+        aborted(signal).then(() => "stopped"),
+      ]);
+      if (outcome === "done" && state.acked === index) {
+        state.acked++;
+        state.deliveries = 0;
+      }
+      state.busy = false;
+      for (const wake of this.waiters) wake();
+    }
+  }
+
+  async lag(group: string, partition: number): Promise<number> {
+    return this.log(partition).length - (this.groups.get(`${group}\u0000${partition}`)?.acked ?? 0);
+  }
+
+  async close(): Promise<void> {
+    for (const wake of this.waiters) wake();
+  }
+
+  private log(partition: number): Uint8Array[] {
+    const log = this.logs[partition];
+    if (!log) throw new RangeError(`partition ${partition} is not between 0 and ${this.partitions - 1}`);
+    return log;
+  }
+
+  private wait(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.waiters.delete(wake);
+        resolve();
+      };
+      this.waiters.add(wake);
+      void aborted(signal).then(wake);
+    });
+  }
+}
+
+/** In-process live subjects. */
+export class MemoryBus implements LiveBus {
+  private readonly subs = new Map<string, Set<(data: Uint8Array) => void>>();
+
+  publish(subjects: readonly string[], data: Uint8Array): void {
+    for (const subject of subjects) {
+      const handlers = this.subs.get(subject);
+      if (!handlers) continue;
+      for (const handler of handlers) queueMicrotask(() => handler(data));
+    }
+  }
+
+  async subscribe(subject: string, handler: (data: Uint8Array) => void): Promise<() => Promise<void>> {
+    const handlers = this.subs.get(subject) ?? new Set();
+    this.subs.set(subject, handlers);
+    const h = (d: Uint8Array) => handler(d);
+    handlers.add(h);
+    return async () => {
+      handlers.delete(h);
+      if (handlers.size === 0) this.subs.delete(subject);
+    };
+  }
+
+  async flush(): Promise<void> {
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  async close(): Promise<void> {
+    this.subs.clear();
+  }
+}

@@ -1,0 +1,29 @@
+import { MemoryBus, MemoryStream } from "./memory.js";
+import type { EventStream, LiveBus } from "./ports.js";
+
+export interface QueueOptions {
+  /** Stream name (NATS stream, Redis key prefix). */
+  name: string;
+  partitions: number;
+  /** How long a consumer may hold an entry before it is handed to another (NATS ack wait, Redis lease). */
+  redeliveryMs?: number;
+}
+
+/** Opens the stream and the live bus named by `uri`: mem://, nats://host:port, redis://host:port[/db]. */
+export async function openQueues(uri: string, options: QueueOptions): Promise<{ stream: EventStream; live: LiveBus }> {
+  const scheme = uri.split("://")[0];
+  switch (scheme) {
+    case "mem":
+      return { stream: new MemoryStream(options.partitions), live: new MemoryBus() };
+    case "nats": {
+      const { openNats } = await import("./nats.js");
+      return openNats(uri, options);
+    }
+    case "redis": {
+      const { openRedis } = await import("./redis.js");
+      return openRedis(uri, options);
+    }
+    default:
+      throw new Error(`unsupported queue URI scheme: ${scheme}`);
+  }
+}
