@@ -136,6 +136,19 @@ describe("redactions", () => {
     expect(await searchIds(bob, "zebra")).toEqual([]);
   });
 
+  it("also empty the edits of the target, so no version of the text stays readable", async () => {
+    const alice = t.as("rde-alice");
+    const roomId = await groupRoom(t, "rde-alice", "rde-bob");
+    const message = await sendOk(alice, text(roomId, "my password is hunter2"));
+    const fix = await sendOk(alice, edit(roomId, message.eventId, "my password is hunter3"));
+    await sendOk(alice, redact(roomId, message.eventId));
+    const bob = t.as("rde-bob");
+    const shownEdit = await eventById(bob, roomId, fix.eventId);
+    expect(shownEdit).toMatchObject({ redacted: true, type: RoomEventType.EDIT });
+    expect(JSON.stringify(shownEdit.content)).not.toContain("hunter");
+    expect(await searchIds(bob, "hunter3")).toEqual([]);
+  });
+
   it("of another member's message need moderator or higher", async () => {
     const roomId = await groupRoom(t, "rdm-alice", "rdm-bob", "rdm-carol");
     const alice = t.as("rdm-alice");

@@ -248,7 +248,10 @@ function attachmentText(a: { filename: string; caption: string }): string {
   return `${a.filename} ${a.filename.replace(/[^\p{L}\p{N}]+/gu, " ")} ${a.caption}`;
 }
 
-/** Edits replace the target's text; redactions empty the target. Both mark it so history shows it. */
+/**
+ * Edits replace the target's text; redactions empty the target and every edit of it, so no
+ * version of the text stays readable. Both mark what they changed so history shows it.
+ */
 async function applyEffects(trx: Tx, events: ValidEvent[]): Promise<void> {
   for (const e of events) {
     if (e.content.case === "edit" && e.content.value.text) {
@@ -263,10 +266,16 @@ async function applyEffects(trx: Tx, events: ValidEvent[]): Promise<void> {
         .where("id", "=", e.targetId as string)
         .execute();
     } else if (e.content.case === "redaction") {
+      const target = e.targetId as string;
       await trx
         .updateTable("room_events")
         .set({ content: "{}", redacted: true, search: null })
-        .where("id", "=", e.targetId as string)
+        .where((eb) =>
+          eb.or([
+            eb("id", "=", target),
+            eb.and([eb("room_id", "=", e.roomId), eb("type", "=", "edit"), eb(sql`content->>'targetEventId'`, "=", target)]),
+          ]),
+        )
         .execute();
     }
   }
