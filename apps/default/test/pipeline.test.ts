@@ -43,92 +43,99 @@ describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
       logger,
     });
     const done = Promise.all([relay.run(c.signal), fanout.run(c.signal)]);
-    return { kill: async () => (c.abort(), await done) };
+    return {
+      kill: async () => {
+        c.abort();
+        await done;
+      },
+    };
   };
 
-  it(
-    `delivers ${MESSAGES} messages in 100 rooms to every member exactly once after dedupe, in order, across a kill and restart`,
-    async () => {
-      const users = Array.from({ length: USERS }, (_, i) => `u${i}`);
-      const roomIds: string[] = [];
-      const membersOf = new Map<string, string[]>();
-      for (let r = 0; r < ROOMS; r++) {
-        const members = Array.from({ length: MEMBERS }, (_, k) => users[(r * 7 + k * 11) % USERS] as string);
-        const [owner, ...others] = [...new Set(members)];
-        const { room } = await t.as(owner as string).createRoom({
-          name: `room ${r}`,
-          type: RoomType.GROUP,
-          members: others.map((profileId) => ({ profileId })),
-        });
-        roomIds.push(room!.id);
-        membersOf.set(room!.id, [owner as string, ...others]);
-      }
-      const inboxes = new Map(users.map((u) => [u, new Inbox(u)]));
-      for (const inbox of inboxes.values()) await inbox.listen(t.app.live);
+  it(`delivers ${MESSAGES} messages in 100 rooms to every member exactly once after dedupe, in order, across a kill and restart`, async () => {
+    const users = Array.from({ length: USERS }, (_, i) => `u${i}`);
+    const roomIds: string[] = [];
+    const membersOf = new Map<string, string[]>();
+    for (let r = 0; r < ROOMS; r++) {
+      const members = Array.from({ length: MEMBERS }, (_, k) => users[(r * 7 + k * 11) % USERS] as string);
+      const [owner, ...others] = [...new Set(members)];
+      const { room } = await t.as(owner as string).createRoom({
+        name: `room ${r}`,
+        type: RoomType.GROUP,
+        members: others.map((profileId) => ({ profileId })),
+      });
+      roomIds.push(room!.id);
+      membersOf.set(room!.id, [owner as string, ...others]);
+    }
+    const inboxes = new Map(users.map((u) => [u, new Inbox(u)]));
+    for (const inbox of inboxes.values()) await inbox.listen(t.app.live);
 
-      let running = pipeline();
-      const perCall = 100;
-      for (let sent = 0; sent < MESSAGES; sent += perCall) {
-        if (sent === KILL_AT) await running.kill(); // relay and fan-out die mid-run…
-        if (sent === RESTART_AT) running = pipeline(); // …and come back
-        const events = Array.from({ length: perCall }, (_, i) => {
-          const roomId = roomIds[(sent + i) % ROOMS] as string;
-          return {
-            roomId,
-            type: RoomEventType.TEXT,
-            clientId: `m${sent + i}`,
-            content: { case: "text" as const, value: { body: `message ${sent + i}` } },
-          };
-        });
-        // Each room's messages come from its owner, so one call covers many rooms.
-        const byOwner = new Map<string, typeof events>();
-        for (const e of events) {
-          const owner = membersOf.get(e.roomId)?.[0] as string;
-          byOwner.set(owner, [...(byOwner.get(owner) ?? []), e]);
-        }
-        await Promise.all(
-          [...byOwner].map(async ([owner, list]) => {
-            const { ack } = await t.as(owner).sendEvent({ event: list });
-            expect(ack.filter((a) => a.error)).toEqual([]);
-          }),
-        );
+    let running = pipeline();
+    const perCall = 100;
+    for (let sent = 0; sent < MESSAGES; sent += perCall) {
+      if (sent === KILL_AT) await running.kill(); // relay and fan-out die mid-run…
+      if (sent === RESTART_AT) running = pipeline(); // …and come back
+      const events = Array.from({ length: perCall }, (_, i) => {
+        const roomId = roomIds[(sent + i) % ROOMS] as string;
+        return {
+          roomId,
+          type: RoomEventType.TEXT,
+          clientId: `m${sent + i}`,
+          content: { case: "text" as const, value: { body: `message ${sent + i}` } },
+        };
+      });
+      // Each room's messages come from its owner, so one call covers many rooms.
+      const byOwner = new Map<string, typeof events>();
+      for (const e of events) {
+        const owner = membersOf.get(e.roomId)?.[0] as string;
+        byOwner.set(owner, [...(byOwner.get(owner) ?? []), e]);
       }
-
-      const lastSeq = 1 + MESSAGES / ROOMS; // the creation event, then this room's messages
-      const expected = Array.from({ length: MESSAGES / ROOMS }, (_, i) => i + 2);
-      await until(
-        () =>
-          [...membersOf].every(([roomId, members]) =>
-            members.every((u) => inboxes.get(u)?.deduped(roomId).filter((s) => s >= 2).length === expected.length),
-          ),
-        120_000,
-        "every member to receive every message",
+      await Promise.all(
+        [...byOwner].map(async ([owner, list]) => {
+          const { ack } = await t.as(owner).sendEvent({ event: list });
+          expect(ack.filter((a) => a.error)).toEqual([]);
+        }),
       );
-      await running.kill();
+    }
 
-      for (const [roomId, members] of membersOf) {
-        for (const u of members) {
-          const got = (inboxes.get(u) as Inbox).deduped(roomId).filter((s) => s >= 2);
-          expect(got, `${u} in ${roomId}`).toEqual(expected);
-        }
-      }
-      // Non-members got nothing of a room.
-      for (const [u, inbox] of inboxes) {
-        for (const roomId of inbox.byRoom.keys()) expect(membersOf.get(roomId)).toContain(u);
-      }
+    const lastSeq = 1 + MESSAGES / ROOMS; // the creation event, then this room's messages
+    const expected = Array.from({ length: MESSAGES / ROOMS }, (_, i) => i + 2);
+    await until(
+      () =>
+        [...membersOf].every(([roomId, members]) =>
+          members.every(
+            (u) =>
+              inboxes
+                .get(u)
+                ?.deduped(roomId)
+                .filter((s) => s >= 2).length === expected.length,
+          ),
+        ),
+      120_000,
+      "every member to receive every message",
+    );
+    await running.kill();
 
-      // Each member's device acknowledges what it processed; its cursors then match the rooms.
-      for (const u of users) {
-        const mine = roomIds.filter((r) => membersOf.get(r)?.includes(u));
-        const client = t.as(u, "connect", { device_id: "phone" });
-        const { cursors } = await client.ackEvents({ acks: mine.map((roomId) => ({ roomId, seq: BigInt(lastSeq) })) });
-        expect(cursors.map((c) => Number(c.seq))).toEqual(mine.map(() => lastSeq));
-        const sync = await client.sync({});
-        expect(sync.events).toEqual([]);
-        expect(sync.hasMore).toBe(false);
+    for (const [roomId, members] of membersOf) {
+      for (const u of members) {
+        const got = (inboxes.get(u) as Inbox).deduped(roomId).filter((s) => s >= 2);
+        expect(got, `${u} in ${roomId}`).toEqual(expected);
       }
-      for (const inbox of inboxes.values()) await inbox.close();
-    },
-    300_000,
-  );
+    }
+    // Non-members got nothing of a room.
+    for (const [u, inbox] of inboxes) {
+      for (const roomId of inbox.byRoom.keys()) expect(membersOf.get(roomId)).toContain(u);
+    }
+
+    // Each member's device acknowledges what it processed; its cursors then match the rooms.
+    for (const u of users) {
+      const mine = roomIds.filter((r) => membersOf.get(r)?.includes(u));
+      const client = t.as(u, "connect", { device_id: "phone" });
+      const { cursors } = await client.ackEvents({ acks: mine.map((roomId) => ({ roomId, seq: BigInt(lastSeq) })) });
+      expect(cursors.map((c) => Number(c.seq))).toEqual(mine.map(() => lastSeq));
+      const sync = await client.sync({});
+      expect(sync.events).toEqual([]);
+      expect(sync.hasMore).toBe(false);
+    }
+    for (const inbox of inboxes.values()) await inbox.close();
+  }, 300_000);
 });

@@ -54,10 +54,10 @@ describe("CreateRoom", () => {
     expect(await roles(t.as("cc-ann"), room.id)).toEqual({ "cc-ann": "owner", "cc-ben": "member" });
   });
 
-  it("creates a direct room where both people are members", async () => {
+  it("creates a direct room that both people own", async () => {
     const room = await direct("cd-ann", "cd-ben");
     expect(room).toMatchObject({ type: RoomType.DIRECT, memberCount: 2, creatorId: "cd-ann" });
-    expect(await roles(t.as("cd-ben"), room.id)).toEqual({ "cd-ann": "member", "cd-ben": "member" });
+    expect(await roles(t.as("cd-ben"), room.id)).toEqual({ "cd-ann": "owner", "cd-ben": "owner" });
   });
 
   it("returns the existing direct room of a pair, from either side", async () => {

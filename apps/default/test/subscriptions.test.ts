@@ -321,7 +321,7 @@ describe("direct rooms", () => {
       ann.updateSubscriptionRole({ roomId, profileId: "dr-ann", role: "owner" }),
       Code.FailedPrecondition,
     );
-    expect(await roles(ann, roomId)).toEqual({ "dr-ann": "member", "dr-ben": "member" });
+    expect(await roles(ann, roomId)).toEqual({ "dr-ann": "owner", "dr-ben": "owner" });
     expect(await lastSeq("dr-ann", roomId)).toBe(1n);
   });
 });

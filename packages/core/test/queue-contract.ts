@@ -34,10 +34,18 @@ export function queueContract(name: string, backend: Backend): void {
     });
     const open = async () => {
       const q = await backend.open();
-      closers.push(() => q.stream.close(), () => q.live.close());
+      closers.push(
+        () => q.stream.close(),
+        () => q.live.close(),
+      );
       return q;
     };
-    const consume = (stream: EventStream, group: string, partition: number, handler: (e: StreamEntry) => Promise<void>) => {
+    const consume = (
+      stream: EventStream,
+      group: string,
+      partition: number,
+      handler: (e: StreamEntry) => Promise<void>,
+    ) => {
       const c = new AbortController();
       controllers.push(c);
       const done = stream.consume(group, partition, handler, c.signal);
@@ -92,7 +100,10 @@ export function queueContract(name: string, backend: Backend): void {
     it("lets one consumer of a group handle a partition at a time, in order, each entry once", async () => {
       const { stream } = await open();
       const n = 40;
-      await stream.publish(0, Array.from({ length: n }, (_, i) => enc(String(i))));
+      await stream.publish(
+        0,
+        Array.from({ length: n }, (_, i) => enc(String(i))),
+      );
       const seen: number[] = [];
       let inFlight = 0;
       let maxInFlight = 0;
@@ -191,7 +202,10 @@ export function queueContract(name: string, backend: Backend): void {
     });
     const open = async () => {
       const q = await backend.open();
-      closers.push(() => q.stream.close(), () => q.live.close());
+      closers.push(
+        () => q.stream.close(),
+        () => q.live.close(),
+      );
       return q.live;
     };
 

@@ -29,7 +29,12 @@ export async function activeSubscription(db: Db, roomId: string, profileId: stri
 export async function viewRoom(db: Db, roomId: string, profileId: string, room?: RoomRow): Promise<Access> {
   const found =
     room ??
-    (await db.selectFrom("rooms").selectAll().where("id", "=", roomId).where("deleted_at", "is", null).executeTakeFirst());
+    (await db
+      .selectFrom("rooms")
+      .selectAll()
+      .where("id", "=", roomId)
+      .where("deleted_at", "is", null)
+      .executeTakeFirst());
   if (!found) throw notFound("room");
   const sub = await activeSubscription(db, roomId, profileId);
   if (!sub && found.type !== "channel") throw notFound("room");

@@ -1,3 +1,4 @@
+import type { DescMessage } from "@bufbuild/protobuf";
 import {
   AttachmentContentSchema,
   CallContentSchema,
@@ -10,7 +11,6 @@ import {
   SystemContentSchema,
   TextContentSchema,
 } from "@service-chat/api";
-import type { DescMessage } from "@bufbuild/protobuf";
 import type { EventKind } from "../db/schema.js";
 
 /** Each event kind: its RoomEventType, and the message its content is stored as (protobuf JSON). */

@@ -17,7 +17,16 @@ import { can } from "../authz/permissions.js";
 import type { EventRow, SubscriptionRow } from "../db/schema.js";
 import { KINDS } from "./content.js";
 import { presentEvent } from "./present.js";
-import { appendEvents, type Db, EVENT_COLUMNS, findByClientIds, findEvents, type NewEvent, type Tx, lockRoom } from "./store.js";
+import {
+  appendEvents,
+  type Db,
+  EVENT_COLUMNS,
+  findByClientIds,
+  findEvents,
+  lockOrNotFound,
+  type NewEvent,
+  type Tx,
+} from "./store.js";
 import { MAX_EVENTS_PER_CALL, type ValidEvent, validateEvent } from "./validate.js";
 
 export const MAX_PAGE = 100;
@@ -79,7 +88,7 @@ export class EventService {
   ): Promise<void> {
     let sub: SubscriptionRow;
     try {
-      const room = await lockRoom(trx, roomId);
+      const room = await lockOrNotFound(trx, roomId);
       sub = (await requireAccess(trx, roomId, caller.profileId, "event.send", room)).sub;
       const clientIds = group.flatMap((g) => (g.event.clientId ? [g.event.clientId] : []));
       const earlier = await findByClientIds(trx, roomId, caller.profileId, clientIds);
@@ -115,12 +124,24 @@ export class EventService {
 
       const rows = await appendEvents(
         trx,
-        room as NonNullable<typeof room>,
+        room,
         toStore.map(({ event }) => toNewEvent(event, caller)),
       );
-      rows.forEach((row, i) => setStored(acks[(toStore[i] as { index: number }).index] as AckEvent, row));
+      for (const [i, row] of rows.entries()) setStored(acks[(toStore[i] as { index: number }).index] as AckEvent, row);
+      if (rows.length > 0) {
+        // What you send, you have read: your own messages never count as unread.
+        await trx
+          .updateTable("room_subscriptions")
+          .set({ read_seq: room.last_seq })
+          .where("room_id", "=", roomId)
+          .where("profile_id", "=", caller.profileId)
+          .execute();
+      }
       for (const [dup, first] of sameAs) acks[dup] = clone(AckEventSchema, acks[first] as AckEvent);
-      await applyEffects(trx, toStore.map((g) => g.event));
+      await applyEffects(
+        trx,
+        toStore.map((g) => g.event),
+      );
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       for (const g of group) fail(acks[g.index] as AckEvent, err);
@@ -221,7 +242,8 @@ function checkReferences(
   if (target.redacted) throw new AppError("failed_precondition", "the target event was redacted", field);
   if (e.kind === "edit") {
     if (target.type !== "text") throw invalid(field, "only text messages can be edited");
-    if (target.sender_id !== callerId) throw new AppError("permission_denied", "only the sender can edit a message", field);
+    if (target.sender_id !== callerId)
+      throw new AppError("permission_denied", "only the sender can edit a message", field);
   }
   if (e.kind === "redaction" && target.sender_id !== callerId && !can(sub.role, "event.redact_any")) {
     throw new AppError("permission_denied", "only the sender or a moderator can redact a message", field);
@@ -273,7 +295,11 @@ async function applyEffects(trx: Tx, events: ValidEvent[]): Promise<void> {
         .where((eb) =>
           eb.or([
             eb("id", "=", target),
-            eb.and([eb("room_id", "=", e.roomId), eb("type", "=", "edit"), eb(sql`content->>'targetEventId'`, "=", target)]),
+            eb.and([
+              eb("room_id", "=", e.roomId),
+              eb("type", "=", "edit"),
+              eb(sql`content->>'targetEventId'`, "=", target),
+            ]),
           ]),
         )
         .execute();

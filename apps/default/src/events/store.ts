@@ -1,5 +1,5 @@
+import { newId, notFound } from "@service-chat/core";
 import { type Kysely, sql, type Transaction } from "kysely";
-import { newId } from "@service-chat/core";
 import type { EventKind, EventRow, RoomRow, Schema } from "../db/schema.js";
 
 export type Db = Kysely<Schema>;
@@ -46,6 +46,13 @@ export async function lockRoom(trx: Tx, roomId: string): Promise<RoomRow | undef
     .where("deleted_at", "is", null)
     .forUpdate()
     .executeTakeFirst();
+}
+
+/** `lockRoom`, answering not_found for a room that does not exist (or no longer). */
+export async function lockOrNotFound(trx: Tx, roomId: string): Promise<RoomRow> {
+  const room = await lockRoom(trx, roomId);
+  if (!room) throw notFound("room");
+  return room;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type RoomEvent, RoomEventType, TextFormat, CallAction } from "@service-chat/api";
+import { CallAction, type RoomEvent, RoomEventType, TextFormat } from "@service-chat/api";
 import { checkId, checkOptionalId, checkText, denied, invalid } from "@service-chat/core";
 import type { EventKind } from "../db/schema.js";
 import { type Content, KINDS, kindOfType } from "./content.js";
@@ -71,7 +71,8 @@ function validateContent(f: string, c: Content): string | undefined {
       checkText(`${f}.uri`, a.uri, { maxBytes: 2048, required: true });
       if (!URL.canParse(a.uri)) throw invalid(`${f}.uri`, "is not an absolute URI");
       checkText(`${f}.mime_type`, a.mimeType, { maxBytes: 255, required: true });
-      if (!/^[\w.+-]+\/[\w.+-]+$/.test(a.mimeType)) throw invalid(`${f}.mime_type`, "is not a media type like image/png");
+      if (!/^[\w.+-]+\/[\w.+-]+$/.test(a.mimeType))
+        throw invalid(`${f}.mime_type`, "is not a media type like image/png");
       if (a.sizeBytes < 0n || a.sizeBytes > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw invalid(`${f}.size_bytes`, "must be between 0 and 2^53");
       }
@@ -86,7 +87,8 @@ function validateContent(f: string, c: Content): string | undefined {
       const x = c.value;
       checkText(`${f}.algorithm`, x.algorithm, { maxBytes: 64, required: true });
       if (x.ciphertext.length === 0) throw invalid(`${f}.ciphertext`, "is required");
-      if (x.ciphertext.length > MAX_BLOB_BYTES) throw invalid(`${f}.ciphertext`, `is longer than ${MAX_BLOB_BYTES} bytes`);
+      if (x.ciphertext.length > MAX_BLOB_BYTES)
+        throw invalid(`${f}.ciphertext`, `is longer than ${MAX_BLOB_BYTES} bytes`);
       checkText(`${f}.sender_key_id`, x.senderKeyId, { maxBytes: 256 });
       checkText(`${f}.session_id`, x.sessionId, { maxBytes: 256 });
       return undefined;

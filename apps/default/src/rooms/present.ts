@@ -9,7 +9,8 @@ export const ROOM_TYPES: Record<RoomKind, RoomType> = {
   channel: RoomType.CHANNEL,
 };
 
-export function presentRoom(row: RoomRow): Room {
+/** A room as the API shows it; `readSeq` is the caller's read marker when the caller is a member. */
+export function presentRoom(row: RoomRow, readSeq?: number): Room {
   return create(RoomSchema, {
     id: row.id,
     type: ROOM_TYPES[row.type],
@@ -21,5 +22,8 @@ export function presentRoom(row: RoomRow): Room {
     memberCount: row.member_count,
     createdAt: timestampFromDate(row.created_at),
     updatedAt: timestampFromDate(row.updated_at),
+    ...(readSeq === undefined
+      ? {}
+      : { readSeq: BigInt(readSeq), unreadCount: BigInt(Math.max(0, row.last_seq - readSeq)) }),
   });
 }

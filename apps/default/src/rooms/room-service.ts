@@ -1,20 +1,10 @@
-import type { CreateRoomRequest, UpdateRoomRequest } from "@service-chat/api";
-import {
-  checkId,
-  checkLimit,
-  decodeCursor,
-  encodeCursor,
-  type Identity,
-  invalid,
-  notFound,
-} from "@service-chat/core";
-import type { Room } from "@service-chat/api";
+import type { CreateRoomRequest, Room, UpdateRoomRequest } from "@service-chat/api";
+import { checkId, checkLimit, decodeCursor, encodeCursor, type Identity, invalid, newId } from "@service-chat/core";
 import { requireAccess, viewRoom } from "../authz/access.js";
-import type { RoomRow } from "../db/schema.js";
-import { type Page } from "../events/event-service.js";
-import { appendEvents, type Db, lockRoom, type Tx } from "../events/store.js";
+import type { Role, RoomRow } from "../db/schema.js";
+import type { Page } from "../events/event-service.js";
+import { appendEvents, type Db, lockOrNotFound, type Tx } from "../events/store.js";
 import { SystemEventKind, systemEvent } from "../events/system.js";
-import { newId } from "@service-chat/core";
 import { presentRoom } from "./present.js";
 import {
   checkDescription,
@@ -48,7 +38,8 @@ export class RoomService {
       throw invalid("members", "a direct room has exactly one member besides you");
     }
     const fields: RoomFields = { type, name, description, metadata, creator_id: caller.profileId };
-    if (type === "direct") return presentRoom(await this.createDirect(caller, members[0] as MemberInput, fields));
+    if (type === "direct")
+      return this.get(caller, (await this.createDirect(caller, members[0] as MemberInput, fields)).id);
     const row = await this.db.transaction().execute(async (trx) => {
       const room = await trx
         .insertInto("rooms")
@@ -61,18 +52,19 @@ export class RoomService {
       ]);
       return room;
     });
-    return presentRoom(row);
+    return presentRoom(row, row.last_seq);
   }
 
   /** The one live direct room of a pair: returned if it exists, created otherwise (race-safe). */
-  private async createDirect(
-    caller: Identity,
-    other: MemberInput,
-    fields: RoomFields,
-  ): Promise<RoomRow> {
+  private async createDirect(caller: Identity, other: MemberInput, fields: RoomFields): Promise<RoomRow> {
     const key = [caller.profileId, other.profileId].sort().join("\n");
     const existing = () =>
-      this.db.selectFrom("rooms").selectAll().where("direct_key", "=", key).where("deleted_at", "is", null).executeTakeFirst();
+      this.db
+        .selectFrom("rooms")
+        .selectAll()
+        .where("direct_key", "=", key)
+        .where("deleted_at", "is", null)
+        .executeTakeFirst();
     const found = await existing();
     if (found) return found;
     const created = await this.db.transaction().execute(async (trx) => {
@@ -83,7 +75,8 @@ export class RoomService {
         .returningAll()
         .executeTakeFirst();
       if (!room) return undefined;
-      await insertMembers(trx, room.id, caller, "member", [other], "member");
+      // Both people own a direct room: either may rename it or delete it for both.
+      await insertMembers(trx, room.id, caller, "owner", [other], "owner");
       await appendEvents(trx, room, [
         systemEvent(caller.profileId, SystemEventKind.ROOM_CREATED, { profileIds: [other.profileId] }),
       ]);
@@ -94,7 +87,8 @@ export class RoomService {
 
   async get(caller: Identity, roomId: string): Promise<Room> {
     checkId("room_id", roomId);
-    return presentRoom((await viewRoom(this.db, roomId, caller.profileId)).room);
+    const { room, sub } = await viewRoom(this.db, roomId, caller.profileId);
+    return presentRoom(room, sub?.read_seq);
   }
 
   /** The caller's rooms and every public channel, newest first, optionally matching `query`. */
@@ -104,21 +98,13 @@ export class RoomService {
     const cursor = decodeCursor("cursor", q.cursor, { id: "string" });
     let query = this.db
       .selectFrom("rooms as r")
-      .selectAll("r")
-      .where("r.deleted_at", "is", null)
-      .where((eb) =>
-        eb.or([
-          eb("r.type", "=", "channel"),
-          eb.exists(
-            eb
-              .selectFrom("room_subscriptions as s")
-              .select("s.room_id")
-              .whereRef("s.room_id", "=", "r.id")
-              .where("s.profile_id", "=", caller.profileId)
-              .where("s.state", "=", "active"),
-          ),
-        ]),
+      .leftJoin("room_subscriptions as s", (j) =>
+        j.onRef("s.room_id", "=", "r.id").on("s.profile_id", "=", caller.profileId).on("s.state", "=", "active"),
       )
+      .selectAll("r")
+      .select("s.read_seq")
+      .where("r.deleted_at", "is", null)
+      .where((eb) => eb.or([eb("r.type", "=", "channel"), eb("s.profile_id", "is not", null)]))
       .orderBy("r.id", "desc")
       .limit(limit + 1);
     if (q.query) {
@@ -129,7 +115,10 @@ export class RoomService {
     const rows = await query.execute();
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { items: page.map(presentRoom), nextCursor: rows.length > limit && last ? encodeCursor({ id: last.id }) : "" };
+    return {
+      items: page.map(({ read_seq, ...room }) => presentRoom(room, read_seq ?? undefined)),
+      nextCursor: rows.length > limit && last ? encodeCursor({ id: last.id }) : "",
+    };
   }
 
   async update(caller: Identity, req: UpdateRoomRequest): Promise<Room> {
@@ -142,17 +131,18 @@ export class RoomService {
     if (fields.length === 0) throw invalid("room_id", "nothing to update: set name, description or metadata");
     const row = await this.db.transaction().execute(async (trx) => {
       const room = await lockOrNotFound(trx, req.roomId);
-      await requireAccess(trx, room.id, caller.profileId, "room.update", room);
+      const { sub } = await requireAccess(trx, room.id, caller.profileId, "room.update", room);
       if (room.type === "channel" && changes.name !== undefined) checkName("name", changes.name, true);
       await appendEvents(trx, room, [systemEvent(caller.profileId, SystemEventKind.ROOM_UPDATED, { fields })]);
-      return trx
+      const updated = await trx
         .updateTable("rooms")
         .set({ ...changes, updated_at: new Date() })
         .where("id", "=", room.id)
         .returningAll()
         .executeTakeFirstOrThrow();
+      return { updated, readSeq: sub.read_seq };
     });
-    return presentRoom(row);
+    return presentRoom(row.updated, row.readSeq);
   }
 
   /** Deletes a room for everyone; the deletion is the room's last event. */
@@ -160,9 +150,7 @@ export class RoomService {
     checkId("room_id", roomId);
     await this.db.transaction().execute(async (trx) => {
       const room = await lockOrNotFound(trx, roomId);
-      // A direct room has no owner: either of its two members may delete it.
-      if (room.type === "direct") await viewRoom(trx, room.id, caller.profileId, room);
-      else await requireAccess(trx, room.id, caller.profileId, "room.delete", room);
+      await requireAccess(trx, room.id, caller.profileId, "room.delete", room);
       await appendEvents(trx, room, [systemEvent(caller.profileId, SystemEventKind.ROOM_DELETED)]);
       await trx
         .updateTable("rooms")
@@ -174,24 +162,26 @@ export class RoomService {
   }
 }
 
-export async function lockOrNotFound(trx: Tx, roomId: string): Promise<RoomRow> {
-  const room = await lockRoom(trx, roomId);
-  if (!room) throw notFound("room");
-  return room;
-}
-
 async function insertMembers(
   trx: Tx,
   roomId: string,
   caller: Identity,
-  callerRole: "owner" | "member",
+  callerRole: Role,
   members: MemberInput[],
-  role: "member",
+  role: Role,
 ): Promise<void> {
   await trx
     .insertInto("room_subscriptions")
     .values([
-      { room_id: roomId, profile_id: caller.profileId, contact_id: caller.contactId, role: callerRole, settings: "{}" },
+      // The creator has read the creation event.
+      {
+        room_id: roomId,
+        profile_id: caller.profileId,
+        contact_id: caller.contactId,
+        role: callerRole,
+        read_seq: 1,
+        settings: "{}",
+      },
       ...members.map((m) => ({
         room_id: roomId,
         profile_id: m.profileId,

@@ -17,9 +17,8 @@ import { viewRoom } from "../authz/access.js";
 import { assertCan, isRole, mayGrant, outranks, ROLES } from "../authz/permissions.js";
 import type { Role, RoomRow, SubscriptionRow } from "../db/schema.js";
 import type { Page } from "../events/event-service.js";
-import { appendEvents, type Db, type Tx } from "../events/store.js";
+import { appendEvents, type Db, lockOrNotFound, type Tx } from "../events/store.js";
 import { SystemEventKind, systemEvent } from "../events/system.js";
-import { lockOrNotFound } from "../rooms/room-service.js";
 import { checkMembers, checkName, likePattern, MAX_MEMBERS_PER_CALL } from "../rooms/validate.js";
 import { presentSubscription } from "./present.js";
 
@@ -69,7 +68,11 @@ export class SubscriptionService {
           }
         });
       }
-      const current = await subscriptions(trx, roomId, wanted.map((m) => m.profileId));
+      const current = await subscriptions(
+        trx,
+        roomId,
+        wanted.map((m) => m.profileId),
+      );
       const joining = wanted.filter((m) => current.get(m.profileId)?.state !== "active");
       if (joining.length > 0) {
         const rows = await trx
@@ -124,7 +127,7 @@ export class SubscriptionService {
   async remove(caller: Identity, roomId: string, profileIds: string[]): Promise<string[]> {
     checkId("room_id", roomId);
     checkCount("profile_ids", profileIds.length, MAX_MEMBERS_PER_CALL, 1);
-    profileIds.forEach((p, i) => checkProfileId(`profile_ids[${i}]`, p));
+    for (const [i, p] of profileIds.entries()) checkProfileId(`profile_ids[${i}]`, p);
     return this.db.transaction().execute(async (trx) => {
       const room = await lockOrNotFound(trx, roomId);
       const { sub } = await viewRoom(trx, roomId, caller.profileId, room);
@@ -173,7 +176,7 @@ export class SubscriptionService {
       noDirect(room);
       assertCan(sub.role, "member.role");
       const target = (await subscriptions(trx, roomId, [profileId])).get(profileId);
-      if (!target || target.state !== "active") throw notFound("member");
+      if (target?.state !== "active") throw notFound("member");
       if (target.profile_id !== caller.profileId && !outranks(sub.role, target.role)) {
         throw denied(`cannot change the role of ${profileId}: their role is not below yours`);
       }

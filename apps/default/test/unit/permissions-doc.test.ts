@@ -7,7 +7,12 @@ it("docs/permissions.md shows exactly the matrix the code enforces", async () =>
   const rows = doc
     .split("\n")
     .filter((line) => /^\| [a-z]+\.[a-z_]+ \|/.test(line))
-    .map((line) => line.split("|").slice(1, -1).map((cell) => cell.trim()));
+    .map((line) =>
+      line
+        .split("|")
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    );
   const fromDoc = Object.fromEntries(
     rows.map(([action, ...cells]) => [action, ROLES.filter((_, i) => cells[i] === "✓")]),
   );

@@ -1,0 +1,29 @@
+/**
+ * The connection registry: which devices are connected, through which gateway, and since when.
+ * Shared by every gateway (Redis) or in process (memory). Entries live for a TTL refreshed by
+ * heartbeats, so a gateway that dies takes its entries with it within one TTL.
+ */
+export interface ConnectionInfo {
+  connectionId: string;
+  profileId: string;
+  deviceId: string;
+  gatewayId: string;
+  /** Unix ms. */
+  connectedAt: number;
+  /** Unix ms. */
+  lastHeartbeat: number;
+}
+
+export interface ConnectionRegistry {
+  /** Adds or refreshes a connection; it disappears `ttlMs` after its last refresh. */
+  register(connection: ConnectionInfo, ttlMs: number): Promise<void>;
+  /** Removes a connection at once (clean disconnect); the profile's last-seen time is kept. */
+  remove(connection: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void>;
+  /** The live connections of one device, oldest first. */
+  deviceConnections(profileId: string, deviceId: string): Promise<ConnectionInfo[]>;
+  /** Which of these profiles have at least one live connection. */
+  online(profileIds: readonly string[]): Promise<Set<string>>;
+  /** When each profile was last seen connected (unix ms); absent if never. */
+  lastSeen(profileIds: readonly string[]): Promise<Map<string, number>>;
+  close(): Promise<void>;
+}
