@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
-import { ChatService } from "@service-chat/api";
+import { AdminService, ChatService } from "@service-chat/api";
 import {
   type Authenticator,
+  type ConnectionRegistry,
   createDevSigner,
   createMetrics,
   type Database,
@@ -9,6 +10,7 @@ import {
   type EventStream,
   type LiveBus,
   type Logger,
+  MemoryRegistry,
   type Metrics,
   migrate,
   oidcAuthenticator,
@@ -19,15 +21,17 @@ import {
 } from "@service-chat/core";
 import type { Config } from "./config.js";
 import type { Schema } from "./db/schema.js";
+import { AdminService as Admin } from "./delivery/admin-service.js";
 import { FanoutWorker } from "./delivery/fanout.js";
 import { MembershipCache } from "./delivery/membership.js";
 import { PipelineMetrics } from "./delivery/metrics.js";
 import { OutboxRelay } from "./delivery/outbox-relay.js";
+import { PushNotifier } from "./delivery/push.js";
 import { SyncService } from "./delivery/sync-service.js";
 import { EventService } from "./events/event-service.js";
 import { RoomService } from "./rooms/room-service.js";
 import { authInterceptor } from "./server/auth.js";
-import { chatHandlers } from "./server/chat-handlers.js";
+import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
 import { plainRoutes } from "./server/http-routes.js";
 import { RpcServer } from "./server/rpc-server.js";
@@ -42,6 +46,7 @@ export interface App {
   database: Database<Schema>;
   stream: EventStream;
   live: LiveBus;
+  registry: ConnectionRegistry;
   metrics: Metrics;
   /** Present when tokens come from the development signer. */
   devSigner?: DevSigner;
@@ -72,7 +77,22 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     logger.warn("no OAUTH2_ISSUER: using the development token signer (POST /dev/token)");
   }
 
+  const registry = new MemoryRegistry();
   const members = new MembershipCache(database.db);
+  const push =
+    config.PUSH_WEBHOOK_URL && config.SERVICES.includes("fanout")
+      ? new PushNotifier({
+          url: config.PUSH_WEBHOOK_URL,
+          secret: config.PUSH_WEBHOOK_SECRET as string,
+          registry,
+          db: database.db,
+          logger: logger.child({ component: "push" }),
+          metrics: pipelineMetrics,
+          maxAttempts: config.PUSH_MAX_ATTEMPTS,
+          baseDelayMs: config.PUSH_RETRY_BASE_MS,
+        })
+      : undefined;
+  const admin = new Admin(database.db, new Set(config.ADMIN_PROFILE_IDS), push);
   const services = {
     rooms: new RoomService(database.db),
     subscriptions: new SubscriptionService(database.db),
@@ -83,7 +103,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     host: config.BIND_HOST,
     httpPort: config.HTTP_PORT,
     grpcPort: config.GRPC_PORT,
-    routes: (router) => router.service(ChatService, chatHandlers(services)),
+    routes: (router) => {
+      router.service(ChatService, chatHandlers(services));
+      router.service(AdminService, adminHandlers(admin));
+    },
     interceptors: [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)],
     fallback: plainRoutes({
       logger,
@@ -114,6 +137,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     );
   }
   if (config.SERVICES.includes("fanout")) {
+    if (push) run.push(push);
     run.push(
       new FanoutWorker({
         stream,
@@ -121,6 +145,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         members,
         logger: logger.child({ component: "fanout" }),
         metrics: pipelineMetrics,
+        ...(push ? { onDelivered: (event, recipients) => push.notify(event, recipients) } : {}),
       }),
     );
   }
@@ -132,6 +157,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     database,
     stream,
     live,
+    registry,
     metrics,
     ...(devSigner ? { devSigner } : {}),
     async close() {

@@ -54,6 +54,23 @@ const schema = z
         (list) => list.every((s) => ["api", "relay", "fanout"].includes(s)),
         "must list api, relay and/or fanout",
       ),
+    CACHE_URI: z
+      .string()
+      .default("mem://")
+      .refine((v) => v === "mem://" || v.startsWith("mem://"), "must be mem://"),
+    PUSH_WEBHOOK_URL: z.string().url("must be the webhook's URL").optional(),
+    PUSH_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+    PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
+    PUSH_RETRY_BASE_MS: z.coerce.number().int().min(10).max(600_000).default(1000),
+    ADMIN_PROFILE_IDS: z
+      .string()
+      .default("")
+      .transform((v) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((c, ctx) => {
@@ -62,6 +79,13 @@ const schema = z
         code: "custom",
         path: ["OAUTH2_JWT_VERIFY_AUDIENCE"],
         message: "is required when OAUTH2_ISSUER is set (the audience tokens must carry)",
+      });
+    }
+    if (c.PUSH_WEBHOOK_URL && !c.PUSH_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["PUSH_WEBHOOK_SECRET"],
+        message: "is required when PUSH_WEBHOOK_URL is set (the webhook checks the signature with it)",
       });
     }
     if (!c.OAUTH2_ISSUER && !LOOPBACK.has(c.BIND_HOST)) {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { ChatService } from "@service-chat/api";
+import { AdminService, ChatService } from "@service-chat/api";
 import { createLogger, type DevSigner, startServices } from "@service-chat/core";
 import type { Kysely } from "kysely";
 import pg from "pg";
@@ -22,6 +22,8 @@ export interface TestApp {
   grpcUrl: string;
   /** A client acting as `user` (profile id), over the chosen protocol (Connect JSON by default). */
   as(user: string, protocol?: Protocol, claims?: { contact_id?: string; device_id?: string }): ChatClient;
+  /** An AdminService client acting as `user`. */
+  adminAs(user: string): Client<typeof AdminService>;
   /** A client sending exactly this token (or none). */
   withToken(token: string | undefined, protocol?: Protocol): ChatClient;
   /** The service's own database, for counting rows. */
@@ -70,6 +72,13 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       return createClient(
         ChatService,
         transport(() => (token ??= signer.sign({ sub: user, ...claims })), protocol),
+      );
+    },
+    adminAs(user) {
+      let token: Promise<string> | undefined;
+      return createClient(
+        AdminService,
+        transport(() => (token ??= signer.sign({ sub: user })), "connect"),
       );
     },
     withToken(token, protocol = "connect") {

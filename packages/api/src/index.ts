@@ -1,3 +1,4 @@
+export * from "./gen/chat/v1/admin_pb.js";
 export * from "./gen/chat/v1/chat_pb.js";
 export * from "./gen/chat/v1/common_pb.js";
 export * from "./gen/chat/v1/delivery_pb.js";

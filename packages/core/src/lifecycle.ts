@@ -62,11 +62,33 @@ export function aborted(signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Runs `work` unless `signal` aborts first; answers whether it finished. The abort listener is
+ * removed afterwards, so calling this in a loop leaks nothing.
+ */
+export async function raceAbort<T>(
+  work: Promise<T>,
+  signal: AbortSignal,
+): Promise<{ done: true; value: T } | { done: false }> {
+  if (signal.aborted) return { done: false };
+  let onAbort!: () => void;
+  const stopped = new Promise<{ done: false }>((resolve) => {
+    onAbort = () => resolve({ done: false });
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work.then((value) => ({ done: true as const, value })), stopped]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
 /** Resolves after `ms`, or as soon as `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
       resolve();
     };
     const timer = setTimeout(done, ms);

@@ -8,6 +8,7 @@ export interface Schema {
   outbox: OutboxTable;
   device_cursors: DeviceCursorsTable;
   devices: DevicesTable;
+  push_dead_letters: DeadLettersTable;
 }
 
 export type RoomKind = "direct" | "group" | "channel";
@@ -85,6 +86,16 @@ export interface DevicesTable {
   device_id: string;
   last_seen: Timestamp;
   push: Json;
+}
+
+export interface DeadLettersTable {
+  id: string;
+  room_id: string;
+  event_id: string;
+  payload: Json;
+  attempts: number;
+  last_error: string;
+  created_at: Timestamp;
 }
 
 export type RoomRow = Selectable<RoomsTable>;

@@ -1,7 +1,15 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type RoomEvent, RoomEventSchema } from "@service-chat/api";
-import { type Database, type EventStream, type Logger, partitionOf, type Service, sleep } from "@service-chat/core";
+import {
+  type Database,
+  type EventStream,
+  type Logger,
+  partitionOf,
+  raceAbort,
+  type Service,
+  sleep,
+} from "@service-chat/core";
 import { sql } from "kysely";
 import type { Schema } from "../db/schema.js";
 import { presentEvent } from "../events/present.js";
@@ -84,11 +92,12 @@ export class OutboxRelay implements Service {
           await sleep(LINGER_MS, signal);
           continue;
         }
-        await new Promise<void>((resolve) => {
+        const woken = new Promise<void>((resolve) => {
           wake = resolve;
-          setTimeout(resolve, this.pollMs);
-          signal.addEventListener("abort", () => resolve(), { once: true });
         });
+        const timer = setTimeout(wake, this.pollMs);
+        await raceAbort(woken, signal);
+        clearTimeout(timer);
       }
     } finally {
       await session.close().catch(() => {});

@@ -3,13 +3,16 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import {
   AckEventsResponseSchema,
   AddRoomSubscriptionsResponseSchema,
+  type AdminService,
   type ChatService,
   CreateRoomResponseSchema,
   DeleteRoomResponseSchema,
   GetHistoryResponseSchema,
   GetRoomResponseSchema,
+  ListPushDeadLettersResponseSchema,
   MarkReadResponseSchema,
   RemoveRoomSubscriptionsResponseSchema,
+  ReplayPushDeadLettersResponseSchema,
   SearchEventsResponseSchema,
   SearchRoomSubscriptionsResponseSchema,
   SearchRoomsResponseSchema,
@@ -19,6 +22,7 @@ import {
   UpdateRoomResponseSchema,
   UpdateSubscriptionRoleResponseSchema,
 } from "@service-chat/api";
+import type { AdminService as Admin } from "../delivery/admin-service.js";
 import type { SyncService } from "../delivery/sync-service.js";
 import type { EventService } from "../events/event-service.js";
 import type { RoomService } from "../rooms/room-service.js";
@@ -95,6 +99,20 @@ export function chatHandlers({ rooms, subscriptions, events, sync }: ChatService
     async sendTyping(req, ctx) {
       await sync.typing(caller(ctx), req.roomId, req.active);
       return create(SendTypingResponseSchema);
+    },
+  };
+}
+
+/** AdminService: for the profiles of ADMIN_PROFILE_IDS. */
+export function adminHandlers(admin: Admin): ServiceImpl<typeof AdminService> {
+  return {
+    async listPushDeadLetters(req, ctx) {
+      const page = await admin.listDeadLetters(caller(ctx), req.cursor, req.limit);
+      return create(ListPushDeadLettersResponseSchema, { deadLetters: page.items, nextCursor: page.nextCursor });
+    },
+    async replayPushDeadLetters(req, ctx) {
+      const ids = await admin.replayDeadLetters(caller(ctx), req.ids);
+      return create(ReplayPushDeadLettersResponseSchema, { replayedIds: ids });
     },
   };
 }

@@ -1,4 +1,4 @@
-import { aborted } from "../lifecycle.js";
+import { raceAbort } from "../lifecycle.js";
 import type { EventStream, LiveBus, StreamEntry } from "./ports.js";
 
 /**
@@ -39,14 +39,14 @@ export class MemoryStream implements EventStream {
       const index = state.acked;
       state.deliveries++;
       // A consumer that stops mid-handler is a consumer that died: its entry is not acknowledged.
-      const outcome = await Promise.race([
+      const outcome = await raceAbort(
         handler({ data: log[index] as Uint8Array, deliveries: state.deliveries }).then(
           () => "done",
           () => "failed",
         ),
-        aborted(signal).then(() => "stopped"),
-      ]);
-      if (outcome === "done" && state.acked === index) {
+        signal,
+      );
+      if (outcome.done && outcome.value === "done" && state.acked === index) {
         state.acked++;
         state.deliveries = 0;
       }
@@ -69,15 +69,14 @@ export class MemoryStream implements EventStream {
     return log;
   }
 
-  private wait(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        this.waiters.delete(wake);
-        resolve();
-      };
+  private async wait(signal: AbortSignal): Promise<void> {
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
       this.waiters.add(wake);
-      void aborted(signal).then(wake);
     });
+    await raceAbort(woken, signal);
+    this.waiters.delete(wake);
   }
 }
 
