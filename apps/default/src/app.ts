@@ -1,4 +1,13 @@
+import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
+import {
+  type Client,
+  type ConnectRouter,
+  createClient,
+  createRouterTransport,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { AdminService, ChatService } from "@service-chat/api";
 import {
   type Authenticator,
@@ -10,15 +19,17 @@ import {
   type EventStream,
   type LiveBus,
   type Logger,
-  MemoryRegistry,
   type Metrics,
   migrate,
+  newId,
   oidcAuthenticator,
   openDatabase,
   openQueues,
+  openRegistry,
   pendingMigrations,
   type Service,
 } from "@service-chat/core";
+import { forwardChat, Gateway } from "@service-chat/gateway";
 import type { Config } from "./config.js";
 import type { Schema } from "./db/schema.js";
 import { AdminService as Admin } from "./delivery/admin-service.js";
@@ -40,79 +51,145 @@ import { SubscriptionService } from "./subscriptions/subscription-service.js";
 export const MIGRATIONS = fileURLToPath(new URL("./db/migrations", import.meta.url));
 
 export interface App {
-  /** What runs, in start order: the pipeline first, the RPC server last (so it stops first). */
+  /** What runs, in start order; they stop in reverse (the gateway first, then the server, then the pipeline). */
   services: Service[];
   server: RpcServer;
-  database: Database<Schema>;
+  /** Present when this process serves the API or runs the pipeline. */
+  database?: Database<Schema>;
   stream: EventStream;
   live: LiveBus;
   registry: ConnectionRegistry;
   metrics: Metrics;
-  /** Present when tokens come from the development signer. */
+  gateway?: Gateway;
   devSigner?: DevSigner;
   /** Closes what the services do not own (database, queues, metrics). */
   close(): Promise<void>;
 }
 
-/** The composition root: config → database → queues → services → pipeline and server. */
+/**
+ * The composition root. SERVICES picks the roles of this process — api (ChatService on the
+ * database), relay and fanout (the delivery pipeline), gateway (device streams) — and each role
+ * gets only what it uses: config → database → queues → services → server.
+ */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
-  const database = await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE });
-  const applied = await migrate(database.db, MIGRATIONS);
-  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  const roles = new Set(config.SERVICES);
+  const needsDb = roles.has("api") || roles.has("relay") || roles.has("fanout");
+  const database = needsDb ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE }) : undefined;
+  if (database) {
+    const applied = await migrate(database.db, MIGRATIONS);
+    if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  }
   const { stream, live } = await openQueues(config.QUEUE_USER_EVENT_DELIVERY_URI, {
     name: config.QUEUE_USER_EVENT_DELIVERY_NAME,
     partitions: config.QUEUE_PARTITIONS,
     redeliveryMs: config.QUEUE_REDELIVERY_MS,
   });
-  const metrics = createMetrics("chat-default");
+  const registry = await openRegistry(config.CACHE_URI, `${config.QUEUE_USER_EVENT_DELIVERY_NAME}:registry`);
+  const metrics = createMetrics("chat");
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
+  const { auth, devSigner } = await authenticator(config, logger);
+  const interceptors = [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)];
 
-  let devSigner: DevSigner | undefined;
-  let auth: Authenticator;
-  if (config.OAUTH2_ISSUER) {
-    auth = oidcAuthenticator(config.OAUTH2_ISSUER, config.OAUTH2_JWT_VERIFY_AUDIENCE as string);
-  } else {
-    devSigner = await createDevSigner();
-    auth = devSigner;
-    logger.warn("no OAUTH2_ISSUER: using the development token signer (POST /dev/token)");
+  const run: Service[] = [];
+  let push: PushNotifier | undefined;
+  let chatRoutes: ((router: ConnectRouter) => void) | undefined;
+  if (database) {
+    const db = database.db;
+    const members = new MembershipCache(db);
+    if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
+      push = new PushNotifier({
+        url: config.PUSH_WEBHOOK_URL,
+        secret: config.PUSH_WEBHOOK_SECRET as string,
+        registry,
+        db,
+        logger: logger.child({ component: "push" }),
+        metrics: pipelineMetrics,
+        maxAttempts: config.PUSH_MAX_ATTEMPTS,
+        baseDelayMs: config.PUSH_RETRY_BASE_MS,
+      });
+    }
+    if (roles.has("api")) {
+      const services = {
+        rooms: new RoomService(db),
+        subscriptions: new SubscriptionService(db),
+        events: new EventService(db),
+        sync: new SyncService(db, live, members, config.SYNC_MAX_BACKLOG),
+      };
+      const admin = new Admin(db, new Set(config.ADMIN_PROFILE_IDS), push);
+      chatRoutes = (router) => {
+        router.service(ChatService, chatHandlers(services));
+        router.service(AdminService, adminHandlers(admin));
+      };
+    }
+    if (roles.has("relay")) {
+      run.push(
+        new OutboxRelay({
+          database,
+          stream,
+          logger: logger.child({ component: "outbox-relay" }),
+          metrics: pipelineMetrics,
+          retentionMs: config.OUTBOX_RETENTION_SEC * 1000,
+        }),
+      );
+    }
+    if (roles.has("fanout")) {
+      if (push) run.push(push);
+      const notifier = push;
+      run.push(
+        new FanoutWorker({
+          stream,
+          live,
+          members,
+          logger: logger.child({ component: "fanout" }),
+          metrics: pipelineMetrics,
+          ...(notifier ? { onDelivered: (event, recipients) => notifier.notify(event, recipients) } : {}),
+        }),
+      );
+    }
   }
 
-  const registry = new MemoryRegistry();
-  const members = new MembershipCache(database.db);
-  const push =
-    config.PUSH_WEBHOOK_URL && config.SERVICES.includes("fanout")
-      ? new PushNotifier({
-          url: config.PUSH_WEBHOOK_URL,
-          secret: config.PUSH_WEBHOOK_SECRET as string,
-          registry,
-          db: database.db,
-          logger: logger.child({ component: "push" }),
-          metrics: pipelineMetrics,
-          maxAttempts: config.PUSH_MAX_ATTEMPTS,
-          baseDelayMs: config.PUSH_RETRY_BASE_MS,
-        })
-      : undefined;
-  const admin = new Admin(database.db, new Set(config.ADMIN_PROFILE_IDS), push);
-  const services = {
-    rooms: new RoomService(database.db),
-    subscriptions: new SubscriptionService(database.db),
-    events: new EventService(database.db),
-    sync: new SyncService(database.db, live, members, config.SYNC_MAX_BACKLOG),
-  };
+  let gateway: Gateway | undefined;
+  if (roles.has("gateway")) {
+    const chat = chatRoutes ? inProcessClient(chatRoutes, interceptors) : remoteClient(config.CHAT_SERVICE_URI);
+    if (!chatRoutes) chatRoutes = (router) => router.service(ChatService, forwardChat(chat));
+    gateway = new Gateway({
+      auth,
+      chat,
+      live,
+      registry,
+      gatewayId: config.GATEWAY_ID ?? `${hostname()}-${newId().slice(-12)}`,
+      limits: {
+        heartbeatMs: config.HEARTBEAT_INTERVAL_SEC * 1000,
+        timeoutMs: config.CONNECTION_TIMEOUT_SEC * 1000,
+        maxConnectionsPerDevice: config.MAX_CONNECTIONS_PER_DEVICE,
+        eventsPerSecond: config.MAX_EVENTS_PER_SECOND,
+        sendQueueMax: config.SEND_QUEUE_MAX,
+        helloTimeoutMs: 10_000,
+      },
+      maxFrameBytes: config.MAX_FRAME_BYTES,
+      shutdownGraceMs: config.SHUTDOWN_GRACE_SEC * 1000,
+      logger: logger.child({ component: "gateway" }),
+    });
+  }
+
+  const routes = chatRoutes;
+  const gw = gateway;
   const server = new RpcServer({
     host: config.BIND_HOST,
     httpPort: config.HTTP_PORT,
     grpcPort: config.GRPC_PORT,
     routes: (router) => {
-      router.service(ChatService, chatHandlers(services));
-      router.service(AdminService, adminHandlers(admin));
+      routes?.(router);
+      gw?.routes(router);
     },
-    interceptors: [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)],
+    interceptors,
+    ...(gw ? { upgrade: (req, socket, head) => gw.upgrade(req, socket, head) } : {}),
     fallback: plainRoutes({
       logger,
       metrics,
       ...(devSigner ? { devSigner } : {}),
       async ready() {
+        if (!database) return;
         await database.ping().catch((err: unknown) => {
           logger.warn({ err }, "database not reachable");
           throw new Error("database not reachable");
@@ -123,46 +200,44 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     }),
     logger: logger.child({ component: "rpc-server" }),
   });
-
-  const run: Service[] = [];
-  if (config.SERVICES.includes("relay")) {
-    run.push(
-      new OutboxRelay({
-        database,
-        stream,
-        logger: logger.child({ component: "outbox-relay" }),
-        metrics: pipelineMetrics,
-        retentionMs: config.OUTBOX_RETENTION_SEC * 1000,
-      }),
-    );
-  }
-  if (config.SERVICES.includes("fanout")) {
-    if (push) run.push(push);
-    run.push(
-      new FanoutWorker({
-        stream,
-        live,
-        members,
-        logger: logger.child({ component: "fanout" }),
-        metrics: pipelineMetrics,
-        ...(push ? { onDelivered: (event, recipients) => push.notify(event, recipients) } : {}),
-      }),
-    );
-  }
-  if (config.SERVICES.includes("api")) run.push(server);
+  run.push(server);
+  if (gateway) run.push(gateway);
 
   return {
     services: run,
     server,
-    database,
+    ...(database ? { database } : {}),
     stream,
     live,
     registry,
     metrics,
+    ...(gateway ? { gateway } : {}),
     ...(devSigner ? { devSigner } : {}),
     async close() {
-      await Promise.allSettled([stream.close(), live.close(), metrics.shutdown()]);
-      await database.close();
+      await Promise.allSettled([stream.close(), live.close(), registry.close(), metrics.shutdown()]);
+      await database?.close();
     },
   };
+}
+
+async function authenticator(config: Config, logger: Logger): Promise<{ auth: Authenticator; devSigner?: DevSigner }> {
+  if (config.OAUTH2_ISSUER) {
+    return { auth: oidcAuthenticator(config.OAUTH2_ISSUER, config.OAUTH2_JWT_VERIFY_AUDIENCE as string) };
+  }
+  logger.warn("no OAUTH2_ISSUER: using the development token signer (POST /dev/token)");
+  const devSigner = await createDevSigner();
+  return { auth: devSigner, devSigner };
+}
+
+/** ChatService in this process, through the same interceptors as a network call. */
+function inProcessClient(
+  routes: (router: ConnectRouter) => void,
+  interceptors: Interceptor[],
+): Client<typeof ChatService> {
+  return createClient(ChatService, createRouterTransport(routes, { router: { interceptors } }));
+}
+
+/** ChatService of a Default Service elsewhere, over HTTP/2. */
+function remoteClient(uri: string): Client<typeof ChatService> {
+  return createClient(ChatService, createConnectTransport({ baseUrl: uri, httpVersion: "2", useBinaryFormat: true }));
 }

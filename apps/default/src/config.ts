@@ -48,11 +48,11 @@ const schema = z
       .default(60),
     SERVICES: z
       .string()
-      .default("api,relay,fanout")
+      .default("api,relay,fanout,gateway")
       .transform((v) => v.split(",").map((s) => s.trim()))
       .refine(
-        (list) => list.every((s) => ["api", "relay", "fanout"].includes(s)),
-        "must list api, relay and/or fanout",
+        (list) => list.length > 0 && list.every((s) => ["api", "relay", "fanout", "gateway"].includes(s)),
+        "must list api, relay, fanout and/or gateway",
       ),
     CACHE_URI: z
       .string()
@@ -71,6 +71,26 @@ const schema = z
           .map((s) => s.trim())
           .filter(Boolean),
       ),
+    CHAT_SERVICE_URI: z
+      .string()
+      .url("must be the Default Service's h2c URL, e.g. http://127.0.0.1:7010")
+      .default("http://127.0.0.1:7010"),
+    GATEWAY_ID: z
+      .string()
+      .regex(/^[\w.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")
+      .optional(),
+    MAX_CONNECTIONS_PER_DEVICE: z.coerce.number().int().min(1).max(100).default(1),
+    HEARTBEAT_INTERVAL_SEC: z.coerce.number().min(0.05).max(600).default(30),
+    CONNECTION_TIMEOUT_SEC: z.coerce.number().min(0.1).max(3600).default(90),
+    MAX_EVENTS_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(100),
+    SEND_QUEUE_MAX: z.coerce.number().int().min(10).max(1_000_000).default(1000),
+    MAX_FRAME_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(256 * 1024),
+    SHUTDOWN_GRACE_SEC: z.coerce.number().min(0).max(300).default(10),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((c, ctx) => {
@@ -79,6 +99,13 @@ const schema = z
         code: "custom",
         path: ["OAUTH2_JWT_VERIFY_AUDIENCE"],
         message: "is required when OAUTH2_ISSUER is set (the audience tokens must carry)",
+      });
+    }
+    if (c.CONNECTION_TIMEOUT_SEC <= c.HEARTBEAT_INTERVAL_SEC) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["CONNECTION_TIMEOUT_SEC"],
+        message: "must be longer than HEARTBEAT_INTERVAL_SEC",
       });
     }
     if (c.PUSH_WEBHOOK_URL && !c.PUSH_WEBHOOK_SECRET) {

@@ -66,7 +66,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     signer,
     httpUrl,
     grpcUrl,
-    db: app.database.db,
+    db: (app.database as NonNullable<App["database"]>).db,
     as(user, protocol = "connect", claims = {}) {
       let token: Promise<string> | undefined;
       return createClient(

@@ -9,7 +9,7 @@ beforeAll(async () => {
 afterAll(() => t.stop().catch(() => {}));
 
 it("reports an unexpected failure as internal, without its details, and readiness goes down", async () => {
-  await t.app.database.close();
+  await t.app.database!.close();
   const err = await t
     .as("alice")
     .searchRooms({})

@@ -35,11 +35,11 @@ describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
   /** The relay and a fan-out worker, started and killed by the test. */
   const pipeline = () => {
     const c = new AbortController();
-    const relay = new OutboxRelay({ database: t.app.database, stream: t.app.stream, logger, pollMs: 200 });
+    const relay = new OutboxRelay({ database: t.app.database!, stream: t.app.stream, logger, pollMs: 200 });
     const fanout = new FanoutWorker({
       stream: t.app.stream,
       live: t.app.live,
-      members: new MembershipCache(t.app.database.db),
+      members: new MembershipCache(t.app.database!.db),
       logger,
     });
     const done = Promise.all([relay.run(c.signal), fanout.run(c.signal)]);

@@ -13,6 +13,7 @@ export * from "./queue/memory.js";
 export * from "./queue/open.js";
 export * from "./queue/ports.js";
 export * from "./registry/memory.js";
+export * from "./registry/open.js";
 export * from "./registry/ports.js";
 export * from "./sequencer.js";
 export * from "./validate.js";

@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { aborted, type Logger, type Service } from "@service-chat/core";
@@ -16,6 +17,8 @@ export interface RpcServerOptions {
     req: http.IncomingMessage | http2.Http2ServerRequest,
     res: http.ServerResponse | http2.Http2ServerResponse,
   ) => void;
+  /** Takes over HTTP/1.1 upgrades (WebSocket); answers false for paths it does not serve. */
+  upgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   logger: Logger;
 }
 
@@ -50,6 +53,9 @@ export class RpcServer implements Service {
       fallback: o.fallback as never,
     });
     const h1 = http.createServer(handler);
+    h1.on("upgrade", (req, socket, head) => {
+      if (!o.upgrade?.(req, socket, head)) socket.destroy();
+    });
     const h2 = http2.createServer(handler);
     const sessions = new Set<http2.Http2Session>();
     h2.on("session", (session) => {

@@ -7,6 +7,8 @@ export interface Identity {
   profileId: string;
   contactId: string;
   deviceId: string;
+  /** When the token expires (unix ms), if it says. */
+  expiresAt?: number;
 }
 
 export interface Authenticator {
@@ -26,7 +28,12 @@ export function identityFromClaims(claims: JWTPayload): Identity {
   };
   const profileId = claim("sub");
   if (!profileId) throw unauthenticated("token has no subject (sub)");
-  return { profileId, contactId: claim("contact_id"), deviceId: claim("device_id") };
+  return {
+    profileId,
+    contactId: claim("contact_id"),
+    deviceId: claim("device_id"),
+    ...(typeof claims.exp === "number" ? { expiresAt: claims.exp * 1000 } : {}),
+  };
 }
 
 /** Turns a jose failure into a message that names the problem without echoing the token. */

@@ -1,0 +1,4 @@
+export * from "./forward.js";
+export * from "./gateway.js";
+export * from "./protocol.js";
+export type { Limits } from "./session.js";

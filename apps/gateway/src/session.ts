@@ -1,0 +1,413 @@
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import {
+  type AckEvent,
+  type ChatService,
+  type ClientFrame,
+  type Hello,
+  type RoomCursor,
+  type ServerFrame,
+  ServerFrameSchema,
+} from "@service-chat/api";
+import {
+  AppError,
+  type Authenticator,
+  type ConnectionRegistry,
+  type Identity,
+  type Logger,
+  RoomSequencer,
+} from "@service-chat/core";
+import type { HubMember, LiveHub } from "./hub.js";
+import { DISCONNECT, type Disconnect } from "./protocol.js";
+
+export interface Limits {
+  heartbeatMs: number;
+  /** A device silent this long is disconnected. */
+  timeoutMs: number;
+  maxConnectionsPerDevice: number;
+  /** Client frames per second (token bucket); beyond, frames get `error` resource_exhausted. */
+  eventsPerSecond: number;
+  /** Frames waiting to be written to one device before it counts as slow. */
+  sendQueueMax: number;
+  /** How long a new connection has to send its hello. */
+  helloTimeoutMs: number;
+}
+
+export interface SessionDeps {
+  auth: Authenticator;
+  /** ChatService; every call carries the device's own token. */
+  chat: Client<typeof ChatService>;
+  hub: LiveHub;
+  registry: ConnectionRegistry;
+  gatewayId: string;
+  limits: Limits;
+  logger: Logger;
+  /** Called once the session has ended. */
+  onEnd(session: DeviceSession): void;
+}
+
+/** The transport side of a session (WebSocket or an HTTP/2 stream). */
+export interface Outlet {
+  /** Queues a frame (`bytes` is its binary form when already known); answers the queue depth. */
+  send(frame: ServerFrame, bytes?: Uint8Array): number;
+  /** Ends the transport after the frames queued so far. */
+  close(reason: Disconnect): void;
+}
+
+type State = "hello" | "replaying" | "live" | "closed";
+const SYNC_PAGE = 500;
+/** Live frames held while a session replays or fills a gap, before it counts as slow. */
+const MAX_HELD = 10_000;
+
+/**
+ * One device connection, whatever carries it: hello and authentication, replay of what the device
+ * missed (Sync), then live delivery in seq order per room with no gap and no duplicate (a gap is
+ * filled from the database before anything after it is shown), the device's own frames forwarded
+ * to ChatService, heartbeats, limits and the documented disconnects.
+ */
+export class DeviceSession implements HubMember {
+  readonly connectionId = randomUUID();
+  profileId = "";
+  private state: State = "hello";
+  private identity?: Identity;
+  private token = "";
+  private deviceId = "";
+  private readonly order = new RoomSequencer();
+  private held: { frame: ServerFrame; bytes: Uint8Array }[] = [];
+  private catchingUp = false;
+  private lastHeard = Date.now();
+  private readonly connectedAt = Date.now();
+  private bucket: number;
+  private bucketAt = Date.now();
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly deps: SessionDeps,
+    private readonly outlet: Outlet,
+    /** A bearer token from the transport's headers, if it had one. */
+    private readonly headerToken?: string,
+  ) {
+    this.bucket = deps.limits.eventsPerSecond;
+    this.timers.push(
+      setTimeout(
+        () => this.state === "hello" && this.close(DISCONNECT.badFrame, "no hello in time"),
+        deps.limits.helloTimeoutMs,
+      ),
+    );
+  }
+
+  /** A decoded frame from the device. Frames are handled one at a time, in order. */
+  async onFrame(frame: ClientFrame): Promise<void> {
+    if (this.state === "closed") return;
+    this.lastHeard = Date.now();
+    if (!this.takeToken()) {
+      this.error(
+        frame.requestId,
+        "resource_exhausted",
+        `more than ${this.deps.limits.eventsPerSecond} frames per second`,
+      );
+      if (this.bucket < -5 * this.deps.limits.eventsPerSecond) this.close(DISCONNECT.rateLimited);
+      return;
+    }
+    const f = frame.frame;
+    if (this.state === "hello") {
+      if (f.case !== "hello") return this.close(DISCONNECT.badFrame, "the first frame must be hello");
+      return this.hello(f.value);
+    }
+    try {
+      switch (f.case) {
+        case "hello":
+          return this.error(frame.requestId, "failed_precondition", "hello was already sent");
+        case "ping":
+          return this.push(
+            create(ServerFrameSchema, {
+              requestId: frame.requestId,
+              frame: { case: "pong", value: { serverTime: timestampNow() } },
+            }),
+          );
+        case "send": {
+          const { ack } = await this.deps.chat.sendEvent({ event: [f.value] }, this.callOptions());
+          return this.push(
+            create(ServerFrameSchema, {
+              requestId: frame.requestId,
+              frame: { case: "ack", value: ack[0] as AckEvent },
+            }),
+          );
+        }
+        case "ack":
+          await this.deps.chat.ackEvents({ acks: f.value.cursors, deviceId: this.deviceId }, this.callOptions());
+          return;
+        case "read":
+          await this.deps.chat.markRead({ roomId: f.value.roomId, seq: f.value.seq }, this.callOptions());
+          return;
+        case "typing":
+          await this.deps.chat.sendTyping({ roomId: f.value.roomId, active: f.value.active }, this.callOptions());
+          return;
+        case "presence":
+          return this.error(frame.requestId, "unimplemented", "presence is derived from connections; use GetPresence");
+        default:
+          return this.error(frame.requestId, "invalid_argument", "frame: empty or unknown frame kind");
+      }
+    } catch (err) {
+      this.callFailed(frame.requestId, err);
+    }
+  }
+
+  /** The transport could not decode a frame: the device hears why; the session goes on. */
+  badFrame(reason: string): void {
+    if (this.state === "hello") return this.close(DISCONNECT.badFrame, reason);
+    this.error("", "invalid_argument", reason);
+  }
+
+  /** A frame from the user's live subject. */
+  deliver(frame: ServerFrame, bytes: Uint8Array): void {
+    if (this.state === "closed" || this.state === "hello") return;
+    if (this.state === "replaying" || this.catchingUp) {
+      this.hold(frame, bytes);
+      return;
+    }
+    if (frame.frame.case !== "event") {
+      this.push(frame, bytes);
+      return;
+    }
+    const e = frame.frame.value;
+    const verdict = this.order.offer(e.roomId, Number(e.seq));
+    if (verdict === "deliver") this.push(frame, bytes);
+    else if (verdict === "gap") {
+      this.hold(frame, bytes);
+      void this.catchUp();
+    }
+  }
+
+  replaced(): void {
+    this.close(DISCONNECT.replaced);
+  }
+
+  /** The transport closed (the device went away). */
+  end(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.cleanup();
+  }
+
+  /** Sends the disconnect frame, then closes the transport. */
+  close(reason: Disconnect, detail?: string): void {
+    if (this.state === "closed") return;
+    this.outlet.send(
+      create(ServerFrameSchema, {
+        frame: {
+          case: "disconnect",
+          value: {
+            code: reason.code,
+            reason: detail ? `${reason.reason}: ${detail}` : reason.reason,
+            reconnect: reason.reconnect,
+          },
+        },
+      }),
+    );
+    this.state = "closed";
+    this.outlet.close(reason);
+    this.cleanup();
+  }
+
+  private async hello(h: Hello): Promise<void> {
+    this.state = "replaying"; // no second hello while this one is checked
+    const token = this.headerToken || h.token;
+    if (!token)
+      return this.close(DISCONNECT.authFailed, "no token: send it in the Authorization header or in hello.token");
+    try {
+      this.identity = await this.deps.auth.verify(token);
+    } catch (err) {
+      return this.close(DISCONNECT.authFailed, err instanceof AppError ? err.message : "token not accepted");
+    }
+    this.token = token;
+    this.profileId = this.identity.profileId;
+    this.deviceId = this.identity.deviceId || h.deviceId;
+    if (!this.deviceId || this.deviceId.length > 128 || /\s/.test(this.deviceId)) {
+      return this.close(
+        DISCONNECT.badFrame,
+        "hello.device_id: needed (1-128 characters, no spaces) when the token has none",
+      );
+    }
+    if (this.identity.expiresAt !== undefined) {
+      const left = this.identity.expiresAt - Date.now();
+      this.timers.push(setTimeout(() => this.close(DISCONNECT.authExpired), Math.max(0, Math.min(left, 2 ** 31 - 1))));
+    }
+    try {
+      await this.register();
+      await this.deps.hub.add(this);
+      if ((this.state as State) === "closed") return;
+      this.push(
+        create(ServerFrameSchema, {
+          frame: {
+            case: "welcome",
+            value: {
+              sessionId: this.connectionId,
+              heartbeatIntervalSec: Math.round(this.deps.limits.heartbeatMs / 1000),
+              serverTime: timestampNow(),
+            },
+          },
+        }),
+      );
+      this.timers.push(setInterval(() => void this.heartbeat(), this.deps.limits.heartbeatMs));
+      await this.replay(h.cursors);
+    } catch (err) {
+      this.deps.logger.error({ err }, "session start failed");
+      this.close(
+        err instanceof ConnectError && err.code === Code.Unauthenticated ? DISCONNECT.authFailed : DISCONNECT.internal,
+      );
+    }
+  }
+
+  /** Registers the connection, and closes this device's oldest ones beyond the limit, wherever they are. */
+  private async register(): Promise<void> {
+    const { registry, limits, gatewayId } = this.deps;
+    const now = Date.now();
+    await registry.register(
+      {
+        connectionId: this.connectionId,
+        profileId: this.profileId,
+        deviceId: this.deviceId,
+        gatewayId,
+        connectedAt: this.connectedAt,
+        lastHeartbeat: now,
+      },
+      limits.heartbeatMs * 3,
+    );
+    const mine = await registry.deviceConnections(this.profileId, this.deviceId);
+    const excess = mine.length - limits.maxConnectionsPerDevice;
+    for (const old of mine.slice(0, Math.max(0, excess))) {
+      if (old.connectionId !== this.connectionId) this.deps.hub.replace(old.connectionId, old.gatewayId);
+    }
+  }
+
+  /** Replays what the device missed, then goes live with what arrived meanwhile. */
+  private async replay(cursors: RoomCursor[]): Promise<void> {
+    for (const c of cursors) this.order.set(c.roomId, Number(c.seq));
+    await this.sync(cursors);
+    if (this.state === "closed") return;
+    this.state = "live";
+    this.release();
+  }
+
+  /** A gap in a room: fetch what is missing before showing anything after it. */
+  private async catchUp(): Promise<void> {
+    if (this.catchingUp || this.state !== "live") return;
+    this.catchingUp = true;
+    try {
+      await this.sync([...this.order.entries()].map(([roomId, seq]) => ({ roomId, seq: BigInt(seq) }) as RoomCursor));
+    } catch (err) {
+      this.deps.logger.warn({ err }, "gap fill failed");
+      this.close(DISCONNECT.internal, "could not fetch missed events");
+    } finally {
+      this.catchingUp = false;
+    }
+    if (this.state === "live") this.release();
+  }
+
+  /** Sync pages until nothing is missing; events pass the per-room order check. */
+  private async sync(cursors: RoomCursor[]): Promise<void> {
+    let position = cursors;
+    for (;;) {
+      const page = await this.deps.chat.sync(
+        { cursors: position, limit: SYNC_PAGE, deviceId: this.deviceId },
+        this.callOptions(),
+      );
+      if (this.state === "closed") return;
+      for (const r of page.resync) {
+        this.order.set(r.roomId, Number(r.fromSeq) - 1);
+        this.push(create(ServerFrameSchema, { frame: { case: "resync", value: r } }));
+      }
+      for (const e of page.events) {
+        if (this.order.offer(e.roomId, Number(e.seq)) === "deliver") {
+          this.push(create(ServerFrameSchema, { frame: { case: "event", value: e } }));
+        }
+      }
+      for (const c of page.cursors) {
+        if ((this.order.position(c.roomId) ?? -1) < Number(c.seq)) this.order.set(c.roomId, Number(c.seq));
+      }
+      if (!page.hasMore) return;
+      position = page.cursors;
+    }
+  }
+
+  private hold(frame: ServerFrame, bytes: Uint8Array): void {
+    this.held.push({ frame, bytes });
+    if (this.held.length > MAX_HELD) this.close(DISCONNECT.slow, "too much arrived while catching up");
+  }
+
+  /** Passes held live frames on, through the same order check. */
+  private release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const { frame, bytes } of held) this.deliver(frame, bytes);
+  }
+
+  private push(frame: ServerFrame, bytes?: Uint8Array): void {
+    if (this.state === "closed") return;
+    if (this.outlet.send(frame, bytes) > this.deps.limits.sendQueueMax) this.close(DISCONNECT.slow);
+  }
+
+  private error(requestId: string, code: string, message: string): void {
+    this.push(create(ServerFrameSchema, { requestId, frame: { case: "error", value: { code, message } } }));
+  }
+
+  private callFailed(requestId: string, err: unknown): void {
+    if (err instanceof ConnectError) {
+      if (err.code === Code.Unauthenticated) return this.close(DISCONNECT.authExpired, err.rawMessage);
+      return this.error(requestId, codeName(err.code), err.rawMessage);
+    }
+    this.deps.logger.error({ err }, "frame failed");
+    this.error(requestId, "internal", "internal error");
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.state === "closed") return;
+    if (Date.now() - this.lastHeard > this.deps.limits.timeoutMs) return this.close(DISCONNECT.timeout);
+    this.push(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+    await this.deps.registry
+      .register(
+        {
+          connectionId: this.connectionId,
+          profileId: this.profileId,
+          deviceId: this.deviceId,
+          gatewayId: this.deps.gatewayId,
+          connectedAt: this.connectedAt,
+          lastHeartbeat: Date.now(),
+        },
+        this.deps.limits.heartbeatMs * 3,
+      )
+      .catch((err: unknown) => this.deps.logger.warn({ err }, "registry refresh failed"));
+  }
+
+  private takeToken(): boolean {
+    const rate = this.deps.limits.eventsPerSecond;
+    const now = Date.now();
+    this.bucket = Math.min(rate, this.bucket + ((now - this.bucketAt) / 1000) * rate);
+    this.bucketAt = now;
+    this.bucket -= 1;
+    return this.bucket >= 0;
+  }
+
+  private callOptions() {
+    return { headers: { authorization: `Bearer ${this.token}` } };
+  }
+
+  private cleanup(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.held = [];
+    if (this.profileId) {
+      this.deps.hub.remove(this);
+      void this.deps.registry
+        .remove({ connectionId: this.connectionId, profileId: this.profileId, deviceId: this.deviceId })
+        .catch(() => {});
+    }
+    this.deps.onEnd(this);
+  }
+}
+
+function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}

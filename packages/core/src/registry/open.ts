@@ -1,0 +1,15 @@
+import { MemoryRegistry } from "./memory.js";
+import type { ConnectionRegistry } from "./ports.js";
+
+/** Opens the registry named by `uri`: mem:// (in process) or redis://host:port[/db] under the key prefix `prefix`. */
+export async function openRegistry(uri: string, prefix: string): Promise<ConnectionRegistry> {
+  const scheme = uri.split("://")[0];
+  switch (scheme) {
+    case "mem":
+      return new MemoryRegistry();
+    case "redis":
+      return (await import("./redis.js")).openRedisRegistry(uri, prefix);
+    default:
+      throw new Error(`unsupported registry URI scheme: ${scheme}`);
+  }
+}

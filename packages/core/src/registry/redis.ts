@@ -1,0 +1,155 @@
+/**
+ * The connection registry on Redis (ioredis), shared by every gateway using the same prefix.
+ * Profile, device and connection ids are encodeURIComponent-ed in key names, so ':' cannot collide.
+ *
+ * - `<prefix>:conn:<connectionId>`, hash: the ConnectionInfo; PEXPIREAT its expiry (now + ttl at the
+ *   last register), so a connection whose gateway stops refreshing disappears on its own.
+ * - `<prefix>:dev:<profile>:<device>`, sorted set: connectionId scored by connectedAt, giving the
+ *   device's connections oldest first. A member whose hash is gone is dead and is pruned when read.
+ * - `<prefix>:prof:<profile>`, sorted set: connectionId scored by its expiry, so online() is a count of
+ *   scores above now, with expired members pruned by the same pipeline (ZREMRANGEBYSCORE).
+ * - Both sorted sets expire with their longest-lived member (PEXPIREAT NX, then GT), so nothing is
+ *   left behind once every connection of a device or profile has expired.
+ * - `<prefix>:seen`, sorted set: profileId scored by the time last seen. ZADD GT keeps the maximum
+ *   atomically; it has no TTL, so it outlives the connections.
+ * register and remove are one MULTI each: readers never see a connection half written or half removed.
+ * Expiries are absolute times from the gateway's clock, compared with the server's (key expiry) and the
+ * reader's (online): gateway clocks are expected to be in sync to well under a TTL.
+ */
+import { Redis } from "ioredis";
+import type { ConnectionInfo, ConnectionRegistry } from "./ports.js";
+
+type Results = [error: Error | null, result: unknown][] | null;
+
+function check(results: Results): unknown[] {
+  if (!results) throw new Error("redis transaction aborted");
+  return results.map(([error, result]) => {
+    if (error) throw error;
+    return result;
+  });
+}
+
+/** Opens a registry on `uri` (redis://host:port[/db]) under the key prefix `prefix`. */
+export async function openRedisRegistry(uri: string, prefix: string): Promise<RedisRegistry> {
+  const redis = new Redis(uri, { lazyConnect: true });
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+  return new RedisRegistry(redis, prefix);
+}
+
+export class RedisRegistry implements ConnectionRegistry {
+  /** Takes `redis` over: close() quits it. */
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async register(c: ConnectionInfo, ttlMs: number): Promise<void> {
+    const expires = Date.now() + ttlMs;
+    const conn = this.connKey(c.connectionId);
+    const dev = this.devKey(c.profileId, c.deviceId);
+    const prof = this.profKey(c.profileId);
+    const tx = this.redis
+      .multi()
+      .hset(conn, {
+        connectionId: c.connectionId,
+        profileId: c.profileId,
+        deviceId: c.deviceId,
+        gatewayId: c.gatewayId,
+        connectedAt: c.connectedAt,
+        lastHeartbeat: c.lastHeartbeat,
+      })
+      .pexpireat(conn, expires)
+      .zadd(dev, c.connectedAt, c.connectionId)
+      .zadd(prof, expires, c.connectionId);
+    for (const key of [dev, prof]) tx.pexpireat(key, expires, "NX").pexpireat(key, expires, "GT");
+    check(await tx.zadd(this.seenKey(), "GT", c.lastHeartbeat, c.profileId).exec());
+  }
+
+  async remove(c: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void> {
+    const results = await this.redis
+      .multi()
+      .del(this.connKey(c.connectionId))
+      .zrem(this.devKey(c.profileId, c.deviceId), c.connectionId)
+      .zrem(this.profKey(c.profileId), c.connectionId)
+      .zadd(this.seenKey(), "GT", Date.now(), c.profileId)
+      .exec();
+    check(results);
+  }
+
+  async deviceConnections(profileId: string, deviceId: string): Promise<ConnectionInfo[]> {
+    const dev = this.devKey(profileId, deviceId);
+    const ids = await this.redis.zrange(dev, 0, "-1");
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.connKey(id));
+    const hashes = check(await pipeline.exec()) as Record<string, string>[];
+    const live: ConnectionInfo[] = [];
+    const dead: string[] = [];
+    hashes.forEach((h, i) => {
+      if (h.profileId === profileId && h.deviceId === deviceId) live.push(parse(h));
+      else dead.push(ids[i]!);
+    });
+    if (dead.length > 0) await this.redis.zrem(dev, ...dead);
+    return live;
+  }
+
+  async online(profileIds: readonly string[]): Promise<Set<string>> {
+    const unique = [...new Set(profileIds)];
+    if (unique.length === 0) return new Set();
+    const now = Date.now();
+    const pipeline = this.redis.pipeline();
+    for (const p of unique) {
+      const key = this.profKey(p);
+      pipeline.zremrangebyscore(key, "-inf", now).zcount(key, `(${now}`, "+inf");
+    }
+    const results = check(await pipeline.exec());
+    return new Set(unique.filter((_, i) => Number(results[2 * i + 1]) > 0));
+  }
+
+  async lastSeen(profileIds: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (profileIds.length === 0) return out;
+    const scores = await this.redis.zmscore(this.seenKey(), ...profileIds);
+    profileIds.forEach((p, i) => {
+      const score = scores[i];
+      if (score !== null && score !== undefined) out.set(p, Number(score));
+    });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private connKey(connectionId: string): string {
+    return `${this.prefix}:conn:${encodeURIComponent(connectionId)}`;
+  }
+
+  private devKey(profileId: string, deviceId: string): string {
+    return `${this.prefix}:dev:${encodeURIComponent(profileId)}:${encodeURIComponent(deviceId)}`;
+  }
+
+  private profKey(profileId: string): string {
+    return `${this.prefix}:prof:${encodeURIComponent(profileId)}`;
+  }
+
+  private seenKey(): string {
+    return `${this.prefix}:seen`;
+  }
+}
+
+function parse(h: Record<string, string>): ConnectionInfo {
+  return {
+    connectionId: h.connectionId!,
+    profileId: h.profileId!,
+    deviceId: h.deviceId!,
+    gatewayId: h.gatewayId!,
+    connectedAt: Number(h.connectedAt),
+    lastHeartbeat: Number(h.lastHeartbeat),
+  };
+}

@@ -1,0 +1,196 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { ConnectionInfo, ConnectionRegistry } from "../src/registry/ports.js";
+
+/**
+ * The contract every connection registry passes. `open` makes a registry; when `shared`, every
+ * registry it opens is on the same store (as several gateways on one Redis are), else each is its own.
+ * Tests keep apart by using profile ids of their own.
+ */
+export interface Backend {
+  open(): Promise<ConnectionRegistry>;
+  shared?: boolean;
+}
+
+const LONG = 60_000;
+const SHORT = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
+
+let counter = 0;
+/** A fresh profile id, with the ':' and '@' real ids may have. */
+const profile = () => `p:${process.pid}:${Date.now()}:${counter++}@example.com`;
+
+function conn(profileId: string, deviceId: string, fields: Partial<ConnectionInfo> = {}): ConnectionInfo {
+  const now = Date.now();
+  return {
+    connectionId: `c:${profileId}:${deviceId}:${counter++}`,
+    profileId,
+    deviceId,
+    gatewayId: "gw-1",
+    connectedAt: now,
+    lastHeartbeat: now,
+    ...fields,
+  };
+}
+
+export function registryContract(name: string, backend: Backend): void {
+  describe(`${name}: connection registry`, () => {
+    const opened: ConnectionRegistry[] = [];
+    afterEach(async () => {
+      for (const r of opened.splice(0)) await r.close().catch(() => {});
+    });
+    const open = async () => {
+      const r = await backend.open();
+      opened.push(r);
+      return r;
+    };
+
+    it("lists a device's connections, oldest first, and only that device's", async () => {
+      const reg = await open();
+      const p = profile();
+      const t = Date.now();
+      const [a, b, c] = [3000, 2000, 1000].map((ago) => conn(p, "d1", { connectedAt: t - ago }));
+      const otherDevice = conn(p, "d2");
+      const otherProfile = conn(profile(), "d1");
+      // Ids that would collide if joined into a key with ':' unescaped: (p:x, y) and (p, x:y).
+      const colonProfile = conn(`${p}:x`, "y");
+      const colonDevice = conn(p, "x:y");
+      for (const x of [b!, c!, a!, otherDevice, otherProfile, colonProfile, colonDevice]) await reg.register(x, LONG);
+
+      expect(await reg.deviceConnections(p, "d1")).toEqual([a, b, c]);
+      expect(await reg.deviceConnections(p, "d2")).toEqual([otherDevice]);
+      expect(await reg.deviceConnections(`${p}:x`, "y")).toEqual([colonProfile]);
+      expect(await reg.deviceConnections(p, "x:y")).toEqual([colonDevice]);
+      expect(await reg.deviceConnections(p, "d3")).toEqual([]);
+      expect(await reg.deviceConnections(profile(), "d1")).toEqual([]);
+    });
+
+    it("answers exactly the profiles with a live connection", async () => {
+      const reg = await open();
+      const [many, one, never] = [profile(), profile(), profile()];
+      await reg.register(conn(many, "d1"), LONG);
+      await reg.register(conn(many, "d1"), LONG);
+      await reg.register(conn(many, "d2"), LONG);
+      await reg.register(conn(one, "d1"), LONG);
+
+      expect(await reg.online([many, one, never])).toEqual(new Set([many, one]));
+      expect(await reg.online([one, one])).toEqual(new Set([one]));
+      expect(await reg.online([never])).toEqual(new Set());
+      expect(await reg.online([])).toEqual(new Set());
+    });
+
+    it("refreshing a registration extends its life and updates its heartbeat", async () => {
+      const reg = await open();
+      const p = profile();
+      const ttl = 400;
+      const c = conn(p, "d1");
+      await reg.register(c, ttl);
+      const t0 = Date.now();
+      await sleepUntil(t0 + ttl / 2);
+      const refreshed = { ...c, lastHeartbeat: Date.now() };
+      await reg.register(refreshed, ttl);
+      const t1 = Date.now();
+
+      await sleepUntil(t0 + ttl + 30); // past the first registration's end, before the refresh's
+      expect(await reg.deviceConnections(p, "d1")).toEqual([refreshed]);
+      expect(await reg.online([p])).toEqual(new Set([p]));
+      expect(await reg.lastSeen([p])).toEqual(new Map([[p, refreshed.lastHeartbeat]]));
+
+      await sleepUntil(t1 + ttl + 30);
+      expect(await reg.deviceConnections(p, "d1")).toEqual([]);
+      expect(await reg.online([p])).toEqual(new Set());
+    });
+
+    it("forgets a connection once its TTL passes without a refresh, as when its gateway dies", async () => {
+      const reg = await open();
+      const [mixed, dead, left] = [profile(), profile(), profile()];
+      const gone = conn(mixed, "d1", { gatewayId: "gw-dead", connectedAt: Date.now() - 1000 });
+      const kept = conn(mixed, "d1");
+      const alone = conn(dead, "d1", { gatewayId: "gw-dead" });
+      // A long-lived connection that leaves cleanly must not keep a dead one alive.
+      const leaving = conn(left, "d1");
+      const stranded = conn(left, "d1", { gatewayId: "gw-dead" });
+      await reg.register(gone, SHORT);
+      await reg.register(alone, SHORT);
+      await reg.register(kept, LONG);
+      await reg.register(leaving, LONG);
+      await reg.register(stranded, SHORT);
+      await reg.remove(leaving);
+      const t = Date.now();
+      expect(await reg.deviceConnections(mixed, "d1")).toEqual([gone, kept]);
+      expect(await reg.online([mixed, dead, left])).toEqual(new Set([mixed, dead, left]));
+
+      await sleepUntil(t + SHORT + 30);
+      expect(await reg.deviceConnections(mixed, "d1")).toEqual([kept]);
+      expect(await reg.deviceConnections(dead, "d1")).toEqual([]);
+      expect(await reg.deviceConnections(left, "d1")).toEqual([]);
+      expect(await reg.online([mixed, dead, left])).toEqual(new Set([mixed]));
+      expect(await reg.lastSeen([dead])).toEqual(new Map([[dead, alone.lastHeartbeat]]));
+    });
+
+    it("removes a connection at once and keeps when its profile was last seen", async () => {
+      const reg = await open();
+      const p = profile();
+      const a = conn(p, "d1", { lastHeartbeat: Date.now() - 5000 });
+      const b = conn(p, "d2", { lastHeartbeat: Date.now() - 5000 });
+      await reg.register(a, LONG);
+      await reg.register(b, LONG);
+
+      await reg.remove(a);
+      expect(await reg.deviceConnections(p, "d1")).toEqual([]);
+      expect(await reg.deviceConnections(p, "d2")).toEqual([b]);
+      expect(await reg.online([p])).toEqual(new Set([p]));
+
+      await reg.remove(b);
+      const after = Date.now();
+      expect(await reg.deviceConnections(p, "d2")).toEqual([]);
+      expect(await reg.online([p])).toEqual(new Set());
+      const seen = (await reg.lastSeen([p])).get(p);
+      expect(seen).toBeGreaterThanOrEqual(b.lastHeartbeat);
+      expect(seen).toBeLessThanOrEqual(after);
+
+      await reg.remove(b); // removing twice is harmless
+      expect(await reg.online([p])).toEqual(new Set());
+    });
+
+    it("answers when profiles were last seen: their latest heartbeat, nothing if never", async () => {
+      const reg = await open();
+      const [p, q, never] = [profile(), profile(), profile()];
+      const t = Date.now();
+      const a = conn(p, "d1", { lastHeartbeat: t - 5000 });
+      await reg.register(a, LONG);
+      await reg.register({ ...a, lastHeartbeat: t - 1000 }, LONG);
+      await reg.register(conn(p, "d2", { lastHeartbeat: t - 2000 }), LONG); // older than d1's: not the latest
+      await reg.register(conn(q, "d1", { lastHeartbeat: t - 3000 }), LONG);
+
+      expect(await reg.lastSeen([p, q, never])).toEqual(
+        new Map([
+          [p, t - 1000],
+          [q, t - 3000],
+        ]),
+      );
+      expect(await reg.lastSeen([])).toEqual(new Map());
+    });
+
+    it.runIf(backend.shared)("lets registries on the same store see each other's connections", async () => {
+      const one = await open();
+      const two = await open();
+      const p = profile();
+      const a = conn(p, "d1", { gatewayId: "gw-1", connectedAt: Date.now() - 1000 });
+      const b = conn(p, "d1", { gatewayId: "gw-2" });
+      await one.register(a, LONG);
+      await two.register(b, LONG);
+
+      for (const reg of [one, two]) {
+        expect(await reg.deviceConnections(p, "d1")).toEqual([a, b]);
+        expect(await reg.online([p])).toEqual(new Set([p]));
+        expect(await reg.lastSeen([p])).toEqual(new Map([[p, b.lastHeartbeat]]));
+      }
+
+      await two.remove(a);
+      expect(await one.deviceConnections(p, "d1")).toEqual([b]);
+      await one.remove(b);
+      expect(await two.online([p])).toEqual(new Set());
+    });
+  });
+}
