@@ -37,6 +37,7 @@ import { FanoutWorker } from "./delivery/fanout.js";
 import { MembershipCache } from "./delivery/membership.js";
 import { PipelineMetrics } from "./delivery/metrics.js";
 import { OutboxRelay } from "./delivery/outbox-relay.js";
+import { PresenceService } from "./delivery/presence-service.js";
 import { PushNotifier } from "./delivery/push.js";
 import { SyncService } from "./delivery/sync-service.js";
 import { EventService } from "./events/event-service.js";
@@ -114,6 +115,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         subscriptions: new SubscriptionService(db),
         events: new EventService(db),
         sync: new SyncService(db, live, members, config.SYNC_MAX_BACKLOG),
+        presence: new PresenceService(db, registry, live),
       };
       const admin = new Admin(db, new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {

@@ -57,7 +57,7 @@ const schema = z
     CACHE_URI: z
       .string()
       .default("mem://")
-      .refine((v) => v === "mem://" || v.startsWith("mem://"), "must be mem://"),
+      .refine((v) => /^(mem|redis):\/\//.test(v), "must start with mem:// or redis://"),
     PUSH_WEBHOOK_URL: z.string().url("must be the webhook's URL").optional(),
     PUSH_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
     PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),

@@ -146,7 +146,8 @@ export class DeviceSession implements HubMember {
           await this.deps.chat.sendTyping({ roomId: f.value.roomId, active: f.value.active }, this.callOptions());
           return;
         case "presence":
-          return this.error(frame.requestId, "unimplemented", "presence is derived from connections; use GetPresence");
+          await this.deps.chat.setPresence({ state: f.value.state }, this.callOptions());
+          return;
         default:
           return this.error(frame.requestId, "invalid_argument", "frame: empty or unknown frame kind");
       }
@@ -157,8 +158,8 @@ export class DeviceSession implements HubMember {
 
   /** The transport could not decode a frame: the device hears why; the session goes on. */
   badFrame(reason: string): void {
-    if (this.state === "hello") return this.close(DISCONNECT.badFrame, reason);
-    this.error("", "invalid_argument", reason);
+    if (this.state === "hello") this.close(DISCONNECT.badFrame, reason);
+    else this.error("", "invalid_argument", reason);
   }
 
   /** A frame from the user's live subject. */
@@ -356,8 +357,9 @@ export class DeviceSession implements HubMember {
 
   private callFailed(requestId: string, err: unknown): void {
     if (err instanceof ConnectError) {
-      if (err.code === Code.Unauthenticated) return this.close(DISCONNECT.authExpired, err.rawMessage);
-      return this.error(requestId, codeName(err.code), err.rawMessage);
+      if (err.code === Code.Unauthenticated) this.close(DISCONNECT.authExpired, err.rawMessage);
+      else this.error(requestId, codeName(err.code), err.rawMessage);
+      return;
     }
     this.deps.logger.error({ err }, "frame failed");
     this.error(requestId, "internal", "internal error");

@@ -25,14 +25,17 @@ export function webSocketEndpoint(options: WebSocketOptions) {
   });
   wss.on("connection", (ws, req: IncomingMessage) => {
     const json = ws.protocol === JSON_PROTOCOL;
-    let pending = 0;
+    // Frames waiting: counted from the moment the socket stops taking data at once (the device
+    // reads slower than we write) until everything buffered has gone out.
+    let waiting = 0;
     const outlet: Outlet = {
       send(frame, bytes) {
         if (ws.readyState !== ws.OPEN) return 0;
-        pending++;
+        if (ws.bufferedAmount === 0) waiting = 0;
         const data = json ? toJsonString(ServerFrameSchema, frame) : (bytes ?? toBinary(ServerFrameSchema, frame));
-        ws.send(data, { binary: !json }, () => pending--);
-        return pending;
+        ws.send(data, { binary: !json });
+        if (ws.bufferedAmount > 0) waiting++;
+        return waiting;
       },
       close(reason) {
         ws.close(reason.code, reason.reason);

@@ -56,7 +56,7 @@ export class AdminService {
   async replayDeadLetters(caller: Identity, ids: string[]): Promise<string[]> {
     this.assertAdmin(caller);
     checkCount("ids", ids.length, 1000, 1);
-    ids.forEach((id, i) => checkId(`ids[${i}]`, id));
+    for (const [i, id] of ids.entries()) checkId(`ids[${i}]`, id);
     const push = this.push;
     if (!push) throw precondition("push notifications are not configured here (PUSH_WEBHOOK_URL)");
     const rows = await this.db.deleteFrom("push_dead_letters").where("id", "in", ids).returningAll().execute();

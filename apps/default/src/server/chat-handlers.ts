@@ -8,6 +8,7 @@ import {
   CreateRoomResponseSchema,
   DeleteRoomResponseSchema,
   GetHistoryResponseSchema,
+  GetPresenceResponseSchema,
   GetRoomResponseSchema,
   ListPushDeadLettersResponseSchema,
   MarkReadResponseSchema,
@@ -18,11 +19,13 @@ import {
   SearchRoomsResponseSchema,
   SendEventResponseSchema,
   SendTypingResponseSchema,
+  SetPresenceResponseSchema,
   SyncResponseSchema,
   UpdateRoomResponseSchema,
   UpdateSubscriptionRoleResponseSchema,
 } from "@service-chat/api";
 import type { AdminService as Admin } from "../delivery/admin-service.js";
+import type { PresenceService } from "../delivery/presence-service.js";
 import type { SyncService } from "../delivery/sync-service.js";
 import type { EventService } from "../events/event-service.js";
 import type { RoomService } from "../rooms/room-service.js";
@@ -34,10 +37,17 @@ export interface ChatServices {
   subscriptions: SubscriptionService;
   events: EventService;
   sync: SyncService;
+  presence: PresenceService;
 }
 
 /** ChatService over Connect, gRPC and gRPC-Web: each handler reads the caller, calls one service method. */
-export function chatHandlers({ rooms, subscriptions, events, sync }: ChatServices): ServiceImpl<typeof ChatService> {
+export function chatHandlers({
+  rooms,
+  subscriptions,
+  events,
+  sync,
+  presence,
+}: ChatServices): ServiceImpl<typeof ChatService> {
   return {
     async createRoom(req, ctx) {
       return create(CreateRoomResponseSchema, { room: await rooms.create(caller(ctx), req) });
@@ -99,6 +109,13 @@ export function chatHandlers({ rooms, subscriptions, events, sync }: ChatService
     async sendTyping(req, ctx) {
       await sync.typing(caller(ctx), req.roomId, req.active);
       return create(SendTypingResponseSchema);
+    },
+    async getPresence(req, ctx) {
+      return create(GetPresenceResponseSchema, { presence: await presence.get(caller(ctx), req.profileIds) });
+    },
+    async setPresence(req, ctx) {
+      await presence.set(caller(ctx), req.state);
+      return create(SetPresenceResponseSchema);
     },
   };
 }
