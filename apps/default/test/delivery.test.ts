@@ -223,4 +223,6 @@ it("exposes pipeline metrics at /metrics", async () => {
   const body = await (await fetch(`${t.httpUrl}/metrics`)).text();
   expect(body).toContain("chat_outbox_published_events_total");
   expect(body).toContain("chat_fanout_deliveries_total");
+  expect(body).toMatch(/chat_stream_lag\{partition="0"[^}]*\} 0/);
+  expect(body).toContain("chat_outbox_backlog");
 });

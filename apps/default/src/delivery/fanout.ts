@@ -1,10 +1,11 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type RoomEvent, ServerFrameSchema, SystemEventKind } from "@service-chat/api";
-import type { EventStream, LiveBus, Logger, Service, StreamEntry } from "@service-chat/core";
+import { type EventStream, type LiveBus, type Logger, type Service, type StreamEntry, sleep } from "@service-chat/core";
 import type { Member, MembershipCache } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
 
 export const FANOUT_GROUP = "fanout";
+const LAG_EVERY_MS = 5000;
 /** Recipients published per turn of the event loop, so a huge room does not stall other rooms. */
 const CHUNK = 1000;
 
@@ -36,15 +37,29 @@ export class FanoutWorker implements Service {
 
   async run(signal: AbortSignal): Promise<void> {
     const { stream } = this.o;
-    await Promise.all(
-      Array.from({ length: stream.partitions }, (_, p) =>
+    await Promise.all([
+      ...Array.from({ length: stream.partitions }, (_, p) =>
         stream
           .consume(FANOUT_GROUP, p, (entry) => this.handle(entry), signal)
           .catch((err: unknown) => {
             if (!signal.aborted) throw err;
           }),
       ),
-    );
+      this.measureLag(signal),
+    ]);
+  }
+
+  /** Stream lag per partition, for the metrics. */
+  private async measureLag(signal: AbortSignal): Promise<void> {
+    const { stream, metrics } = this.o;
+    if (!metrics) return;
+    while (!signal.aborted) {
+      for (let p = 0; p < stream.partitions && !signal.aborted; p++) {
+        const lag = await stream.lag(FANOUT_GROUP, p).catch(() => undefined);
+        if (lag !== undefined) metrics.streamLag(p, lag);
+      }
+      await sleep(LAG_EVERY_MS, signal);
+    }
   }
 
   async handle(entry: StreamEntry): Promise<void> {

@@ -1,0 +1,505 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import { type AddressInfo, createServer } from "node:net";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { type AckEvent, ChatService, type RoomEvent, RoomEventType, RoomType } from "@service-chat/api";
+import { Redis } from "ioredis";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase } from "../../default/test/harness.js";
+import { type DeviceTransport, type GatewayAddress, ResumingDevice, SendFailed } from "./resuming-device.js";
+
+const ROOT = new URL("../../..", import.meta.url).pathname;
+const NATS = "nats://127.0.0.1:4222";
+const REDIS = "redis://127.0.0.1:6379";
+const AUDIENCE = "service-chat-cluster";
+
+const ROOMS = 20;
+const USERS = 50;
+const MEMBERS = 5;
+const MESSAGES = 5_000;
+const GATEWAY_KILL_AT = 2_000;
+const DEFAULT_KILL_AT = 3_500;
+/** Messages started per second, and at most this many unanswered at once (the machine has 2 cores). */
+const RATE = 125;
+const MAX_IN_FLIGHT = 24;
+/** How long one message may keep failing (kills included) before the test gives up on it. */
+const SEND_DEADLINE_MS = 45_000;
+const DELIVERY_WAIT_MS = 60_000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A small deterministic PRNG (mulberry32), so every run sends the same messages the same way. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A minimal OpenID Connect issuer on loopback (discovery and JWKS): one signer for every process. */
+async function startIssuer() {
+  const { privateKey, publicKey } = await generateKeyPair("RS256");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
+  const server = http.createServer((req, res) => {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    res.setHeader("content-type", "application/json");
+    if (req.url === "/.well-known/openid-configuration")
+      res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
+    else if (req.url === "/jwks") res.end(JSON.stringify({ keys: [jwk] }));
+    else res.writeHead(404).end("{}");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const sign = (claims: { sub: string; device_id?: string }) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "RS256", kid: "k1" })
+      .setIssuer(url)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime("1h")
+      .sign(privateKey);
+  return { url, sign, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+
+/** One service process, started as `npm start` starts it. */
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  httpUrl: string;
+  grpcUrl: string;
+  killed: boolean;
+  exited: Promise<void>;
+  output(): string;
+}
+
+async function startProcess(name: string, env: Record<string, string>): Promise<Proc> {
+  const [http, grpc] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, ["--import", "tsx", "apps/default/src/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-20_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const proc: Proc = {
+    name,
+    child,
+    httpUrl: `http://127.0.0.1:${http}`,
+    grpcUrl: `http://127.0.0.1:${grpc}`,
+    killed: false,
+    exited,
+    output: () => output,
+  };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${proc.httpUrl}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return proc;
+    if (child.exitCode !== null) break;
+    await sleep(200);
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${name} did not become ready:\n${output}`);
+}
+
+function kill(p: Proc): void {
+  p.killed = true;
+  p.child.kill("SIGKILL");
+}
+
+async function stopProcess(p: Proc): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill("SIGTERM");
+  const timer = setTimeout(() => p.child.kill("SIGKILL"), 5_000);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+/** Sums a counter of a process's /metrics (Prometheus text format). */
+async function counter(p: Proc, name: string): Promise<number> {
+  const text = await (await fetch(`${p.httpUrl}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split("\n")) {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`).exec(line);
+    if (m) total += Number(m[1]);
+  }
+  return total;
+}
+
+async function until(cond: () => boolean, ms: number, step = 100): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await sleep(step);
+  }
+  return true;
+}
+
+/** Seqs that are not exactly 1..last in increasing order: what is missing, repeated or out of order. */
+function sequenceProblems(seqs: number[], last: number): string | undefined {
+  const missing: number[] = [];
+  const present = new Set(seqs);
+  for (let s = 1; s <= last; s++) if (!present.has(s)) missing.push(s);
+  const disorder = seqs.findIndex((s, i) => s !== i + 1);
+  if (missing.length === 0 && seqs.length === last && disorder === -1) return undefined;
+  const sample = (xs: number[]) => `${xs.slice(0, 10).join(",")}${xs.length > 10 ? ` (+${xs.length - 10})` : ""}`;
+  return [
+    missing.length > 0 ? `missing seqs ${sample(missing)}` : "",
+    seqs.length !== present.size ? `${seqs.length - present.size} repeated` : "",
+    disorder >= 0 ? `out of order from position ${disorder}: ${seqs.slice(disorder, disorder + 5).join(",")}` : "",
+    seqs.length > last ? `beyond last_seq ${last}` : "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+}
+
+const transports: DeviceTransport[] = ["ws-binary", "grpc", "ws-json", "grpc"];
+
+describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Services and 2 gateways", () => {
+  let issuer: Awaited<ReturnType<typeof startIssuer>>;
+  beforeAll(async () => {
+    issuer = await startIssuer();
+  });
+  afterAll(async () => {
+    await issuer?.close();
+  });
+
+  describe.each([
+    ["NATS", NATS],
+    ["Redis", REDIS],
+  ])("with the %s queue", (backend, queueUri) => {
+    const name = `cluster_${process.pid}_${randomBytes(4).toString("hex")}`;
+    let db: Awaited<ReturnType<typeof freshDatabase>>;
+    const procs: Proc[] = [];
+    const devices: ResumingDevice[] = [];
+    let defaults: [Proc, Proc];
+    let gateways: [Proc, Proc];
+
+    beforeAll(async () => {
+      db = await freshDatabase();
+      const common = {
+        QUEUE_USER_EVENT_DELIVERY_URI: queueUri,
+        QUEUE_USER_EVENT_DELIVERY_NAME: name,
+        QUEUE_REDELIVERY_MS: "2000",
+        CACHE_URI: REDIS,
+        OAUTH2_ISSUER: issuer.url,
+        OAUTH2_JWT_VERIFY_AUDIENCE: AUDIENCE,
+        HEARTBEAT_INTERVAL_SEC: "1",
+        CONNECTION_TIMEOUT_SEC: "5",
+        SHUTDOWN_GRACE_SEC: "1",
+        LOG_LEVEL: "warn",
+      };
+      const service = { ...common, SERVICES: "api,relay,fanout", DB_URI: db.uri, DB_POOL_SIZE: "8" };
+      // #1 first, so it holds the relay lock (and, on Redis, the fan-out leases) when it is killed.
+      const first = await startProcess("default-1", service);
+      procs.push(first);
+      const second = await startProcess("default-2", service);
+      procs.push(second);
+      defaults = [first, second];
+      const gateway = (id: string, upstream: Proc) =>
+        startProcess(`gateway-${id}`, {
+          ...common,
+          SERVICES: "gateway",
+          CHAT_SERVICE_URI: upstream.grpcUrl,
+          GATEWAY_ID: `gw-${id}-${name}`,
+        }).then((p) => {
+          procs.push(p);
+          return p;
+        });
+      gateways = await Promise.all([gateway("a", first), gateway("b", second)]);
+    }, 120_000);
+
+    afterAll(async () => {
+      await Promise.allSettled(devices.map((d) => d.stop()));
+      await Promise.allSettled(procs.map(stopProcess));
+      await db?.drop();
+      const redis = new Redis(REDIS);
+      try {
+        let cursor = "0";
+        do {
+          const [next, keys] = await redis.scan(cursor, "MATCH", `${name}:*`, "COUNT", 1000);
+          if (keys.length > 0) await redis.del(...keys);
+          cursor = next;
+        } while (cursor !== "0");
+      } finally {
+        await redis.quit();
+      }
+      if (queueUri === NATS) {
+        const nc = await natsConnect({ servers: NATS });
+        try {
+          await (await jetstreamManager(nc)).streams.delete(name).catch(() => false);
+        } finally {
+          await nc.close();
+        }
+      }
+    }, 60_000);
+
+    it(`delivers ${MESSAGES} messages to every device in order, once, across a gateway kill and a Default Service kill`, async () => {
+      const started = Date.now();
+      const [gwA, gwB] = gateways;
+      const [def1, def2] = defaults;
+      const addresses: GatewayAddress[] = gateways.map((g) => ({
+        name: g.name,
+        httpUrl: g.httpUrl,
+        grpcUrl: g.grpcUrl,
+      }));
+      const users = Array.from({ length: USERS }, (_, i) => `user-${i}`);
+      const tokens = new Map<string, Promise<string>>();
+      const token = (sub: string, device?: string) => {
+        const key = `${sub}/${device ?? ""}`;
+        let t = tokens.get(key);
+        if (!t) {
+          t = issuer.sign({ sub, ...(device ? { device_id: device } : {}) });
+          tokens.set(key, t);
+        }
+        return t;
+      };
+      const chat = addresses.map((g) =>
+        createClient(ChatService, createConnectTransport({ baseUrl: g.httpUrl, httpVersion: "1.1" })),
+      );
+      const as = async (user: string) => ({ headers: { authorization: `Bearer ${await token(user)}` } });
+
+      // 20 rooms of 5 members each, created through a gateway (which forwards to its Default Service).
+      const rooms: { id: string; members: string[] }[] = [];
+      for (let r = 0; r < ROOMS; r++) {
+        const members = Array.from({ length: MEMBERS }, (_, k) => users[(r * 7 + k * 11) % USERS] as string);
+        const [owner, ...others] = members as [string, ...string[]];
+        const { room } = await chat[r % 2]!.createRoom(
+          { name: `room ${r}`, type: RoomType.GROUP, members: others.map((profileId) => ({ profileId })) },
+          await as(owner),
+        );
+        rooms.push({ id: room!.id, members });
+      }
+      const roomsOf = new Map(users.map((u) => [u, rooms.filter((r) => r.members.includes(u)).map((r) => r.id)]));
+
+      // One device per user: even users on gateway A, odd on B; half WebSocket (binary or JSON), half HTTP/2.
+      const deviceOf = new Map<string, ResumingDevice>();
+      users.forEach((user, i) => {
+        const home = i % 2;
+        const device = new ResumingDevice({
+          profileId: user,
+          deviceId: `device-${i}`,
+          transport: transports[Math.floor(i / 2) % transports.length] as DeviceTransport,
+          token: () => token(user, `device-${i}`),
+          gateways: [addresses[home]!, addresses[1 - home]!],
+        });
+        devices.push(device);
+        deviceOf.set(user, device);
+      });
+      await Promise.all(devices.map((d) => d.start()));
+      expect(devices.filter((d) => d.gateway === gwA.name)).toHaveLength(USERS / 2);
+
+      const lastSeqs = async () => {
+        const out = new Map<string, number>();
+        for (const r of rooms) {
+          const { room } = await chat[1]!.getRoom({ roomId: r.id }, await as(r.members[0]!));
+          out.set(r.id, Number(room!.lastSeq));
+        }
+        return out;
+      };
+      /** Device, room and the seqs still missing, for every device that has not shown everything yet. */
+      const lagging = (last: Map<string, number>) =>
+        devices.flatMap((d) =>
+          (roomsOf.get(d.profileId) ?? []).flatMap((roomId) => {
+            const shown = new Set(d.seqs(roomId));
+            const missing: number[] = [];
+            for (let s = 1; s <= (last.get(roomId) ?? 0); s++) if (!shown.has(s)) missing.push(s);
+            return missing.length > 0 ? [{ device: d, roomId, missing }] : [];
+          }),
+        );
+      // The hello replay shows each device its rooms' creation.
+      const initial = await lastSeqs();
+      expect(await until(() => lagging(initial).length === 0, 20_000)).toBe(true);
+
+      // The messages: a deterministic room, sender (a member) and path for each.
+      const random = prng(20_240_601);
+      const plan = Array.from({ length: MESSAGES }, (_, i) => {
+        const room = rooms[Math.floor(random() * ROOMS)]!;
+        const sender = room.members[Math.floor(random() * MEMBERS)]!;
+        return { i, room, sender, viaStream: random() < 0.5 };
+      });
+      const acks = new Array<AckEvent | undefined>(MESSAGES);
+      let retries = 0;
+      const failures: string[] = [];
+
+      const sendOnce = async (m: (typeof plan)[number], attempt: number): Promise<AckEvent> => {
+        const event = {
+          roomId: m.room.id,
+          type: RoomEventType.TEXT,
+          clientId: `c${m.i}`,
+          content: { case: "text" as const, value: { body: `m${m.i}` } },
+        };
+        if (m.viaStream) return (deviceOf.get(m.sender) as ResumingDevice).send(event);
+        // SendEvent through a gateway: alternate between them, the other one on a retry.
+        const g = (m.i + attempt) % 2;
+        const { ack } = await chat[g]!.sendEvent({ event: [event] }, { ...(await as(m.sender)), timeoutMs: 10_000 });
+        const a = ack[0] as AckEvent;
+        if (a.error) throw new SendFailed(`refused: ${a.error.code} ${a.error.message}`, a.error.code);
+        return a;
+      };
+      const retryable = (err: unknown) =>
+        err instanceof SendFailed
+          ? err.code === undefined || ["unavailable", "internal", "deadline_exceeded", "aborted"].includes(err.code)
+          : err instanceof ConnectError &&
+            [Code.Unavailable, Code.Internal, Code.DeadlineExceeded, Code.Aborted, Code.Unknown].includes(err.code);
+      const deliver = async (m: (typeof plan)[number]) => {
+        const deadline = Date.now() + SEND_DEADLINE_MS;
+        for (let attempt = 0; ; attempt++) {
+          try {
+            acks[m.i] = await sendOnce(m, attempt);
+            return;
+          } catch (err) {
+            if (!retryable(err) || Date.now() > deadline) {
+              failures.push(`message ${m.i} (${m.viaStream ? "stream" : "SendEvent"}): ${(err as Error).message}`);
+              return;
+            }
+            retries++;
+            await sleep(Math.min(1_000, 50 * 2 ** attempt) * (0.5 + Math.random()));
+          }
+        }
+      };
+
+      let gatewayKilledAt = 0;
+      let defaultKilledAt = 0;
+      let relayBefore = { def1: 0, def2: 0 };
+      let fanoutBefore = { def1: 0, def2: 0 };
+      let movedToB: Promise<boolean> | undefined;
+      const homedOnA = devices.filter((d) => d.gateway === gwA.name);
+      const inFlight = new Set<Promise<void>>();
+      const sendStarted = Date.now();
+      for (const m of plan) {
+        if (m.i === GATEWAY_KILL_AT) {
+          kill(gwA);
+          gatewayKilledAt = Date.now();
+          movedToB = until(() => homedOnA.every((d) => d.gateway === gwB.name), 20_000);
+        }
+        if (m.i === DEFAULT_KILL_AT) {
+          relayBefore = {
+            def1: await counter(def1, "chat_outbox_published_events_total"),
+            def2: await counter(def2, "chat_outbox_published_events_total"),
+          };
+          fanoutBefore = {
+            def1: await counter(def1, "chat_fanout_events_total"),
+            def2: await counter(def2, "chat_fanout_events_total"),
+          };
+          kill(def1);
+          defaultKilledAt = Date.now();
+        }
+        const due = sendStarted + (m.i * 1000) / RATE;
+        if (due > Date.now()) await sleep(due - Date.now());
+        while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+        const p = deliver(m).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await Promise.all(inFlight);
+      const sendSeconds = (Date.now() - sendStarted) / 1000;
+      expect(failures, failures.slice(0, 10).join("\n")).toEqual([]);
+
+      // Every device shows every event of each of its rooms (bounded wait).
+      const last = await lastSeqs();
+      const settled = await until(() => lagging(last).length === 0, DELIVERY_WAIT_MS, 200);
+      if (!settled) {
+        const behind = lagging(last);
+        const { device, roomId, missing } = behind[0]!;
+        throw new Error(
+          `after ${DELIVERY_WAIT_MS / 1000} s, ${behind.length} (device, room) pairs still miss events; e.g. ` +
+            `${device.profileId}/${device.deviceId} (${device.transport}, on ${device.gateway ?? "no gateway"}, ` +
+            `${device.reconnects} reconnects, last close ${JSON.stringify(device.lastClose)}` +
+            `${device.ended ? `, ended ${JSON.stringify(device.ended)}` : ""}) in room ${roomId} ` +
+            `(last_seq ${last.get(roomId)}) misses seqs ${missing.slice(0, 20).join(",")}` +
+            `${missing.length > 20 ? ` (+${missing.length - 20})` : ""}; position ${device.positions.get(roomId)}`,
+        );
+      }
+
+      // For every device and room: exactly 1..last_seq, each once, in increasing order.
+      const problems: string[] = [];
+      for (const d of devices) {
+        for (const roomId of roomsOf.get(d.profileId) ?? []) {
+          const problem = sequenceProblems(d.seqs(roomId), last.get(roomId) ?? 0);
+          if (problem) problems.push(`${d.profileId}/${d.deviceId} (${d.transport}) in ${roomId}: ${problem}`);
+        }
+      }
+      expect(problems, problems.slice(0, 10).join("\n")).toEqual([]);
+      expect(devices.map((d) => d.duplicates).reduce((a, b) => a + b, 0)).toBe(0);
+      expect(devices.filter((d) => d.ended).map((d) => `${d.profileId}: ${JSON.stringify(d.ended)}`)).toEqual([]);
+
+      // The store: each room's history is its seqs 1..last_seq; every intended message is stored exactly once.
+      const bodies = new Map<string, number>();
+      for (const r of rooms) {
+        const events: RoomEvent[] = [];
+        let cursor = "";
+        do {
+          const page = await chat[1]!.getHistory({ roomId: r.id, cursor, limit: 100 }, await as(r.members[0]!));
+          events.push(...page.events);
+          cursor = page.nextCursor;
+        } while (cursor);
+        const seqs = events.map((e) => Number(e.seq)).sort((a, b) => a - b);
+        expect(seqs).toEqual(Array.from({ length: last.get(r.id) ?? 0 }, (_, k) => k + 1));
+        for (const e of events) {
+          if (e.content.case === "text") bodies.set(e.content.value.body, (bodies.get(e.content.value.body) ?? 0) + 1);
+        }
+      }
+      expect(bodies.size).toBe(MESSAGES);
+      expect([...bodies.values()].every((n) => n === 1)).toBe(true);
+      for (const m of plan) expect(bodies.get(`m${m.i}`), `message ${m.i}`).toBe(1);
+      // Retried sends were answered with the original ack: one seq per message.
+      const stored = new Set(acks.map((a) => `${a?.roomId}/${a?.seq}`));
+      expect(stored.size).toBe(MESSAGES);
+      const systemEvents = [...last.values()].reduce((a, b) => a + b, 0) - MESSAGES;
+      expect(systemEvents).toBe([...initial.values()].reduce((a, b) => a + b, 0));
+
+      // What the test claims to exercise did happen.
+      expect(await movedToB, "every device of gateway A reconnected to gateway B").toBe(true);
+      const reconnects = devices.reduce((n, d) => n + d.reconnects, 0);
+      expect(reconnects).toBeGreaterThanOrEqual(homedOnA.length);
+      expect(homedOnA.every((d) => d.connections.some((c) => c.gateway === gwB.name && c.at >= gatewayKilledAt))).toBe(
+        true,
+      );
+      // #1 was the relay until it died; #2 took the relay and the fan-out over.
+      expect(relayBefore.def1).toBeGreaterThan(0);
+      expect(fanoutBefore.def1).toBeGreaterThan(0);
+      const relayAfter = await counter(def2, "chat_outbox_published_events_total");
+      const fanoutAfter = await counter(def2, "chat_fanout_events_total");
+      expect(relayAfter).toBeGreaterThan(relayBefore.def2);
+      expect(fanoutAfter).toBeGreaterThan(fanoutBefore.def2);
+      // Messages sent after the kill of #1 were shown (above) although only #2 was left to relay them.
+      expect(defaultKilledAt).toBeGreaterThan(gatewayKilledAt);
+      for (const p of [gwB, def2]) expect(p.child.exitCode, `${p.name} exited:\n${p.output()}`).toBeNull();
+
+      const byGateway = devices.filter((d) => d.gateway === gwB.name).length;
+      console.log(
+        `cluster on ${backend}: ${MESSAGES} messages in ${sendSeconds.toFixed(1)} s of sending, ` +
+          `${((Date.now() - started) / 1000).toFixed(1)} s in all; ${reconnects} reconnects ` +
+          `(${homedOnA.length} devices moved from gateway A, ${byGateway} on B at the end), ` +
+          `${devices.reduce((n, d) => n + d.failedAttempts, 0)} failed connection attempts, ${retries} send retries; ` +
+          `relay published ${relayBefore.def1} on #1 then ${relayAfter - relayBefore.def2} on #2, ` +
+          `fan-out ${fanoutBefore.def1} on #1 and ${fanoutAfter} on #2`,
+      );
+    }, 170_000);
+  });
+});
