@@ -6,7 +6,7 @@ it("docs/permissions.md shows exactly the matrix the code enforces", async () =>
   const doc = await readFile(new URL("../../../../docs/permissions.md", import.meta.url), "utf8");
   const rows = doc
     .split("\n")
-    .filter((line) => /^\| [a-z]+\.[a-z_]+ \|/.test(line))
+    .filter((line) => /^\|\s*[a-z]+\.[a-z_]+\s*\|/.test(line))
     .map((line) =>
       line
         .split("|")
