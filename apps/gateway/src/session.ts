@@ -289,6 +289,7 @@ export class DeviceSession implements HubMember {
     for (const c of cursors) this.order.set(c.roomId, Number(c.seq));
     await this.sync(cursors);
     if (this.state === "closed") return;
+    this.push(create(ServerFrameSchema, { frame: { case: "synced", value: {} } }));
     this.state = "live";
     this.release();
   }

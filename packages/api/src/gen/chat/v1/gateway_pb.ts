@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/gateway.proto.
  */
 export const file_chat_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChVjaGF0L3YxL2dhdGV3YXkucHJvdG8SB2NoYXQudjEirQIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAkSHwoFaGVsbG8YAiABKAsyDi5jaGF0LnYxLkhlbGxvSAASIgoEc2VuZBgDIAEoCzISLmNoYXQudjEuUm9vbUV2ZW50SAASIAoDYWNrGAQgASgLMhEuY2hhdC52MS5BY2tGcmFtZUgAEiIKBHJlYWQYBSABKAsyEi5jaGF0LnYxLlJlYWRGcmFtZUgAEiYKBnR5cGluZxgGIAEoCzIULmNoYXQudjEuVHlwaW5nRnJhbWVIABIqCghwcmVzZW5jZRgHIAEoCzIWLmNoYXQudjEuUHJlc2VuY2VGcmFtZUgAEiIKBHBpbmcYCCABKAsyEi5jaGF0LnYxLlBpbmdGcmFtZUgAQgcKBWZyYW1lIoMCCgVIZWxsbxIUCgxyZXN1bWVfdG9rZW4YASABKAkSJAoHY3Vyc29ycxgCIAMoCzITLmNoYXQudjEuUm9vbUN1cnNvchI2CgxjYXBhYmlsaXRpZXMYAyADKAsyIC5jaGF0LnYxLkhlbGxvLkNhcGFiaWxpdGllc0VudHJ5Ei8KC2NsaWVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglkZXZpY2VfaWQYBSABKAkSDQoFdG9rZW4YBiABKAkaMwoRQ2FwYWJpbGl0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwCghBY2tGcmFtZRIkCgdjdXJzb3JzGAEgAygLMhMuY2hhdC52MS5Sb29tQ3Vyc29yIikKCVJlYWRGcmFtZRIPCgdyb29tX2lkGAEgASgJEgsKA3NlcRgCIAEoAyJCCgtUeXBpbmdGcmFtZRIPCgdyb29tX2lkGAEgASgJEg4KBmFjdGl2ZRgCIAEoCBISCgpwcm9maWxlX2lkGAMgASgJInkKDVByZXNlbmNlRnJhbWUSJQoFc3RhdGUYASABKA4yFi5jaGF0LnYxLlByZXNlbmNlU3RhdGUSEgoKcHJvZmlsZV9pZBgCIAEoCRItCglsYXN0X3NlZW4YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjwKCVBpbmdGcmFtZRIvCgtjbGllbnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisgMKC1NlcnZlckZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAkSIwoHd2VsY29tZRgCIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEiMKBWV2ZW50GAMgASgLMhIuY2hhdC52MS5Sb29tRXZlbnRIABIoCgdyZWNlaXB0GAQgASgLMhUuY2hhdC52MS5SZWNlaXB0RnJhbWVIABImCgZ0eXBpbmcYBSABKAsyFC5jaGF0LnYxLlR5cGluZ0ZyYW1lSAASKgoIcHJlc2VuY2UYBiABKAsyFi5jaGF0LnYxLlByZXNlbmNlRnJhbWVIABIgCgNhY2sYByABKAsyES5jaGF0LnYxLkFja0V2ZW50SAASJQoFZXJyb3IYCCABKAsyFC5jaGF0LnYxLkVycm9yRGV0YWlsSAASIgoEcG9uZxgJIAEoCzISLmNoYXQudjEuUG9uZ0ZyYW1lSAASIQoGcmVzeW5jGAogASgLMg8uY2hhdC52MS5SZXN5bmNIABIuCgpkaXNjb25uZWN0GAsgASgLMhguY2hhdC52MS5EaXNjb25uZWN0RnJhbWVIAEIHCgVmcmFtZSKEAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEh4KFmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWMYAiABKAUSLwoLc2VydmVyX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHJlc3VtZV90b2tlbhgEIAEoCSJFCgxSZWNlaXB0RnJhbWUSDwoHcm9vbV9pZBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEhAKCHJlYWRfc2VxGAMgASgDIjwKCVBvbmdGcmFtZRIvCgtzZXJ2ZXJfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoPRGlzY29ubmVjdEZyYW1lEgwKBGNvZGUYASABKAUSDgoGcmVhc29uGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCp/Cg1QcmVzZW5jZVN0YXRlEh4KGlBSRVNFTkNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUFJFU0VOQ0VfU1RBVEVfT05MSU5FEAESFwoTUFJFU0VOQ0VfU1RBVEVfQVdBWRACEhoKFlBSRVNFTkNFX1NUQVRFX09GRkxJTkUQAzJLCg5HYXRld2F5U2VydmljZRI5CgdDb25uZWN0EhQuY2hhdC52MS5DbGllbnRGcmFtZRoULmNoYXQudjEuU2VydmVyRnJhbWUoATABYgZwcm90bzM", [file_chat_v1_common, file_chat_v1_event, file_google_protobuf_timestamp]);
+  fileDesc("ChVjaGF0L3YxL2dhdGV3YXkucHJvdG8SB2NoYXQudjEirQIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAkSHwoFaGVsbG8YAiABKAsyDi5jaGF0LnYxLkhlbGxvSAASIgoEc2VuZBgDIAEoCzISLmNoYXQudjEuUm9vbUV2ZW50SAASIAoDYWNrGAQgASgLMhEuY2hhdC52MS5BY2tGcmFtZUgAEiIKBHJlYWQYBSABKAsyEi5jaGF0LnYxLlJlYWRGcmFtZUgAEiYKBnR5cGluZxgGIAEoCzIULmNoYXQudjEuVHlwaW5nRnJhbWVIABIqCghwcmVzZW5jZRgHIAEoCzIWLmNoYXQudjEuUHJlc2VuY2VGcmFtZUgAEiIKBHBpbmcYCCABKAsyEi5jaGF0LnYxLlBpbmdGcmFtZUgAQgcKBWZyYW1lIoMCCgVIZWxsbxIUCgxyZXN1bWVfdG9rZW4YASABKAkSJAoHY3Vyc29ycxgCIAMoCzITLmNoYXQudjEuUm9vbUN1cnNvchI2CgxjYXBhYmlsaXRpZXMYAyADKAsyIC5jaGF0LnYxLkhlbGxvLkNhcGFiaWxpdGllc0VudHJ5Ei8KC2NsaWVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglkZXZpY2VfaWQYBSABKAkSDQoFdG9rZW4YBiABKAkaMwoRQ2FwYWJpbGl0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwCghBY2tGcmFtZRIkCgdjdXJzb3JzGAEgAygLMhMuY2hhdC52MS5Sb29tQ3Vyc29yIikKCVJlYWRGcmFtZRIPCgdyb29tX2lkGAEgASgJEgsKA3NlcRgCIAEoAyJCCgtUeXBpbmdGcmFtZRIPCgdyb29tX2lkGAEgASgJEg4KBmFjdGl2ZRgCIAEoCBISCgpwcm9maWxlX2lkGAMgASgJInkKDVByZXNlbmNlRnJhbWUSJQoFc3RhdGUYASABKA4yFi5jaGF0LnYxLlByZXNlbmNlU3RhdGUSEgoKcHJvZmlsZV9pZBgCIAEoCRItCglsYXN0X3NlZW4YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjwKCVBpbmdGcmFtZRIvCgtjbGllbnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2gMKC1NlcnZlckZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAkSIwoHd2VsY29tZRgCIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEiMKBWV2ZW50GAMgASgLMhIuY2hhdC52MS5Sb29tRXZlbnRIABIoCgdyZWNlaXB0GAQgASgLMhUuY2hhdC52MS5SZWNlaXB0RnJhbWVIABImCgZ0eXBpbmcYBSABKAsyFC5jaGF0LnYxLlR5cGluZ0ZyYW1lSAASKgoIcHJlc2VuY2UYBiABKAsyFi5jaGF0LnYxLlByZXNlbmNlRnJhbWVIABIgCgNhY2sYByABKAsyES5jaGF0LnYxLkFja0V2ZW50SAASJQoFZXJyb3IYCCABKAsyFC5jaGF0LnYxLkVycm9yRGV0YWlsSAASIgoEcG9uZxgJIAEoCzISLmNoYXQudjEuUG9uZ0ZyYW1lSAASIQoGcmVzeW5jGAogASgLMg8uY2hhdC52MS5SZXN5bmNIABIuCgpkaXNjb25uZWN0GAsgASgLMhguY2hhdC52MS5EaXNjb25uZWN0RnJhbWVIABImCgZzeW5jZWQYDCABKAsyFC5jaGF0LnYxLlN5bmNlZEZyYW1lSABCBwoFZnJhbWUiDQoLU3luY2VkRnJhbWUihAEKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIeChZoZWFydGJlYXRfaW50ZXJ2YWxfc2VjGAIgASgFEi8KC3NlcnZlcl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZXN1bWVfdG9rZW4YBCABKAkiRQoMUmVjZWlwdEZyYW1lEg8KB3Jvb21faWQYASABKAkSEgoKcHJvZmlsZV9pZBgCIAEoCRIQCghyZWFkX3NlcRgDIAEoAyI8CglQb25nRnJhbWUSLwoLc2VydmVyX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKD0Rpc2Nvbm5lY3RGcmFtZRIMCgRjb2RlGAEgASgFEg4KBnJlYXNvbhgCIAEoCRIRCglyZWNvbm5lY3QYAyABKAgqfwoNUHJlc2VuY2VTdGF0ZRIeChpQUkVTRU5DRV9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVBSRVNFTkNFX1NUQVRFX09OTElORRABEhcKE1BSRVNFTkNFX1NUQVRFX0FXQVkQAhIaChZQUkVTRU5DRV9TVEFURV9PRkZMSU5FEAMySwoOR2F0ZXdheVNlcnZpY2USOQoHQ29ubmVjdBIULmNoYXQudjEuQ2xpZW50RnJhbWUaFC5jaGF0LnYxLlNlcnZlckZyYW1lKAEwAWIGcHJvdG8z", [file_chat_v1_common, file_chat_v1_event, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.v1.ClientFrame
@@ -314,6 +314,12 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
      */
     value: DisconnectFrame;
     case: "disconnect";
+  } | {
+    /**
+     * @generated from field: chat.v1.SyncedFrame synced = 12;
+     */
+    value: SyncedFrame;
+    case: "synced";
   } | { case: undefined; value?: undefined };
 };
 
@@ -323,6 +329,21 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
   messageDesc(file_chat_v1_gateway, 7);
+
+/**
+ * The replay of what the device missed is over: every frame after this one is live.
+ *
+ * @generated from message chat.v1.SyncedFrame
+ */
+export type SyncedFrame = Message<"chat.v1.SyncedFrame"> & {
+};
+
+/**
+ * Describes the message chat.v1.SyncedFrame.
+ * Use `create(SyncedFrameSchema)` to create a new message.
+ */
+export const SyncedFrameSchema: GenMessage<SyncedFrame> = /*@__PURE__*/
+  messageDesc(file_chat_v1_gateway, 8);
 
 /**
  * @generated from message chat.v1.Welcome
@@ -354,7 +375,7 @@ export type Welcome = Message<"chat.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 8);
+  messageDesc(file_chat_v1_gateway, 9);
 
 /**
  * @generated from message chat.v1.ReceiptFrame
@@ -381,7 +402,7 @@ export type ReceiptFrame = Message<"chat.v1.ReceiptFrame"> & {
  * Use `create(ReceiptFrameSchema)` to create a new message.
  */
 export const ReceiptFrameSchema: GenMessage<ReceiptFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 9);
+  messageDesc(file_chat_v1_gateway, 10);
 
 /**
  * @generated from message chat.v1.PongFrame
@@ -398,7 +419,7 @@ export type PongFrame = Message<"chat.v1.PongFrame"> & {
  * Use `create(PongFrameSchema)` to create a new message.
  */
 export const PongFrameSchema: GenMessage<PongFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 10);
+  messageDesc(file_chat_v1_gateway, 11);
 
 /**
  * @generated from message chat.v1.DisconnectFrame
@@ -427,7 +448,7 @@ export type DisconnectFrame = Message<"chat.v1.DisconnectFrame"> & {
  * Use `create(DisconnectFrameSchema)` to create a new message.
  */
 export const DisconnectFrameSchema: GenMessage<DisconnectFrame> = /*@__PURE__*/
-  messageDesc(file_chat_v1_gateway, 11);
+  messageDesc(file_chat_v1_gateway, 12);
 
 /**
  * @generated from enum chat.v1.PresenceState

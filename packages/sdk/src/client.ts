@@ -1,0 +1,423 @@
+import {
+  create,
+  fromBinary,
+  fromJsonString,
+  type MessageInitShape,
+  toBinary,
+  toJson,
+  toJsonString,
+} from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import {
+  type AckEvent,
+  ChatService,
+  ClientFrameSchema,
+  type PresenceFrame,
+  type PresenceState,
+  type ReceiptFrame,
+  type Resync,
+  type RoomEvent,
+  RoomEventSchema,
+  RoomEventType,
+  type ServerFrame,
+  ServerFrameSchema,
+  type TypingFrame,
+} from "@service-chat/api";
+import { RoomSequencer } from "@service-chat/core/sequencer";
+import { OPEN, type Socket, socketClass } from "./socket.js";
+import { type ChatStore, type ClientState, memoryStore } from "./store.js";
+
+export type ConnectionState = "idle" | "connecting" | "live" | "reconnecting" | "closed";
+
+export interface ChatClientOptions {
+  /** The gateway's (or embedded server's) HTTP/1.1 address, e.g. http://127.0.0.1:7000. */
+  baseUrl: string;
+  token?: string;
+  /** Called on every (re)connect and call: return a fresh token when the old one expires. */
+  getToken?: () => Promise<string>;
+  /** The device, when the token carries no device_id claim. */
+  deviceId?: string;
+  store?: ChatStore;
+  /** JSON frames on the WebSocket instead of binary protobuf. */
+  json?: boolean;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** How often acknowledgements are sent (batched). */
+  ackIntervalMs?: number;
+}
+
+/** A refusal or a failure, with the API's error code (invalid_argument, unauthenticated, …). */
+export class ChatError extends Error {
+  override readonly name = "ChatError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ChatEvents {
+  event: RoomEvent;
+  receipt: ReceiptFrame;
+  typing: TypingFrame;
+  presence: PresenceFrame;
+  resync: Resync;
+  state: ConnectionState;
+  error: ChatError;
+}
+
+type Pending = { event: RoomEvent; resolve(ack: AckEvent): void; reject(err: ChatError): void };
+type EventInit = MessageInitShape<typeof RoomEventSchema>;
+
+/**
+ * A chat client: every ChatService call (`api`), and a live session over WebSocket that shows each
+ * event once, in seq order per room, reconnecting by itself and resuming from its positions.
+ */
+export class ChatClient {
+  readonly api: Client<typeof ChatService>;
+  state: ConnectionState = "idle";
+  private readonly order = new RoomSequencer();
+  private readonly pending = new Map<string, Pending>();
+  private readonly listeners = new Map<keyof ChatEvents, Set<(x: any) => void>>();
+  private readonly store: ChatStore;
+  private loaded?: Promise<void>;
+  private socket?: Socket;
+  private welcomed = false;
+  private lastDisconnect?: { code: number; reason: string; reconnect: boolean };
+  private attempt = 0;
+  private authRetried = false;
+  private waiting?: { resolve(): void; reject(err: ChatError): void };
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  private heartbeat?: ReturnType<typeof setInterval>;
+  private readonly ackDue = new Map<string, number>();
+  private saveTimer?: ReturnType<typeof setTimeout>;
+
+  constructor(private readonly o: ChatClientOptions) {
+    if (!o.token && !o.getToken) throw new Error("createChatClient needs token or getToken");
+    this.store = o.store ?? memoryStore();
+    const auth: Interceptor = (next) => async (req) => {
+      req.header.set("authorization", `Bearer ${await this.token()}`);
+      return next(req);
+    };
+    this.api = createClient(ChatService, createConnectTransport({ baseUrl: o.baseUrl, interceptors: [auth] }));
+    this.timers.add(setInterval(() => this.flushAcks(), o.ackIntervalMs ?? 1000));
+  }
+
+  /** Opens the live session; resolves once what was missed has been replayed. */
+  async connect(): Promise<void> {
+    if (this.state === "live") return;
+    await this.load();
+    const live = new Promise<void>((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+    if (this.state === "idle" || this.state === "closed") void this.open();
+    return live;
+  }
+
+  on<K extends keyof ChatEvents>(kind: K, listener: (x: ChatEvents[K]) => void): () => void {
+    const set = this.listeners.get(kind) ?? new Set();
+    set.add(listener);
+    this.listeners.set(kind, set);
+    return () => set.delete(listener);
+  }
+
+  /** The events as an async iterator (ends when the client closes). */
+  async *events(): AsyncGenerator<RoomEvent> {
+    const queue: RoomEvent[] = [];
+    let wake: () => void = () => {};
+    const off = this.on("event", (e) => {
+      queue.push(e);
+      wake();
+    });
+    const offState = this.on("state", () => wake());
+    try {
+      for (;;) {
+        const next = queue.shift();
+        if (next) yield next;
+        else if (this.state === "closed") return;
+        else await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      off();
+      offState();
+    }
+  }
+
+  /**
+   * Sends an event. It gets a client id (if it has none) and waits in the outbox until the server
+   * acknowledges it; after a reconnect it is sent again with the same id, so it is stored once.
+   */
+  async send(init: EventInit): Promise<AckEvent> {
+    await this.load();
+    const event = create(RoomEventSchema, { ...init, clientId: init.clientId || randomId() });
+    if (this.state === "idle" || this.state === "closed") {
+      const { ack } = await this.api.sendEvent({ event: [event] });
+      return settle(ack[0]);
+    }
+    const done = new Promise<AckEvent>((resolve, reject) =>
+      this.pending.set(event.clientId, { event, resolve, reject }),
+    );
+    this.persist();
+    if (this.welcomed) this.transmit(event);
+    return done;
+  }
+
+  sendText(roomId: string, body: string): Promise<AckEvent> {
+    return this.send({ roomId, type: RoomEventType.TEXT, content: { case: "text", value: { body } } });
+  }
+
+  markRead(roomId: string, seq: number | bigint): void {
+    this.frame({ frame: { case: "read", value: { roomId, seq: BigInt(seq) } } });
+  }
+
+  typing(roomId: string, active: boolean): void {
+    this.frame({ frame: { case: "typing", value: { roomId, active } } });
+  }
+
+  setPresence(state: PresenceState): void {
+    this.frame({ frame: { case: "presence", value: { state } } });
+  }
+
+  /** The highest seq shown in a room. */
+  position(roomId: string): number | undefined {
+    return this.order.position(roomId);
+  }
+
+  /** Ends the session for good. */
+  close(): void {
+    this.flushAcks();
+    this.setState("closed");
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.socket?.close(1000, "client closed");
+    this.socket = undefined;
+    this.waiting?.reject(new ChatError("cancelled", "the client was closed"));
+    this.waiting = undefined;
+    this.persist(true);
+  }
+
+  private async open(): Promise<void> {
+    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    let token: string;
+    try {
+      token = await this.token();
+    } catch {
+      return this.retry();
+    }
+    if (this.state === "closed") return;
+    const Ws = await socketClass();
+    const ws = new Ws(`${this.o.baseUrl.replace(/^http/, "ws")}/ws`, this.o.json ? ["json"] : []);
+    ws.binaryType = "arraybuffer";
+    this.socket = ws;
+    this.welcomed = false;
+    this.lastDisconnect = undefined;
+    ws.addEventListener("open", () => {
+      const cursors = [...this.order.entries()].map(([roomId, seq]) => ({ roomId, seq: BigInt(seq) }));
+      this.frame({ frame: { case: "hello", value: { token, deviceId: this.o.deviceId ?? "", cursors } } }, ws);
+    });
+    ws.addEventListener("message", (ev: { data: ArrayBuffer | string }) => {
+      try {
+        const frame =
+          typeof ev.data === "string"
+            ? fromJsonString(ServerFrameSchema, ev.data, { ignoreUnknownFields: true })
+            : fromBinary(ServerFrameSchema, new Uint8Array(ev.data));
+        this.onFrame(frame);
+      } catch {
+        this.emit("error", new ChatError("internal", "a frame from the server could not be read"));
+      }
+    });
+    ws.addEventListener("close", () => this.onClose(ws));
+    ws.addEventListener("error", () => {});
+  }
+
+  private onFrame(f: ServerFrame): void {
+    const frame = f.frame;
+    switch (frame.case) {
+      case "welcome":
+        this.welcomed = true;
+        this.attempt = 0;
+        this.authRetried = false;
+        if (this.heartbeat) clearInterval(this.heartbeat);
+        this.heartbeat = setInterval(
+          () => this.frame({ frame: { case: "ping", value: {} } }),
+          Math.max(1, frame.value.heartbeatIntervalSec) * 1000,
+        );
+        for (const p of this.pending.values()) this.transmit(p.event);
+        return;
+      case "synced":
+        this.setState("live");
+        this.waiting?.resolve();
+        this.waiting = undefined;
+        return;
+      case "event":
+        return this.onEvent(frame.value);
+      case "resync":
+        this.order.set(frame.value.roomId, Number(frame.value.fromSeq) - 1);
+        this.persist();
+        return this.emit("resync", frame.value);
+      case "ack":
+        return this.onAck(f.requestId, frame.value);
+      case "error": {
+        const pending = this.pending.get(f.requestId);
+        const err = new ChatError(frame.value.code, frame.value.message);
+        if (pending && err.code !== "resource_exhausted") {
+          this.pending.delete(f.requestId);
+          this.persist();
+          pending.reject(err);
+        } else if (pending) {
+          this.later(() => this.welcomed && this.transmit(pending.event), 1000);
+        } else this.emit("error", err);
+        return;
+      }
+      case "receipt":
+        return this.emit("receipt", frame.value);
+      case "typing":
+        return this.emit("typing", frame.value);
+      case "presence":
+        return this.emit("presence", frame.value);
+      case "disconnect":
+        this.lastDisconnect = frame.value;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onEvent(e: RoomEvent): void {
+    const verdict = this.order.offer(e.roomId, Number(e.seq));
+    if (verdict === "duplicate") return;
+    if (verdict === "gap") {
+      // Something is missing: reconnecting replays from our positions, in order.
+      this.socket?.close(4000, "gap");
+      return;
+    }
+    this.ackDue.set(e.roomId, Number(e.seq));
+    this.persist();
+    this.emit("event", e);
+  }
+
+  private onAck(clientId: string, ack: AckEvent): void {
+    const pending = this.pending.get(clientId);
+    if (!pending) return;
+    this.pending.delete(clientId);
+    this.persist();
+    if (ack.error) pending.reject(new ChatError(ack.error.code, ack.error.message));
+    else pending.resolve(ack);
+  }
+
+  private onClose(ws: Socket): void {
+    if (this.socket !== ws) return;
+    this.socket = undefined;
+    this.welcomed = false;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.state === "closed") return;
+    const d = this.lastDisconnect;
+    const authFailed = d?.code === 4002;
+    const again = !d || d.reconnect || (authFailed && !!this.o.getToken && !this.authRetried);
+    if (authFailed) this.authRetried = true;
+    if (!again) {
+      const err = new ChatError(authFailed ? "unauthenticated" : "disconnected", d?.reason ?? "disconnected");
+      this.setState("closed");
+      this.emit("error", err);
+      this.waiting?.reject(err);
+      this.waiting = undefined;
+      return;
+    }
+    this.retry();
+  }
+
+  private retry(): void {
+    const min = this.o.minBackoffMs ?? 250;
+    const max = this.o.maxBackoffMs ?? 30_000;
+    const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random());
+    this.attempt++;
+    this.setState("reconnecting");
+    this.later(() => void this.open(), delay);
+  }
+
+  private transmit(event: RoomEvent): void {
+    this.frame({ requestId: event.clientId, frame: { case: "send", value: event } });
+  }
+
+  private frame(init: MessageInitShape<typeof ClientFrameSchema>, ws = this.socket): void {
+    if (!ws || ws.readyState !== OPEN) return;
+    const msg = create(ClientFrameSchema, init);
+    ws.send(this.o.json ? toJsonString(ClientFrameSchema, msg) : toBinary(ClientFrameSchema, msg));
+  }
+
+  private flushAcks(): void {
+    if (this.ackDue.size === 0 || !this.welcomed) return;
+    const cursors = [...this.ackDue].map(([roomId, seq]) => ({ roomId, seq: BigInt(seq) }));
+    this.ackDue.clear();
+    this.frame({ frame: { case: "ack", value: { cursors } } });
+  }
+
+  private async token(): Promise<string> {
+    return this.o.getToken ? this.o.getToken() : (this.o.token as string);
+  }
+
+  private load(): Promise<void> {
+    this.loaded ??= this.store.load().then((state) => {
+      for (const [room, seq] of Object.entries(state?.positions ?? {})) this.order.set(room, seq);
+      for (const { clientId, event } of state?.outbox ?? []) {
+        const e = create(RoomEventSchema, { ...(event as object), clientId }) as RoomEvent;
+        this.pending.set(clientId, { event: e, resolve: () => {}, reject: () => {} });
+      }
+    });
+    return this.loaded;
+  }
+
+  /** Saves positions and outbox, at most every 200 ms (or now). */
+  private persist(now = false): void {
+    const save = () => {
+      this.saveTimer = undefined;
+      const state: ClientState = {
+        positions: Object.fromEntries(this.order.entries()),
+        outbox: [...this.pending.values()].map((p) => ({
+          clientId: p.event.clientId,
+          event: toJson(RoomEventSchema, p.event),
+        })),
+      };
+      void this.store.save(state).catch(() => {});
+    };
+    if (now) {
+      if (this.saveTimer) clearTimeout(this.saveTimer);
+      save();
+    } else this.saveTimer ??= setTimeout(save, 200);
+  }
+
+  private later(fn: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", state);
+  }
+
+  private emit<K extends keyof ChatEvents>(kind: K, value: ChatEvents[K]): void {
+    for (const l of this.listeners.get(kind) ?? []) l(value);
+  }
+}
+
+function settle(ack: AckEvent | undefined): AckEvent {
+  if (!ack) throw new ChatError("internal", "no answer for the event");
+  if (ack.error) throw new ChatError(ack.error.code, ack.error.message);
+  return ack;
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+export function createChatClient(options: ChatClientOptions): ChatClient {
+  return new ChatClient(options);
+}

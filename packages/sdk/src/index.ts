@@ -1,0 +1,3 @@
+export * from "@service-chat/api";
+export * from "./client.js";
+export * from "./store.js";
