@@ -205,7 +205,8 @@ export class ChatClient {
     try {
       token = await this.token();
     } catch {
-      return this.retry();
+      this.retry();
+      return;
     }
     if (this.state === "closed") return;
     const Ws = await socketClass();
@@ -253,13 +254,16 @@ export class ChatClient {
         this.waiting = undefined;
         return;
       case "event":
-        return this.onEvent(frame.value);
+        this.onEvent(frame.value);
+        return;
       case "resync":
         this.order.set(frame.value.roomId, Number(frame.value.fromSeq) - 1);
         this.persist();
-        return this.emit("resync", frame.value);
+        this.emit("resync", frame.value);
+        return;
       case "ack":
-        return this.onAck(f.requestId, frame.value);
+        this.onAck(f.requestId, frame.value);
+        return;
       case "error": {
         const pending = this.pending.get(f.requestId);
         const err = new ChatError(frame.value.code, frame.value.message);
@@ -273,11 +277,14 @@ export class ChatClient {
         return;
       }
       case "receipt":
-        return this.emit("receipt", frame.value);
+        this.emit("receipt", frame.value);
+        return;
       case "typing":
-        return this.emit("typing", frame.value);
+        this.emit("typing", frame.value);
+        return;
       case "presence":
-        return this.emit("presence", frame.value);
+        this.emit("presence", frame.value);
+        return;
       case "disconnect":
         this.lastDisconnect = frame.value;
         return;

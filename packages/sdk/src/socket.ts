@@ -14,10 +14,14 @@ let cached: SocketClass | undefined;
 export async function socketClass(): Promise<SocketClass> {
   if (cached) return cached;
   const native = (globalThis as { WebSocket?: SocketClass }).WebSocket;
-  if (native) return (cached = native);
+  if (native) {
+    cached = native;
+    return native;
+  }
   const name = "ws";
   const mod = (await import(/* @vite-ignore */ name)) as { default: SocketClass };
-  return (cached = mod.default);
+  cached = mod.default;
+  return cached;
 }
 
 export const OPEN = 1;
