@@ -227,7 +227,7 @@ async function authenticator(config: Config, logger: Logger): Promise<{ auth: Au
     return { auth: oidcAuthenticator(config.OAUTH2_ISSUER, config.OAUTH2_JWT_VERIFY_AUDIENCE as string) };
   }
   logger.warn("no OAUTH2_ISSUER: using the development token signer (POST /dev/token)");
-  const devSigner = await createDevSigner();
+  const devSigner = await createDevSigner(config.DEV_SIGNER_KEY_FILE);
   return { auth: devSigner, devSigner };
 }
 

@@ -91,6 +91,7 @@ const schema = z
       .max(16 * 1024 * 1024)
       .default(256 * 1024),
     SHUTDOWN_GRACE_SEC: z.coerce.number().min(0).max(300).default(10),
+    DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((c, ctx) => {

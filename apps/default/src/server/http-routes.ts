@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { AppError, type DevSigner, type Logger, type Metrics } from "@service-chat/core";
+import { staticFiles } from "./static.js";
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -12,12 +13,15 @@ export interface PlainRoutes {
   devSigner?: DevSigner;
   logger: Logger;
   metrics?: Metrics;
+  /** The built web chat served at `/` (default: apps/web/dist). */
+  webRoot?: string;
 }
 
 const MAX_TOKEN_REQUEST = 4096;
 
-/** What the HTTP ports serve besides RPCs: health, readiness and the development token endpoint. */
+/** What the HTTP ports serve besides RPCs: health, readiness, the development token endpoint and the web chat. */
 export function plainRoutes(routes: PlainRoutes) {
+  const web = staticFiles(routes.webRoot);
   return async (req: Req, res: Res): Promise<void> => {
     const path = (req.url ?? "/").split("?")[0];
     try {
@@ -36,6 +40,7 @@ export function plainRoutes(routes: PlainRoutes) {
         if (req.method !== "POST") return json(res, 405, { error: 'use POST with a JSON body like {"sub":"alice"}' });
         return json(res, 200, { token: await routes.devSigner.sign(parseTokenRequest(await readBody(req))) });
       }
+      if (await web(req, res, path ?? "/")) return;
       return json(res, 404, { error: `no route for ${path}` });
     } catch (err) {
       if (err instanceof AppError) return json(res, 400, { error: err.message });
