@@ -82,6 +82,7 @@ export class DeviceSession implements HubMember {
   private bucket: number;
   private bucketAt = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
+  private handling: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: SessionDeps,
@@ -98,8 +99,11 @@ export class DeviceSession implements HubMember {
     );
   }
 
-  /** A decoded frame from the device. Frames are handled one at a time, in order. */
-  async onFrame(frame: ClientFrame): Promise<void> {
+  /**
+   * A decoded frame from the device, as it arrives: liveness and the rate limit apply at once;
+   * the frames themselves are handled one at a time, in order.
+   */
+  receive(frame: ClientFrame): void {
     if (this.state === "closed") return;
     this.lastHeard = Date.now();
     if (!this.takeToken()) {
@@ -111,6 +115,16 @@ export class DeviceSession implements HubMember {
       if (this.bucket < -5 * this.deps.limits.eventsPerSecond) this.close(DISCONNECT.rateLimited);
       return;
     }
+    this.handling = this.handling
+      .then(() => this.handle(frame))
+      .catch((err: unknown) => {
+        this.deps.logger.error({ err }, "frame failed");
+        this.close(DISCONNECT.internal);
+      });
+  }
+
+  private async handle(frame: ClientFrame): Promise<void> {
+    if (this.state === "closed") return;
     const f = frame.frame;
     if (this.state === "hello") {
       if (f.case !== "hello") return this.close(DISCONNECT.badFrame, "the first frame must be hello");

@@ -33,7 +33,7 @@ export async function* connectStream(
   ctx.signal.addEventListener("abort", () => outlet.close(DISCONNECT.normal), { once: true });
   void (async () => {
     try {
-      for await (const frame of requests) await session.onFrame(frame);
+      for await (const frame of requests) session.receive(frame);
     } catch {
       // the device went away or sent something undecodable: the stream is over
     } finally {

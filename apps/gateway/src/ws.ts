@@ -43,7 +43,6 @@ export function webSocketEndpoint(options: WebSocketOptions) {
     };
     const header = req.headers.authorization;
     const session = options.createSession(outlet, header?.replace(/^Bearer\s+/i, "") || undefined);
-    let queue = Promise.resolve();
     ws.on("message", (data: Buffer, isBinary) => {
       if (data.length > options.maxFrameBytes) {
         session.badFrame(`frame is larger than ${options.maxFrameBytes} bytes`);
@@ -59,7 +58,7 @@ export function webSocketEndpoint(options: WebSocketOptions) {
         session.badFrame(json ? "frame is not a ClientFrame in JSON" : "frame is not a binary ClientFrame");
         return;
       }
-      queue = queue.then(() => session.onFrame(frame));
+      session.receive(frame);
     });
     ws.on("close", () => session.end());
     ws.on("error", () => session.end());

@@ -82,6 +82,10 @@ export class FanoutWorker implements Service {
       deliveries += recipients.length;
       this.o.onDelivered?.(event, recipients);
     }
+    // The entry is acknowledged when this returns: what was published must have left the process
+    // first, or a crash right after could lose the live copies (devices would see it only at the
+    // room's next event).
+    await this.o.live.flush();
     this.o.metrics?.fannedOut(batch.events.length, deliveries, performance.now() - started);
   }
 }
