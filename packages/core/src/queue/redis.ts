@@ -19,9 +19,8 @@
  * (auto-pipelined: a tick's PUBLISHes go out together, in order), one subscriber connection.
  */
 import { randomUUID } from "node:crypto";
-import { setTimeout as delay } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { aborted } from "../lifecycle.js";
+import { raceAbort, sleep } from "../lifecycle.js";
 import type { QueueOptions } from "./open.js";
 import type { EventStream, LiveBus, StreamEntry } from "./ports.js";
 
@@ -37,7 +36,6 @@ const RELEASE_LEASE = `
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0`;
 
-const STOPPED = Symbol("stopped");
 const noop = () => {};
 const asBuffer = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
@@ -176,7 +174,6 @@ export class RedisStream implements EventStream {
     const key = this.key(partition);
     const leaseKey = `${this.name}:lease:${group}:${partition}`;
     const me = randomUUID();
-    const stopped = aborted(signal).then((): typeof STOPPED => STOPPED);
     await this.redis.xgroup("CREATE", key, group, 0, "MKSTREAM").catch((err: Error) => {
       if (!err.message.startsWith("BUSYGROUP")) throw err;
     });
@@ -197,7 +194,7 @@ export class RedisStream implements EventStream {
           lease?.abandon();
           lease = await Lease.acquire(this.redis, leaseKey, me, this.redeliveryMs);
           if (!lease) {
-            await delay(this.redeliveryMs / 4, undefined, { signal }).catch(noop);
+            await sleep(this.redeliveryMs / 4, signal);
             continue;
           }
           pendingFirst = true;
@@ -207,32 +204,31 @@ export class RedisStream implements EventStream {
           const before = reconnects;
           const reading = this.readNew(reader, key, group, me, blockMs);
           // Stopping waits for the read (BLOCK keeps it short) unless the connection is gone.
-          const read = await Promise.race([reading, stopped.then(() => delay(blockMs + 1000, STOPPED))]);
-          if (read === STOPPED) {
+          let read = await raceAbort(reading, signal);
+          if (!read.done) read = await raceAbort(reading, AbortSignal.timeout(blockMs + 1000));
+          if (!read.done) {
             release = false;
             break;
           }
-          pendingFirst = !read || reconnects !== before || !lease.held;
-          if (pendingFirst || !read) continue;
-          entry = read;
+          pendingFirst = !read.value || reconnects !== before || !lease.held;
+          if (pendingFirst || !read.value) continue;
+          entry = read.value;
         }
         if (signal.aborted) break;
         const { id, data, deliveries } = entry;
-        const outcome = await Promise.race([
-          Promise.resolve()
-            .then(() => handler({ data, deliveries }))
-            .then(
-              () => "done" as const,
-              () => "failed" as const,
-            ),
-          stopped,
-        ]);
-        if (outcome === STOPPED) {
+        const handling = Promise.resolve()
+          .then(() => handler({ data, deliveries }))
+          .then(
+            () => "done" as const,
+            () => "failed" as const,
+          );
+        const outcome = await raceAbort(handling, signal);
+        if (!outcome.done) {
           // Treated as a dead consumer: the entry stays pending, the lease expires, the next holder gets it.
           release = false;
           break;
         }
-        if (outcome === "done") await this.redis.xack(key, group, id);
+        if (outcome.value === "done") await this.redis.xack(key, group, id);
         else pendingFirst = true;
       }
       if (release) await lease?.release();
@@ -251,6 +247,7 @@ export class RedisStream implements EventStream {
       const [first] = (await this.redis.xpending(key, group, "-", "+", 1)) as [string, string, number, number][];
       if (!first) return undefined;
       const [id, , , deliveries] = first;
+      // `xclaimBuffer` exists in ioredis 6 but is missing from its typings.
       const [claimed] = (await this.redis.callBuffer("XCLAIM", key, group, me, 0, id)) as [Buffer, Buffer[] | null][];
       if (claimed?.[1]) return { id, data: claimed[1][1] ?? Buffer.alloc(0), deliveries: deliveries + 1 };
       await this.redis.xack(key, group, id); // deleted from the stream meanwhile: nothing to hand out
