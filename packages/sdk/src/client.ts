@@ -91,6 +91,7 @@ export class ChatClient {
   private waiting?: { resolve(): void; reject(err: ChatError): void };
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private heartbeat?: ReturnType<typeof setInterval>;
+  private acker?: ReturnType<typeof setInterval>;
   private readonly ackDue = new Map<string, number>();
   private saveTimer?: ReturnType<typeof setTimeout>;
 
@@ -102,13 +103,13 @@ export class ChatClient {
       return next(req);
     };
     this.api = createClient(ChatService, createConnectTransport({ baseUrl: o.baseUrl, interceptors: [auth] }));
-    this.timers.add(setInterval(() => this.flushAcks(), o.ackIntervalMs ?? 1000));
   }
 
   /** Opens the live session; resolves once what was missed has been replayed. */
   async connect(): Promise<void> {
     if (this.state === "live") return;
     await this.load();
+    if (this.acker === undefined) this.acker = setInterval(() => this.flushAcks(), this.o.ackIntervalMs ?? 1000);
     const live = new Promise<void>((resolve, reject) => {
       this.waiting = { resolve, reject };
     });
@@ -192,6 +193,8 @@ export class ChatClient {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.acker) clearInterval(this.acker);
+    this.acker = undefined;
     this.socket?.close(1000, "client closed");
     this.socket = undefined;
     this.waiting?.reject(new ChatError("cancelled", "the client was closed"));

@@ -36,6 +36,11 @@ export function plainRoutes(routes: PlainRoutes) {
           return json(res, 503, { status: "not ready", reason: (err as Error).message });
         }
       }
+      if (path === "/dev/token" && !routes.devSigner) {
+        return json(res, 404, {
+          error: "development tokens are off here (OAUTH2_ISSUER is set): get a token from the issuer",
+        });
+      }
       if (path === "/dev/token" && routes.devSigner) {
         if (req.method !== "POST") return json(res, 405, { error: 'use POST with a JSON body like {"sub":"alice"}' });
         return json(res, 200, { token: await routes.devSigner.sign(parseTokenRequest(await readBody(req))) });
