@@ -1,42 +1,16 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { Code } from "@connectrpc/connect";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./harness.js";
+import { type Issuer, startIssuer } from "./issuer.js";
 
 const AUDIENCE = "service-chat-test";
-type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
-
-/** A minimal OpenID Connect issuer on loopback: discovery document and JWKS. */
-async function startIssuer() {
-  const { privateKey, publicKey } = await generateKeyPair("RS256");
-  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
-  const server = http.createServer((req, res) => {
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    res.setHeader("content-type", "application/json");
-    if (req.url === "/.well-known/openid-configuration")
-      res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
-    else if (req.url === "/jwks") res.end(JSON.stringify({ keys: [jwk] }));
-    else res.writeHead(404).end("{}");
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sign = async (claims: Record<string, unknown>, opts: { key?: KeyPair["privateKey"]; exp?: number } = {}) => {
-    const jwt = new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "k1" }).setIssuedAt();
-    if (!("iss" in claims)) jwt.setIssuer(url);
-    if (!("aud" in claims)) jwt.setAudience(AUDIENCE);
-    jwt.setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 600);
-    return jwt.sign(opts.key ?? privateKey);
-  };
-  return { url, sign, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
 
 describe("with an OIDC issuer", () => {
-  let issuer: Awaited<ReturnType<typeof startIssuer>>;
+  let issuer: Issuer;
   let t: TestApp;
   beforeAll(async () => {
-    issuer = await startIssuer();
+    issuer = await startIssuer(AUDIENCE);
     t = await startTestApp({ OAUTH2_ISSUER: issuer.url, OAUTH2_JWT_VERIFY_AUDIENCE: AUDIENCE });
   });
   afterAll(async () => {

@@ -4,6 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { type RoomEvent, RoomEventType, RoomType, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import { RoomSequencer, userSubject } from "@service-chat/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { groupRoom, text } from "./event-helpers.js";
 import { startTestApp, type TestApp } from "./harness.js";
 import { until } from "./pipeline-helpers.js";
 
@@ -16,13 +17,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-const text = (roomId: string, body: string, clientId = "") => ({
-  roomId,
-  clientId,
-  type: RoomEventType.TEXT,
-  content: { case: "text" as const, value: { body } },
-});
-
 /** Everything a user's live subject carries, decoded. */
 async function listen(user: string) {
   const frames: ServerFrame[] = [];
@@ -32,18 +26,9 @@ async function listen(user: string) {
   return { frames, events, off };
 }
 
-async function room(owner: string, members: string[]) {
-  const { room } = await t.as(owner).createRoom({
-    name: "r",
-    type: RoomType.GROUP,
-    members: members.map((profileId) => ({ profileId })),
-  });
-  return room!.id;
-}
-
 describe("live delivery", () => {
   it("follows membership: a new member gets events from the one that added them, a removed one up to their removal", async () => {
-    const roomId = await room("ann", ["ben"]);
+    const roomId = await groupRoom(t, "ann", "ben");
     const cid = await listen("cid");
     await t.as("ann").sendEvent({ event: [text(roomId, "before cid")] });
     await t.as("ann").addRoomSubscriptions({ roomId, members: [{ profileId: "cid" }] });
@@ -64,7 +49,7 @@ describe("live delivery", () => {
   });
 
   it("sends typing to the other members only and stores nothing", async () => {
-    const roomId = await room("dee", ["eve"]);
+    const roomId = await groupRoom(t, "dee", "eve");
     const eve = await listen("eve");
     const dee = await listen("dee");
     const outsider = await listen("fay");
@@ -87,7 +72,7 @@ describe("live delivery", () => {
 
 describe("read markers", () => {
   it("move forward only, give unread counts, and reach the other members as receipts", async () => {
-    const roomId = await room("gus", ["hal"]);
+    const roomId = await groupRoom(t, "gus", "hal");
     await t.as("gus").sendEvent({ event: [1, 2, 3, 4].map((i) => text(roomId, `m${i}`)) });
     const gus = await listen("gus");
     const hal = t.as("hal");
@@ -112,7 +97,7 @@ describe("read markers", () => {
 
 describe("cursors and sync", () => {
   it("catches a device up on exactly what it missed, then joins live with no gap and no duplicate", async () => {
-    const roomId = await room("jon", ["kim"]);
+    const roomId = await groupRoom(t, "jon", "kim");
     const phone = t.as("kim", "connect", { device_id: "phone" });
     await phone.ackEvents({ acks: [{ roomId, seq: 1n }] });
     // Offline: 1,000 messages.
@@ -167,7 +152,7 @@ describe("cursors and sync", () => {
   });
 
   it("starts a member's cursor at the join and uses the device's acknowledged cursor when none is given", async () => {
-    const roomId = await room("lea", []);
+    const roomId = await groupRoom(t, "lea");
     await t.as("lea").sendEvent({ event: [text(roomId, "before max")] });
     await t.as("lea").addRoomSubscriptions({ roomId, members: [{ profileId: "max" }] });
     await t.as("lea").sendEvent({ event: [text(roomId, "hello max")] });
@@ -183,7 +168,7 @@ describe("cursors and sync", () => {
   });
 
   it("says resync, naming where replay starts, when a device is further behind than the bound", async () => {
-    const roomId = await room("ned", ["ola"]);
+    const roomId = await groupRoom(t, "ned", "ola");
     for (let i = 0; i < 11; i++) {
       await t.as("ned").sendEvent({ event: Array.from({ length: 100 }, (_, k) => text(roomId, `m${k}`)) });
     }
@@ -195,7 +180,7 @@ describe("cursors and sync", () => {
   });
 
   it("refuses bad cursors and acks with errors naming the field", async () => {
-    const roomId = await room("pam", []);
+    const roomId = await groupRoom(t, "pam");
     const pam = t.as("pam", "connect", { device_id: "d" });
     const bad = [
       [() => pam.ackEvents({ acks: [] }), /acks/],
@@ -212,7 +197,7 @@ describe("cursors and sync", () => {
         rawMessage: expect.stringMatching(message),
       });
     }
-    const other = await room("quinn", []);
+    const other = await groupRoom(t, "quinn");
     await expect(pam.ackEvents({ acks: [{ roomId: other, seq: 1n }] })).rejects.toMatchObject({
       code: Code.InvalidArgument,
     });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { type AddressInfo, createServer } from "node:net";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AdminService, ChatService } from "@service-chat/api";
@@ -111,4 +112,15 @@ export async function freshDatabase(): Promise<{ uri: string; drop: () => Promis
   const uri = new URL(SERVER);
   uri.pathname = `/${name}`;
   return { uri: uri.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
 }

@@ -1,20 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { freshDatabase, TEST_DB } from "./harness.js";
+import { freePort, freshDatabase, TEST_DB } from "./harness.js";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 
 let dir: string;
 let db: Awaited<ReturnType<typeof freshDatabase>>;

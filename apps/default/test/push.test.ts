@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { Code } from "@connectrpc/connect";
 import { RoomEventType, RoomType } from "@service-chat/api";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { groupRoom } from "./event-helpers.js";
 import { startTestApp, type TestApp } from "./harness.js";
 import { until } from "./pipeline-helpers.js";
 
@@ -40,15 +41,6 @@ afterAll(async () => {
   await new Promise<void>((r) => hook.server.close(() => r()));
 });
 
-async function room(owner: string, members: string[]) {
-  const { room } = await t.as(owner).createRoom({
-    name: "r",
-    type: RoomType.GROUP,
-    members: members.map((profileId) => ({ profileId })),
-  });
-  return room!.id;
-}
-
 const online = (profileId: string) =>
   t.app.registry.register(
     {
@@ -63,7 +55,7 @@ const online = (profileId: string) =>
   );
 
 it("notifies the members with no live connection, signed, with a preview unless encrypted", async () => {
-  const roomId = await room("pa", ["pb", "pc"]);
+  const roomId = await groupRoom(t, "pa", "pb", "pc");
   await online("pc");
   hook.calls.length = 0;
   await t.as("pa").sendEvent({
@@ -93,7 +85,7 @@ it("notifies the members with no live connection, signed, with a preview unless 
 });
 
 it("retries with backoff, keeps what failed every attempt as a dead letter, and an admin replays it", async () => {
-  const roomId = await room("qa", ["qb"]);
+  const roomId = await groupRoom(t, "qa", "qb");
   hook.calls.length = 0;
   hook.failing = true;
   const { ack } = await t.as("qa").sendEvent({
@@ -118,7 +110,7 @@ it("retries with backoff, keeps what failed every attempt as a dead letter, and 
 });
 
 it("does not notify for room changes, reactions, or the sender", async () => {
-  const roomId = await room("ra", ["rb"]);
+  const roomId = await groupRoom(t, "ra", "rb");
   hook.calls.length = 0;
   const { ack } = await t.as("ra").sendEvent({
     event: [{ roomId, type: RoomEventType.TEXT, content: { case: "text", value: { body: "ping" } } }],

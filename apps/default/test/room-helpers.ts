@@ -13,26 +13,10 @@ import {
 import type { Kysely } from "kysely";
 import { expect } from "vitest";
 import type { Schema } from "../src/db/schema.js";
+import { text } from "./event-helpers.js";
 import type { ChatClient } from "./harness.js";
 
-/** Awaits a call that must fail; checks its code and, when given, that the message starts with the field. */
-export async function failsWith(call: Promise<unknown>, code: Code, field?: string): Promise<ConnectError> {
-  const err = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "the call should have failed").toBeInstanceOf(ConnectError);
-  const ce = err as ConnectError;
-  expect({ code: Code[ce.code], message: ce.rawMessage }).toMatchObject({ code: Code[code] });
-  if (field !== undefined) expect(ce.rawMessage.startsWith(`${field}: `), ce.rawMessage).toBe(true);
-  return ce;
-}
-
-export const textEvent = (roomId: string, body: string) => ({
-  roomId,
-  type: RoomEventType.TEXT,
-  content: { case: "text" as const, value: { body } },
-});
+export { edit as editEvent, failsWith, redact as redactEvent, text as textEvent } from "./event-helpers.js";
 
 /** Sends one event and returns its ack (which may carry a per-event error). */
 export async function sendOne(client: ChatClient, event: MessageInitShape<typeof RoomEventSchema>): Promise<AckEvent> {
@@ -41,19 +25,7 @@ export async function sendOne(client: ChatClient, event: MessageInitShape<typeof
   return ack[0] as AckEvent;
 }
 
-export const sendText = (client: ChatClient, roomId: string, body: string) => sendOne(client, textEvent(roomId, body));
-
-export const redactEvent = (roomId: string, targetEventId: string) => ({
-  roomId,
-  type: RoomEventType.REDACTION,
-  content: { case: "redaction" as const, value: { targetEventId } },
-});
-
-export const editEvent = (roomId: string, targetEventId: string, body: string) => ({
-  roomId,
-  type: RoomEventType.EDIT,
-  content: { case: "edit" as const, value: { targetEventId, text: { body } } },
-});
+export const sendText = (client: ChatClient, roomId: string, body: string) => sendOne(client, text(roomId, body));
 
 /** The room's system events, oldest first. */
 export async function systemEvents(client: ChatClient, roomId: string): Promise<SystemContent[]> {

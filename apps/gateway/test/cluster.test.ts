@@ -1,16 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import http from "node:http";
-import { type AddressInfo, createServer } from "node:net";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { type AckEvent, ChatService, type RoomEvent, RoomEventType, RoomType } from "@service-chat/api";
 import { Redis } from "ioredis";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freshDatabase } from "../../default/test/harness.js";
+import { freePort, freshDatabase } from "../../default/test/harness.js";
+import { type Issuer, startIssuer } from "../../default/test/issuer.js";
 import { type DeviceTransport, type GatewayAddress, ResumingDevice, SendFailed } from "./resuming-device.js";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;
@@ -44,40 +42,6 @@ function prng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-/** A minimal OpenID Connect issuer on loopback (discovery and JWKS): one signer for every process. */
-async function startIssuer() {
-  const { privateKey, publicKey } = await generateKeyPair("RS256");
-  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
-  const server = http.createServer((req, res) => {
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    res.setHeader("content-type", "application/json");
-    if (req.url === "/.well-known/openid-configuration")
-      res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
-    else if (req.url === "/jwks") res.end(JSON.stringify({ keys: [jwk] }));
-    else res.writeHead(404).end("{}");
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sign = (claims: { sub: string; device_id?: string }) =>
-    new SignJWT(claims)
-      .setProtectedHeader({ alg: "RS256", kid: "k1" })
-      .setIssuer(url)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime("1h")
-      .sign(privateKey);
-  return { url, sign, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 
 /** One service process, started as `npm start` starts it. */
 interface Proc {
@@ -181,9 +145,9 @@ function sequenceProblems(seqs: number[], last: number): string | undefined {
 const transports: DeviceTransport[] = ["ws-binary", "grpc", "ws-json", "grpc"];
 
 describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Services and 2 gateways", () => {
-  let issuer: Awaited<ReturnType<typeof startIssuer>>;
+  let issuer: Issuer;
   beforeAll(async () => {
-    issuer = await startIssuer();
+    issuer = await startIssuer(AUDIENCE);
   });
   afterAll(async () => {
     await issuer?.close();

@@ -1,5 +1,6 @@
 import { RoomEventType, RoomType } from "@service-chat/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { groupRoom, text } from "../../default/test/event-helpers.js";
 import { startTestApp, type TestApp } from "../../default/test/harness.js";
 import { grpcDevice, wsDevice } from "./devices.js";
 
@@ -10,24 +11,9 @@ beforeAll(async () => {
 afterAll(() => t.stop());
 
 const token = (sub: string, device_id?: string) => t.signer.sign({ sub, ...(device_id ? { device_id } : {}) });
-const text = (roomId: string, body: string) => ({
-  roomId,
-  type: RoomEventType.TEXT,
-  content: { case: "text" as const, value: { body } },
-});
-
-async function room(owner: string, members: string[]) {
-  const { room } = await t.as(owner).createRoom({
-    name: "g",
-    type: RoomType.GROUP,
-    members: members.map((profileId) => ({ profileId })),
-  });
-  return room!.id;
-}
-
 describe("device streams", () => {
   it("welcome, replay of what was missed, then live; browser (WebSocket) and native (HTTP/2) devices in one room", async () => {
-    const roomId = await room("wa", ["wb"]);
+    const roomId = await groupRoom(t, "wa", "wb");
     await t.as("wa").sendEvent({ event: [text(roomId, "while you were away")] });
     const browser = await wsDevice(
       t.httpUrl,
@@ -101,7 +87,7 @@ describe("disconnects", () => {
   });
 
   it("answers a frame it cannot act on with an error naming the problem", async () => {
-    const roomId = await room("fa", []);
+    const roomId = await groupRoom(t, "fa");
     const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("fa", "d") } });
     await d.waitFor((f) => f.frame.case === "welcome");
     d.send({ requestId: "bad-send", frame: { case: "send", value: { roomId, type: RoomEventType.TEXT } } });

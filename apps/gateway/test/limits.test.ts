@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { PresenceState, RoomEventType, RoomType } from "@service-chat/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { groupRoom, text } from "../../default/test/event-helpers.js";
 import { startTestApp, type TestApp } from "../../default/test/harness.js";
 import { type Device, wsDevice } from "./devices.js";
 
@@ -12,21 +13,6 @@ afterAll(() => t.stop());
 
 const token = (sub: string, device_id: string, ttl_s?: number) =>
   t.signer.sign({ sub, device_id, ...(ttl_s ? { ttl_s } : {}) });
-const text = (roomId: string, body: string) => ({
-  roomId,
-  type: RoomEventType.TEXT,
-  content: { case: "text" as const, value: { body } },
-});
-
-async function room(owner: string, members: string[]) {
-  const { room } = await t.as(owner).createRoom({
-    name: "l",
-    type: RoomType.GROUP,
-    members: members.map((profileId) => ({ profileId })),
-  });
-  return room!.id;
-}
-
 async function connect(user: string, device = "d"): Promise<Device> {
   const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token(user, device) } });
   await d.waitFor((f) => f.frame.case === "welcome");
@@ -41,7 +27,7 @@ async function stillServed(bystander: Device, sender: string, roomId: string, bo
 
 describe("limits", () => {
   it("answers frames beyond the rate with resource_exhausted, then disconnects a sustained flood (4006)", async () => {
-    const roomId = await room("rl-a", ["rl-b"]);
+    const roomId = await groupRoom(t, "rl-a", "rl-b");
     const flood = await connect("rl-a");
     const bystander = await connect("rl-b");
     for (let i = 0; i < 30; i++) flood.send({ requestId: `p${i}`, frame: { case: "ping", value: {} } });
@@ -54,7 +40,7 @@ describe("limits", () => {
   });
 
   it("refuses an oversized frame with an error and goes on", async () => {
-    const roomId = await room("big-a", ["big-b"]);
+    const roomId = await groupRoom(t, "big-a", "big-b");
     const d = await connect("big-a");
     const bystander = await connect("big-b");
     d.send({ requestId: "big", frame: { case: "send", value: text(roomId, "x".repeat(5000)) } });
@@ -68,7 +54,7 @@ describe("limits", () => {
   });
 
   it("disconnects a device that does not read (4005, reconnect) without slowing the others", async () => {
-    const roomId = await room("slow-a", ["slow-b", "slow-c"]);
+    const roomId = await groupRoom(t, "slow-a", "slow-b", "slow-c");
     const slow = await connect("slow-b");
     const fast = await connect("slow-c");
     (slow as unknown as { socket: { _socket: { pause(): void } } }).socket._socket.pause();
@@ -96,7 +82,7 @@ describe("limits", () => {
 
 describe("presence", () => {
   it("is online while connected and last seen after, for people who share a room; away is sent live", async () => {
-    await room("pr-a", ["pr-b"]);
+    await groupRoom(t, "pr-a", "pr-b");
     const b = await connect("pr-b");
     const a = await connect("pr-a");
     const { presence } = await t.as("pr-a").getPresence({ profileIds: ["pr-b", "stranger"] });
