@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { type RoomEvent, RoomEventType, RoomType, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
+import { type RoomEvent, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import { RoomSequencer, userSubject } from "@service-chat/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupRoom, text } from "./event-helpers.js";

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code } from "@connectrpc/connect";
-import { RoomEventType, RoomType } from "@service-chat/api";
+import { RoomEventType } from "@service-chat/api";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { groupRoom } from "./event-helpers.js";
 import { startTestApp, type TestApp } from "./harness.js";

@@ -1,11 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type AckEvent,
   Direction,
   type Room,
   type RoomEventSchema,
-  RoomEventType,
   RoomType,
   type SystemContent,
   SystemEventKind,

@@ -1,4 +1,4 @@
-import { RoomEventType, RoomType } from "@service-chat/api";
+import { RoomEventType } from "@service-chat/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupRoom, text } from "../../default/test/event-helpers.js";
 import { startTestApp, type TestApp } from "../../default/test/harness.js";

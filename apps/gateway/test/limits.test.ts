@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { PresenceState, RoomEventType, RoomType } from "@service-chat/api";
+import { PresenceState } from "@service-chat/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupRoom, text } from "../../default/test/event-helpers.js";
 import { startTestApp, type TestApp } from "../../default/test/harness.js";
