@@ -96,7 +96,6 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   let chatRoutes: ((router: ConnectRouter) => void) | undefined;
   if (database) {
     const db = database.db;
-    const members = new MembershipCache(db);
     if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
       push = new PushNotifier({
         url: config.PUSH_WEBHOOK_URL,
@@ -114,7 +113,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         rooms: new RoomService(db),
         subscriptions: new SubscriptionService(db),
         events: new EventService(db),
-        sync: new SyncService(db, live, members, config.SYNC_MAX_BACKLOG),
+        sync: new SyncService(db, live, config.SYNC_MAX_BACKLOG),
         presence: new PresenceService(db, registry, live),
       };
       const admin = new Admin(db, new Set(config.ADMIN_PROFILE_IDS), push);
@@ -141,7 +140,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         new FanoutWorker({
           stream,
           live,
-          members,
+          members: new MembershipCache(db),
           logger: logger.child({ component: "fanout" }),
           metrics: pipelineMetrics,
           ...(notifier ? { onDelivered: (event, recipients) => notifier.notify(event, recipients) } : {}),

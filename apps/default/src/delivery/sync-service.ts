@@ -15,12 +15,12 @@ import {
   type Identity,
   invalid,
   type LiveBus,
+  userSubject,
 } from "@service-chat/core";
 import { sql } from "kysely";
 import { requireAccess } from "../authz/access.js";
 import { presentEvent } from "../events/present.js";
 import { type Db, EVENT_COLUMNS } from "../events/store.js";
-import type { MembershipCache } from "./membership.js";
 
 export interface SyncQuery {
   cursors: RoomCursor[];
@@ -47,7 +47,6 @@ export class SyncService {
   constructor(
     private readonly db: Db,
     private readonly live: LiveBus,
-    private readonly members: MembershipCache,
     private readonly maxBacklog = DEFAULT_MAX_BACKLOG,
   ) {}
 
@@ -185,9 +184,16 @@ export class SyncService {
   }
 
   private async toMembers(roomId: string, frame: Uint8Array, except?: string): Promise<void> {
-    const members = await this.members.recipients(roomId, Number.MAX_SAFE_INTEGER);
+    // Asked fresh each time: this process may not see the room's membership events (no fan-out
+    // role here), and signals are rare next to messages.
+    const members = await this.db
+      .selectFrom("room_subscriptions")
+      .select("profile_id")
+      .where("room_id", "=", roomId)
+      .where("state", "=", "active")
+      .execute();
     this.live.publish(
-      members.filter((m) => m.profileId !== except).map((m) => m.subject),
+      members.filter((m) => m.profile_id !== except).map((m) => userSubject(m.profile_id)),
       frame,
     );
   }
