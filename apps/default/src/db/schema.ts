@@ -27,6 +27,7 @@ export interface RoomsTable {
   direct_key: string | null;
   last_seq: Generated<number>;
   member_count: Generated<number>;
+  members_seq: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Date | null;

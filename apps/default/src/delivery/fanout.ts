@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { EventBatchSchema, type RoomEvent, ServerFrameSchema, SystemEventKind } from "@service-chat/api";
+import { EventBatchSchema, type RoomEvent, ServerFrameSchema } from "@service-chat/api";
 import { type EventStream, type LiveBus, type Logger, type Service, type StreamEntry, sleep } from "@service-chat/core";
 import type { Member, MembershipCache } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
@@ -8,12 +8,6 @@ export const FANOUT_GROUP = "fanout";
 const LAG_EVERY_MS = 5000;
 /** Recipients published per turn of the event loop, so a huge room does not stall other rooms. */
 const CHUNK = 1000;
-
-const MEMBERSHIP_CHANGES = new Set([
-  SystemEventKind.MEMBERS_ADDED,
-  SystemEventKind.MEMBERS_REMOVED,
-  SystemEventKind.ROOM_DELETED,
-]);
 
 export interface FanoutOptions {
   stream: EventStream;
@@ -67,10 +61,8 @@ export class FanoutWorker implements Service {
     const batch = fromBinary(EventBatchSchema, entry.data);
     let deliveries = 0;
     for (const event of batch.events) {
-      if (event.content.case === "system" && MEMBERSHIP_CHANGES.has(event.content.value.kind)) {
-        this.o.members.invalidate(event.roomId);
-      }
-      const recipients = await this.o.members.recipients(event.roomId, Number(event.seq));
+      const version = Number(batch.membersSeq[event.roomId] ?? 0n);
+      const recipients = await this.o.members.recipients(event.roomId, Number(event.seq), version);
       const frame = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value: event } }));
       for (let i = 0; i < recipients.length; i += CHUNK) {
         if (i > 0) await new Promise((r) => setImmediate(r));

@@ -10,47 +10,56 @@ export interface Member {
   leftSeq: number | null;
 }
 
+interface Entry {
+  /** The room's members_seq when the entry was loaded. */
+  version: number;
+  members: Member[];
+}
+
 /**
- * Who receives which event of a room, from a cache of its memberships kept fresh by the room's
- * own membership events: a member gets the events after the one that added them up to and
- * including the one that removed them. Fan-out invalidates a room when it meets a membership event,
- * which travels in the same ordered partition as the events after it, so a change takes effect
- * for the very next event.
+ * Who receives which event of a room. A member gets the events after the one that added them up
+ * to and including the one that removed them. The cache holds each room's memberships with the
+ * room's `members_seq` at load time; every stream entry says the room's current `members_seq`, and
+ * an older entry is loaded again. So a change takes effect for the very next event, whichever
+ * worker handled the change itself.
  */
 export class MembershipCache {
-  private readonly rooms = new Map<string, Member[]>();
+  private readonly rooms = new Map<string, Entry>();
 
   constructor(
     private readonly db: Kysely<Schema>,
     private readonly maxRooms = 10_000,
   ) {}
 
-  async recipients(roomId: string, seq: number): Promise<Member[]> {
-    let members = this.rooms.get(roomId);
-    if (!members) {
-      members = await this.load(roomId, seq);
+  async recipients(roomId: string, seq: number, membersSeq: number): Promise<Member[]> {
+    let entry = this.rooms.get(roomId);
+    if (!entry || entry.version < membersSeq) {
+      entry = await this.load(roomId, seq);
+      this.rooms.delete(roomId);
       if (this.rooms.size >= this.maxRooms) this.rooms.delete(this.rooms.keys().next().value as string);
-      this.rooms.set(roomId, members);
+      this.rooms.set(roomId, entry);
     }
-    return members.filter((m) => m.joinedSeq < seq && (m.leftSeq === null || seq <= m.leftSeq));
+    return entry.members.filter((m) => m.joinedSeq < seq && (m.leftSeq === null || seq <= m.leftSeq));
   }
 
-  invalidate(roomId: string): void {
-    this.rooms.delete(roomId);
-  }
-
-  private async load(roomId: string, seq: number): Promise<Member[]> {
+  private async load(roomId: string, seq: number): Promise<Entry> {
+    // The version first: a change landing between the two reads makes the entry look older than
+    // it is, which only means one more load.
+    const room = await this.db.selectFrom("rooms").select("members_seq").where("id", "=", roomId).executeTakeFirst();
     const rows = await this.db
       .selectFrom("room_subscriptions")
       .select(["profile_id", "joined_seq", "left_seq"])
       .where("room_id", "=", roomId)
       .where((eb) => eb.or([eb("state", "=", "active"), eb("left_seq", ">=", seq)]))
       .execute();
-    return rows.map((r) => ({
-      profileId: r.profile_id,
-      subject: userSubject(r.profile_id),
-      joinedSeq: r.joined_seq,
-      leftSeq: r.left_seq,
-    }));
+    return {
+      version: room?.members_seq ?? 0,
+      members: rows.map((r) => ({
+        profileId: r.profile_id,
+        subject: userSubject(r.profile_id),
+        joinedSeq: r.joined_seq,
+        leftSeq: r.left_seq,
+      })),
+    };
   }
 }

@@ -110,7 +110,8 @@ export class OutboxRelay implements Service {
     const rows = await db
       .selectFrom("outbox as o")
       .innerJoin("room_events as e", "e.id", "o.event_id")
-      .select(["o.id as outbox_id", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
+      .innerJoin("rooms as r", "r.id", "o.room_id")
+      .select(["o.id as outbox_id", "r.members_seq", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
       .where("o.published_at", "is", null)
       .orderBy("o.id")
       .limit(this.batchSize)
@@ -120,13 +121,17 @@ export class OutboxRelay implements Service {
       return 0;
     }
     const byPartition = new Map<number, RoomEvent[]>();
+    const membersSeq = new Map<string, number>();
     for (const row of rows) {
       const p = partitionOf(row.room_id, this.o.stream.partitions);
       const list = byPartition.get(p) ?? [];
       list.push(presentEvent(row));
       byPartition.set(p, list);
+      membersSeq.set(row.room_id, row.members_seq);
     }
-    await Promise.all([...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events))));
+    await Promise.all(
+      [...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events, membersSeq))),
+    );
     await db
       .updateTable("outbox")
       .set({ published_at: sql`now()` })
@@ -156,23 +161,38 @@ export class OutboxRelay implements Service {
 }
 
 /**
- * Packs events into EventBatch stream entries of bounded size, keeping their order. Each event is
- * serialised once; an entry is the concatenation of its events as field 1 (`repeated events`).
+ * Packs events into EventBatch stream entries of bounded size, keeping their order, each with the
+ * `members_seq` of its rooms. Each event is serialised once; an entry is the concatenation of its
+ * events as field 1 (`repeated events`) and the map entries as field 2.
  */
-export function encodeBatches(events: RoomEvent[]): Uint8Array[] {
+export function encodeBatches(events: RoomEvent[], membersSeq: ReadonlyMap<string, number>): Uint8Array[] {
   const entries: Uint8Array[] = [];
   let writer = new BinaryWriter();
+  let rooms = new Set<string>();
   let size = 0;
+  const finish = () => {
+    for (const room of rooms) {
+      writer
+        .tag(2, WireType.LengthDelimited)
+        .fork()
+        .tag(1, WireType.LengthDelimited)
+        .string(room)
+        .tag(2, WireType.Varint)
+        .int64(membersSeq.get(room) ?? 0)
+        .join();
+    }
+    entries.push(writer.finish());
+    writer = new BinaryWriter();
+    rooms = new Set();
+    size = 0;
+  };
   for (const event of events) {
     const bytes = toBinary(RoomEventSchema, event);
-    if (size > 0 && size + bytes.length > MAX_ENTRY_BYTES) {
-      entries.push(writer.finish());
-      writer = new BinaryWriter();
-      size = 0;
-    }
+    if (size > 0 && size + bytes.length > MAX_ENTRY_BYTES) finish();
     writer.tag(1, WireType.LengthDelimited).bytes(bytes);
+    rooms.add(event.roomId);
     size += bytes.length + 8;
   }
-  if (size > 0) entries.push(writer.finish());
+  if (size > 0) finish();
   return entries;
 }

@@ -16,6 +16,8 @@ export interface NewEvent {
   sentAt?: Date;
   /** Text that full-text search should find this event by. */
   searchText?: string;
+  /** A membership change (room created, members added or removed, room deleted). */
+  changesMembers?: boolean;
 }
 
 export const EVENT_COLUMNS = [
@@ -88,7 +90,13 @@ export async function appendEvents(trx: Tx, room: RoomRow, events: NewEvent[]): 
     .values(rows.map((r) => ({ event_id: r.id, room_id: r.room_id, seq: r.seq })))
     .execute();
   room.last_seq = first + events.length - 1;
-  await trx.updateTable("rooms").set({ last_seq: room.last_seq }).where("id", "=", room.id).execute();
+  const lastChange = events.findLastIndex((e) => e.changesMembers);
+  if (lastChange >= 0) room.members_seq = first + lastChange;
+  await trx
+    .updateTable("rooms")
+    .set({ last_seq: room.last_seq, members_seq: room.members_seq })
+    .where("id", "=", room.id)
+    .execute();
   return rows;
 }
 

@@ -4,6 +4,14 @@ import type { NewEvent } from "./store.js";
 
 export { SystemEventKind };
 
+/** The room changes after which fan-out must look at the room's members again. */
+export const MEMBERSHIP_CHANGES: ReadonlySet<SystemEventKind> = new Set([
+  SystemEventKind.ROOM_CREATED,
+  SystemEventKind.MEMBERS_ADDED,
+  SystemEventKind.MEMBERS_REMOVED,
+  SystemEventKind.ROOM_DELETED,
+]);
+
 /** A room change as an event in the room's history, so every member sees it in order. */
 export function systemEvent(
   actorId: string,
@@ -15,5 +23,6 @@ export function systemEvent(
     senderId: actorId,
     kind: "system",
     content: toJson(SystemContentSchema, content) as Record<string, unknown>,
+    changesMembers: MEMBERSHIP_CHANGES.has(kind),
   };
 }

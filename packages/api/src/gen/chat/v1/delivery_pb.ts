@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/delivery.proto.
  */
 export const file_chat_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("ChZjaGF0L3YxL2RlbGl2ZXJ5LnByb3RvEgdjaGF0LnYxIjAKCkV2ZW50QmF0Y2gSIgoGZXZlbnRzGAEgAygLMhIuY2hhdC52MS5Sb29tRXZlbnRiBnByb3RvMw", [file_chat_v1_event]);
+  fileDesc("ChZjaGF0L3YxL2RlbGl2ZXJ5LnByb3RvEgdjaGF0LnYxIp0BCgpFdmVudEJhdGNoEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50EjgKC21lbWJlcnNfc2VxGAIgAygLMiMuY2hhdC52MS5FdmVudEJhdGNoLk1lbWJlcnNTZXFFbnRyeRoxCg9NZW1iZXJzU2VxRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4AWIGcHJvdG8z", [file_chat_v1_event]);
 
 /**
  * Internal: what the outbox relay puts on the durable stream, one message per partition batch.
@@ -24,6 +24,13 @@ export type EventBatch = Message<"chat.v1.EventBatch"> & {
    * @generated from field: repeated chat.v1.RoomEvent events = 1;
    */
   events: RoomEvent[];
+
+  /**
+   * Per room of the batch: the seq of its latest membership change when the batch was made.
+   *
+   * @generated from field: map<string, int64> members_seq = 2;
+   */
+  membersSeq: { [key: string]: bigint };
 };
 
 /**
