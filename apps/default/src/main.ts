@@ -20,6 +20,7 @@ if (app.devSigner) {
   const base = `http://${config.BIND_HOST}:${ports.http}`;
   console.error(`
 Service Chat is running (HTTP ${base}, gRPC h2c ${config.BIND_HOST}:${ports.grpc}).
+Open the web chat:         ${base}/
 Get a development token:   npm run token -- alice
 Then call the API:         curl -s ${base}/chat.v1.ChatService/SearchRooms \\
                              -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}'

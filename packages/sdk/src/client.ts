@@ -1,7 +1,9 @@
 import {
   create,
   fromBinary,
+  fromJson,
   fromJsonString,
+  type JsonValue,
   type MessageInitShape,
   toBinary,
   toJson,
@@ -92,6 +94,8 @@ export class ChatClient {
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private heartbeat?: ReturnType<typeof setInterval>;
   private acker?: ReturnType<typeof setInterval>;
+  private connecting?: Promise<void>;
+  private lastFrameAt = 0;
   private readonly ackDue = new Map<string, number>();
   private saveTimer?: ReturnType<typeof setTimeout>;
 
@@ -106,8 +110,15 @@ export class ChatClient {
   }
 
   /** Opens the live session; resolves once what was missed has been replayed. */
-  async connect(): Promise<void> {
-    if (this.state === "live") return;
+  connect(): Promise<void> {
+    if (this.state === "live") return Promise.resolve();
+    this.connecting ??= this.start().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async start(): Promise<void> {
     await this.load();
     if (this.acker === undefined) this.acker = setInterval(() => this.flushAcks(), this.o.ackIntervalMs ?? 1000);
     const live = new Promise<void>((resolve, reject) => {
@@ -165,8 +176,9 @@ export class ChatClient {
     return done;
   }
 
-  sendText(roomId: string, body: string): Promise<AckEvent> {
-    return this.send({ roomId, type: RoomEventType.TEXT, content: { case: "text", value: { body } } });
+  /** Sends a text message; give `clientId` to match the pending message with its event later. */
+  sendText(roomId: string, body: string, clientId = ""): Promise<AckEvent> {
+    return this.send({ roomId, clientId, type: RoomEventType.TEXT, content: { case: "text", value: { body } } });
   }
 
   markRead(roomId: string, seq: number | bigint): void {
@@ -238,19 +250,23 @@ export class ChatClient {
   }
 
   private onFrame(f: ServerFrame): void {
+    this.lastFrameAt = Date.now();
     const frame = f.frame;
     switch (frame.case) {
-      case "welcome":
+      case "welcome": {
+        const interval = Math.max(1, frame.value.heartbeatIntervalSec) * 1000;
         this.welcomed = true;
         this.attempt = 0;
         this.authRetried = false;
         if (this.heartbeat) clearInterval(this.heartbeat);
-        this.heartbeat = setInterval(
-          () => this.frame({ frame: { case: "ping", value: {} } }),
-          Math.max(1, frame.value.heartbeatIntervalSec) * 1000,
-        );
+        this.heartbeat = setInterval(() => {
+          // The server sends something every interval: silence means the connection died quietly.
+          if (Date.now() - this.lastFrameAt > 2.5 * interval) this.socket?.close(4000, "silent server");
+          else this.frame({ frame: { case: "ping", value: {} } });
+        }, interval);
         for (const p of this.pending.values()) this.transmit(p.event);
         return;
+      }
       case "synced":
         this.setState("live");
         this.waiting?.resolve();
@@ -373,7 +389,8 @@ export class ChatClient {
     this.loaded ??= this.store.load().then((state) => {
       for (const [room, seq] of Object.entries(state?.positions ?? {})) this.order.set(room, seq);
       for (const { clientId, event } of state?.outbox ?? []) {
-        const e = create(RoomEventSchema, { ...(event as object), clientId }) as RoomEvent;
+        const e = fromJson(RoomEventSchema, event as JsonValue);
+        e.clientId = clientId;
         this.pending.set(clientId, { event: e, resolve: () => {}, reject: () => {} });
       }
     });

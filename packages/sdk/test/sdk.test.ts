@@ -110,3 +110,24 @@ describe("the SDK", () => {
     await expect(c.sendText("00000000-0000-7000-8000-000000000000", "x")).rejects.toMatchObject({ code: "not_found" });
   });
 });
+
+describe("the SDK's store", () => {
+  it("sends a message left unsent by a closed client when the next one connects, exactly once", async () => {
+    const store = memoryStore();
+    const first = client("sdk-unsent", "tab", store);
+    const { room } = await first.api.createRoom({ name: "unsent", type: RoomType.GROUP });
+    const roomId = room!.id;
+    await first.connect();
+    // Sent while the socket is closing: it stays in the outbox of the stored state.
+    (first as unknown as { socket?: { close(): void } }).socket?.close();
+    void first.sendText(roomId, "left behind", "left-behind-1").catch(() => {});
+    first.close();
+    const second = client("sdk-unsent", "tab", store);
+    const seen: string[] = [];
+    second.on("event", (e) => e.content.case === "text" && seen.push(e.content.value.body));
+    await second.connect();
+    await until(() => seen.includes("left behind"), 10_000, "the message left behind");
+    const { events } = await second.api.getHistory({ roomId });
+    expect(events.filter((e) => e.clientId === "left-behind-1")).toHaveLength(1);
+  });
+});

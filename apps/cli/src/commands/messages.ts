@@ -1,0 +1,89 @@
+import { randomUUID } from "node:crypto";
+import { AckEventSchema, type RoomEvent, RoomEventSchema, RoomEventType } from "@service-chat/api";
+import { CALL, type Context } from "../context.js";
+import { CliError, EXIT, networkFailure, rpcCode } from "../errors.js";
+import { formatEvent, roomLabel } from "../output.js";
+import { collect, RoomNames, resolveRoom } from "../rooms.js";
+
+const RETRY_DELAYS_MS = [500, 1500];
+
+/** Worth sending again (with the same client id): the request may not have arrived. */
+function transient(err: unknown): boolean {
+  const code = rpcCode(err);
+  return !!networkFailure(err) || code === "unavailable" || code === "deadline_exceeded";
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8").replace(/\n$/, "");
+}
+
+/** `chat send <room> <text...> [--client-id id]`: `-` as the text reads it from stdin. */
+export async function send(ctx: Context): Promise<void> {
+  const ref = ctx.arg(0, "room");
+  let text = ctx.args.slice(1).join(" ");
+  if (text === "-") text = await readStdin();
+  if (text.trim() === "") throw ctx.usage("missing <text>");
+  const clientId = ctx.options["client-id"] ?? `cli-${randomUUID()}`;
+  if (Buffer.byteLength(clientId) > 128) throw ctx.usage("--client-id must be at most 128 bytes");
+  const room = await resolveRoom(ctx, ref);
+  const event = {
+    roomId: room.id,
+    type: RoomEventType.TEXT,
+    clientId,
+    content: { case: "text" as const, value: { body: text } },
+  };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { ack } = await ctx.api.sendEvent({ event: [event] }, CALL);
+      const a = ack[0];
+      if (!a) throw new Error("the server answered without an ack");
+      if (a.error) throw new CliError(EXIT.refused, `${a.error.code}: ${a.error.message}`);
+      if (ctx.out.json) return ctx.out.message(AckEventSchema, a);
+      return ctx.out.line(`sent to ${roomLabel(room)}: seq ${a.seq}, id ${a.eventId}`);
+    } catch (err) {
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (delay === undefined || !transient(err)) throw err;
+      ctx.out.note(`no answer from the server; sending again (same client id ${clientId})`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+function printEvents(ctx: Context, events: RoomEvent[], labels?: Map<string, string>): void {
+  for (const e of events) {
+    if (ctx.out.json) ctx.out.message(RoomEventSchema, e);
+    else ctx.out.line(formatEvent(e, labels?.get(e.roomId)));
+  }
+}
+
+/** `chat history <room> [--limit n]`: the newest n events, oldest first. */
+export async function history(ctx: Context): Promise<void> {
+  ctx.maxArgs(1);
+  const max = ctx.limit(20);
+  const room = await resolveRoom(ctx, ctx.arg(0, "room"));
+  const events = await collect(async (cursor, limit) => {
+    const r = await ctx.api.getHistory({ roomId: room.id, cursor, limit }, CALL);
+    return { items: r.events, next: r.nextCursor };
+  }, max);
+  printEvents(ctx, events.reverse());
+}
+
+/** `chat search <query...> [--room <room>] [--limit n]`: matching messages, newest first. */
+export async function search(ctx: Context): Promise<void> {
+  const query = ctx.args.join(" ").trim();
+  if (!query) throw ctx.usage("missing <query>");
+  const max = ctx.limit(20);
+  const room = ctx.options.room ? await resolveRoom(ctx, ctx.options.room) : undefined;
+  const events = await collect(async (cursor, limit) => {
+    const r = await ctx.api.searchEvents({ query, roomId: room?.id ?? "", cursor, limit }, CALL);
+    return { items: r.events, next: r.nextCursor };
+  }, max);
+  if (!ctx.out.json && events.length === 0) return ctx.out.note(`nothing matches "${query}"`);
+  if (ctx.out.json || room) return printEvents(ctx, events);
+  const names = new RoomNames(ctx);
+  const ids = [...new Set(events.map((e) => e.roomId))];
+  const labels = new Map(await Promise.all(ids.map(async (id) => [id, await names.label(id)] as const)));
+  printEvents(ctx, events, labels);
+}

@@ -1,0 +1,578 @@
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type ReceiptFrame,
+  type Resync,
+  type Room,
+  type RoomEvent,
+  RoomEventType,
+  RoomType,
+  type SystemContent,
+  SystemEventKind,
+  type TypingFrame,
+} from "@service-chat/api";
+import {
+  type ChatClient,
+  type ChatError,
+  type ConnectionState,
+  createChatClient,
+  localStorageStore,
+} from "@service-chat/sdk";
+import { deviceId, type Session, TokenSource } from "./auth.js";
+
+export interface RoomItem {
+  id: string;
+  type: RoomType;
+  name: string;
+  description: string;
+  lastSeq: number;
+  /** The signed-in user's read marker. */
+  readSeq: number;
+  memberCount: number;
+  /** When something last happened in the room (ms), for the order of the list. */
+  activity: number;
+  /** Direct rooms: the other person. */
+  peer?: string;
+}
+
+export interface PendingMessage {
+  clientId: string;
+  body: string;
+  /** Set once the server acknowledged it (the event itself may still be on its way). */
+  seq?: number;
+  failed?: string;
+}
+
+export interface Member {
+  /** Highest seq the member has read. */
+  readSeq: number;
+  /** The room's newest seq when they joined: they never saw what came before live. */
+  joinedSeq: number;
+}
+
+export interface Timeline {
+  /** The room's events by seq: history pages and live events, merged. */
+  events: Map<number, RoomEvent>;
+  /** Messages this page sent that are not in `events` yet. */
+  pending: Map<string, PendingMessage>;
+  /** GetHistory's cursor for the next older page. */
+  cursor: string;
+  loaded: boolean;
+  loading: boolean;
+  done: boolean;
+  /** Members, as far as known. */
+  members: Map<string, Member>;
+  /** Who is typing (profile id → until, ms). */
+  typing: Map<string, number>;
+}
+
+const TYPING_SHOWN_MS = 6000;
+const TYPING_REPEAT_MS = 3000;
+const TYPING_IDLE_MS = 5000;
+
+export const unread = (room: RoomItem): number => Math.max(0, room.lastSeq - room.readSeq);
+
+export function roomTitle(room: RoomItem): string {
+  if (room.name) return room.name;
+  return room.type === RoomType.DIRECT ? (room.peer ?? "Direct message") : "Untitled room";
+}
+
+/**
+ * The chat as the page shows it: rooms with unread counts, each room's timeline, who is typing,
+ * who has read what and the connection state, kept current from ChatService calls and the SDK's
+ * live session. Views read the fields and re-render when `subscribe` calls them.
+ */
+export class ChatModel {
+  readonly me: string;
+  readonly chat: ChatClient;
+  readonly rooms = new Map<string, RoomItem>();
+  readonly timelines = new Map<string, Timeline>();
+  current: string | undefined;
+  connection: ConnectionState = "idle";
+  roomsLoaded = false;
+  /** A message for the person (an error, mostly); cleared by `dismiss`. */
+  notice: string | undefined;
+  /** Set when the session cannot go on (the token is refused and cannot be renewed). */
+  ended: string | undefined;
+
+  private readonly tokens: TokenSource;
+  private readonly listeners = new Set<() => void>();
+  private readonly cleanups: (() => void)[] = [];
+  private readonly fetching = new Set<string>();
+  private scheduled = false;
+  private readTimer: ReturnType<typeof setTimeout> | undefined;
+  private typingRoom: string | undefined;
+  private typingSentAt = 0;
+  private typingTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastAuthRetry = 0;
+
+  constructor(session: Session) {
+    this.me = session.user;
+    this.tokens = new TokenSource(session);
+    this.chat = createChatClient({
+      baseUrl: location.origin,
+      getToken: this.tokens.get,
+      deviceId: deviceId(),
+      store: localStorageStore(`chat.sdk.${session.user}`),
+    });
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async start(): Promise<void> {
+    const c = this.chat;
+    this.cleanups.push(
+      c.on("event", (e) => this.onEvent(e)),
+      c.on("receipt", (r) => this.onReceipt(r)),
+      c.on("typing", (t) => this.onTyping(t)),
+      c.on("resync", (r) => this.onResync(r)),
+      c.on("state", (s) => {
+        this.connection = s;
+        if (s === "live" && this.notice?.startsWith("Disconnected")) this.notice = undefined;
+        this.changed();
+      }),
+      c.on("error", (err) => this.onError(err)),
+    );
+    const onVisible = () => document.visibilityState === "visible" && this.markReadSoon();
+    document.addEventListener("visibilitychange", onVisible);
+    const ticker = setInterval(() => this.expireTyping(), 1000);
+    this.cleanups.push(
+      () => document.removeEventListener("visibilitychange", onVisible),
+      () => clearInterval(ticker),
+    );
+    await this.loadRooms().catch((err) => this.fail("Your rooms could not be loaded", err));
+    const last = localStorage.getItem(this.lastRoomKey);
+    if (last && this.rooms.has(last)) this.open(last);
+    this.connect();
+  }
+
+  /** Opens (or reopens) the live session. */
+  connect(): void {
+    this.chat.connect().catch(() => {});
+  }
+
+  close(): void {
+    this.stopTyping();
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    clearTimeout(this.readTimer);
+    this.chat.close();
+    this.listeners.clear();
+  }
+
+  dismiss(): void {
+    this.notice = undefined;
+    this.changed();
+  }
+
+  roomList(): RoomItem[] {
+    return [...this.rooms.values()].sort((a, b) => b.activity - a.activity);
+  }
+
+  timeline(roomId: string): Timeline {
+    let t = this.timelines.get(roomId);
+    if (!t) {
+      t = {
+        events: new Map(),
+        pending: new Map(),
+        cursor: "",
+        loaded: false,
+        loading: false,
+        done: false,
+        members: new Map(),
+        typing: new Map(),
+      };
+      this.timelines.set(roomId, t);
+    }
+    return t;
+  }
+
+  open(roomId: string | undefined): void {
+    if (this.current !== roomId) this.stopTyping();
+    this.current = roomId;
+    if (roomId) localStorage.setItem(this.lastRoomKey, roomId);
+    else localStorage.removeItem(this.lastRoomKey);
+    this.changed();
+    if (!roomId) return;
+    const t = this.timeline(roomId);
+    if (!t.loaded) void this.loadHistory(roomId);
+    void this.loadMembers(roomId);
+    this.markReadSoon(0);
+  }
+
+  /** Loads the newest page of history, or with `older` the page before the oldest loaded. */
+  async loadHistory(roomId: string, older = false): Promise<void> {
+    const t = this.timeline(roomId);
+    if (t.loading || (older && t.done)) return;
+    t.loading = true;
+    this.changed();
+    try {
+      const cursor = older ? t.cursor : "";
+      const res = await this.call(() => this.chat.api.getHistory({ roomId, cursor, limit: 50 }));
+      for (const e of res.events) if (!t.events.has(Number(e.seq))) this.put(t, e);
+      t.cursor = res.nextCursor;
+      t.done = !res.nextCursor;
+      t.loaded = true;
+    } catch (err) {
+      this.fail("The history could not be loaded", err);
+    } finally {
+      t.loading = false;
+      this.changed();
+    }
+    this.markReadSoon();
+  }
+
+  async createRoom(input: { type: RoomType; name: string; members: string[] }): Promise<void> {
+    const res = await this.call(() =>
+      this.chat.api.createRoom({
+        name: input.name,
+        type: input.type,
+        members: input.members.map((profileId) => ({ profileId })),
+      }),
+    );
+    if (!res.room) return;
+    const room = this.addRoom(res.room);
+    if (input.type === RoomType.DIRECT) room.peer = input.members[0];
+    this.open(room.id);
+  }
+
+  async addMembers(profileIds: string[]): Promise<void> {
+    const roomId = this.current;
+    if (!roomId || profileIds.length === 0) return;
+    await this.call(() =>
+      this.chat.api.addRoomSubscriptions({ roomId, members: profileIds.map((profileId) => ({ profileId })) }),
+    );
+    await Promise.all([this.loadMembers(roomId), this.fetchRoom(roomId)]);
+  }
+
+  /** Sends a text message to the open room; it shows as pending until the server acknowledges it. */
+  async send(body: string, clientId: string = crypto.randomUUID()): Promise<void> {
+    const roomId = this.current;
+    const text = body.trim();
+    if (!roomId || !text) return;
+    this.stopTyping();
+    const t = this.timeline(roomId);
+    const pending: PendingMessage = { clientId, body: text };
+    t.pending.set(clientId, pending);
+    this.changed();
+    try {
+      const ack = await this.chat.send({
+        roomId,
+        type: RoomEventType.TEXT,
+        content: { case: "text", value: { body: text } },
+        clientId,
+      });
+      pending.seq = Number(ack.seq);
+    } catch (err) {
+      pending.failed = (err as Error).message || "not sent";
+    }
+    this.changed();
+  }
+
+  retry(roomId: string, clientId: string): void {
+    const pending = this.timeline(roomId).pending.get(clientId);
+    if (!pending || roomId !== this.current) return;
+    void this.send(pending.body, clientId);
+  }
+
+  /** Tells the room's members that we are typing, at most every few seconds, and when we stop. */
+  typing(text: string): void {
+    const roomId = this.current;
+    if (!roomId || !text.trim()) {
+      this.stopTyping();
+      return;
+    }
+    const now = Date.now();
+    if (this.typingRoom !== roomId || now - this.typingSentAt > TYPING_REPEAT_MS) {
+      this.chat.typing(roomId, true);
+      this.typingRoom = roomId;
+      this.typingSentAt = now;
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  /** The newest message of a room, as far as this page knows it. */
+  preview(roomId: string): string | undefined {
+    const t = this.timelines.get(roomId);
+    if (!t) return undefined;
+    let newest: RoomEvent | undefined;
+    for (const e of t.events.values()) {
+      if ((e.content.case === "text" || e.content.case === "attachment") && (!newest || e.seq > newest.seq)) newest = e;
+    }
+    if (!newest) return undefined;
+    const from = newest.source?.profileId === this.me ? "You" : newest.source?.profileId;
+    const c = newest.content;
+    const what = newest.redacted
+      ? "Message deleted"
+      : c.case === "text"
+        ? c.value.body
+        : c.case === "attachment"
+          ? c.value.filename || "Attachment"
+          : "";
+    return `${from}: ${what}`;
+  }
+
+  /** The people typing in a room, other than us. */
+  typers(roomId: string): string[] {
+    const now = Date.now();
+    return [...this.timeline(roomId).typing].filter(([, until]) => until > now).map(([who]) => who);
+  }
+
+  private get lastRoomKey(): string {
+    return `chat.room.${this.me}`;
+  }
+
+  private stopTyping(): void {
+    clearTimeout(this.typingTimer);
+    if (this.typingRoom) this.chat.typing(this.typingRoom, false);
+    this.typingRoom = undefined;
+    this.typingSentAt = 0;
+  }
+
+  private async loadRooms(): Promise<void> {
+    let cursor = "";
+    for (let page = 0; page < 10; page++) {
+      const res = await this.call(() => this.chat.api.searchRooms({ cursor, limit: 100 }));
+      for (const room of res.rooms) this.addRoom(room);
+      cursor = res.nextCursor;
+      if (!cursor) break;
+    }
+    this.roomsLoaded = true;
+    this.changed();
+  }
+
+  private async loadMembers(roomId: string): Promise<void> {
+    try {
+      const res = await this.call(() => this.chat.api.searchRoomSubscriptions({ roomId, limit: 100 }));
+      const t = this.timeline(roomId);
+      for (const s of res.subscriptions) {
+        const id = s.member?.profileId;
+        if (!id) continue;
+        const readSeq = Math.max(t.members.get(id)?.readSeq ?? 0, Number(s.readSeq));
+        t.members.set(id, { readSeq, joinedSeq: Number(s.joinedSeq) });
+      }
+      const room = this.rooms.get(roomId);
+      if (room?.type === RoomType.DIRECT && !room.peer) room.peer = [...t.members.keys()].find((m) => m !== this.me);
+      this.changed();
+    } catch {
+      // The member list is a nicety: the room works without it.
+    }
+  }
+
+  private async fetchRoom(roomId: string): Promise<void> {
+    if (this.fetching.has(roomId)) return;
+    this.fetching.add(roomId);
+    try {
+      const res = await this.call(() => this.chat.api.getRoom({ roomId }));
+      if (res.room) this.addRoom(res.room);
+    } catch {
+      // Not visible (any more): nothing to show.
+    } finally {
+      this.fetching.delete(roomId);
+    }
+  }
+
+  private addRoom(room: Room): RoomItem {
+    const old = this.rooms.get(room.id);
+    const ms = (ts: Room["updatedAt"]) => (ts ? timestampMs(ts) : 0);
+    const item: RoomItem = {
+      id: room.id,
+      type: room.type,
+      name: room.name,
+      description: room.description,
+      lastSeq: Math.max(Number(room.lastSeq), old?.lastSeq ?? 0),
+      readSeq: Math.max(Number(room.readSeq), old?.readSeq ?? 0),
+      memberCount: room.memberCount,
+      activity: Math.max(ms(room.updatedAt), ms(room.createdAt), old?.activity ?? 0),
+      ...(old?.peer ? { peer: old.peer } : {}),
+    };
+    this.rooms.set(room.id, item);
+    if (item.type === RoomType.DIRECT && !item.peer && !item.name) void this.loadMembers(room.id);
+    this.changed();
+    return item;
+  }
+
+  private removeRoom(roomId: string): void {
+    this.rooms.delete(roomId);
+    this.timelines.delete(roomId);
+    if (this.current === roomId) this.open(undefined);
+    this.changed();
+  }
+
+  /** Adds an event to a timeline and lets it act on what it points at. */
+  private put(t: Timeline, e: RoomEvent): void {
+    t.events.set(Number(e.seq), e);
+    if (e.clientId && e.source?.profileId === this.me) t.pending.delete(e.clientId);
+    const c = e.content;
+    const target = (id: string) => [...t.events.values()].find((x) => x.id === id);
+    if (c.case === "edit") {
+      const x = target(c.value.targetEventId);
+      if (x?.content.case === "text" && c.value.text) {
+        x.content = { case: "text", value: c.value.text };
+        x.edited = true;
+      }
+    } else if (c.case === "redaction") {
+      const x = target(c.value.targetEventId);
+      if (x) {
+        x.content = { case: undefined };
+        x.redacted = true;
+      }
+    }
+  }
+
+  private onEvent(e: RoomEvent): void {
+    const seq = Number(e.seq);
+    const from = e.source?.profileId ?? "";
+    const t = this.timeline(e.roomId);
+    this.put(t, e);
+    if (from && from !== this.me) {
+      t.typing.delete(from);
+      this.read(t, from, seq);
+    }
+    const room = this.rooms.get(e.roomId);
+    if (room) {
+      room.lastSeq = Math.max(room.lastSeq, seq);
+      if (from === this.me) room.readSeq = Math.max(room.readSeq, seq);
+      room.activity = Math.max(room.activity, e.serverTs ? timestampMs(e.serverTs) : Date.now());
+    } else {
+      void this.fetchRoom(e.roomId);
+    }
+    if (e.content.case === "system") this.onSystem(e.roomId, seq, e.content.value);
+    if (e.roomId === this.current) this.markReadSoon();
+    this.changed();
+  }
+
+  private onSystem(roomId: string, seq: number, s: SystemContent): void {
+    const t = this.timeline(roomId);
+    const gone = s.kind === SystemEventKind.MEMBERS_REMOVED && s.profileIds.includes(this.me);
+    if (s.kind === SystemEventKind.ROOM_DELETED || gone) {
+      this.removeRoom(roomId);
+      return;
+    }
+    if (s.kind === SystemEventKind.MEMBERS_REMOVED) {
+      for (const id of s.profileIds) t.members.delete(id);
+    }
+    if (s.kind === SystemEventKind.MEMBERS_ADDED) {
+      for (const id of s.profileIds) t.members.set(id, { readSeq: seq - 1, joinedSeq: seq - 1 });
+    }
+    if (this.rooms.has(roomId) && s.kind !== SystemEventKind.ROOM_CREATED) void this.fetchRoom(roomId);
+  }
+
+  private onReceipt(r: ReceiptFrame): void {
+    const seq = Number(r.readSeq);
+    if (r.profileId === this.me) {
+      const room = this.rooms.get(r.roomId);
+      if (room) room.readSeq = Math.max(room.readSeq, seq);
+    } else {
+      this.read(this.timeline(r.roomId), r.profileId, seq);
+    }
+    this.changed();
+  }
+
+  private read(t: Timeline, who: string, seq: number): void {
+    const m = t.members.get(who);
+    if (m) m.readSeq = Math.max(m.readSeq, seq);
+    else t.members.set(who, { readSeq: seq, joinedSeq: 0 });
+  }
+
+  private onTyping(f: TypingFrame): void {
+    if (!f.profileId || f.profileId === this.me) return;
+    const t = this.timeline(f.roomId);
+    if (f.active) t.typing.set(f.profileId, Date.now() + TYPING_SHOWN_MS);
+    else t.typing.delete(f.profileId);
+    this.changed();
+  }
+
+  private onResync(r: Resync): void {
+    const t = this.timelines.get(r.roomId);
+    if (!t) return;
+    t.loaded = false;
+    if (r.roomId === this.current) void this.loadHistory(r.roomId);
+  }
+
+  private onError(err: ChatError): void {
+    if (err.code === "cancelled") return;
+    if (err.code === "unauthenticated") {
+      if (Date.now() - this.lastAuthRetry > 30_000 && this.tokens.invalidate()) {
+        this.lastAuthRetry = Date.now();
+        this.connect();
+        return;
+      }
+      this.end("The server no longer accepts your token. Sign in again.");
+      return;
+    }
+    this.notice = err.code === "disconnected" ? `Disconnected: ${err.message}` : err.message;
+    this.changed();
+  }
+
+  private expireTyping(): void {
+    const now = Date.now();
+    let changed = false;
+    for (const t of this.timelines.values()) {
+      for (const [who, until] of t.typing) {
+        if (until <= now) {
+          t.typing.delete(who);
+          changed = true;
+        }
+      }
+    }
+    if (changed) this.changed();
+  }
+
+  /** Moves the read marker of the open room to its newest event, if the page is being looked at. */
+  private markReadSoon(delay = 300): void {
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => {
+      const room = this.current ? this.rooms.get(this.current) : undefined;
+      if (!room || document.visibilityState === "hidden") return;
+      const t = this.timeline(room.id);
+      const newest = Math.max(room.lastSeq, ...t.events.keys());
+      if (newest <= room.readSeq) return;
+      room.readSeq = newest;
+      this.changed();
+      this.call(() => this.chat.api.markRead({ roomId: room.id, seq: BigInt(newest) }))
+        .then((res) => {
+          room.readSeq = Math.max(room.readSeq, Number(res.readSeq));
+          this.changed();
+        })
+        .catch(() => {});
+    }, delay);
+  }
+
+  /** A ChatService call; a refused development token is renewed once and the call repeated. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) throw err;
+      if (!this.tokens.invalidate()) {
+        this.end("The server no longer accepts your token. Sign in again.");
+        throw err;
+      }
+      return fn();
+    }
+  }
+
+  private fail(what: string, err: unknown): void {
+    const message = err instanceof ConnectError ? err.rawMessage : (err as Error).message;
+    this.notice = `${what}: ${message}`;
+    this.changed();
+  }
+
+  private end(reason: string): void {
+    this.ended = reason;
+    this.changed();
+  }
+
+  private changed(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      for (const listener of this.listeners) listener();
+    });
+  }
+}
