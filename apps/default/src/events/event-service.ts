@@ -126,17 +126,9 @@ export class EventService {
         trx,
         room,
         toStore.map(({ event }) => toNewEvent(event, caller)),
+        caller.profileId,
       );
       for (const [i, row] of rows.entries()) setStored(acks[(toStore[i] as { index: number }).index] as AckEvent, row);
-      if (rows.length > 0) {
-        // What you send, you have read: your own messages never count as unread.
-        await trx
-          .updateTable("room_subscriptions")
-          .set({ read_seq: room.last_seq })
-          .where("room_id", "=", roomId)
-          .where("profile_id", "=", caller.profileId)
-          .execute();
-      }
       for (const [dup, first] of sameAs) acks[dup] = clone(AckEventSchema, acks[first] as AckEvent);
       await applyEffects(
         trx,

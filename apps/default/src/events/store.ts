@@ -61,43 +61,66 @@ export async function lockOrNotFound(trx: Tx, roomId: string): Promise<RoomRow> 
  * Stores events in a room locked by `lockRoom`: seqs follow `room.last_seq` with no gap, and each
  * event gets one row in room_events and one in outbox — nothing per member.
  */
-export async function appendEvents(trx: Tx, room: RoomRow, events: NewEvent[]): Promise<EventRow[]> {
+export async function appendEvents(
+  trx: Tx,
+  room: RoomRow,
+  events: NewEvent[],
+  /** A member whose read marker moves to the new last seq (the sender: what you send, you have read). */
+  reader?: string,
+): Promise<EventRow[]> {
   if (events.length === 0) return [];
   const now = new Date();
   const first = room.last_seq + 1;
-  const rows = await trx
-    .insertInto("room_events")
-    .values(
-      events.map((e, i) => ({
-        id: newId(),
-        room_id: room.id,
-        seq: first + i,
-        sender_id: e.senderId,
-        sender_contact_id: e.senderContactId ?? "",
-        type: e.kind,
-        content: JSON.stringify(e.content),
-        parent_id: e.parentId ?? null,
-        client_id: e.clientId ?? null,
-        sent_at: e.sentAt ?? now,
-        server_ts: now,
-        search: e.searchText ? sql`to_tsvector('simple', ${e.searchText})` : null,
-      })),
-    )
-    .returning(EVENT_COLUMNS)
-    .execute();
-  await trx
-    .insertInto("outbox")
-    .values(rows.map((r) => ({ event_id: r.id, room_id: r.room_id, seq: r.seq })))
-    .execute();
-  room.last_seq = first + events.length - 1;
+  const lastSeq = first + events.length - 1;
   const lastChange = events.findLastIndex((e) => e.changesMembers);
-  if (lastChange >= 0) room.members_seq = first + lastChange;
-  await trx
-    .updateTable("rooms")
-    .set({ last_seq: room.last_seq, members_seq: room.members_seq })
-    .where("id", "=", room.id)
+  const membersSeq = lastChange >= 0 ? first + lastChange : room.members_seq;
+  // One round trip: the events, their outbox rows, the room's seq and the reader's marker.
+  const rows = await trx
+    .with("e", (db) =>
+      db
+        .insertInto("room_events")
+        .values(
+          events.map((e, i) => ({
+            id: newId(),
+            room_id: room.id,
+            seq: first + i,
+            sender_id: e.senderId,
+            sender_contact_id: e.senderContactId ?? "",
+            type: e.kind,
+            content: JSON.stringify(e.content),
+            parent_id: e.parentId ?? null,
+            client_id: e.clientId ?? null,
+            sent_at: e.sentAt ?? now,
+            server_ts: now,
+            search: e.searchText ? sql`to_tsvector('simple', ${e.searchText})` : null,
+          })),
+        )
+        .returning(EVENT_COLUMNS),
+    )
+    .with("o", (db) =>
+      db
+        .insertInto("outbox")
+        .columns(["event_id", "room_id", "seq"])
+        .expression(db.selectFrom("e").select(["e.id", "e.room_id", "e.seq"]).orderBy("e.seq")),
+    )
+    .with("r", (db) =>
+      db.updateTable("rooms").set({ last_seq: lastSeq, members_seq: membersSeq }).where("id", "=", room.id),
+    )
+    .with("s", (db) =>
+      db
+        .updateTable("room_subscriptions")
+        .set({ read_seq: lastSeq })
+        .where("room_id", "=", room.id)
+        .where("profile_id", "=", reader ?? "")
+        .where("read_seq", "<", lastSeq),
+    )
+    .selectFrom("e")
+    .select(EVENT_COLUMNS)
+    .orderBy("seq")
     .execute();
-  return rows;
+  room.last_seq = lastSeq;
+  room.members_seq = membersSeq;
+  return rows as EventRow[];
 }
 
 /** Events of a room by id, for edits, redactions, reactions and replies. */
