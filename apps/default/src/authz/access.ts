@@ -1,6 +1,6 @@
 import { denied, notFound } from "@service-chat/core";
 import type { Kysely, Transaction } from "kysely";
-import type { RoomRow, Schema, SubscriptionRow } from "../db/schema.js";
+import type { Role, RoomRow, Schema, SubscriptionRow } from "../db/schema.js";
 import { type Action, assertCan } from "./permissions.js";
 
 type Db = Kysely<Schema> | Transaction<Schema>;
@@ -39,6 +39,35 @@ export async function viewRoom(db: Db, roomId: string, profileId: string, room?:
   const sub = await activeSubscription(db, roomId, profileId);
   if (!sub && found.type !== "channel") throw notFound("room");
   return sub ? { room: found, sub } : { room: found };
+}
+
+/**
+ * Locks a live room for the rest of the transaction (as `lockRoom` does) and reads the caller's
+ * role in it, in one round trip; then applies the same rules as `requireAccess`.
+ */
+export async function lockWithAccess(
+  trx: Transaction<Schema>,
+  roomId: string,
+  profileId: string,
+  action: Action,
+): Promise<{ room: RoomRow; role: Role }> {
+  const row = await trx
+    .selectFrom("rooms as r")
+    .leftJoin("room_subscriptions as s", (j) =>
+      j.onRef("s.room_id", "=", "r.id").on("s.profile_id", "=", profileId).on("s.state", "=", "active"),
+    )
+    .selectAll("r")
+    .select("s.role as member_role")
+    .where("r.id", "=", roomId)
+    .where("r.deleted_at", "is", null)
+    .forUpdate("r")
+    .executeTakeFirst();
+  if (!row) throw notFound("room");
+  const { member_role: role, ...room } = row;
+  if (!role && room.type !== "channel") throw notFound("room");
+  if (!role) throw denied("you are not a member of this channel; join it first");
+  assertCan(role, action);
+  return { room, role };
 }
 
 /** The caller's access to a room, required to allow `action` by the permission matrix. */

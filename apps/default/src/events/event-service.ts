@@ -12,21 +12,12 @@ import {
   invalid,
 } from "@service-chat/core";
 import { sql } from "kysely";
-import { requireAccess } from "../authz/access.js";
+import { lockWithAccess, requireAccess } from "../authz/access.js";
 import { can } from "../authz/permissions.js";
-import type { EventRow, SubscriptionRow } from "../db/schema.js";
+import type { EventRow, Role } from "../db/schema.js";
 import { KINDS } from "./content.js";
 import { presentEvent } from "./present.js";
-import {
-  appendEvents,
-  type Db,
-  EVENT_COLUMNS,
-  findByClientIds,
-  findEvents,
-  lockOrNotFound,
-  type NewEvent,
-  type Tx,
-} from "./store.js";
+import { appendEvents, type Db, EVENT_COLUMNS, findByClientIds, findEvents, type NewEvent, type Tx } from "./store.js";
 import { MAX_EVENTS_PER_CALL, type ValidEvent, validateEvent } from "./validate.js";
 
 export const MAX_PAGE = 100;
@@ -86,10 +77,8 @@ export class EventService {
     group: { index: number; event: ValidEvent }[],
     acks: AckEvent[],
   ): Promise<void> {
-    let sub: SubscriptionRow;
     try {
-      const room = await lockOrNotFound(trx, roomId);
-      sub = (await requireAccess(trx, roomId, caller.profileId, "event.send", room)).sub;
+      const { room, role } = await lockWithAccess(trx, roomId, caller.profileId, "event.send");
       const clientIds = group.flatMap((g) => (g.event.clientId ? [g.event.clientId] : []));
       const earlier = await findByClientIds(trx, roomId, caller.profileId, clientIds);
       const referenced = group.flatMap((g) => [g.event.targetId, g.event.parentId].filter((x): x is string => !!x));
@@ -111,7 +100,7 @@ export class EventService {
           continue;
         }
         try {
-          checkReferences(`event[${g.index}]`, g.event, caller.profileId, sub, targets);
+          checkReferences(`event[${g.index}]`, g.event, caller.profileId, role, targets);
         } catch (err) {
           fail(ack, err);
           continue;
@@ -218,13 +207,7 @@ function setStored(ack: AckEvent, row: EventRow): void {
 }
 
 /** Rules for events that point at another event of the room. */
-function checkReferences(
-  f: string,
-  e: ValidEvent,
-  callerId: string,
-  sub: SubscriptionRow,
-  events: Map<string, EventRow>,
-): void {
+function checkReferences(f: string, e: ValidEvent, callerId: string, role: Role, events: Map<string, EventRow>): void {
   if (e.parentId && !events.has(e.parentId)) throw invalid(`${f}.parent_id`, "is not an event of this room");
   if (!e.targetId) return;
   const target = events.get(e.targetId);
@@ -237,7 +220,7 @@ function checkReferences(
     if (target.sender_id !== callerId)
       throw new AppError("permission_denied", "only the sender can edit a message", field);
   }
-  if (e.kind === "redaction" && target.sender_id !== callerId && !can(sub.role, "event.redact_any")) {
+  if (e.kind === "redaction" && target.sender_id !== callerId && !can(role, "event.redact_any")) {
     throw new AppError("permission_denied", "only the sender or a moderator can redact a message", field);
   }
 }
