@@ -27,6 +27,9 @@ export interface Ports {
   grpc: number;
 }
 
+/** Pending connections the kernel may queue: a reconnect storm arrives all at once (Node's default is 511). */
+const LISTEN_BACKLOG = 4096;
+
 /** Largest request body: 100 events of the largest kind fit. */
 const READ_MAX_BYTES = 8 * 1024 * 1024;
 
@@ -65,7 +68,7 @@ export class RpcServer implements Service {
     const listen = (server: http.Server | http2.Http2Server, port: number) =>
       new Promise<number>((resolve, reject) => {
         server.once("error", reject);
-        server.listen(port, o.host, () => resolve((server.address() as AddressInfo).port));
+        server.listen(port, o.host, LISTEN_BACKLOG, () => resolve((server.address() as AddressInfo).port));
       });
     const ports = { http: await listen(h1, o.httpPort), grpc: await listen(h2, o.grpcPort) };
     o.logger.info({ host: o.host, ...ports }, "listening");

@@ -1,0 +1,189 @@
+import { randomBytes } from "node:crypto";
+import type { DevSigner } from "@service-chat/core";
+import { CpuMeter, type CpuReport, type Tracked } from "./cpu.js";
+import { createDatabase, deleteNatsStream, deleteRedisKeys, NATS, REDIS } from "./infra.js";
+import { type Child, runningChildren, type Server, startServer } from "./proc.js";
+
+export type Backend = "mem" | "nats" | "redis";
+
+export interface Profile {
+  name: "quick" | "full";
+  /** Each measured send-path figure is the median of this many runs. */
+  repeats: number;
+  send: {
+    pgbenchSeconds: number;
+    pgbenchClients: number;
+    warmupMs: number;
+    closedMs: number;
+    openMs: number;
+    /** Concurrent single-event calls, one room each. */
+    singleSenders: number;
+    /** Concurrent 100-event calls, one room each. */
+    batchSenders: number;
+    connections: number;
+    bodyBytes: number;
+  };
+  fanout: {
+    roomSizes: number[];
+    /** Messages per second into the room, in order; a room of 5,000 uses the first few. */
+    rates: number[];
+    stepMs: number;
+    drainMs: number;
+    receiverProcesses: number;
+  };
+  idle: { levels: number[]; holdMs: number; perProcess: number };
+  storm: { devices: number; roomSize: number; whileDown: number; processes: number };
+  backends: { list: Backend[]; sendMs: number; fanRates: number; stepMs: number };
+}
+
+export const PROFILES: Record<"quick" | "full", Profile> = {
+  quick: {
+    name: "quick",
+    repeats: 1,
+    send: {
+      pgbenchSeconds: 5,
+      pgbenchClients: 16,
+      warmupMs: 1000,
+      closedMs: 4000,
+      openMs: 3000,
+      singleSenders: 64,
+      batchSenders: 8,
+      connections: 4,
+      bodyBytes: 100,
+    },
+    fanout: {
+      roomSizes: [1000],
+      rates: [5, 10, 20, 40, 80, 160, 320],
+      stepMs: 3000,
+      drainMs: 4000,
+      receiverProcesses: 2,
+    },
+    idle: { levels: [2000], holdMs: 5000, perProcess: 1000 },
+    storm: { devices: 1000, roomSize: 20, whileDown: 5, processes: 2 },
+    backends: { list: ["mem", "redis"], sendMs: 3000, fanRates: 2, stepMs: 2500 },
+  },
+  full: {
+    name: "full",
+    repeats: 3,
+    send: {
+      pgbenchSeconds: 20,
+      pgbenchClients: 16,
+      warmupMs: 2000,
+      closedMs: 15000,
+      openMs: 10000,
+      singleSenders: 64,
+      batchSenders: 8,
+      connections: 4,
+      bodyBytes: 100,
+    },
+    fanout: {
+      roomSizes: [1000, 5000],
+      rates: [5, 10, 20, 40, 80, 160, 320],
+      stepMs: 8000,
+      drainMs: 15000,
+      receiverProcesses: 2,
+    },
+    idle: { levels: [5000, 10000, 18000], holdMs: 35000, perProcess: 6000 },
+    storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2 },
+    backends: { list: ["mem", "nats", "redis"], sendMs: 8000, fanRates: 2, stepMs: 6000 },
+  },
+};
+
+export interface Ctx {
+  profile: Profile;
+  runId: string;
+  keyFile: string;
+  signer: DevSigner;
+  cpuProfileDir?: string;
+  log(msg: string): void;
+  /** Databases, queue names and processes to remove at the end, whatever happens. */
+  cleanup: (() => Promise<unknown>)[];
+  dbNames: string[];
+  /** Extra processes whose CPU counts (the orchestrator itself). */
+  extraTracked: Tracked[];
+  cpu: CpuMeter;
+}
+
+export function newCtx(profile: Profile, keyFile: string, signer: DevSigner, log: (m: string) => void): Ctx {
+  const ctx: Ctx = {
+    profile,
+    runId: `bench_${process.pid}_${randomBytes(3).toString("hex")}`,
+    keyFile,
+    signer,
+    log,
+    cleanup: [],
+    dbNames: [],
+    extraTracked: [{ label: "bench orchestrator", pid: process.pid, generator: true }],
+    cpu: undefined as unknown as CpuMeter,
+  };
+  ctx.cpu = new CpuMeter(
+    () => [...ctx.extraTracked, ...runningChildren().map((c) => c.tracked())],
+    () => ctx.dbNames,
+  );
+  return ctx;
+}
+
+let counter = 0;
+
+/** A fresh database (dropped at the end of the run). */
+export async function freshDb(ctx: Ctx, suffix: string) {
+  const db = await createDatabase(`${ctx.runId}_${suffix}`);
+  ctx.dbNames.push(db.name);
+  ctx.cleanup.push(() => db.drop());
+  return db;
+}
+
+/** A queue name of its own (NATS stream / Redis key prefix), removed at the end of the run. */
+export function queueName(ctx: Ctx, backend: Backend): string {
+  const name = `${ctx.runId}_q${++counter}`;
+  if (backend === "nats") ctx.cleanup.push(() => deleteNatsStream(name));
+  // The registry lives in Redis whatever the queue backend (CACHE_URI), under `<name>:registry`.
+  ctx.cleanup.push(() => deleteRedisKeys(name));
+  return name;
+}
+
+export const queueUri = (b: Backend) => (b === "mem" ? "mem://" : b === "nats" ? NATS : REDIS);
+
+export interface ServerSpec {
+  name: string;
+  dbUri?: string;
+  backend: Backend;
+  queue: string;
+  services?: string;
+  chatServiceUri?: string;
+  cache?: "mem" | "redis";
+  env?: Record<string, string>;
+}
+
+export const DB_POOL_SIZE = 16;
+
+/** The settings every server of the run gets (recorded in the results). */
+export function serverEnv(ctx: Ctx, s: ServerSpec): Record<string, string> {
+  return {
+    ...(s.dbUri ? { DB_URI: s.dbUri } : {}),
+    DB_POOL_SIZE: String(DB_POOL_SIZE),
+    QUEUE_USER_EVENT_DELIVERY_URI: queueUri(s.backend),
+    QUEUE_USER_EVENT_DELIVERY_NAME: s.queue,
+    CACHE_URI: s.cache === "mem" ? "mem://" : REDIS,
+    DEV_SIGNER_KEY_FILE: ctx.keyFile,
+    LOG_LEVEL: "warn",
+    SHUTDOWN_GRACE_SEC: "2",
+    ...(s.services ? { SERVICES: s.services } : {}),
+    ...(s.chatServiceUri ? { CHAT_SERVICE_URI: s.chatServiceUri } : {}),
+    ...s.env,
+  };
+}
+
+export function launch(ctx: Ctx, s: ServerSpec): Promise<Server> {
+  const flags = ctx.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", ctx.cpuProfileDir] : [];
+  return startServer(s.name, serverEnv(ctx, s), flags);
+}
+
+/** Measures CPU of every process around `fn`. */
+export async function withCpu<T>(ctx: Ctx, fn: () => Promise<T>): Promise<{ result: T; cpu: CpuReport }> {
+  ctx.cpu.begin();
+  const result = await fn();
+  return { result, cpu: ctx.cpu.end() };
+}
+
+export type { Child };

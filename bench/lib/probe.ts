@@ -1,0 +1,26 @@
+/**
+ * Preloaded (`--import`) into every server and baseline process the benchmark starts: answers
+ * "memory" over the IPC channel with the process's memory after full garbage collections, and
+ * ends the process when the benchmark that started it goes away.
+ */
+const gc = (globalThis as { gc?: () => void }).gc;
+
+if (process.send) {
+  process.on("message", (m: { call?: number; cmd?: string }) => {
+    if (m?.cmd !== "memory" || typeof m.call !== "number") return;
+    for (let i = 0; i < 4; i++) gc?.();
+    const u = process.memoryUsage();
+    process.send?.({
+      reply: m.call,
+      result: {
+        rss: u.rss,
+        heapUsed: u.heapUsed,
+        heapTotal: u.heapTotal,
+        external: u.external,
+        arrayBuffers: u.arrayBuffers,
+      },
+    });
+  });
+  process.on("disconnect", () => process.kill(process.pid, "SIGTERM"));
+  process.channel?.unref();
+}

@@ -1,0 +1,589 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BackendRun } from "../scenarios/backends.js";
+import { type FanRun, type FanStep, keptUp } from "../scenarios/fanout.js";
+import type { IdleRun } from "../scenarios/idle.js";
+import type { PgbenchResult, SendStep } from "../scenarios/send.js";
+import type { StormResult } from "../scenarios/storm.js";
+import type { CpuReport } from "./cpu.js";
+import { fmt, lineChart, type Series } from "./svg.js";
+
+type Pg = PgbenchResult & { median: number; runs: number[] };
+
+export interface Results {
+  environment?: Record<string, unknown> & { cpuModel: string; cores: number };
+  profile?: { name: string };
+  serverSettings?: Record<string, string>;
+  startedAt?: string;
+  seconds?: number;
+  error?: string;
+  pgbench?: { oneRow: Pg; hundredRows: Pg; transaction: Pg };
+  send?: { single: SendStep; halfLoad?: SendStep; batched: SendStep };
+  fanout?: { ours: FanRun; baseline?: FanRun }[];
+  storm?: StormResult;
+  idle?: { ours: IdleRun; baseline: IdleRun };
+  backends?: BackendRun[];
+}
+
+const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? "–" : x < 10 ? x.toFixed(1) : fmt(x));
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? Number.NaN : a / b;
+const times = (r: number) => (Number.isFinite(r) ? `${r >= 10 ? r.toFixed(0) : r.toFixed(2)}×` : "–");
+const pct = (r: number) => (Number.isFinite(r) ? `${(r * 100).toFixed(r >= 0.9995 && r < 1 ? 2 : 1)} %` : "–");
+const kb = (b: number) => (Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KiB` : "–");
+const verdict = (ok: boolean | undefined) => (ok === undefined ? "–" : ok ? "met" : "**not met**");
+
+/** The server processes and PostgreSQL's share of a step, and whether the generator was the limit. */
+function cpuCells(c: CpuReport | undefined): string[] {
+  if (!c) return ["–", "–", "–", "–"];
+  const sum = (pred: (k: string) => boolean) =>
+    Object.entries(c.cores)
+      .filter(([k]) => pred(k))
+      .reduce((a, [, v]) => a + v, 0);
+  const server = sum(
+    (k) =>
+      k.startsWith("service-chat") ||
+      k.startsWith("gateway") ||
+      k.startsWith("default service") ||
+      k.startsWith("raw ws"),
+  );
+  const infra = sum((k) => k.startsWith("postgres") || k === "nats-server" || k === "redis-server");
+  return [
+    server.toFixed(2),
+    infra.toFixed(2),
+    `${c.busiestGenerator.toFixed(2)}${c.clientBound ? " **client-bound**" : ""}`,
+    c.otherCores.toFixed(2),
+  ];
+}
+
+const CPU_HEAD = ["server CPU", "PG/NATS/Redis CPU", "busiest generator", "other CPU"];
+
+function table(head: string[], rows: string[][]): string {
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+    "",
+  ].join("\n");
+}
+
+/** The step at half the highest rate sustained (the step below it in a doubling ramp). */
+export function halfRateStep(run: FanRun | undefined): FanStep | undefined {
+  if (!run) return undefined;
+  const best = run.maxSustainedRate;
+  const sustained = run.steps.filter((s) => s.sustained);
+  if (!best || sustained.length === 0) return run.steps[0];
+  return sustained.find((s) => s.rate === best / 2) ?? sustained[0];
+}
+
+function fanCharts(dir: string, base: string, f: { ours: FanRun; baseline?: FanRun }): string[] {
+  const size = f.ours.roomSize;
+  const lat: Series[] = [];
+  const thr: Series[] = [];
+  for (const run of [f.ours, f.baseline]) {
+    if (!run) continue;
+    const raw = run.target === "raw ws";
+    for (const p of ["p50", "p95", "p99"] as const) {
+      lat.push({
+        name: `${raw ? "raw ws" : "Service Chat"} ${p}`,
+        points: run.steps.map((s) => [s.offeredDeliveriesPerSecond, s.latency[p]]),
+        dashed: raw,
+      });
+    }
+    thr.push({
+      name: raw ? "raw ws" : "Service Chat",
+      points: run.steps.map((s) => [s.offeredDeliveriesPerSecond, s.deliveriesPerSecond]),
+      dashed: raw,
+    });
+  }
+  const all = [...f.ours.steps, ...(f.baseline?.steps ?? [])].map((s) => s.offeredDeliveriesPerSecond);
+  thr.push({ name: "offered", points: [...new Set(all)].sort((a, b) => a - b).map((x) => [x, x]), dashed: true });
+  const names = [`${base}-fanout-${size}-latency.svg`, `${base}-fanout-${size}-throughput.svg`];
+  writeFileSync(
+    join(dir, names[0] as string),
+    lineChart(lat, {
+      title: `End-to-end latency, room of ${size} (ms, log scale)`,
+      xLabel: "offered deliveries/s (messages/s × members)",
+      yLabel: "latency (ms)",
+      logY: true,
+      logX: true,
+    }),
+  );
+  writeFileSync(
+    join(dir, names[1] as string),
+    lineChart(thr, {
+      title: `Deliveries/s, room of ${size}`,
+      xLabel: "offered deliveries/s (messages/s × members)",
+      yLabel: "deliveries/s achieved",
+      logX: true,
+    }),
+  );
+  return names;
+}
+
+function sendCharts(dir: string, base: string, r: Results): string | undefined {
+  if (!r.send || !r.pgbench) return undefined;
+  const name = `${base}-send-path.svg`;
+  const bars: Series[] = [
+    { name: "pgbench 1-row", points: [[1, r.pgbench.oneRow.median]] },
+    { name: "SendEvent ×1", points: [[1, r.send.single.eventsPerSecond]] },
+    { name: "pgbench 100-row", points: [[100, r.pgbench.hundredRows.median]] },
+    { name: "SendEvent ×100", points: [[100, r.send.batched.eventsPerSecond]] },
+  ];
+  writeFileSync(
+    join(dir, name),
+    lineChart(
+      [
+        {
+          name: "pgbench (rows/s)",
+          points: bars.filter((b) => b.name.startsWith("pgbench")).map((b) => b.points[0] as [number, number]),
+        },
+        {
+          name: "Service Chat (events/s)",
+          points: bars.filter((b) => b.name.startsWith("Send")).map((b) => b.points[0] as [number, number]),
+        },
+      ],
+      {
+        title: "Send path: rows/s by rows per call",
+        xLabel: "rows per transaction / events per call",
+        yLabel: "rows/s",
+        logX: true,
+        logY: true,
+      },
+    ),
+  );
+  return name;
+}
+
+function markdown(r: Results, charts: Record<string, string[]>, jsonName: string): string {
+  const env = r.environment;
+  const out: string[] = [];
+  const date = (r.startedAt ?? new Date().toISOString()).slice(0, 10);
+  out.push(`# Service Chat benchmark — ${date}, ${r.profile?.name ?? "?"} profile`, "");
+  if (env) {
+    out.push(
+      `Machine: **${env.cpuModel}**, ${env.cores} cores, ${env.memoryGiB} GiB; Node ${env.node}; ${String(env.postgres).split(" on ")[0]} ` +
+        `(synchronous_commit=${env.synchronousCommit}, fsync=${(env.postgresSettings as Record<string, string>)?.fsync}); ` +
+        `NATS ${env.nats}; Redis ${env.redis}. Code: commit ${env.gitCommit ?? "?"}` +
+        `${env.uncommittedProductFiles ? ` with ${env.uncommittedProductFiles} uncommitted files in apps/ and packages/` : ""}. ` +
+        `Load average at start: ${env.loadAverageAtStart}. ` +
+        `Everything (servers, PostgreSQL, NATS, Redis, generators) shares the machine. Run time ${r.seconds ?? "?"} s. Raw figures: [${jsonName}](${jsonName}).`,
+      "",
+    );
+  }
+  if (r.error) out.push(`**The run failed:** ${r.error}`, "");
+  out.push(
+    "Ratios are ours ÷ a baseline measured in the same run. CPU columns are cores (CPU seconds ÷ wall seconds) " +
+      "read from /proc: *server* is the Service Chat or baseline process(es), *PG/NATS/Redis* the PostgreSQL backends " +
+      "of the run's databases plus PostgreSQL's shared processes, nats-server and redis-server; *busiest generator* is " +
+      "the busiest load-generator process (**client-bound** above 0.8); *other* is machine CPU used by processes outside " +
+      "the run (a busy machine makes every figure lower).",
+    "",
+  );
+
+  // Summary against the targets of performance.md.
+  const rows: string[][] = [];
+  const pg = r.pgbench;
+  const send = r.send;
+  if (pg && send) {
+    const rs = ratio(send.single.eventsPerSecond, pg.oneRow.median);
+    rows.push([
+      "send path, single events",
+      `${fmt(send.single.eventsPerSecond)} msgs/s`,
+      `pgbench 1-row ${fmt(pg.oneRow.median)} rows/s`,
+      times(rs),
+      "≥ 1.0×",
+      verdict(rs >= 1),
+    ]);
+    if (send.halfLoad) {
+      rows.push([
+        "send p95 at half load (client-measured)",
+        `${ms(send.halfLoad.latency.p95)} ms at ${fmt(send.halfLoad.offeredRate ?? 0)}/s`,
+        "–",
+        "–",
+        "≤ 20 ms",
+        verdict(send.halfLoad.latency.p95 <= 20),
+      ]);
+    }
+    const rb = ratio(send.batched.eventsPerSecond, pg.hundredRows.median);
+    rows.push([
+      "database rows, batched",
+      `${fmt(send.batched.eventsPerSecond)} rows/s`,
+      `pgbench 100-row ${fmt(pg.hundredRows.median)} rows/s`,
+      times(rb),
+      "≥ 50k rows/s (stretch ≥ 0.5×)",
+      verdict(send.batched.eventsPerSecond >= 50_000),
+    ]);
+  }
+  for (const f of r.fanout ?? []) {
+    const rf = ratio(f.ours.maxDeliveriesPerSecond, f.baseline?.maxDeliveriesPerSecond);
+    rows.push([
+      `fan-out, room of ${f.ours.roomSize}`,
+      `${fmt(f.ours.maxDeliveriesPerSecond)} deliveries/s`,
+      `raw ws ${fmt(f.baseline?.maxDeliveriesPerSecond ?? Number.NaN)}`,
+      times(rf),
+      "≥ 0.5× (stretch ≥ 0.8×)",
+      verdict(Number.isFinite(rf) ? rf >= 0.5 : undefined),
+    ]);
+    const half = halfRateStep(f.ours);
+    const bHalf = f.baseline?.steps.find((s) => s.rate === half?.rate);
+    const large = f.ours.roomSize >= 5000;
+    rows.push([
+      `end-to-end latency, room of ${f.ours.roomSize}, half max rate`,
+      half
+        ? `p95 ${ms(half.latency.p95)} ms, p99 ${ms(half.latency.p99)} ms at ${fmt(half.offeredDeliveriesPerSecond)}/s`
+        : "–",
+      bHalf ? `raw ws p95 ${ms(bHalf.latency.p95)} ms` : "–",
+      times(ratio(half?.latency.p95, bHalf?.latency.p95)),
+      large ? "p95 ≤ 150 ms" : "p95 ≤ 50 ms, p99 ≤ 100 ms",
+      verdict(half ? (large ? half.latency.p95 <= 150 : half.latency.p95 <= 50 && half.latency.p99 <= 100) : undefined),
+    ]);
+  }
+  if (r.idle) {
+    const o = r.idle.ours.levels.at(-1);
+    const b = r.idle.baseline.levels.at(-1);
+    const rssOk = o?.rssMeasurable !== false && b?.rssMeasurable !== false;
+    const rr = rssOk ? ratio(o?.rssPerConnection, b?.rssPerConnection) : Number.NaN;
+    const rh = ratio(o?.heapPerConnection, b?.heapPerConnection);
+    const rss = (l: typeof o) =>
+      l?.rssMeasurable === false ? "RSS below noise" : `${kb(l?.rssPerConnection ?? Number.NaN)} RSS`;
+    rows.push([
+      `memory per idle connection (${o?.connections ?? "?"})`,
+      `${rss(o)}, ${kb(o?.heapPerConnection ?? Number.NaN)} heap`,
+      `raw ws ${rss(b)}, ${kb(b?.heapPerConnection ?? Number.NaN)} heap`,
+      `${times(rr)} RSS, ${times(rh)} heap`,
+      "≤ 2× (stretch ≤ 1.2×)",
+      verdict(Number.isFinite(rh) ? rh <= 2 && (!Number.isFinite(rr) || rr <= 2) : undefined),
+    ]);
+  }
+  if (r.storm) {
+    const s = r.storm;
+    const all = Number.isFinite(s.allCaughtUpSeconds);
+    rows.push([
+      `reconnect storm (${s.devices} devices)`,
+      all
+        ? `all caught up in ${s.allCaughtUpSeconds.toFixed(2)} s, ${s.lost} lost`
+        : `${s.caughtUp} of ${s.devices} caught up within ${s.deadlineSeconds} s, ${s.lost} lost`,
+      "–",
+      "–",
+      "10,000 in ≤ 10 s, 0 lost",
+      s.devices >= 10_000
+        ? verdict(all && s.allCaughtUpSeconds <= 10 && s.lost === 0)
+        : s.lost === 0 && all
+          ? "0 lost (fewer devices than the target's)"
+          : "**not met**",
+    ]);
+  }
+  const ratios = [
+    ...(r.fanout ?? []).flatMap((f) => [...f.ours.steps, ...(f.baseline?.steps ?? [])]),
+    ...(r.backends ?? []).flatMap((b) => b.fanout.steps),
+  ];
+  if (ratios.length) {
+    const worst = Math.min(...ratios.map((s) => s.deliveryRatio));
+    rows.push(["delivery ratio (every step)", `lowest ${pct(worst)}`, "–", "–", "100 %", verdict(worst >= 1)]);
+  }
+  out.push("## Summary", "", table(["area", "Service Chat", "baseline (same run)", "ratio", "target", ""], rows));
+
+  if (pg || send) {
+    out.push(
+      "## 1. Send path",
+      "",
+      "SendEvent over Connect binary on HTTP/2 (h2c), " +
+        `${send?.single.concurrency ?? "?"} calls in flight, each caller in a room of its own; an event counts once ` +
+        "it is acknowledged (stored: event and outbox rows committed); *published* says the outbox relay then put " +
+        "every one on the stream (and how long after the last answer). Latency is **client-measured request latency** " +
+        "(generator → server → generator on loopback; no server-side timer is exposed). pgbench: `-c 16 -j 2`, the " +
+        "same INSERT into `room_events` (same columns, indexes and tsvector), in a migrated database of its own.",
+      "",
+    );
+    const prow = (label: string, p: Pg, unit: string): string[] => [
+      label,
+      `${fmt(p.median)} ${unit}`,
+      `avg ${ms(p.latencyAvgMs)}`,
+      "–",
+      "–",
+      ...cpuCells(p.cpu),
+    ];
+    const srow = (s: SendStep, base?: number): string[] => [
+      s.label,
+      `${fmt(s.eventsPerSecond)} events/s${s.batch > 1 ? ` (${fmt(s.callsPerSecond)} calls/s)` : ""}`,
+      `${ms(s.latency.p50)} / ${ms(s.latency.p95)} / ${ms(s.latency.p99)} / ${ms(s.latency.max)}`,
+      base ? times(ratio(s.eventsPerSecond, base)) : "–",
+      s.published ? `yes (+${s.publishDrainSeconds.toFixed(2)} s)` : "**no**",
+      ...cpuCells(s.cpu),
+    ];
+    const trows: string[][] = [];
+    if (pg) {
+      trows.push(prow("pgbench, 1-row INSERT per transaction", pg.oneRow, "rows/s"));
+      trows.push(prow("pgbench, 100-row multi-VALUES INSERT", pg.hundredRows, "rows/s"));
+      trows.push(prow("pgbench, SendEvent's transaction, same statements", pg.transaction, "tx/s"));
+    }
+    if (send) {
+      trows.push(srow(send.single, pg?.oneRow.median));
+      if (send.halfLoad) trows.push(srow(send.halfLoad));
+      trows.push(srow(send.batched, pg?.hundredRows.median));
+    }
+    out.push(
+      table(["", "rate", "latency ms p50 / p95 / p99 / max", "ratio", "published", ...CPU_HEAD], trows),
+      pg
+        ? `SendEvent ×1 ÷ pgbench's run of the same transaction statement for statement: ${times(ratio(send?.single.eventsPerSecond, pg.transaction.median))}.`
+        : "",
+      "",
+    );
+    if (send?.single.runs && send.single.runs.length > 1) {
+      out.push(
+        `Runs (median taken): SendEvent ×1 ${send.single.runs.map(fmt).join(", ")}; ×100 ${send.batched.runs?.map(fmt).join(", ")}.`,
+        "",
+      );
+    }
+    for (const c of charts.send ?? []) out.push(`![send path](${c})`, "");
+  }
+
+  for (const f of r.fanout ?? []) {
+    out.push(
+      `## 2. Fan-out, one room of ${f.ours.roomSize} members`,
+      "",
+      `Every member connected over WebSocket (binary frames, ${f.ours.roomSize} devices over generator processes); ` +
+        "one sender at increasing open-loop rates (SendEvent per message for Service Chat; a frame on the broadcast " +
+        "socket for raw `ws`); end-to-end latency from the timestamp in the body. A ramp stops after the first step " +
+        "that did not keep up (delivered below 99.9 %, deliveries/s below 95 % of the offered rate, or the last " +
+        "delivery more than 1 s after the last send). " +
+        `Connecting took ${f.ours.connectSeconds.toFixed(1)} s (Service Chat: hello, token, registry, replay) and ` +
+        `${f.baseline?.connectSeconds.toFixed(1) ?? "–"} s (raw ws).`,
+      "",
+    );
+    const frows = [f.ours, f.baseline]
+      .filter((x): x is FanRun => !!x)
+      .flatMap((run) =>
+        run.steps.map((s) => [
+          run.target,
+          String(s.rate),
+          fmt(s.offeredDeliveriesPerSecond),
+          fmt(s.deliveriesPerSecond),
+          pct(s.deliveryRatio),
+          `${ms(s.latency.p50)} / ${ms(s.latency.p95)} / ${ms(s.latency.p99)} / ${ms(s.latency.max)}`,
+          ms(s.tailMs),
+          s.sustained ? "yes" : "no",
+          ...cpuCells(s.cpu),
+        ]),
+      );
+    out.push(
+      table(
+        [
+          "",
+          "msgs/s",
+          "offered deliveries/s",
+          "deliveries/s",
+          "delivered",
+          "latency ms p50 / p95 / p99 / max",
+          "tail ms",
+          "kept up",
+          ...CPU_HEAD,
+        ],
+        frows,
+      ),
+    );
+    out.push(
+      `Highest deliveries/s: Service Chat ${fmt(f.ours.maxDeliveriesPerSecond)}, raw ws ${fmt(f.baseline?.maxDeliveriesPerSecond ?? Number.NaN)} ` +
+        `(ratio ${times(ratio(f.ours.maxDeliveriesPerSecond, f.baseline?.maxDeliveriesPerSecond))}); highest rate kept up: ` +
+        `${f.ours.maxSustainedRate} msgs/s vs ${f.baseline?.maxSustainedRate ?? "–"}. Frame size ${f.ours.steps[0]?.frameBytes ?? "?"} B ` +
+        `(raw ws: ${f.baseline?.steps[0]?.frameBytes ?? "?"} B).`,
+      "",
+    );
+    for (const c of charts[`fan${f.ours.roomSize}`] ?? []) out.push(`![fan-out ${f.ours.roomSize}](${c})`, "");
+  }
+
+  if (r.idle) {
+    out.push(
+      "## 3. Idle connections",
+      "",
+      "Service Chat: a gateway-only process (SERVICES=gateway) in front of a Default Service process; each device " +
+        "sent hello with its token, was registered and subscribed, got its (empty) replay and `synced`, then stays " +
+        "idle (a ping every 25 s). Raw ws: the broadcast server holding plain sockets. Memory is read from the server " +
+        "process after full GCs (`--expose-gc`, asked over IPC): per connection = (reading − reading at the reference " +
+        `of ${r.idle.ours.reference} connections) ÷ connections added; RSS is marked *below noise* when it moved by ` +
+        "less than 32 MiB, which it can do by itself between two readings (then only the heap figure counts). CPU is " +
+        "the server's while the connections sit idle.",
+      "",
+    );
+    const irows = [r.idle.ours, r.idle.baseline].flatMap((run) =>
+      run.levels.map((l) => {
+        const other = (run === r.idle?.ours ? r.idle.baseline : r.idle?.ours)?.levels.find(
+          (x) => x.connections === l.connections,
+        );
+        const mine = run === r.idle?.ours;
+        return [
+          run.target,
+          String(l.connections),
+          `${(l.memory.rss / 2 ** 20).toFixed(0)} MiB`,
+          `${(l.memory.heapUsed / 2 ** 20).toFixed(0)} MiB`,
+          l.rssMeasurable === false ? `${kb(l.rssPerConnection)} (below noise)` : kb(l.rssPerConnection),
+          kb(l.heapPerConnection),
+          mine && other
+            ? `${l.rssMeasurable !== false && other.rssMeasurable !== false ? times(ratio(l.rssPerConnection, other.rssPerConnection)) : "–"} / ${times(ratio(l.heapPerConnection, other.heapPerConnection))}`
+            : "–",
+          `${l.connectSeconds.toFixed(1)} s`,
+          ...cpuCells(l.idleCpu),
+        ];
+      }),
+    );
+    out.push(
+      table(
+        [
+          "",
+          "connections",
+          "RSS",
+          "heap used",
+          "RSS / conn",
+          "heap / conn",
+          "ratio RSS / heap",
+          "connect time",
+          ...CPU_HEAD,
+        ],
+        irows,
+      ),
+    );
+  }
+
+  if (r.storm) {
+    const s = r.storm;
+    out.push(
+      "## 4. Reconnect storm",
+      "",
+      `${s.devices} devices (one user each) in ${s.rooms} rooms of ${s.roomSize} (each device in two), all connected to ` +
+        `the server's gateway over WebSocket. Every socket is cut at once; ${s.sentWhileDown} messages are sent while ` +
+        `they are down and ${s.sentDuringReconnect} more while they come back. Each device reconnects as the SDK does ` +
+        "(after 250 ms × U(0.5, 1.5), doubling on failure) and resumes with hello cursors. *Lost* counts seqs a " +
+        "device skipped; *accept queue overflows* is the kernel's ListenOverflows counter over the storm (SYNs " +
+        "dropped because the server's accept queue was full: those clients retry after 1, 3, 7, 15 … s).",
+      "",
+      table(
+        [
+          "devices",
+          "all caught up",
+          "all synced",
+          "per device p50 / p95 / max",
+          "lost",
+          "shown twice",
+          "not yet shown at the deadline",
+          "accept queue overflows",
+          "events replayed + live",
+          "attempts (failed)",
+          ...CPU_HEAD,
+        ],
+        [
+          [
+            String(s.devices),
+            Number.isFinite(s.allCaughtUpSeconds)
+              ? `${s.allCaughtUpSeconds.toFixed(2)} s`
+              : `${s.caughtUp} of ${s.devices} in ${s.deadlineSeconds} s`,
+            Number.isFinite(s.allSyncedSeconds) ? `${s.allSyncedSeconds.toFixed(2)} s` : "not all",
+            `${ms(s.perDeviceCatchUpMs.p50)} / ${ms(s.perDeviceCatchUpMs.p95)} / ${ms(s.perDeviceCatchUpMs.max)} ms`,
+            String(s.lost),
+            String(s.duplicates),
+            String(s.notYetShown ?? 0),
+            String(s.listenOverflows ?? "–"),
+            fmt(s.replayedEvents),
+            `${s.reconnectAttempts} (${s.failedAttempts})`,
+            ...cpuCells(s.cpu),
+          ],
+        ],
+      ),
+    );
+  }
+
+  if (r.backends?.length) {
+    out.push(
+      "## 5. Queue backends",
+      "",
+      "Scenarios 1 and 2 shortened, one server per backend (fresh database each). With `mem://` the system is one " +
+        "process and the connection registry is in memory; with `nats://` and `redis://` the registry is in Redis. " +
+        "A row from *scenarios 1-2* reuses the main run's figures (same server settings, longer steps).",
+      "",
+    );
+    const brows = r.backends.flatMap((b) => {
+      const fan = b.fanout.steps;
+      return [
+        [
+          `${b.backend}://`,
+          b.source,
+          `${fmt(b.single.eventsPerSecond)}/s, p95 ${ms(b.single.latency.p95)} ms`,
+          `${fmt(b.batched.eventsPerSecond)}/s`,
+          fan
+            .map(
+              (s) =>
+                `${fmt(s.deliveriesPerSecond)}/s @${s.rate} (${pct(s.deliveryRatio)}, p95 ${ms(s.latency.p95)} ms)`,
+            )
+            .join("; ") || "–",
+          ...cpuCells(fan.at(-1)?.cpu),
+        ],
+      ];
+    });
+    out.push(
+      table(
+        [
+          "backend",
+          "source",
+          "SendEvent ×1",
+          "SendEvent ×100",
+          "fan-out 1,000: deliveries/s @msgs/s",
+          ...CPU_HEAD.map((h) => `${h} (last fan-out step)`),
+        ],
+        brows,
+      ),
+    );
+  }
+
+  if (r.serverSettings) {
+    out.push(
+      "## Settings",
+      "",
+      "Server environment (plus HTTP_PORT/GRPC_PORT on free ports, BIND_HOST=127.0.0.1; the idle gateway adds " +
+        "SERVICES=gateway and CHAT_SERVICE_URI):",
+      "",
+      "```",
+      ...Object.entries(r.serverSettings)
+        .filter(([k]) => k !== "DEV_SIGNER_KEY_FILE" && k !== "DB_URI")
+        .map(([k, v]) => `${k}=${v}`),
+      "```",
+      "",
+    );
+  }
+  return `${out.join("\n")}\n`;
+}
+
+/** Applies the current "kept up" rule to every fan-out step, so a report rewritten later agrees with itself. */
+function classify(r: Results): void {
+  const runs = [
+    ...(r.fanout ?? []).flatMap((f) => [f.ours, f.baseline]),
+    ...(r.backends ?? []).map((b) => b.fanout),
+  ].filter((x): x is FanRun => !!x);
+  for (const run of runs) {
+    for (const s of run.steps) s.sustained = keptUp(s);
+    run.maxSustainedRate = Math.max(0, ...run.steps.filter((s) => s.sustained).map((s) => s.rate));
+  }
+}
+
+/** Writes `<date>-<profile>.json`, the Markdown report beside it and its SVG charts. */
+export function writeReport(dir: string, profile: string, results: Record<string, unknown>): string[] {
+  mkdirSync(dir, { recursive: true });
+  const r = results as Results;
+  classify(r);
+  const date = (r.startedAt ?? new Date().toISOString()).slice(0, 10);
+  const base = `${date}-${profile}`;
+  const jsonName = `${base}.json`;
+  writeFileSync(join(dir, jsonName), `${JSON.stringify(results, null, 2)}\n`);
+  const charts: Record<string, string[]> = {};
+  const send = sendCharts(dir, base, r);
+  if (send) charts.send = [send];
+  for (const f of r.fanout ?? []) charts[`fan${f.ours.roomSize}`] = fanCharts(dir, base, f);
+  const md = join(dir, `${base}.md`);
+  writeFileSync(md, markdown(r, charts, jsonName));
+  return [
+    join(dir, jsonName),
+    md,
+    ...Object.values(charts)
+      .flat()
+      .map((c) => join(dir, c)),
+  ];
+}

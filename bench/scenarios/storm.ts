@@ -1,0 +1,169 @@
+import { type Ctx, withCpu } from "../lib/context.js";
+import { type CpuReport, listenOverflows } from "../lib/cpu.js";
+import { Histogram, type Percentiles } from "../lib/hist.js";
+import { type Child, type Server, sleep, startGenerator } from "../lib/proc.js";
+import { chatAs, createRoom, mapPool, sendTexts } from "../lib/setup.js";
+
+interface CaughtUp {
+  devices: number;
+  caughtUp: number;
+  allCaughtUpMs: number;
+  lastSyncedMs: number;
+  catchUp: import("../lib/hist.js").HistogramData;
+  missing: number;
+  gaps: number;
+  dups: number;
+  events: number;
+  failedAttempts: number;
+  attempts: number;
+  closeCodes: Record<string, number>;
+}
+
+export interface StormResult {
+  devices: number;
+  rooms: number;
+  roomSize: number;
+  connectSeconds: number;
+  connectFailed: number;
+  sentWhileDown: number;
+  sentDuringReconnect: number;
+  /** From the reconnect signal until every device had every event of each of its rooms (NaN: not all by the deadline). */
+  allCaughtUpSeconds: number;
+  /** From the reconnect signal until every device had its `synced` (NaN: not all by the deadline). */
+  allSyncedSeconds: number;
+  deadlineSeconds: number;
+  perDeviceCatchUpMs: Percentiles;
+  caughtUp: number;
+  /** Seqs a device skipped: shown a later event without an earlier one (0 is the only acceptable figure). */
+  lost: number;
+  /** Events not yet shown at the deadline by devices still reconnecting. */
+  notYetShown: number;
+  /** Connections the kernel dropped because the server's accept queue was full (machine-wide counter). */
+  listenOverflows: number;
+  /** Events shown twice (the gateway dedupes: 0 expected). */
+  duplicates: number;
+  replayedEvents: number;
+  reconnectAttempts: number;
+  failedAttempts: number;
+  closeCodes: Record<string, number>;
+  cpu: CpuReport;
+}
+
+/**
+ * Scenario 4: N devices in rooms of 20 (each in two rooms), all connected; every socket dies at
+ * once; messages are sent while they are down and while they come back; each device reconnects
+ * the way the SDK does and resumes from its positions. Measures the time until all caught up,
+ * and counts what was lost or shown twice.
+ */
+export async function storm(ctx: Ctx, server: Server): Promise<StormResult> {
+  const { devices: n, roomSize, whileDown, processes } = ctx.profile.storm;
+  const tag = `${ctx.runId}-storm`;
+  const owner = `${tag}-owner`;
+  const users = Array.from({ length: n }, (_, i) => `${tag}-u${i}`);
+  const chat = chatAs(server.grpcUrl, ctx.signer, owner);
+  // Rooms overlap by half: room r holds users r*10 … r*10+19, so each user is in two rooms.
+  const stride = roomSize / 2;
+  const roomCount = Math.ceil(n / stride);
+  ctx.log(`storm: creating ${roomCount} rooms for ${n} devices`);
+  const rooms = await mapPool(
+    Array.from({ length: roomCount }, (_, r) => r),
+    8,
+    async (r) => {
+      const members = Array.from({ length: roomSize }, (_, k) => users[(r * stride + k) % n] as string);
+      return { id: await createRoom(chat, `${tag} ${r}`, members), members };
+    },
+  );
+
+  const gens: Child[] = await Promise.all(
+    Array.from({ length: processes }, (_, i) => startGenerator(`storm devices ${i + 1}`)),
+  );
+  try {
+    const share = Math.ceil(n / processes);
+    const started = performance.now();
+    ctx.log(`storm: connecting ${n} devices`);
+    const connects = await Promise.all(
+      gens.map((g, i) =>
+        g.call<{ connected: number; failed: number; firstError?: string }>("devices.connect", {
+          url: server.wsUrl,
+          kind: "chat",
+          track: "seq",
+          keyFile: ctx.keyFile,
+          users: users.slice(i * share, (i + 1) * share),
+          concurrency: 100,
+          rooms,
+          ...(n > 15_000 ? { localAddresses: [`127.0.0.${i + 2}`] } : {}),
+        }),
+      ),
+    );
+    const connectSeconds = (performance.now() - started) / 1000;
+    const connectFailed = connects.reduce((a, c) => a + c.failed, 0);
+
+    // One message per room while all are connected, so every device knows where it stands.
+    const expected: Record<string, number> = {};
+    const sendRound = async (count: number, label: string) =>
+      mapPool(rooms, 16, async (room) => {
+        expected[room.id] = await sendTexts(chat, room.id, count, `${tag}-${label}-${room.id}`);
+      });
+    await sendRound(1, "before");
+    const before = await Promise.all(
+      gens.map((g) => g.call<CaughtUp>("storm.waitCaughtUp", { expected, timeoutMs: 30_000 })),
+    );
+    const notReady = before.reduce((a, b) => a + (b.devices - b.caughtUp), 0);
+    if (notReady > 0) ctx.log(`storm: ${notReady} devices had not caught up before the drop`);
+
+    ctx.log(`storm: dropping all ${n} connections; ${whileDown} messages per room while they are down`);
+    const deadlineMs = 120_000;
+    const overflowsBefore = listenOverflows();
+    const { result, cpu } = await withCpu(ctx, async () => {
+      await Promise.all(gens.map((g) => g.call("storm.drop")));
+      await sendRound(whileDown, "down");
+      await Promise.all(gens.map((g) => g.call("storm.reconnect", {})));
+      // One more per room while they come back: live delivery racing the replay.
+      await sleep(100);
+      await sendRound(1, "during");
+      const waits = await Promise.all(
+        gens.map((g) => g.call<CaughtUp>("storm.waitCaughtUp", { expected, timeoutMs: deadlineMs })),
+      );
+      return waits;
+    });
+    const hist = new Histogram();
+    for (const w of result) hist.merge(w.catchUp);
+    const closeCodes: Record<string, number> = {};
+    for (const w of result) for (const [k, v] of Object.entries(w.closeCodes)) closeCodes[k] = (closeCodes[k] ?? 0) + v;
+    const out: StormResult = {
+      devices: n,
+      rooms: roomCount,
+      roomSize,
+      connectSeconds,
+      connectFailed,
+      sentWhileDown: roomCount * whileDown,
+      sentDuringReconnect: roomCount,
+      allCaughtUpSeconds: result.some((w) => w.allCaughtUpMs < 0)
+        ? Number.NaN
+        : Math.max(...result.map((w) => w.allCaughtUpMs)) / 1000,
+      allSyncedSeconds: result.some((w) => w.lastSyncedMs < 0)
+        ? Number.NaN
+        : Math.max(...result.map((w) => w.lastSyncedMs)) / 1000,
+      deadlineSeconds: deadlineMs / 1000,
+      perDeviceCatchUpMs: hist.summary(),
+      caughtUp: result.reduce((a, w) => a + w.caughtUp, 0),
+      lost: result.reduce((a, w) => a + w.gaps, 0),
+      notYetShown: result.reduce((a, w) => a + w.missing, 0),
+      listenOverflows: listenOverflows() - overflowsBefore,
+      duplicates: result.reduce((a, w) => a + w.dups, 0),
+      replayedEvents: result.reduce((a, w) => a + w.events, 0),
+      reconnectAttempts: result.reduce((a, w) => a + w.attempts, 0),
+      failedAttempts: result.reduce((a, w) => a + w.failedAttempts, 0),
+      closeCodes,
+      cpu,
+    };
+    ctx.log(
+      `storm: ${out.caughtUp}/${n} caught up, all in ${out.allCaughtUpSeconds.toFixed(2)} s; lost ${out.lost}, ` +
+        `duplicates ${out.duplicates}, not yet shown ${out.notYetShown}, accept queue overflows ${out.listenOverflows}`,
+    );
+    await Promise.all(gens.map((g) => g.call("devices.close")));
+    return out;
+  } finally {
+    await Promise.allSettled(gens.map((g) => g.stop()));
+  }
+}

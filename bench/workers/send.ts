@@ -1,0 +1,289 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ChatService, RoomEventType, ServerFrameSchema } from "@service-chat/api";
+import WebSocket from "ws";
+import { Histogram, type HistogramData } from "../lib/hist.js";
+import { body } from "../lib/payload.js";
+import { signerFor } from "./signer.js";
+
+type Chat = Client<typeof ChatService>;
+
+/** ChatService clients speaking Connect binary over HTTP/2 (h2c), one HTTP/2 connection each. */
+function clients(grpcUrl: string, connections: number): Chat[] {
+  return Array.from({ length: connections }, () =>
+    createClient(ChatService, createConnectTransport({ baseUrl: grpcUrl, httpVersion: "2", useBinaryFormat: true })),
+  );
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface SendArgs {
+  grpcUrl: string;
+  keyFile: string;
+  /** One loop (closed) or one share of the rate (open) per sender, each in its own room. */
+  senders: { user: string; roomId: string }[];
+  connections: number;
+  /** closed: each sender waits for its answer before the next call; open: calls start at `rate` per second. */
+  mode: "closed" | "open";
+  /** Calls per second (open mode). */
+  rate?: number;
+  /** Open mode: calls beyond this many unanswered are not started (counted as skipped). */
+  maxInFlight?: number;
+  batch: number;
+  warmupMs: number;
+  durationMs: number;
+  bodyBytes: number;
+}
+
+export interface SendResult {
+  /** Events acknowledged (stored) during the measured window, and in all. */
+  events: number;
+  eventsTotal: number;
+  calls: number;
+  errors: number;
+  refused: number;
+  skipped: number;
+  seconds: number;
+  /** Client-measured SendEvent latency (request to response), measured window only. */
+  latency: HistogramData;
+  firstError?: string;
+}
+
+/** SendEvent load: closed loop (throughput) or open loop at a rate (latency at a given load). */
+export async function sendLoad(a: SendArgs): Promise<SendResult> {
+  const signer = await signerFor(a.keyFile);
+  const chats = clients(a.grpcUrl, a.connections);
+  const senders = await Promise.all(
+    a.senders.map(async (s, i) => ({
+      ...s,
+      chat: chats[i % chats.length] as Chat,
+      headers: { authorization: `Bearer ${await signer.sign({ sub: s.user })}` },
+      n: 0,
+    })),
+  );
+  const hist = new Histogram();
+  const r: SendResult = {
+    events: 0,
+    eventsTotal: 0,
+    calls: 0,
+    errors: 0,
+    refused: 0,
+    skipped: 0,
+    seconds: a.durationMs / 1000,
+    latency: hist.toJSON(),
+  };
+  const t0 = performance.now();
+  const measureFrom = t0 + a.warmupMs;
+  const end = measureFrom + a.durationMs;
+  const run = `${process.pid}-${Date.now().toString(36)}`;
+
+  const call = async (s: (typeof senders)[number]) => {
+    const events = Array.from({ length: a.batch }, () => ({
+      roomId: s.roomId,
+      type: RoomEventType.TEXT,
+      content: { case: "text" as const, value: { body: body(0, s.n, a.bodyBytes) } },
+      clientId: `${run}-${s.n++}`,
+    }));
+    const started = performance.now();
+    try {
+      const { ack } = await s.chat.sendEvent({ event: events }, { headers: s.headers, timeoutMs: 30_000 });
+      const done = performance.now();
+      const ok = ack.filter((x) => !x.error).length;
+      if (ok < ack.length) {
+        r.refused += ack.length - ok;
+        r.firstError ??= ack.find((x) => x.error)?.error?.message;
+      }
+      r.eventsTotal += ok;
+      if (started >= measureFrom && done <= end) {
+        r.calls++;
+        r.events += ok;
+        hist.record(done - started);
+      }
+    } catch (err) {
+      r.errors++;
+      r.firstError ??= (err as Error).message;
+    }
+  };
+
+  // Warm the HTTP/2 connections and token caches before the clock starts.
+  await Promise.all(senders.slice(0, a.connections).map((s) => call(s)));
+
+  if (a.mode === "closed") {
+    await Promise.all(
+      senders.map(async (s) => {
+        while (performance.now() < end) await call(s);
+      }),
+    );
+  } else {
+    const rate = a.rate ?? 100;
+    const maxInFlight = a.maxInFlight ?? 512;
+    let started = 0;
+    let inFlight = 0;
+    let next = 0;
+    const begin = performance.now();
+    const pending = new Set<Promise<void>>();
+    while (performance.now() < end) {
+      const due = Math.floor((rate * (performance.now() - begin)) / 1000) - started;
+      for (let i = 0; i < due; i++) {
+        started++;
+        if (inFlight >= maxInFlight) {
+          if (performance.now() >= measureFrom) r.skipped++;
+          continue;
+        }
+        const s = senders[next++ % senders.length] as (typeof senders)[number];
+        inFlight++;
+        const p = call(s).finally(() => {
+          inFlight--;
+          pending.delete(p);
+        });
+        pending.add(p);
+      }
+      await sleep(1);
+    }
+    await Promise.allSettled([...pending]);
+  }
+  r.latency = hist.toJSON();
+  return r;
+}
+
+export interface FanSendArgs {
+  kind: "chat" | "raw";
+  /** chat: the h2c URL for SendEvent; raw: the baseline's ws URL to send on. */
+  url: string;
+  keyFile: string;
+  user: string;
+  roomId: string;
+  step: number;
+  /** Messages per second. */
+  rate: number;
+  durationMs: number;
+  bodyBytes: number;
+  maxInFlight?: number;
+}
+
+export interface FanSendResult {
+  sent: number;
+  acked: number;
+  failed: number;
+  skipped: number;
+  seconds: number;
+  /** When the last message was sent (ms since the epoch, same clock as the bodies). */
+  lastSentAt: number;
+  firstError?: string;
+  frameBytes?: number;
+}
+
+let fanChat: { key: string; chat: Chat; headers: Record<string, string> } | undefined;
+let rawSocket: { url: string; ws: WebSocket } | undefined;
+
+/**
+ * The sender of the fan-out scenario: one message per SendEvent call (chat) or one frame on
+ * the baseline's socket (raw), at `rate` per second, open loop.
+ */
+export async function fanSend(a: FanSendArgs): Promise<FanSendResult> {
+  const r: FanSendResult = { sent: 0, acked: 0, failed: 0, skipped: 0, seconds: 0, lastSentAt: 0 };
+  let send: (n: number) => Promise<void> | undefined;
+  if (a.kind === "chat") {
+    if (fanChat?.key !== `${a.url} ${a.user}`) {
+      const signer = await signerFor(a.keyFile);
+      fanChat = {
+        key: `${a.url} ${a.user}`,
+        chat: clients(a.url, 1)[0] as Chat,
+        headers: { authorization: `Bearer ${await signer.sign({ sub: a.user })}` },
+      };
+    }
+    const { chat, headers } = fanChat;
+    send = (n) =>
+      chat
+        .sendEvent(
+          {
+            event: [
+              {
+                roomId: a.roomId,
+                type: RoomEventType.TEXT,
+                content: { case: "text", value: { body: body(a.step, n, a.bodyBytes) } },
+                clientId: `f${a.step}-${n}-${Date.now().toString(36)}`,
+              },
+            ],
+          },
+          { headers, timeoutMs: 30_000 },
+        )
+        .then(({ ack }) => {
+          if (ack[0]?.error) {
+            r.failed++;
+            r.firstError ??= ack[0].error.message;
+          } else r.acked++;
+        })
+        .catch((err: Error) => {
+          r.failed++;
+          r.firstError ??= err.message;
+        });
+  } else {
+    if (rawSocket?.url !== a.url) {
+      const ws = new WebSocket(a.url, { perMessageDeflate: false });
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      rawSocket = { url: a.url, ws };
+    }
+    const { ws } = rawSocket;
+    // The same frame a member of the room gets from Service Chat, field for field.
+    const template = {
+      id: "01J9ZQ3M8E4X7K2B5N6P0R1S2T",
+      roomId: a.roomId,
+      source: { profileId: a.user },
+      type: RoomEventType.TEXT,
+      serverTs: timestampFromMs(Date.now()),
+      sentAt: timestampFromMs(Date.now()),
+      clientId: `f${a.step}-0-${Date.now().toString(36)}`,
+    };
+    send = (n) => {
+      const frame = create(ServerFrameSchema, {
+        frame: {
+          case: "event",
+          value: {
+            ...template,
+            seq: BigInt(n + 2),
+            content: { case: "text", value: { body: body(a.step, n, a.bodyBytes) } },
+          },
+        },
+      });
+      const bytes = toBinary(ServerFrameSchema, frame);
+      r.frameBytes = bytes.length;
+      ws.send(bytes, { binary: true });
+      r.acked++;
+      return undefined;
+    };
+  }
+  const maxInFlight = a.maxInFlight ?? 256;
+  let inFlight = 0;
+  const pending = new Set<Promise<void>>();
+  const begin = performance.now();
+  const end = begin + a.durationMs;
+  while (performance.now() < end) {
+    const due = Math.floor((a.rate * (performance.now() - begin)) / 1000) - (r.sent + r.skipped);
+    for (let i = 0; i < due; i++) {
+      if (inFlight >= maxInFlight) {
+        r.skipped++;
+        continue;
+      }
+      const p = send(r.sent++);
+      r.lastSentAt = performance.timeOrigin + performance.now();
+      if (p) {
+        inFlight++;
+        const q = p.finally(() => {
+          inFlight--;
+          pending.delete(q);
+        });
+        pending.add(q);
+      }
+    }
+    await sleep(1);
+  }
+  await Promise.allSettled([...pending]);
+  r.seconds = (performance.now() - begin) / 1000;
+  return r;
+}
