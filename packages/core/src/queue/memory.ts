@@ -1,5 +1,5 @@
 import { raceAbort } from "../lifecycle.js";
-import type { EventStream, LiveBus, StreamEntry } from "./ports.js";
+import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
 
 /**
  * In-process stream: the embedded default and fast tests. Durable for the life of the process
@@ -64,9 +64,7 @@ export class MemoryStream implements EventStream {
   }
 
   private log(partition: number): Uint8Array[] {
-    const log = this.logs[partition];
-    if (!log) throw new RangeError(`partition ${partition} is not between 0 and ${this.partitions - 1}`);
-    return log;
+    return this.logs[checkPartition(partition, this.partitions)] as Uint8Array[];
   }
 
   private async wait(signal: AbortSignal): Promise<void> {

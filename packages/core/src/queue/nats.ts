@@ -33,7 +33,7 @@ import {
 import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { aborted } from "../lifecycle.js";
 import type { QueueOptions } from "./open.js";
-import type { EventStream, LiveBus, StreamEntry } from "./ports.js";
+import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
 
 /** JetStream API error codes this module tells apart. */
 const STREAM_NAME_IN_USE = 10058;
@@ -178,10 +178,7 @@ export class NatsStream implements EventStream {
   }
 
   private subject(partition: number): string {
-    if (!Number.isInteger(partition) || partition < 0 || partition >= this.partitions) {
-      throw new RangeError(`partition ${partition} is not between 0 and ${this.partitions - 1}`);
-    }
-    return `${this.name}.events.${partition}`;
+    return `${this.name}.events.${checkPartition(partition, this.partitions)}`;
   }
 
   /** The durable consumer of (group, partition), created if missing; creating it is idempotent. */

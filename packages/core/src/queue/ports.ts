@@ -67,3 +67,11 @@ export function partitionOf(roomId: string, partitions: number): number {
   }
   return (h >>> 0) % partitions;
 }
+
+/** Refuses a partition number the stream does not have. */
+export function checkPartition(partition: number, partitions: number): number {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
+    throw new RangeError(`partition ${partition} is not between 0 and ${partitions - 1}`);
+  }
+  return partition;
+}

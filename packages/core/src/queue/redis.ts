@@ -22,7 +22,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { raceAbort, sleep } from "../lifecycle.js";
 import type { QueueOptions } from "./open.js";
-import type { EventStream, LiveBus, StreamEntry } from "./ports.js";
+import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
 
 const DEFAULT_REDELIVERY_MS = 30_000;
 
@@ -159,10 +159,7 @@ export class RedisStream implements EventStream {
   }
 
   private key(partition: number): string {
-    if (!Number.isInteger(partition) || partition < 0 || partition >= this.partitions) {
-      throw new RangeError(`partition ${partition} is not between 0 and ${this.partitions - 1}`);
-    }
-    return `${this.name}:events:${partition}`;
+    return `${this.name}:events:${checkPartition(partition, this.partitions)}`;
   }
 
   private async run(
