@@ -25,7 +25,10 @@ export interface Profile {
   };
   fanout: {
     roomSizes: number[];
-    /** Messages per second into the room, in order; a room of 5,000 uses the first few. */
+    /**
+     * Messages per second into a room of 1,000, in order; a room of N members gets the same offered
+     * deliveries/s (rate × 1,000 ÷ N messages per second, at least 1).
+     */
     rates: number[];
     stepMs: number;
     drainMs: number;

@@ -41,6 +41,11 @@ export interface FanRun {
 
 let stepId = 0;
 
+/** The profile's rates (for 1,000 members) scaled to a room's size: the same offered deliveries/s. */
+export const ratesFor = (rates: number[], roomSize: number): number[] => [
+  ...new Set(rates.map((r) => Math.max(1, Math.round((r * 1000) / roomSize)))),
+];
+
 /**
  * A step was kept up with when everything arrived, at (nearly) the offered rate, and the last
  * delivery came less than a second after the last send. A ramp stops after the first that was not.
@@ -190,7 +195,7 @@ export async function fanOut(
   options: { rates?: number[]; stepMs?: number; baseline?: boolean; tag?: string } = {},
 ): Promise<{ ours: FanRun; baseline?: FanRun }> {
   const f = ctx.profile.fanout;
-  const rates = options.rates ?? f.rates;
+  const rates = options.rates ?? ratesFor(f.rates, roomSize);
   const stepMs = options.stepMs ?? f.stepMs;
   const tag = `${ctx.runId}-${options.tag ?? `fan${roomSize}`}`;
   const room = await fanRoom(ctx, server, roomSize, tag);
