@@ -66,10 +66,6 @@ export class Gateway implements Service {
     return this.ws.upgrade(req, socket, head);
   }
 
-  get connections(): number {
-    return this.sessions.size;
-  }
-
   async run(signal: AbortSignal): Promise<void> {
     await this.hub.start();
     this.o.logger.info({ gatewayId: this.o.gatewayId }, "gateway ready");

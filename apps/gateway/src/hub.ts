@@ -72,10 +72,6 @@ export class LiveHub {
     else this.live.publish([controlSubject(gatewayId)], Buffer.from(connectionId));
   }
 
-  get size(): number {
-    return this.connections.size;
-  }
-
   private dispatch(profileId: string, data: Uint8Array): void {
     const user = this.users.get(profileId);
     if (!user) return;
