@@ -1,12 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { type RoomEvent, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
-import { RoomSequencer, userSubject } from "@service-chat/core";
+import type { RoomEvent, ServerFrame } from "@service-chat/api";
+import { RoomSequencer } from "@service-chat/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupRoom, text } from "./event-helpers.js";
 import { startTestApp, type TestApp } from "./harness.js";
-import { until } from "./pipeline-helpers.js";
+import { tapDeliveries, until } from "./pipeline-helpers.js";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -17,10 +16,10 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-/** Everything a user's live subject carries, decoded. */
+/** Every live frame published for a user, decoded. */
 async function listen(user: string) {
   const frames: ServerFrame[] = [];
-  const off = await t.app.live.subscribe(userSubject(user), (d) => frames.push(fromBinary(ServerFrameSchema, d)));
+  const off = await tapDeliveries(t.app.live, (to, frame) => to === user && frames.push(frame));
   const events = (roomId: string) =>
     frames.flatMap((f) => (f.frame.case === "event" && f.frame.value.roomId === roomId ? [f.frame.value] : []));
   return { frames, events, off };

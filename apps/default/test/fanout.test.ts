@@ -53,7 +53,7 @@ it("packs events with their rooms' membership version, in order", () => {
 it("applies membership changes to the very next event, whichever worker saw the change", async () => {
   const roomId = await groupRoom(t, "fo-owner", "fo-a");
   const inboxes = new Map(["fo-a", "fo-b"].map((u) => [u, new Inbox(u)]));
-  for (const inbox of inboxes.values()) await inbox.listen(t.app.live);
+  await Inbox.listenAll(t.app.live, inboxes);
   const owner = t.as("fo-owner");
   const expected = new Map<string, number[]>([
     ["fo-a", []],

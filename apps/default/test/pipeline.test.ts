@@ -67,7 +67,7 @@ describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
       membersOf.set(room!.id, [owner as string, ...others]);
     }
     const inboxes = new Map(users.map((u) => [u, new Inbox(u)]));
-    for (const inbox of inboxes.values()) await inbox.listen(t.app.live);
+    const stopListening = await Inbox.listenAll(t.app.live, inboxes);
 
     let running = pipeline();
     const perCall = 100;
@@ -136,6 +136,6 @@ describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
       expect(sync.events).toEqual([]);
       expect(sync.hasMore).toBe(false);
     }
-    for (const inbox of inboxes.values()) await inbox.close();
+    await stopListening();
   }, 300_000);
 });

@@ -1,12 +1,13 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { type ServerFrame, ServerFrameSchema } from "@service-chat/api";
-import { type LiveBus, type Logger, userSubject } from "@service-chat/core";
+import { type LiveDelivery, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
+import type { LiveBus, Logger } from "@service-chat/core";
+import { DELIVERIES_SUBJECT, decodeDelivery } from "./deliveries.js";
 
 /** What the hub needs of a session. */
 export interface HubMember {
   readonly connectionId: string;
   readonly profileId: string;
-  /** A frame from the user's live subject: decoded once per gateway, bytes as published. */
+  /** A live frame for this user: decoded once per gateway, bytes as published. */
   deliver(frame: ServerFrame, bytes: Uint8Array): void;
   /** Another connection of the same device took this one's place. */
   replaced(): void;
@@ -15,14 +16,17 @@ export interface HubMember {
 const controlSubject = (gatewayId: string) => `gateway.${Buffer.from(gatewayId).toString("base64url")}`;
 
 /**
- * The gateway's side of the live subjects: one subscription per connected user (shared by all
- * that user's devices here), one decode per message, and a control subject on which other
- * gateways ask this one to close a connection that a newer one replaced.
+ * The gateway's side of the live bus: one subscription to the deliveries subject for all devices
+ * here (a connecting device subscribes to nothing), one decode per message whatever the number of
+ * local recipients, and a control subject on which other gateways ask this one to close a
+ * connection that a newer one replaced.
  */
 export class LiveHub {
-  private readonly users = new Map<string, { members: Set<HubMember>; off: Promise<() => Promise<void>> }>();
+  /** Connected sessions by user. */
+  private readonly users = new Map<string, Set<HubMember>>();
   private readonly connections = new Map<string, HubMember>();
-  private offControl?: () => Promise<void>;
+  private readonly off: (() => Promise<void>)[] = [];
+  private started?: Promise<void>;
 
   constructor(
     private readonly live: LiveBus,
@@ -30,40 +34,40 @@ export class LiveHub {
     private readonly logger: Logger,
   ) {}
 
-  async start(): Promise<void> {
-    this.offControl = await this.live.subscribe(controlSubject(this.gatewayId), (data) => {
-      this.connections.get(Buffer.from(data).toString("utf8"))?.replaced();
-    });
+  /** Resolves once both subjects are subscribed: from then on nothing for a local device is missed. */
+  start(): Promise<void> {
+    this.started ??= this.subscribe();
+    return this.started;
+  }
+
+  private async subscribe(): Promise<void> {
+    this.off.push(await this.live.subscribe(DELIVERIES_SUBJECT, (data) => this.dispatch(data)));
+    this.off.push(
+      await this.live.subscribe(controlSubject(this.gatewayId), (data) => {
+        this.connections.get(Buffer.from(data).toString("utf8"))?.replaced();
+      }),
+    );
   }
 
   async stop(): Promise<void> {
-    await this.offControl?.();
-    for (const { off } of this.users.values()) await (await off)().catch(() => {});
+    for (const off of this.off.splice(0)) await off().catch(() => {});
     this.users.clear();
+    this.connections.clear();
   }
 
-  /** Resolves once the user's live subject is subscribed: from then on nothing is missed. */
+  /** Resolves once the member gets every live frame for its user (at once, after start). */
   async add(member: HubMember): Promise<void> {
     this.connections.set(member.connectionId, member);
-    let user = this.users.get(member.profileId);
-    if (!user) {
-      const off = this.live.subscribe(userSubject(member.profileId), (data) => this.dispatch(member.profileId, data));
-      user = { members: new Set(), off };
-      this.users.set(member.profileId, user);
-    }
-    user.members.add(member);
-    await user.off;
+    const members = this.users.get(member.profileId);
+    if (members) members.add(member);
+    else this.users.set(member.profileId, new Set([member]));
+    await this.start();
   }
 
   remove(member: HubMember): void {
     this.connections.delete(member.connectionId);
-    const user = this.users.get(member.profileId);
-    if (!user) return;
-    user.members.delete(member);
-    if (user.members.size === 0) {
-      this.users.delete(member.profileId);
-      void user.off.then((off) => off()).catch(() => {});
-    }
+    const members = this.users.get(member.profileId);
+    if (members?.delete(member) && members.size === 0) this.users.delete(member.profileId);
   }
 
   /** Closes a connection wherever it is: here at once, elsewhere through that gateway's control subject. */
@@ -72,16 +76,27 @@ export class LiveHub {
     else this.live.publish([controlSubject(gatewayId)], Buffer.from(connectionId));
   }
 
-  private dispatch(profileId: string, data: Uint8Array): void {
-    const user = this.users.get(profileId);
-    if (!user) return;
-    let frame: ServerFrame;
+  private dispatch(data: Uint8Array): void {
+    let delivery: LiveDelivery;
+    let frame: ServerFrame | undefined;
     try {
-      frame = fromBinary(ServerFrameSchema, data);
+      delivery = decodeDelivery(data);
     } catch (err) {
-      this.logger.error({ err }, "undecodable live frame");
+      this.logger.error({ err }, "undecodable live delivery");
       return;
     }
-    for (const member of user.members) member.deliver(frame, data);
+    for (const profileId of delivery.recipients) {
+      const members = this.users.get(profileId);
+      if (!members) continue;
+      if (!frame) {
+        try {
+          frame = fromBinary(ServerFrameSchema, delivery.frame);
+        } catch (err) {
+          this.logger.error({ err }, "undecodable live frame");
+          return;
+        }
+      }
+      for (const member of members) member.deliver(frame, delivery.frame);
+    }
   }
 }

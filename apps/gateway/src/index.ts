@@ -1,3 +1,4 @@
+export * from "./deliveries.js";
 export * from "./forward.js";
 export * from "./gateway.js";
 export * from "./protocol.js";

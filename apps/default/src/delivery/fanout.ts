@@ -1,13 +1,14 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type RoomEvent, ServerFrameSchema } from "@service-chat/api";
 import { type EventStream, type LiveBus, type Logger, type Service, type StreamEntry, sleep } from "@service-chat/core";
+import { publishToUsers, RECIPIENTS_PER_MESSAGE } from "@service-chat/gateway";
 import type { Member, MembershipCache } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
 
 export const FANOUT_GROUP = "fanout";
 const LAG_EVERY_MS = 5000;
 /** Recipients published per turn of the event loop, so a huge room does not stall other rooms. */
-const CHUNK = 1000;
+const CHUNK = RECIPIENTS_PER_MESSAGE * 5;
 
 export interface FanoutOptions {
   stream: EventStream;
@@ -20,9 +21,10 @@ export interface FanoutOptions {
 }
 
 /**
- * Consumes every partition of the stream and publishes each event once per recipient user on the
- * user's live subject: one serialisation per event, whatever the number of recipients. Several
- * workers may run; the stream lets one handle a partition at a time, in order.
+ * Consumes every partition of the stream and publishes each event on the gateways' deliveries
+ * subject with its recipients: one serialisation and one message per event (per 1,000
+ * recipients), whatever the room size. Several workers may run; the stream lets one handle a
+ * partition at a time, in order.
  */
 export class FanoutWorker implements Service {
   readonly name = "fanout";
@@ -66,8 +68,9 @@ export class FanoutWorker implements Service {
       const frame = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value: event } }));
       for (let i = 0; i < recipients.length; i += CHUNK) {
         if (i > 0) await new Promise((r) => setImmediate(r));
-        this.o.live.publish(
-          recipients.slice(i, i + CHUNK).map((m) => m.subject),
+        publishToUsers(
+          this.o.live,
+          recipients.slice(i, i + CHUNK).map((m) => m.profileId),
           frame,
         );
       }

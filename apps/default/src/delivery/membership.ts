@@ -1,11 +1,8 @@
-import { userSubject } from "@service-chat/core";
 import type { Kysely } from "kysely";
 import type { Schema } from "../db/schema.js";
 
 export interface Member {
   profileId: string;
-  /** The member's live subject, made once per cache load. */
-  subject: string;
   joinedSeq: number;
   leftSeq: number | null;
 }
@@ -56,7 +53,6 @@ export class MembershipCache {
       version: room?.members_seq ?? 0,
       members: rows.map((r) => ({
         profileId: r.profile_id,
-        subject: userSubject(r.profile_id),
         joinedSeq: r.joined_seq,
         leftSeq: r.left_seq,
       })),

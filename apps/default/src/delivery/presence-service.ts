@@ -8,8 +8,8 @@ import {
   type Identity,
   invalid,
   type LiveBus,
-  userSubject,
 } from "@service-chat/core";
+import { publishToUsers } from "@service-chat/gateway";
 import type { Db } from "../events/store.js";
 
 const MAX_PROFILES = 500;
@@ -62,8 +62,9 @@ export class PresenceService {
     const frame = create(ServerFrameSchema, {
       frame: { case: "presence", value: { profileId: caller.profileId, state, lastSeen: timestampFromMs(Date.now()) } },
     });
-    this.live.publish(
-      rows.map((r) => userSubject(r.profile_id)),
+    publishToUsers(
+      this.live,
+      rows.map((r) => r.profile_id),
       toBinary(ServerFrameSchema, frame),
     );
   }

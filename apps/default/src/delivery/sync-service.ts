@@ -15,8 +15,8 @@ import {
   type Identity,
   invalid,
   type LiveBus,
-  userSubject,
 } from "@service-chat/core";
+import { publishToUsers } from "@service-chat/gateway";
 import { sql } from "kysely";
 import { requireAccess } from "../authz/access.js";
 import { presentEvent } from "../events/present.js";
@@ -192,8 +192,9 @@ export class SyncService {
       .where("room_id", "=", roomId)
       .where("state", "=", "active")
       .execute();
-    this.live.publish(
-      members.filter((m) => m.profile_id !== except).map((m) => userSubject(m.profile_id)),
+    publishToUsers(
+      this.live,
+      members.flatMap((m) => (m.profile_id === except ? [] : [m.profile_id])),
       frame,
     );
   }

@@ -55,9 +55,6 @@ export interface LiveBus {
   close(): Promise<void>;
 }
 
-/** A user's live subject: one token, whatever characters the profile id has. */
-export const userSubject = (profileId: string) => `user.${Buffer.from(profileId).toString("base64url")}`;
-
 /** Which partition a room's events travel in: stable for a given partition count. */
 export function partitionOf(roomId: string, partitions: number): number {
   let h = 2166136261;

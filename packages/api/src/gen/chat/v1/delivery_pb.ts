@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/delivery.proto.
  */
 export const file_chat_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("ChZjaGF0L3YxL2RlbGl2ZXJ5LnByb3RvEgdjaGF0LnYxIp0BCgpFdmVudEJhdGNoEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50EjgKC21lbWJlcnNfc2VxGAIgAygLMiMuY2hhdC52MS5FdmVudEJhdGNoLk1lbWJlcnNTZXFFbnRyeRoxCg9NZW1iZXJzU2VxRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4AWIGcHJvdG8z", [file_chat_v1_event]);
+  fileDesc("ChZjaGF0L3YxL2RlbGl2ZXJ5LnByb3RvEgdjaGF0LnYxIp0BCgpFdmVudEJhdGNoEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50EjgKC21lbWJlcnNfc2VxGAIgAygLMiMuY2hhdC52MS5FdmVudEJhdGNoLk1lbWJlcnNTZXFFbnRyeRoxCg9NZW1iZXJzU2VxRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASIxCgxMaXZlRGVsaXZlcnkSEgoKcmVjaXBpZW50cxgBIAMoCRINCgVmcmFtZRgCIAEoDGIGcHJvdG8z", [file_chat_v1_event]);
 
 /**
  * Internal: what the outbox relay puts on the durable stream, one message per partition batch.
@@ -39,4 +39,34 @@ export type EventBatch = Message<"chat.v1.EventBatch"> & {
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
   messageDesc(file_chat_v1_delivery, 0);
+
+/**
+ * Internal: a live frame for some users (fan-out, typing, receipts, presence → gateways), published
+ * once on the subject every gateway listens on; each gateway hands it to its own devices of those
+ * users.
+ *
+ * @generated from message chat.v1.LiveDelivery
+ */
+export type LiveDelivery = Message<"chat.v1.LiveDelivery"> & {
+  /**
+   * Profile ids of the users whose connected devices get the frame.
+   *
+   * @generated from field: repeated string recipients = 1;
+   */
+  recipients: string[];
+
+  /**
+   * The ServerFrame, encoded once for all recipients.
+   *
+   * @generated from field: bytes frame = 2;
+   */
+  frame: Uint8Array;
+};
+
+/**
+ * Describes the message chat.v1.LiveDelivery.
+ * Use `create(LiveDeliverySchema)` to create a new message.
+ */
+export const LiveDeliverySchema: GenMessage<LiveDelivery> = /*@__PURE__*/
+  messageDesc(file_chat_v1_delivery, 1);
 
