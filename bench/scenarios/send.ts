@@ -6,6 +6,7 @@ import { type Ctx, freshDb, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
 import { Histogram, median, type Percentiles } from "../lib/hist.js";
 import { Child, metric, ROOT, type Server, sleep, startGenerator } from "../lib/proc.js";
+import { type BucketPercentiles, histogramDelta, percentilesMs, readHistogram } from "../lib/prometheus.js";
 import { chatAs, createRoom, mapPool } from "../lib/setup.js";
 import type { SendResult } from "../workers/send.js";
 
@@ -169,6 +170,12 @@ export interface SendStep {
   callsPerSecond: number;
   /** Client-measured request latency of SendEvent (generator → server → generator), ms. */
   latency: Percentiles;
+  /**
+   * Server-side SendEvent latency (handler start → response, answered "ok"), ms, from the
+   * server's chat_rpc_server_duration_seconds buckets over the same measured window; `errors` is
+   * the calls it answered with another code. Absent from results of runs before the metric existed.
+   */
+  serverLatency?: BucketPercentiles & { errors: number };
   errors: number;
   refused: number;
   skipped: number;
@@ -190,6 +197,27 @@ export async function sendRooms(ctx: Ctx, server: Server, count: number, prefix:
       return { user, roomId };
     },
   );
+}
+
+/** The server's own timing of SendEvent: what its histogram gained between two /metrics readings. */
+export function serverLatency(m: { start: string; end: string } | undefined): SendStep["serverLatency"] {
+  if (!m) return undefined;
+  const read = (text: string, code?: string) =>
+    readHistogram(text, "chat_rpc_server_duration_seconds", {
+      rpc_service: "chat.v1.ChatService",
+      rpc_method: "SendEvent",
+      ...(code ? { rpc_code: code } : {}),
+    });
+  const ok = read(m.end, "ok");
+  const all = read(m.end);
+  if (!ok || !all) return undefined;
+  try {
+    const okDelta = histogramDelta(ok, read(m.start, "ok"));
+    const allDelta = histogramDelta(all, read(m.start));
+    return { ...percentilesMs(okDelta), errors: allDelta.count - okDelta.count };
+  } catch {
+    return undefined; // the two readings do not fit together: no figure rather than a wrong one
+  }
 }
 
 async function step(
@@ -219,6 +247,7 @@ async function step(
       warmupMs: p.warmupMs,
       durationMs: args.durationMs,
       bodyBytes: p.bodyBytes,
+      metricsUrl: `${server.httpUrl}/metrics`,
     }),
   );
   const answeredAt = performance.now();
@@ -241,6 +270,7 @@ async function step(
     eventsPerSecond: result.events / result.seconds,
     callsPerSecond: result.calls / result.seconds,
     latency: hist.summary(),
+    ...(result.serverMetrics ? { serverLatency: serverLatency(result.serverMetrics) } : {}),
     errors: result.errors,
     refused: result.refused,
     skipped: result.skipped,

@@ -35,6 +35,8 @@ export interface SendArgs {
   warmupMs: number;
   durationMs: number;
   bodyBytes: number;
+  /** The server's /metrics: read when the measured window opens and when it closes (see SendResult.serverMetrics). */
+  metricsUrl?: string;
 }
 
 export interface SendResult {
@@ -48,7 +50,26 @@ export interface SendResult {
   seconds: number;
   /** Client-measured SendEvent latency (request to response), measured window only. */
   latency: HistogramData;
+  /**
+   * The server's /metrics text when the measured window opened and when it closed, read from here
+   * so the warm-up is left out of the server-side figures as it is of `latency`. Absent when no
+   * metricsUrl was given or a read failed.
+   */
+  serverMetrics?: { start: string; end: string };
   firstError?: string;
+}
+
+/** The text of `url` once `at` (performance.now()) has come, without holding up the load. */
+function readAt(url: string, at: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    setTimeout(
+      () =>
+        fetch(url)
+          .then((r) => (r.ok ? r.text() : undefined))
+          .then(resolve, () => resolve(undefined)),
+      Math.max(0, at - performance.now()),
+    );
+  });
 }
 
 /** SendEvent load: closed loop (throughput) or open loop at a rate (latency at a given load). */
@@ -78,6 +99,9 @@ export async function sendLoad(a: SendArgs): Promise<SendResult> {
   const measureFrom = t0 + a.warmupMs;
   const end = measureFrom + a.durationMs;
   const run = `${process.pid}-${Date.now().toString(36)}`;
+  const snapshots = a.metricsUrl
+    ? Promise.all([readAt(a.metricsUrl, measureFrom), readAt(a.metricsUrl, end)])
+    : undefined;
 
   const call = async (s: (typeof senders)[number]) => {
     const events = Array.from({ length: a.batch }, () => ({
@@ -145,6 +169,8 @@ export async function sendLoad(a: SendArgs): Promise<SendResult> {
     await Promise.allSettled([...pending]);
   }
   r.latency = hist.toJSON();
+  const [start, stop] = (await snapshots) ?? [];
+  if (start !== undefined && stop !== undefined) r.serverMetrics = { start, end: stop };
   return r;
 }
 

@@ -4,7 +4,8 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { aborted, type Logger, type Service } from "@service-chat/core";
+import { aborted, type Logger, type Meter, type Service } from "@service-chat/core";
+import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 
 export interface RpcServerOptions {
   host: string;
@@ -12,6 +13,8 @@ export interface RpcServerOptions {
   grpcPort: number;
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** When given, every unary RPC served is timed (chat_rpc_server_duration_seconds), ahead of `interceptors`. */
+  meter?: Meter;
   /** Everything that is not an RPC: health, readiness, dev token. */
   fallback: (
     req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -45,13 +48,19 @@ export class RpcServer implements Service {
     this.resolvePorts = resolve;
   });
 
-  constructor(private readonly options: RpcServerOptions) {}
+  private readonly interceptors: Interceptor[];
+
+  constructor(private readonly options: RpcServerOptions) {
+    this.interceptors = options.meter
+      ? [rpcMetricsInterceptor(options.meter), ...options.interceptors]
+      : options.interceptors;
+  }
 
   async run(signal: AbortSignal): Promise<void> {
     const o = this.options;
     const handler = connectNodeAdapter({
       routes: o.routes,
-      interceptors: o.interceptors,
+      interceptors: this.interceptors,
       readMaxBytes: READ_MAX_BYTES,
       fallback: o.fallback as never,
     });
