@@ -13,7 +13,7 @@ import {
 } from "@service-chat/core";
 import { LiveHub } from "./hub.js";
 import { DISCONNECT } from "./protocol.js";
-import { DeviceSession, type Limits, type Outlet } from "./session.js";
+import { DeviceSession, type Limits, type Outlet, type SessionDeps, tickInterval } from "./session.js";
 import { connectStream } from "./stream.js";
 import { webSocketEndpoint } from "./ws.js";
 
@@ -39,11 +39,23 @@ export class Gateway implements Service {
   readonly name = "gateway";
   readonly hub: LiveHub;
   private readonly sessions = new Set<DeviceSession>();
+  /** What every session needs, shared: a session holds no per-connection copy. */
+  private readonly deps: SessionDeps;
   private readonly ws;
   private accepting = true;
 
   constructor(private readonly o: GatewayOptions) {
     this.hub = new LiveHub(o.live, o.gatewayId, o.logger);
+    this.deps = {
+      auth: o.auth,
+      chat: o.chat,
+      hub: this.hub,
+      registry: o.registry,
+      gatewayId: o.gatewayId,
+      limits: o.limits,
+      logger: o.logger,
+      onEnd: (s) => this.sessions.delete(s),
+    };
     this.ws = webSocketEndpoint({
       maxFrameBytes: o.maxFrameBytes,
       createSession: (outlet, token) => this.open(outlet, token),
@@ -67,6 +79,19 @@ export class Gateway implements Service {
   }
 
   async run(signal: AbortSignal): Promise<void> {
+    // One clock for every session instead of timers per connection.
+    const ticker = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.sessions) s.tick(now);
+    }, tickInterval(this.o.limits));
+    try {
+      await this.serve(signal);
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  private async serve(signal: AbortSignal): Promise<void> {
     await this.hub.start();
     this.o.logger.info({ gatewayId: this.o.gatewayId }, "gateway ready");
     await aborted(signal);
@@ -79,20 +104,7 @@ export class Gateway implements Service {
   }
 
   private open(outlet: Outlet, headerToken?: string): DeviceSession {
-    const session = new DeviceSession(
-      {
-        auth: this.o.auth,
-        chat: this.o.chat,
-        hub: this.hub,
-        registry: this.o.registry,
-        gatewayId: this.o.gatewayId,
-        limits: this.o.limits,
-        logger: this.o.logger,
-        onEnd: (s) => this.sessions.delete(s),
-      },
-      outlet,
-      headerToken,
-    );
+    const session = new DeviceSession(this.deps, outlet, headerToken);
     if (!this.accepting) session.close(DISCONNECT.shutdown);
     else this.sessions.add(session);
     return session;

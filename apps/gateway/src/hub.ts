@@ -22,8 +22,8 @@ const controlSubject = (gatewayId: string) => `gateway.${Buffer.from(gatewayId).
  * connection that a newer one replaced.
  */
 export class LiveHub {
-  /** Connected sessions by user. */
-  private readonly users = new Map<string, Set<HubMember>>();
+  /** Connected sessions by user (an array: most users have one or two here). */
+  private readonly users = new Map<string, HubMember[]>();
   private readonly connections = new Map<string, HubMember>();
   private readonly off: (() => Promise<void>)[] = [];
   private started?: Promise<void>;
@@ -59,15 +59,18 @@ export class LiveHub {
   async add(member: HubMember): Promise<void> {
     this.connections.set(member.connectionId, member);
     const members = this.users.get(member.profileId);
-    if (members) members.add(member);
-    else this.users.set(member.profileId, new Set([member]));
+    if (members) members.push(member);
+    else this.users.set(member.profileId, [member]);
     await this.start();
   }
 
   remove(member: HubMember): void {
     this.connections.delete(member.connectionId);
     const members = this.users.get(member.profileId);
-    if (members?.delete(member) && members.size === 0) this.users.delete(member.profileId);
+    const at = members?.indexOf(member) ?? -1;
+    if (!members || at < 0) return;
+    members.splice(at, 1);
+    if (members.length === 0) this.users.delete(member.profileId);
   }
 
   /** Closes a connection wherever it is: here at once, elsewhere through that gateway's control subject. */

@@ -48,6 +48,13 @@ export interface SessionDeps {
   onEnd(session: DeviceSession): void;
 }
 
+/**
+ * How often the gateway calls `tick` on every session: often enough for the shortest of its
+ * deadlines, at most once a second (hello, heartbeat, silence and token expiry are all checked
+ * there, so a session holds no timer of its own).
+ */
+export const tickInterval = (l: Limits) => Math.max(10, Math.min(1000, l.heartbeatMs / 4, l.helloTimeoutMs / 4));
+
 /** The transport side of a session (WebSocket or an HTTP/2 stream). */
 export interface Outlet {
   /** Queues a frame (`bytes` is its binary form when already known); answers the queue depth. */
@@ -79,9 +86,10 @@ export class DeviceSession implements HubMember {
   private catchingUp = false;
   private lastHeard = Date.now();
   private readonly connectedAt = Date.now();
+  /** When the next heartbeat is due; 0 until the session is welcomed. */
+  private nextBeat = 0;
   private bucket: number;
   private bucketAt = Date.now();
-  private readonly timers: NodeJS.Timeout[] = [];
   private handling: Promise<void> = Promise.resolve();
 
   constructor(
@@ -91,12 +99,23 @@ export class DeviceSession implements HubMember {
     private readonly headerToken?: string,
   ) {
     this.bucket = deps.limits.eventsPerSecond;
-    this.timers.push(
-      setTimeout(
-        () => this.state === "hello" && this.close(DISCONNECT.badFrame, "no hello in time"),
-        deps.limits.helloTimeoutMs,
-      ),
-    );
+  }
+
+  /** The session's clock, called every `tickInterval`: deadlines and heartbeats. */
+  tick(now: number): void {
+    const { limits } = this.deps;
+    if (this.state === "closed") return;
+    if (this.state === "hello") {
+      if (now - this.connectedAt >= limits.helloTimeoutMs) this.close(DISCONNECT.badFrame, "no hello in time");
+      return;
+    }
+    const expiresAt = this.identity?.expiresAt;
+    if (expiresAt !== undefined && now >= expiresAt) this.close(DISCONNECT.authExpired);
+    else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
+    else if (this.nextBeat !== 0 && now >= this.nextBeat) {
+      this.nextBeat = now + limits.heartbeatMs;
+      void this.heartbeat();
+    }
   }
 
   /**
@@ -246,9 +265,8 @@ export class DeviceSession implements HubMember {
         "hello.device_id: needed (1-128 characters, no spaces) when the token has none",
       );
     }
-    if (this.identity.expiresAt !== undefined) {
-      const left = this.identity.expiresAt - Date.now();
-      this.timers.push(setTimeout(() => this.close(DISCONNECT.authExpired), Math.max(0, Math.min(left, 2 ** 31 - 1))));
+    if (this.identity.expiresAt !== undefined && this.identity.expiresAt <= Date.now()) {
+      return this.close(DISCONNECT.authExpired);
     }
     try {
       await this.register();
@@ -266,7 +284,7 @@ export class DeviceSession implements HubMember {
           },
         }),
       );
-      this.timers.push(setInterval(() => void this.heartbeat(), this.deps.limits.heartbeatMs));
+      this.nextBeat = Date.now() + this.deps.limits.heartbeatMs;
       await this.replay(h.cursors);
     } catch (err) {
       this.deps.logger.error({ err }, "session start failed");
@@ -381,8 +399,6 @@ export class DeviceSession implements HubMember {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.state === "closed") return;
-    if (Date.now() - this.lastHeard > this.deps.limits.timeoutMs) return this.close(DISCONNECT.timeout);
     this.push(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
     await this.deps.registry
       .register(
@@ -413,7 +429,6 @@ export class DeviceSession implements HubMember {
   }
 
   private cleanup(): void {
-    for (const t of this.timers) clearTimeout(t);
     this.held = [];
     if (this.profileId) {
       this.deps.hub.remove(this);
