@@ -11,6 +11,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { AdminService, ChatService } from "@service-chat/api";
 import {
   type Authenticator,
+  CachedAuthenticator,
   type ConnectionRegistry,
   createDevSigner,
   createMetrics,
@@ -224,11 +225,12 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
 async function authenticator(config: Config, logger: Logger): Promise<{ auth: Authenticator; devSigner?: DevSigner }> {
   if (config.OAUTH2_ISSUER) {
-    return { auth: oidcAuthenticator(config.OAUTH2_ISSUER, config.OAUTH2_JWT_VERIFY_AUDIENCE as string) };
+    const oidc = oidcAuthenticator(config.OAUTH2_ISSUER, config.OAUTH2_JWT_VERIFY_AUDIENCE as string);
+    return { auth: new CachedAuthenticator(oidc) };
   }
   logger.warn("no OAUTH2_ISSUER: using the development token signer (POST /dev/token)");
   const devSigner = await createDevSigner(config.DEV_SIGNER_KEY_FILE);
-  return { auth: devSigner, devSigner };
+  return { auth: new CachedAuthenticator(devSigner), devSigner };
 }
 
 /** ChatService in this process, through the same interceptors as a network call. */

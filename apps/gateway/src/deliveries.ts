@@ -1,4 +1,5 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type LiveDelivery, LiveDeliverySchema } from "@service-chat/api";
 import type { LiveBus } from "@service-chat/core";
 
@@ -15,9 +16,22 @@ export const RECIPIENTS_PER_MESSAGE = 1000;
 
 /** Publishes `frame` (an encoded ServerFrame) for these users' devices, wherever they are connected. */
 export function publishToUsers(live: LiveBus, profileIds: readonly string[], frame: Uint8Array): void {
-  for (let i = 0; i < profileIds.length; i += RECIPIENTS_PER_MESSAGE) {
-    const recipients = profileIds.slice(i, i + RECIPIENTS_PER_MESSAGE);
-    live.publish([DELIVERIES_SUBJECT], toBinary(LiveDeliverySchema, create(LiveDeliverySchema, { recipients, frame })));
+  publishToRecipients(live, profileIds.map(encodeRecipient), frame);
+}
+
+/**
+ * A recipient as a LiveDelivery carries it (field 1, length-delimited): a sender that reaches the
+ * same people again and again (fan-out, per room) encodes each once and reuses the bytes.
+ */
+export function encodeRecipient(profileId: string): Uint8Array {
+  return new BinaryWriter().tag(1, WireType.LengthDelimited).string(profileId).finish();
+}
+
+/** `publishToUsers` for recipients encoded with `encodeRecipient`: building a message is a copy. */
+export function publishToRecipients(live: LiveBus, recipients: readonly Uint8Array[], frame: Uint8Array): void {
+  const frameField = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(frame).finish();
+  for (let i = 0; i < recipients.length; i += RECIPIENTS_PER_MESSAGE) {
+    live.publish([DELIVERIES_SUBJECT], Buffer.concat([...recipients.slice(i, i + RECIPIENTS_PER_MESSAGE), frameField]));
   }
 }
 

@@ -1,3 +1,4 @@
+export * from "./auth/cache.js";
 export * from "./auth/dev-signer.js";
 export * from "./auth/identity.js";
 export * from "./auth/oidc.js";

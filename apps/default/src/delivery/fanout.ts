@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type RoomEvent, ServerFrameSchema } from "@service-chat/api";
 import { type EventStream, type LiveBus, type Logger, type Service, type StreamEntry, sleep } from "@service-chat/core";
-import { publishToUsers, RECIPIENTS_PER_MESSAGE } from "@service-chat/gateway";
+import { publishToRecipients, RECIPIENTS_PER_MESSAGE } from "@service-chat/gateway";
 import type { Member, MembershipCache } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
 
@@ -68,9 +68,9 @@ export class FanoutWorker implements Service {
       const frame = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value: event } }));
       for (let i = 0; i < recipients.length; i += CHUNK) {
         if (i > 0) await new Promise((r) => setImmediate(r));
-        publishToUsers(
+        publishToRecipients(
           this.o.live,
-          recipients.slice(i, i + CHUNK).map((m) => m.profileId),
+          recipients.slice(i, i + CHUNK).map((m) => m.wire),
           frame,
         );
       }

@@ -1,8 +1,11 @@
+import { encodeRecipient } from "@service-chat/gateway";
 import type { Kysely } from "kysely";
 import type { Schema } from "../db/schema.js";
 
 export interface Member {
   profileId: string;
+  /** The profile id as a LiveDelivery recipient, encoded once per cache load. */
+  wire: Uint8Array;
   joinedSeq: number;
   leftSeq: number | null;
 }
@@ -53,6 +56,7 @@ export class MembershipCache {
       version: room?.members_seq ?? 0,
       members: rows.map((r) => ({
         profileId: r.profile_id,
+        wire: encodeRecipient(r.profile_id),
         joinedSeq: r.joined_seq,
         leftSeq: r.left_seq,
       })),

@@ -2,7 +2,14 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import { createLogger, MemoryBus } from "@service-chat/core";
 import { afterEach, describe, expect, it } from "vitest";
-import { DELIVERIES_SUBJECT, publishToUsers, RECIPIENTS_PER_MESSAGE } from "../../src/deliveries.js";
+import {
+  DELIVERIES_SUBJECT,
+  decodeDelivery,
+  encodeRecipient,
+  publishToRecipients,
+  publishToUsers,
+  RECIPIENTS_PER_MESSAGE,
+} from "../../src/deliveries.js";
 import { type HubMember, LiveHub } from "../../src/hub.js";
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -55,7 +62,7 @@ describe("LiveHub", () => {
     await settle();
     for (const d of [annPhone, annLaptop, ben]) {
       expect(d.got.map((g) => g.frame.requestId)).toEqual(["r1"]);
-      expect(d.got[0]?.bytes).toEqual(bytes);
+      expect(new Uint8Array(d.got[0]?.bytes ?? [])).toEqual(bytes);
     }
     expect(cid.got).toEqual([]);
     // One decode per gateway: both of ann's devices share the frame object.
@@ -74,6 +81,19 @@ describe("LiveHub", () => {
     await off();
     expect(messages).toHaveLength(3);
     expect(devices.every((d) => d.got.length === 1)).toBe(true);
+  });
+
+  it("writes recipients encoded ahead of time as a LiveDelivery any protobuf reader decodes", async () => {
+    const users = ["ann", "bjørn@example.com", "用户-7", ""];
+    const messages: Uint8Array[] = [];
+    const off = await bus.subscribe(DELIVERIES_SUBJECT, (d) => messages.push(d));
+    const frame = pong(4);
+    publishToRecipients(bus, users.map(encodeRecipient), frame);
+    await settle();
+    await off();
+    const decoded = decodeDelivery(messages[0] as Uint8Array);
+    expect(decoded.recipients).toEqual(users);
+    expect(new Uint8Array(decoded.frame)).toEqual(frame);
   });
 
   it("stops delivering to a removed device, and skips bytes that are not a delivery", async () => {
