@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { ClientFrameSchema, ServerFrameSchema } from "@service-chat/api";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { JSON_PROTOCOL } from "./protocol.js";
 import type { DeviceSession, Outlet } from "./session.js";
 
@@ -23,18 +23,23 @@ export function webSocketEndpoint(options: WebSocketOptions) {
     maxPayload: options.maxFrameBytes * 2,
     handleProtocols: (protocols) => (protocols.has(JSON_PROTOCOL) ? JSON_PROTOCOL : false),
   });
-  wss.on("connection", (ws, req: IncomingMessage) => {
+  const batcher = new WriteBatcher();
+  const onConnection = (ws: WebSocket, req: IncomingMessage, socket: Duplex) => {
     const json = ws.protocol === JSON_PROTOCOL;
-    // Frames waiting: counted from the moment the socket stops taking data at once (the device
-    // reads slower than we write) until everything buffered has gone out.
+    // Frames waiting: counted from a turn that starts with data still buffered (the device reads
+    // slower than we write) until a turn starts with everything gone out.
     let waiting = 0;
+    let backlogged = false;
     const outlet: Outlet = {
       send(frame, bytes) {
         if (ws.readyState !== ws.OPEN) return 0;
-        if (ws.bufferedAmount === 0) waiting = 0;
+        if (batcher.hold(socket)) {
+          backlogged = ws.bufferedAmount > 0;
+          if (!backlogged) waiting = 0;
+        }
         const data = json ? toJsonString(ServerFrameSchema, frame) : (bytes ?? toBinary(ServerFrameSchema, frame));
         ws.send(data, { binary: !json });
-        if (ws.bufferedAmount > 0) waiting++;
+        if (backlogged) waiting++;
         return waiting;
       },
       close(reason) {
@@ -62,14 +67,37 @@ export function webSocketEndpoint(options: WebSocketOptions) {
     });
     ws.on("close", () => session.end());
     ws.on("error", () => session.end());
-  });
+  };
   return {
     /** Takes over an HTTP upgrade to /ws; answers false for other paths. */
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
       if ((req.url ?? "").split("?")[0] !== "/ws") return false;
-      wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req, socket));
       return true;
     },
     close: () => new Promise<void>((resolve) => wss.close(() => resolve())),
   };
+}
+
+/**
+ * Holds a socket's writes until the end of the current turn of the event loop, so the frames
+ * written to one device in one turn (a batch of events arriving together) leave in one system
+ * call instead of one each.
+ */
+class WriteBatcher {
+  private readonly held = new Set<Duplex>();
+
+  /** Corks the socket for the rest of this turn; answers true when it was not held yet. */
+  hold(socket: Duplex): boolean {
+    if (this.held.has(socket)) return false;
+    if (this.held.size === 0) setImmediate(() => this.release());
+    socket.cork();
+    this.held.add(socket);
+    return true;
+  }
+
+  private release(): void {
+    for (const socket of this.held) socket.uncork();
+    this.held.clear();
+  }
 }

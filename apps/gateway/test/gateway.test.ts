@@ -32,6 +32,7 @@ describe("device streams", () => {
     await browser.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === 3n);
     browser.send({ requestId: "b1", frame: { case: "send", value: text(roomId, "from the browser") } });
     await native.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === 4n);
+    await browser.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === 4n);
     expect(browser.events(roomId).map((e) => Number(e.seq))).toEqual([1, 2, 3, 4]);
     browser.close();
     native.close();
