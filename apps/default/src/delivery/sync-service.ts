@@ -149,6 +149,10 @@ export class SyncService {
       .orderBy("s.room_id")
       .execute();
     const page: SyncPage = { events: [], resync: [], hasMore: false, cursors: [] };
+    // Seqs are dense, so what each room has to send is known before reading it: the page is
+    // shared out in room order, then read in one statement.
+    const ranges: { roomId: string; after: number; upTo: number }[] = [];
+    let taken = 0;
     for (const r of rooms) {
       let from = Math.max(given.get(r.room_id) ?? r.delivered_seq ?? r.joined_seq, r.joined_seq);
       from = Math.min(from, r.last_seq);
@@ -164,21 +168,25 @@ export class SyncService {
         );
         from = resumeAt;
       }
-      const roomLimit = limit - page.events.length;
-      if (from < r.last_seq && roomLimit > 0) {
-        const rows = await this.db
-          .selectFrom("room_events")
-          .select(EVENT_COLUMNS)
-          .where("room_id", "=", r.room_id)
-          .where("seq", ">", from)
-          .orderBy("seq")
-          .limit(roomLimit)
-          .execute();
-        for (const row of rows) page.events.push(presentEvent(row));
-        from = rows.at(-1)?.seq ?? from;
-      }
-      if (from < r.last_seq) page.hasMore = true;
-      page.cursors.push(create(RoomCursorSchema, { roomId: r.room_id, seq: BigInt(from) }));
+      const take = Math.max(0, Math.min(r.last_seq - from, limit - taken));
+      if (take > 0) ranges.push({ roomId: r.room_id, after: from, upTo: from + take });
+      taken += take;
+      if (from + take < r.last_seq) page.hasMore = true;
+      page.cursors.push(create(RoomCursorSchema, { roomId: r.room_id, seq: BigInt(from + take) }));
+    }
+    if (ranges.length > 0) {
+      const rows = await this.db
+        .selectFrom("room_events")
+        .select(EVENT_COLUMNS)
+        .where((eb) =>
+          eb.or(
+            ranges.map((g) => eb.and([eb("room_id", "=", g.roomId), eb("seq", ">", g.after), eb("seq", "<=", g.upTo)])),
+          ),
+        )
+        .execute();
+      const order = new Map(ranges.map((g, i) => [g.roomId, i]));
+      rows.sort((a, b) => (order.get(a.room_id) as number) - (order.get(b.room_id) as number) || a.seq - b.seq);
+      for (const row of rows) page.events.push(presentEvent(row));
     }
     return page;
   }
