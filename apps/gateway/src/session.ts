@@ -298,7 +298,7 @@ export class DeviceSession implements HubMember {
   private async register(): Promise<void> {
     const { registry, limits, gatewayId } = this.deps;
     const now = Date.now();
-    await registry.register(
+    const count = await registry.register(
       {
         connectionId: this.connectionId,
         profileId: this.profileId,
@@ -309,6 +309,7 @@ export class DeviceSession implements HubMember {
       },
       limits.heartbeatMs * 3,
     );
+    if (count <= limits.maxConnectionsPerDevice) return;
     const mine = await registry.deviceConnections(this.profileId, this.deviceId);
     const excess = mine.length - limits.maxConnectionsPerDevice;
     for (const old of mine.slice(0, Math.max(0, excess))) {

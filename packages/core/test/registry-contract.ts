@@ -65,6 +65,18 @@ export function registryContract(name: string, backend: Backend): void {
       expect(await reg.deviceConnections(profile(), "d1")).toEqual([]);
     });
 
+    it("answers, on register, how many connections the device has now, counting the new one", async () => {
+      const reg = await open();
+      const p = profile();
+      const [a, b] = [conn(p, "d1"), conn(p, "d1")];
+      expect(await reg.register(a, LONG)).toBe(1);
+      expect(await reg.register(conn(p, "d2"), LONG)).toBe(1);
+      expect(await reg.register(b, LONG)).toBe(2);
+      expect(await reg.register({ ...a, lastHeartbeat: Date.now() }, LONG)).toBe(2); // a refresh adds none
+      await reg.remove(a);
+      expect(await reg.register({ ...b, lastHeartbeat: Date.now() }, LONG)).toBe(1);
+    });
+
     it("answers exactly the profiles with a live connection", async () => {
       const reg = await open();
       const [many, one, never] = [profile(), profile(), profile()];

@@ -1,30 +1,42 @@
 import type { ConnectionInfo, ConnectionRegistry } from "./ports.js";
 
-/** In-process registry: the embedded default and tests. */
+interface Entry {
+  info: ConnectionInfo;
+  expires: number;
+}
+
+/**
+ * In-process registry: the embedded default and tests. Connections are indexed by device and by
+ * profile, so what a hello or a presence question costs does not grow with the number of devices
+ * connected; expired entries are dropped when read.
+ */
 export class MemoryRegistry implements ConnectionRegistry {
-  private readonly connections = new Map<string, { info: ConnectionInfo; expires: number }>();
+  private readonly connections = new Map<string, Entry>();
+  private readonly byDevice = new Map<string, Set<string>>();
+  private readonly byProfile = new Map<string, Set<string>>();
   private readonly seen = new Map<string, number>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  async register(connection: ConnectionInfo, ttlMs: number): Promise<void> {
-    this.connections.set(connection.connectionId, { info: { ...connection }, expires: this.now() + ttlMs });
-    this.seen.set(connection.profileId, Math.max(this.seen.get(connection.profileId) ?? 0, connection.lastHeartbeat));
+  async register(connection: ConnectionInfo, ttlMs: number): Promise<number> {
+    const { connectionId, profileId, deviceId } = connection;
+    this.connections.set(connectionId, { info: { ...connection }, expires: this.now() + ttlMs });
+    index(this.byDevice, deviceKey(profileId, deviceId), connectionId);
+    index(this.byProfile, profileId, connectionId);
+    this.seen.set(profileId, Math.max(this.seen.get(profileId) ?? 0, connection.lastHeartbeat));
+    return this.live(this.byDevice, deviceKey(profileId, deviceId)).length;
   }
 
-  async remove(connection: Pick<ConnectionInfo, "connectionId" | "profileId">): Promise<void> {
-    if (this.connections.delete(connection.connectionId)) this.seen.set(connection.profileId, this.now());
+  async remove(connection: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void> {
+    if (this.drop(connection)) this.seen.set(connection.profileId, this.now());
   }
 
   async deviceConnections(profileId: string, deviceId: string): Promise<ConnectionInfo[]> {
-    return this.live()
-      .filter((c) => c.profileId === profileId && c.deviceId === deviceId)
-      .sort((a, b) => a.connectedAt - b.connectedAt);
+    return this.live(this.byDevice, deviceKey(profileId, deviceId)).sort((a, b) => a.connectedAt - b.connectedAt);
   }
 
   async online(profileIds: readonly string[]): Promise<Set<string>> {
-    const wanted = new Set(profileIds);
-    return new Set(this.live().flatMap((c) => (wanted.has(c.profileId) ? [c.profileId] : [])));
+    return new Set(profileIds.filter((p) => this.live(this.byProfile, p).length > 0));
   }
 
   async lastSeen(profileIds: readonly string[]): Promise<Map<string, number>> {
@@ -38,13 +50,39 @@ export class MemoryRegistry implements ConnectionRegistry {
 
   async close(): Promise<void> {}
 
-  private live(): ConnectionInfo[] {
+  /** Forgets a connection (its last-seen time stays as it was); answers whether it was known. */
+  private drop({ connectionId, profileId, deviceId }: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">) {
+    unindex(this.byDevice, deviceKey(profileId, deviceId), connectionId);
+    unindex(this.byProfile, profileId, connectionId);
+    return this.connections.delete(connectionId);
+  }
+
+  /** The unexpired connections under `key` of an index; expired ones leave the registry. */
+  private live(byKey: Map<string, Set<string>>, key: string): ConnectionInfo[] {
+    const ids = byKey.get(key);
+    if (!ids) return [];
     const now = this.now();
     const out: ConnectionInfo[] = [];
-    for (const [id, c] of this.connections) {
-      if (c.expires <= now) this.connections.delete(id);
-      else out.push(c.info);
+    for (const id of ids) {
+      const entry = this.connections.get(id);
+      if (entry && entry.expires > now) out.push(entry.info);
+      else if (entry) this.drop(entry.info);
+      else ids.delete(id);
     }
+    if (ids.size === 0) byKey.delete(key);
     return out;
   }
+}
+
+const deviceKey = (profileId: string, deviceId: string) => `${profileId}\n${deviceId}`;
+
+function index(byKey: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = byKey.get(key);
+  if (ids) ids.add(id);
+  else byKey.set(key, new Set([id]));
+}
+
+function unindex(byKey: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = byKey.get(key);
+  if (ids?.delete(id) && ids.size === 0) byKey.delete(key);
 }

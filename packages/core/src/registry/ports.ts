@@ -15,8 +15,12 @@ export interface ConnectionInfo {
 }
 
 export interface ConnectionRegistry {
-  /** Adds or refreshes a connection; it disappears `ttlMs` after its last refresh. */
-  register(connection: ConnectionInfo, ttlMs: number): Promise<void>;
+  /**
+   * Adds or refreshes a connection; it disappears `ttlMs` after its last refresh. Answers how many
+   * connections its device has now, counting it (possibly also some that just expired): only
+   * above the limit does the caller need `deviceConnections`.
+   */
+  register(connection: ConnectionInfo, ttlMs: number): Promise<number>;
   /** Removes a connection at once (clean disconnect); the profile's last-seen time is kept. */
   remove(connection: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void>;
   /** The live connections of one device, oldest first. */

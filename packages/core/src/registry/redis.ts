@@ -48,7 +48,7 @@ export class RedisRegistry implements ConnectionRegistry {
     private readonly prefix: string,
   ) {}
 
-  async register(c: ConnectionInfo, ttlMs: number): Promise<void> {
+  async register(c: ConnectionInfo, ttlMs: number): Promise<number> {
     const expires = Date.now() + ttlMs;
     const conn = this.connKey(c.connectionId);
     const dev = this.devKey(c.profileId, c.deviceId);
@@ -67,7 +67,8 @@ export class RedisRegistry implements ConnectionRegistry {
       .zadd(dev, c.connectedAt, c.connectionId)
       .zadd(prof, expires, c.connectionId);
     for (const key of [dev, prof]) tx.pexpireat(key, expires, "NX").pexpireat(key, expires, "GT");
-    check(await tx.zadd(this.seenKey(), "GT", c.lastHeartbeat, c.profileId).exec());
+    const results = check(await tx.zadd(this.seenKey(), "GT", c.lastHeartbeat, c.profileId).zcard(dev).exec());
+    return Number(results.at(-1));
   }
 
   async remove(c: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void> {
