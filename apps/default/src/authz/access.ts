@@ -42,32 +42,14 @@ export async function viewRoom(db: Db, roomId: string, profileId: string, room?:
 }
 
 /**
- * Locks a live room for the rest of the transaction (as `lockRoom` does) and reads the caller's
- * role in it, in one round trip; then applies the same rules as `requireAccess`.
+ * The rules of `requireAccess` for a room already read (and locked, by `lockForSender` in
+ * events/store.ts) with the caller's role in it: no role means not a member.
  */
-export async function lockWithAccess(
-  trx: Transaction<Schema>,
-  roomId: string,
-  profileId: string,
-  action: Action,
-): Promise<{ room: RoomRow; role: Role }> {
-  const row = await trx
-    .selectFrom("rooms as r")
-    .leftJoin("room_subscriptions as s", (j) =>
-      j.onRef("s.room_id", "=", "r.id").on("s.profile_id", "=", profileId).on("s.state", "=", "active"),
-    )
-    .selectAll("r")
-    .select("s.role as member_role")
-    .where("r.id", "=", roomId)
-    .where("r.deleted_at", "is", null)
-    .forUpdate("r")
-    .executeTakeFirst();
-  if (!row) throw notFound("room");
-  const { member_role: role, ...room } = row;
+export function assertMemberCan(room: RoomRow, role: Role | null | undefined, action: Action): Role {
   if (!role && room.type !== "channel") throw notFound("room");
   if (!role) throw denied("you are not a member of this channel; join it first");
   assertCan(role, action);
-  return { room, role };
+  return role;
 }
 
 /** The caller's access to a room, required to allow `action` by the permission matrix. */

@@ -1,7 +1,6 @@
-import { clone, create, toJson } from "@bufbuild/protobuf";
-import { type AckEvent, AckEventSchema, Direction, ErrorDetailSchema, type RoomEvent } from "@service-chat/api";
+import { create } from "@bufbuild/protobuf";
+import { type AckEvent, AckEventSchema, Direction, type RoomEvent } from "@service-chat/api";
 import {
-  AppError,
   checkCount,
   checkId,
   checkLimit,
@@ -12,13 +11,13 @@ import {
   invalid,
 } from "@service-chat/core";
 import { sql } from "kysely";
-import { lockWithAccess, requireAccess } from "../authz/access.js";
-import { can } from "../authz/permissions.js";
-import type { EventRow, Role } from "../db/schema.js";
-import { KINDS } from "./content.js";
+import { requireAccess } from "../authz/access.js";
+import type { EventRow } from "../db/schema.js";
+import { GroupCommitter } from "./committer.js";
 import { presentEvent } from "./present.js";
-import { appendEvents, type Db, EVENT_COLUMNS, findByClientIds, findEvents, type NewEvent, type Tx } from "./store.js";
-import { MAX_EVENTS_PER_CALL, type ValidEvent, validateEvent } from "./validate.js";
+import { fail, type Indexed, type SendJob, storeSends } from "./send-batch.js";
+import { type Db, EVENT_COLUMNS } from "./store.js";
+import { MAX_EVENTS_PER_CALL, validateEvent } from "./validate.js";
 
 export const MAX_PAGE = 100;
 const DEFAULT_PAGE = 50;
@@ -44,16 +43,21 @@ export interface Page<T> {
 
 /** Messages: sending (validated, authorised, idempotent, dense seq), history and search. */
 export class EventService {
-  constructor(private readonly db: Db) {}
+  private readonly committer: GroupCommitter<SendJob, AckEvent[]>;
+
+  constructor(private readonly db: Db) {
+    this.committer = new GroupCommitter(db, storeSends);
+  }
 
   /**
    * Stores up to 100 events and answers each with its own ack, in order. An event that is
-   * refused gets an ack with an error; the others are stored all the same.
+   * refused gets an ack with an error; the others are stored all the same. The events of each
+   * room are one job of the group committer: stored in a transaction shared with other calls.
    */
   async send(caller: Identity, events: RoomEvent[]): Promise<AckEvent[]> {
     checkCount("event", events.length, MAX_EVENTS_PER_CALL, 1);
     const acks: AckEvent[] = events.map((e) => create(AckEventSchema, { roomId: e.roomId, clientId: e.clientId }));
-    const byRoom = new Map<string, { index: number; event: ValidEvent }[]>();
+    const byRoom = new Map<string, Indexed[]>();
     events.forEach((e, index) => {
       try {
         const event = validateEvent(`event[${index}]`, e, caller.profileId);
@@ -64,69 +68,15 @@ export class EventService {
         fail(acks[index] as AckEvent, err);
       }
     });
-    for (const [roomId, group] of byRoom) {
-      await this.db.transaction().execute((trx) => this.sendToRoom(trx, caller, roomId, group, acks));
-    }
+    await Promise.all(
+      [...byRoom].map(async ([roomId, group]) => {
+        const stored = await this.committer.run(roomId, group.length, { caller, roomId, group });
+        group.forEach((g, i) => {
+          acks[g.index] = stored[i] as AckEvent;
+        });
+      }),
+    );
     return acks;
-  }
-
-  private async sendToRoom(
-    trx: Tx,
-    caller: Identity,
-    roomId: string,
-    group: { index: number; event: ValidEvent }[],
-    acks: AckEvent[],
-  ): Promise<void> {
-    try {
-      const { room, role } = await lockWithAccess(trx, roomId, caller.profileId, "event.send");
-      const clientIds = group.flatMap((g) => (g.event.clientId ? [g.event.clientId] : []));
-      const earlier = await findByClientIds(trx, roomId, caller.profileId, clientIds);
-      const referenced = group.flatMap((g) => [g.event.targetId, g.event.parentId].filter((x): x is string => !!x));
-      const targets = await findEvents(trx, roomId, referenced);
-
-      const toStore: { index: number; event: ValidEvent }[] = [];
-      const sameAs = new Map<number, number>(); // a client id repeated inside the call
-      const firstWithClientId = new Map<string, number>();
-      for (const g of group) {
-        const ack = acks[g.index] as AckEvent;
-        const { clientId } = g.event;
-        const stored = clientId ? earlier.get(clientId) : undefined;
-        if (stored) {
-          setStored(ack, stored);
-          continue;
-        }
-        if (clientId && firstWithClientId.has(clientId)) {
-          sameAs.set(g.index, firstWithClientId.get(clientId) as number);
-          continue;
-        }
-        try {
-          checkReferences(`event[${g.index}]`, g.event, caller.profileId, role, targets);
-        } catch (err) {
-          fail(ack, err);
-          continue;
-        }
-        if (clientId) firstWithClientId.set(clientId, g.index);
-        toStore.push(g);
-        const redacted = g.event.kind === "redaction" ? targets.get(g.event.targetId as string) : undefined;
-        if (redacted) targets.set(redacted.id, { ...redacted, redacted: true }); // later events of the call see it
-      }
-
-      const rows = await appendEvents(
-        trx,
-        room,
-        toStore.map(({ event }) => toNewEvent(event, caller)),
-        caller.profileId,
-      );
-      for (const [i, row] of rows.entries()) setStored(acks[(toStore[i] as { index: number }).index] as AckEvent, row);
-      for (const [dup, first] of sameAs) acks[dup] = clone(AckEventSchema, acks[first] as AckEvent);
-      await applyEffects(
-        trx,
-        toStore.map((g) => g.event),
-      );
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err;
-      for (const g of group) fail(acks[g.index] as AckEvent, err);
-    }
   }
 
   /** A page of a room's history, newest first unless `direction` is forward. */
@@ -191,93 +141,5 @@ export class EventService {
       nextCursor:
         rows.length > limit && last ? encodeCursor({ t: last.server_ts.getTime(), s: last.seq, id: last.id }) : "",
     };
-  }
-}
-
-function fail(ack: AckEvent, err: unknown): void {
-  if (!(err instanceof AppError)) throw err;
-  ack.error = create(ErrorDetailSchema, { code: err.code, message: err.message });
-}
-
-function setStored(ack: AckEvent, row: EventRow): void {
-  ack.eventId = row.id;
-  ack.roomId = row.room_id;
-  ack.seq = BigInt(row.seq);
-  ack.clientId = row.client_id ?? "";
-}
-
-/** Rules for events that point at another event of the room. */
-function checkReferences(f: string, e: ValidEvent, callerId: string, role: Role, events: Map<string, EventRow>): void {
-  if (e.parentId && !events.has(e.parentId)) throw invalid(`${f}.parent_id`, "is not an event of this room");
-  if (!e.targetId) return;
-  const target = events.get(e.targetId);
-  const field = `${f}.${e.kind}.target_event_id`;
-  if (!target) throw invalid(field, "is not an event of this room");
-  if (target.type === "system") throw invalid(field, "system events cannot be edited, redacted or reacted to");
-  if (target.redacted) throw new AppError("failed_precondition", "the target event was redacted", field);
-  if (e.kind === "edit") {
-    if (target.type !== "text") throw invalid(field, "only text messages can be edited");
-    if (target.sender_id !== callerId)
-      throw new AppError("permission_denied", "only the sender can edit a message", field);
-  }
-  if (e.kind === "redaction" && target.sender_id !== callerId && !can(role, "event.redact_any")) {
-    throw new AppError("permission_denied", "only the sender or a moderator can redact a message", field);
-  }
-}
-
-function toNewEvent(e: ValidEvent, caller: Identity): NewEvent {
-  const c = e.content;
-  const searchText = c.case === "text" ? c.value.body : c.case === "attachment" ? attachmentText(c.value) : undefined;
-  return {
-    senderId: caller.profileId,
-    senderContactId: caller.contactId,
-    kind: e.kind,
-    content: toJson(KINDS[e.kind].schema, c.value) as Record<string, unknown>,
-    ...(e.parentId ? { parentId: e.parentId } : {}),
-    ...(e.clientId ? { clientId: e.clientId } : {}),
-    ...(e.sentAt ? { sentAt: e.sentAt } : {}),
-    ...(searchText?.trim() ? { searchText } : {}),
-  };
-}
-
-/** The filename whole and as words ("budget-2024.pdf" is one token to the parser), and the caption. */
-function attachmentText(a: { filename: string; caption: string }): string {
-  return `${a.filename} ${a.filename.replace(/[^\p{L}\p{N}]+/gu, " ")} ${a.caption}`;
-}
-
-/**
- * Edits replace the target's text; redactions empty the target and every edit of it, so no
- * version of the text stays readable. Both mark what they changed so history shows it.
- */
-async function applyEffects(trx: Tx, events: ValidEvent[]): Promise<void> {
-  for (const e of events) {
-    if (e.content.case === "edit" && e.content.value.text) {
-      const text = e.content.value.text;
-      await trx
-        .updateTable("room_events")
-        .set({
-          content: JSON.stringify(toJson(KINDS.text.schema, text)),
-          edited: true,
-          search: sql`to_tsvector('simple', ${text.body})`,
-        })
-        .where("id", "=", e.targetId as string)
-        .execute();
-    } else if (e.content.case === "redaction") {
-      const target = e.targetId as string;
-      await trx
-        .updateTable("room_events")
-        .set({ content: "{}", redacted: true, search: null })
-        .where((eb) =>
-          eb.or([
-            eb("id", "=", target),
-            eb.and([
-              eb("room_id", "=", e.roomId),
-              eb("type", "=", "edit"),
-              eb(sql`content->>'targetEventId'`, "=", target),
-            ]),
-          ]),
-        )
-        .execute();
-    }
   }
 }
