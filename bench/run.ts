@@ -1,6 +1,6 @@
 /**
  * The benchmark suite: `npm run bench` (quick profile) or `npm run bench -- --full`.
- * Options: --only=send,fanout,storm,idle,backends  --cpu-prof (servers write .cpuprofile files
+ * Options: --only=send,fanout,rooms,storm,idle,backends  --cpu-prof (servers write .cpuprofile files
  * to .tmp/bench-profiles)  --out=DIR (default bench/results)  --report=FILE.json (rewrite the
  * report of an earlier run).
  *
@@ -18,13 +18,14 @@ import { writeReport } from "./lib/report.js";
 import { backends } from "./scenarios/backends.js";
 import { fanOut } from "./scenarios/fanout.js";
 import { idle } from "./scenarios/idle.js";
+import { manyRooms } from "./scenarios/rooms.js";
 import { pgbenchBaselines, sendPath } from "./scenarios/send.js";
 import { storm } from "./scenarios/storm.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const profile = PROFILES[argv.includes("--full") ? "full" : "quick"];
-const ALL = ["send", "fanout", "storm", "idle", "backends"];
+const ALL = ["send", "fanout", "rooms", "storm", "idle", "backends"];
 const only = new Set(opt("only")?.split(",") ?? ALL);
 const outDir = opt("out") ?? join(ROOT, "bench/results");
 
@@ -82,7 +83,7 @@ try {
 
   if (only.has("send")) results.pgbench = await pgbenchBaselines(ctx, tmp);
 
-  if (only.has("send") || only.has("fanout") || only.has("storm")) {
+  if (only.has("send") || only.has("fanout") || only.has("rooms") || only.has("storm")) {
     const db = await freshDb(ctx, "main");
     const spec = { name: "service-chat", dbUri: db.uri, backend: "nats" as const, queue: queueName(ctx, "nats") };
     results.serverSettings = serverEnv(ctx, spec);
@@ -95,6 +96,8 @@ try {
         results.fanout = fan;
       }
       if (only.has("storm")) results.storm = await storm(ctx, server);
+      // After the storm, so the storm's server holds no state from 2,000 more rooms and users.
+      if (only.has("rooms")) results.rooms = await manyRooms(ctx, server);
     } finally {
       await server.proc.stop();
     }

@@ -34,6 +34,22 @@ export interface Profile {
     drainMs: number;
     receiverProcesses: number;
   };
+  rooms: {
+    /** Rooms, and users: room r holds users r … r+roomSize−1 (mod rooms), so each user is in roomSize rooms. */
+    rooms: number;
+    roomSize: number;
+    /** Events per second over all rooms, in order; a ramp stops after the first step not kept up. */
+    rates: number[];
+    stepMs: number;
+    drainMs: number;
+    receiverProcesses: number;
+    /** HTTP/2 connections of the sender (its calls go round robin over them, any user on any). */
+    connections: number;
+    /** Shares of the events by kind. */
+    mix: { text: number; reaction: number; edit: number; reply: number };
+    /** Typing signals sent on the devices' streams per event sent. */
+    typingPerEvent: number;
+  };
   idle: { levels: number[]; holdMs: number; perProcess: number };
   storm: { devices: number; roomSize: number; whileDown: number; processes: number };
   backends: { list: Backend[]; sendMs: number; fanRates: number; stepMs: number };
@@ -61,6 +77,17 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
       drainMs: 4000,
       receiverProcesses: 2,
     },
+    rooms: {
+      rooms: 2000,
+      roomSize: 10,
+      rates: [100, 200, 400, 800, 1600],
+      stepMs: 3000,
+      drainMs: 4000,
+      receiverProcesses: 2,
+      connections: 4,
+      mix: { text: 0.8, reaction: 0.1, edit: 0.05, reply: 0.05 },
+      typingPerEvent: 0.2,
+    },
     idle: { levels: [2000], holdMs: 5000, perProcess: 1000 },
     storm: { devices: 1000, roomSize: 20, whileDown: 5, processes: 2 },
     backends: { list: ["mem", "redis"], sendMs: 3000, fanRates: 2, stepMs: 2500 },
@@ -85,6 +112,17 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
       stepMs: 8000,
       drainMs: 15000,
       receiverProcesses: 2,
+    },
+    rooms: {
+      rooms: 2000,
+      roomSize: 10,
+      rates: [100, 200, 400, 800, 1600, 3200],
+      stepMs: 8000,
+      drainMs: 15000,
+      receiverProcesses: 2,
+      connections: 4,
+      mix: { text: 0.8, reaction: 0.1, edit: 0.05, reply: 0.05 },
+      typingPerEvent: 0.2,
     },
     idle: { levels: [5000, 10000, 18000], holdMs: 35000, perProcess: 6000 },
     storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2 },

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { BackendRun } from "../scenarios/backends.js";
 import { type FanRun, type FanStep, keptUp } from "../scenarios/fanout.js";
 import type { IdleRun } from "../scenarios/idle.js";
+import type { RoomsRun, RoomsStep } from "../scenarios/rooms.js";
 import type { PgbenchResult, SendStep } from "../scenarios/send.js";
 import type { StormResult } from "../scenarios/storm.js";
 import type { CpuReport } from "./cpu.js";
@@ -22,6 +23,8 @@ export interface Results {
   pgbench?: { oneRow: Pg; hundredRows: Pg; transaction: Pg };
   send?: { single: SendStep; halfLoad?: SendStep; batched: SendStep };
   fanout?: { ours: FanRun; baseline?: FanRun }[];
+  /** Absent from results of runs before the scenario existed. */
+  rooms?: RoomsRun;
   storm?: StormResult;
   idle?: { ours: IdleRun; baseline: IdleRun };
   backends?: BackendRun[];
@@ -119,6 +122,52 @@ function fanCharts(dir: string, base: string, f: { ours: FanRun; baseline?: FanR
       yLabel: "deliveries/s achieved",
       logX: true,
     }),
+  );
+  return names;
+}
+
+function roomsCharts(dir: string, base: string, run: RoomsRun): string[] {
+  const names = [`${base}-rooms-latency.svg`, `${base}-rooms-throughput.svg`];
+  const title = `${fmt(run.rooms)} rooms × ${run.roomSize}`;
+  writeFileSync(
+    join(dir, names[0] as string),
+    lineChart(
+      (["p50", "p95", "p99"] as const).map((p) => ({
+        name: `Service Chat ${p}`,
+        points: run.steps.map((s) => [s.rate, s.latency[p]] as [number, number]),
+      })),
+      {
+        title: `End-to-end latency of texts and replies, ${title} (ms, log scale)`,
+        xLabel: "events/s offered (over all rooms)",
+        yLabel: "latency (ms)",
+        logY: true,
+        logX: true,
+      },
+    ),
+  );
+  writeFileSync(
+    join(dir, names[1] as string),
+    lineChart(
+      [
+        {
+          name: "Service Chat",
+          points: run.steps.map((s) => [s.offeredDeliveriesPerSecond, s.deliveriesPerSecond] as [number, number]),
+        },
+        {
+          name: "offered",
+          points: run.steps.map(
+            (s) => [s.offeredDeliveriesPerSecond, s.offeredDeliveriesPerSecond] as [number, number],
+          ),
+          dashed: true,
+        },
+      ],
+      {
+        title: `Deliveries/s, ${title}, mixed traffic`,
+        xLabel: `offered deliveries/s (events/s × ${run.roomSize} members)`,
+        yLabel: "deliveries/s achieved",
+        logX: true,
+      },
+    ),
   );
   return names;
 }
@@ -262,6 +311,25 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
       ),
     ]);
   }
+  if (r.rooms) {
+    const m = r.rooms;
+    const none = m.maxSustainedRate === 0;
+    const half = halfRateStep(m) as RoomsStep | undefined;
+    const where = none
+      ? "lowest rate (none kept up)"
+      : half && half.rate < m.maxSustainedRate
+        ? "half that rate"
+        : "the lowest rate (no step below)";
+    rows.push([
+      `many rooms (${fmt(m.rooms)} × ${m.roomSize}, mixed): highest kept up; latency at ${where}`,
+      `${none ? "none kept up" : `${fmt(m.maxSustainedDeliveriesPerSecond)} deliveries/s (${m.maxSustainedRate} events/s)`}; ` +
+        `p95 ${ms(half?.latency.p95)} ms, p99 ${ms(half?.latency.p99)} ms at ${half?.rate ?? "?"} events/s`,
+      "–",
+      "–",
+      "– (none set)",
+      "–",
+    ]);
+  }
   if (r.idle) {
     const o = r.idle.ours.levels.at(-1);
     const b = r.idle.baseline.levels.at(-1);
@@ -299,6 +367,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
   }
   const ratios = [
     ...(r.fanout ?? []).flatMap((f) => [...f.ours.steps, ...(f.baseline?.steps ?? [])]),
+    ...(r.rooms?.steps ?? []),
     ...(r.backends ?? []).flatMap((b) => b.fanout.steps),
   ];
   if (ratios.length) {
@@ -432,9 +501,11 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
     for (const c of charts[`fan${f.ours.roomSize}`] ?? []) out.push(`![fan-out ${f.ours.roomSize}](${c})`, "");
   }
 
+  if (r.rooms) out.push(...roomsSection(r.rooms, charts.rooms ?? []));
+
   if (r.idle) {
     out.push(
-      "## 3. Idle connections",
+      "## 4. Idle connections",
       "",
       "Service Chat: a gateway-only process (SERVICES=gateway) in front of a Default Service process; each device " +
         "sent hello with its token, was registered and subscribed, got its (empty) replay and `synced`, then stays " +
@@ -487,7 +558,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
   if (r.storm) {
     const s = r.storm;
     out.push(
-      "## 4. Reconnect storm",
+      "## 5. Reconnect storm",
       "",
       `${s.devices} devices (one user each) in ${s.rooms} rooms of ${s.roomSize} (each device in two), all connected to ` +
         `the server's gateway over WebSocket. Every socket is cut at once; ${s.sentWhileDown} messages are sent while ` +
@@ -533,7 +604,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
 
   if (r.backends?.length) {
     out.push(
-      "## 5. Queue backends",
+      "## 6. Queue backends",
       "",
       "Scenarios 1 and 2 shortened, one server per backend (fresh database each). With `mem://` the system is one " +
         "process and the connection registry is in memory; with `nats://` and `redis://` the registry is in Redis. " +
@@ -591,15 +662,93 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
   return `${out.join("\n")}\n`;
 }
 
+const KIND_ORDER = ["text", "reaction", "edit", "reply"] as const;
+
+function roomsSection(m: RoomsRun, charts: string[]): string[] {
+  const out: string[] = [];
+  const share = (x: number) => `${Math.round(x * 100)} %`;
+  const weights = KIND_ORDER.reduce((a, k) => a + m.mix[k], 0) || 1;
+  out.push(
+    `## 3. Many rooms, ${fmt(m.rooms)} rooms × ${m.roomSize} members`,
+    "",
+    `${fmt(m.users)} users, each in ${m.roomSize} of the ${fmt(m.rooms)} rooms (room r holds users r … r+${m.roomSize - 1}, ` +
+      `mod ${m.rooms}: the rooms overlap, so a device gets the traffic of ${m.roomSize} rooms), one device each on ` +
+      "WebSocket (binary frames) spread over generator processes. One sender process holding every member's token " +
+      "calls SendEvent once per event, at increasing open-loop rates, each event to a random room from one of its " +
+      `members: texts ${share(m.mix.text / weights)}, reactions to one of the room's recent texts ` +
+      `${share(m.mix.reaction / weights)}, edits of the author's own recent text ${share(m.mix.edit / weights)}, ` +
+      `replies to a recent text ${share(m.mix.reply / weights)}. Meanwhile the devices send ` +
+      `${m.typingPerEvent} typing signals per event on their streams (the server tells the room's other members). ` +
+      "Every member's device, the sender's own included, gets every event of its rooms: an event is due to the " +
+      `${m.roomSize} members, and *deliveries/s*, *delivered* and *kept up* count every kind (after dedupe, per ` +
+      "device) by the fan-out scenario's rule. Latency is measured on texts and replies (timestamp in the body); " +
+      "reactions and edits are counted, not timed. Typing frames are not events: they are counted in their own " +
+      "column (sent → received of due, due = sent × the other members) and do not enter the figures before it. " +
+      "A reaction, edit or reply in a room without a text to point at is sent as a text (*fell back*); one text per " +
+      "room is sent before the ramp so that this is rare. There is no raw `ws` baseline for this scenario: the " +
+      "broadcast server has no rooms, and here the cost is per event (a SendEvent, a transaction, a fan-out to 10) " +
+      "rather than per delivery. " +
+      `Creating the rooms took ${m.createSeconds.toFixed(1)} s, connecting the devices ${m.connectSeconds.toFixed(1)} s ` +
+      `(${m.connectFailed} failed), the text per room ${m.seed.seconds.toFixed(1)} s (${m.seed.calls} calls` +
+      `${m.seed.refused ? `, ${m.seed.refused} refused: ${m.seed.firstError}` : ""}).`,
+    "",
+  );
+  const rows = m.steps.map((s) => [
+    String(s.rate),
+    fmt(s.offeredDeliveriesPerSecond),
+    fmt(s.deliveriesPerSecond),
+    pct(s.deliveryRatio),
+    `${ms(s.latency.p50)} / ${ms(s.latency.p95)} / ${ms(s.latency.p99)} / ${ms(s.latency.max)}`,
+    ms(s.tailMs),
+    s.sustained ? "yes" : "no",
+    `${KIND_ORDER.map((k) => s.byKind[k].sent).join(" / ")}${s.fellBack ? ` (${s.fellBack} fell back)` : ""}`,
+    `${s.failed} / ${s.skipped}`,
+    `${s.typing.sent} → ${pct(s.typing.expected ? s.typing.received / s.typing.expected : Number.NaN)}`,
+    ...cpuCells(s.cpu),
+  ]);
+  out.push(
+    table(
+      [
+        "events/s",
+        "offered deliveries/s",
+        "deliveries/s",
+        "delivered",
+        "latency ms p50 / p95 / p99 / max",
+        "tail ms",
+        "kept up",
+        "sent: text / reaction / edit / reply",
+        "failed / skipped",
+        "typing sent → received",
+        ...CPU_HEAD,
+      ],
+      rows,
+    ),
+  );
+  const errors = m.steps.filter((s) => s.firstError).map((s) => `at ${s.rate} events/s: ${s.firstError}`);
+  out.push(
+    `Highest deliveries/s kept up: ${m.maxSustainedRate ? `${fmt(m.maxSustainedDeliveriesPerSecond)} (${m.maxSustainedRate} events/s)` : "none"}; ` +
+      `highest deliveries/s of any step: ${fmt(m.maxDeliveriesPerSecond)}. Mean frame size ${m.steps[0]?.frameBytes ?? "?"} B.` +
+      (errors.length ? ` First error ${errors.join("; ")}.` : ""),
+    "",
+  );
+  for (const c of charts) out.push(`![many rooms](${c})`, "");
+  return out;
+}
+
 /** Applies the current "kept up" rule to every fan-out step, so a report rewritten later agrees with itself. */
 function classify(r: Results): void {
   const runs = [
     ...(r.fanout ?? []).flatMap((f) => [f.ours, f.baseline]),
+    r.rooms,
     ...(r.backends ?? []).map((b) => b.fanout),
   ].filter((x): x is FanRun => !!x);
   for (const run of runs) {
     for (const s of run.steps) s.sustained = keptUp(s);
     run.maxSustainedRate = Math.max(0, ...run.steps.filter((s) => s.sustained).map((s) => s.rate));
+  }
+  if (r.rooms) {
+    const kept = r.rooms.steps.filter((s) => s.sustained);
+    r.rooms.maxSustainedDeliveriesPerSecond = Math.max(0, ...kept.map((s) => s.deliveriesPerSecond));
   }
 }
 
@@ -616,6 +765,7 @@ export function writeReport(dir: string, profile: string, results: Record<string
   const send = sendCharts(dir, base, r);
   if (send) charts.send = [send];
   for (const f of r.fanout ?? []) charts[`fan${f.ours.roomSize}`] = fanCharts(dir, base, f);
+  if (r.rooms?.steps.length) charts.rooms = roomsCharts(dir, base, r.rooms);
   const md = join(dir, `${base}.md`);
   writeFileSync(md, markdown(r, charts, jsonName));
   return [

@@ -1,4 +1,4 @@
-import { type Client, createClient } from "@connectrpc/connect";
+import { type CallOptions, type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ChatService, RoomEventType, RoomType } from "@service-chat/api";
 import type { DevSigner } from "@service-chat/core";
@@ -25,20 +25,52 @@ export function chatAs(grpcUrl: string, signer: DevSigner, user: string): Chat {
   );
 }
 
-/** A group room owned by `owner` with `members` (added 1,000 per call, the API's limit). */
-export async function createRoom(chat: Chat, name: string, members: string[]): Promise<string> {
+/**
+ * One ChatService client (one HTTP/2 connection) acting as many users: each call passes
+ * `await as(user)` as its options, which carry that user's token (minted once per user).
+ */
+export function chatAsMany(grpcUrl: string, signer: DevSigner): { chat: Chat; as(user: string): Promise<CallOptions> } {
+  const chat = createClient(
+    ChatService,
+    createConnectTransport({ baseUrl: grpcUrl, httpVersion: "2", useBinaryFormat: true }),
+  );
+  const tokens = new Map<string, Promise<string>>();
+  return {
+    chat,
+    async as(user) {
+      let token = tokens.get(user);
+      if (!token) {
+        token = signer.sign({ sub: user, ttl_s: 6 * 3600 });
+        tokens.set(user, token);
+      }
+      return { headers: { authorization: `Bearer ${await token}` } };
+    },
+  };
+}
+
+/**
+ * A group room owned by the caller with `members` (added 1,000 per call, the API's limit; the
+ * caller is a member anyway and is left out if named).
+ */
+export async function createRoom(chat: Chat, name: string, members: string[], options?: CallOptions): Promise<string> {
   const first = members.slice(0, 1000);
-  const { room } = await chat.createRoom({
-    name,
-    type: RoomType.GROUP,
-    members: first.map((profileId) => ({ profileId })),
-  });
+  const { room } = await chat.createRoom(
+    {
+      name,
+      type: RoomType.GROUP,
+      members: first.map((profileId) => ({ profileId })),
+    },
+    options,
+  );
   const id = room?.id as string;
   for (let i = 1000; i < members.length; i += 1000) {
-    await chat.addRoomSubscriptions({
-      roomId: id,
-      members: members.slice(i, i + 1000).map((profileId) => ({ profileId })),
-    });
+    await chat.addRoomSubscriptions(
+      {
+        roomId: id,
+        members: members.slice(i, i + 1000).map((profileId) => ({ profileId })),
+      },
+      options,
+    );
   }
   return id;
 }

@@ -20,7 +20,7 @@ function comparisonRates(ctx: Ctx, main: { ours: FanRun } | undefined): number[]
 }
 
 /**
- * Scenario 5: the send path and the fan-out of a 1,000-member room (shortened) with each queue
+ * Scenario 6: the send path and the fan-out of a 1,000-member room (shortened) with each queue
  * backend. With mem:// the whole system is one process and the registry is in memory too.
  */
 export async function backends(ctx: Ctx, results: Record<string, unknown>): Promise<BackendRun[]> {

@@ -41,6 +41,9 @@ export interface FanRun {
 
 let stepId = 0;
 
+/** Step ids are unique over the run, so a late delivery of an earlier step is never counted in a later one. */
+export const nextStepId = (): number => ++stepId;
+
 /** The profile's rates (for 1,000 members) scaled to a room's size: the same offered deliveries/s. */
 export const ratesFor = (rates: number[], roomSize: number): number[] => [
   ...new Set(rates.map((r) => Math.max(1, Math.round((r * 1000) / roomSize)))),
@@ -66,7 +69,7 @@ async function ramp(
   const steps: FanStep[] = [];
   const { drainMs } = ctx.profile.fanout;
   for (const rate of rates) {
-    const id = ++stepId;
+    const id = nextStepId();
     const maxMsgs = Math.ceil((rate * stepMs) / 1000) + 16;
     const live = (
       await Promise.all(receivers.map((r) => r.call<{ devices: number }>("devices.stepBegin", { id, maxMsgs })))
@@ -84,22 +87,8 @@ async function ramp(
         durationMs: stepMs,
         bodyBytes: ctx.profile.send.bodyBytes,
       });
-      // Wait for the stragglers: until everything expected arrived, or nothing more arrives.
       const expected = sent.acked * live;
-      const deadline = performance.now() + drainMs;
-      let last = -1;
-      let stillSince = performance.now();
-      let stats: StepStats[] = [];
-      for (;;) {
-        stats = await Promise.all(receivers.map((r) => r.call<StepStats>("devices.stepStats")));
-        const got = stats.reduce((n, s) => n + s.received, 0);
-        if (got >= expected || performance.now() > deadline) break;
-        if (got !== last) {
-          last = got;
-          stillSince = performance.now();
-        } else if (performance.now() - stillSince > 1000) break;
-        await sleep(50);
-      }
+      const stats = await drain(receivers, expected, drainMs);
       return { sent, stats, expected };
     });
     const { sent, stats, expected } = result;
@@ -135,6 +124,26 @@ async function ramp(
   return steps;
 }
 
+/**
+ * Waits for the stragglers of a step: until everything expected arrived, nothing more arrived for
+ * a second, or `drainMs` passed. Answers each receiver process's figures.
+ */
+export async function drain(receivers: Child[], expected: number, drainMs: number): Promise<StepStats[]> {
+  const deadline = performance.now() + drainMs;
+  let last = -1;
+  let stillSince = performance.now();
+  for (;;) {
+    const stats = await Promise.all(receivers.map((r) => r.call<StepStats>("devices.stepStats")));
+    const got = stats.reduce((n, s) => n + s.received, 0);
+    if (got >= expected || performance.now() > deadline) return stats;
+    if (got !== last) {
+      last = got;
+      stillSince = performance.now();
+    } else if (performance.now() - stillSince > 1000) return stats;
+    await sleep(50);
+  }
+}
+
 export function summarise(
   target: FanRun["target"],
   roomSize: number,
@@ -152,10 +161,11 @@ export function summarise(
   };
 }
 
-async function connectAll(
+/** Connects `users` (one device each) spread evenly over the receiver processes. */
+export async function connectAll(
   ctx: Ctx,
   receivers: Child[],
-  args: { url: string; kind: "chat" | "raw"; users: string[] },
+  args: { url: string; kind: "chat" | "raw"; users: string[]; rooms?: { id: string; members: string[] }[] },
 ): Promise<{ seconds: number; failed: number }> {
   const started = performance.now();
   const share = Math.ceil(args.users.length / receivers.length);
@@ -168,6 +178,7 @@ async function connectAll(
         keyFile: ctx.keyFile,
         users: args.users.slice(i * share, (i + 1) * share),
         concurrency: 100,
+        ...(args.rooms ? { rooms: args.rooms } : {}),
       }),
     ),
   );

@@ -101,7 +101,7 @@ async function measure(
 }
 
 /**
- * Scenario 3: memory per idle connection. A gateway-only process (SERVICES=gateway) in front of a
+ * Scenario 4: memory per idle connection. A gateway-only process (SERVICES=gateway) in front of a
  * Default Service process; its RSS and heap after GC with no connection and with N idle devices
  * (authenticated, registered, subscribed, replayed); then the raw `ws` server with N sockets.
  */

@@ -50,7 +50,7 @@ export interface StormResult {
 }
 
 /**
- * Scenario 4: N devices in rooms of 20 (each in two rooms), all connected; every socket dies at
+ * Scenario 5: N devices in rooms of 20 (each in two rooms), all connected; every socket dies at
  * once; messages are sent while they are down and while they come back; each device reconnects
  * the way the SDK does and resumes from its positions. Measures the time until all caught up,
  * and counts what was lost or shown twice.

@@ -51,6 +51,8 @@ const step = {
   bytes: 0,
   firstAt: 0,
   lastAt: 0,
+  /** Typing frames received since stepBegin (no mark: a late one of the step before counts here). */
+  typing: 0,
   hist: new Histogram(),
 };
 
@@ -96,7 +98,8 @@ function onFrame(d: Device, data: Buffer): void {
       step.bytes += data.length;
       if (step.firstAt === 0) step.firstAt = at;
       step.lastAt = at;
-      step.hist.record(at - mark.sentAt);
+      // Counting marks (reactions, edits) have no timestamp: counted, not timed.
+      if (Number.isFinite(mark.sentAt)) step.hist.record(at - mark.sentAt);
       return;
     }
   }
@@ -124,6 +127,8 @@ function onFrame(d: Device, data: Buffer): void {
     }
   } else if (f.case === "resync") {
     d.positions.set(f.value.roomId, Number(f.value.fromSeq) - 1);
+  } else if (f.case === "typing") {
+    step.typing++;
   }
 }
 
@@ -198,7 +203,7 @@ export interface ConnectArgs {
   /** Source addresses to spread sockets over (127.0.0.x), round robin. */
   localAddresses?: string[];
   concurrency: number;
-  /** Rooms and their members, for the seq tracking of the storm. */
+  /** Rooms and their members: the seq tracking of the storm, the rooms a device types in. */
   rooms?: { id: string; members: string[] }[];
 }
 
@@ -259,8 +264,11 @@ export async function connectDevices(a: ConnectArgs) {
   };
 }
 
-/** Starts counting deliveries of step `id` (messages numbered 0 … maxMsgs-1). */
-export function stepBegin(a: { id: number; maxMsgs: number }) {
+/**
+ * Starts counting deliveries of step `id` (messages numbered 0 … maxMsgs-1). With `listDown`,
+ * also answers the users whose device is not live (to count what each room can deliver).
+ */
+export function stepBegin(a: { id: number; maxMsgs: number; listDown?: boolean }) {
   step.id = a.id;
   step.received = 0;
   step.dups = 0;
@@ -268,9 +276,13 @@ export function stepBegin(a: { id: number; maxMsgs: number }) {
   step.bytes = 0;
   step.firstAt = 0;
   step.lastAt = 0;
+  step.typing = 0;
   step.hist = new Histogram();
   for (const d of devices) d.seen = new Uint8Array(a.maxMsgs);
-  return { devices: devices.filter((d) => d.state === "live").length };
+  return {
+    devices: devices.filter((d) => d.state === "live").length,
+    ...(a.listDown ? { down: devices.filter((d) => d.state !== "live").map((d) => d.user) } : {}),
+  };
 }
 
 export interface StepStats {
@@ -281,6 +293,8 @@ export interface StepStats {
   firstAt: number;
   lastAt: number;
   live: number;
+  /** Typing frames received since stepBegin. */
+  typing: number;
   hist: HistogramData;
   closeCodes: Record<string, number>;
 }
@@ -294,6 +308,7 @@ export function stepStats(): StepStats {
     firstAt: step.firstAt,
     lastAt: step.lastAt,
     live: devices.filter((d) => d.state === "live").length,
+    typing: step.typing,
     hist: step.hist.toJSON(),
     closeCodes: { ...closeCodes },
   };
@@ -321,6 +336,41 @@ export async function closeDevices() {
   devices = [];
   for (const k of Object.keys(closeCodes)) delete closeCodes[k];
   return {};
+}
+
+/**
+ * Typing signals on the stream, as a client sends them while its user types: `rate` per second
+ * (open loop) for `durationMs`, each `typing{room, active}` from a random live device in one of
+ * its rooms (connect with `rooms`). The server tells the room's other members.
+ */
+export async function sendTyping(a: { rate: number; durationMs: number }) {
+  const typists = devices.filter((d) => d.state === "live" && d.rooms.length > 0);
+  let sent = 0;
+  let skipped = 0;
+  if (typists.length === 0 || a.rate <= 0) return { sent, skipped };
+  const begin = performance.now();
+  const end = begin + a.durationMs;
+  while (performance.now() < end) {
+    const due = Math.floor((a.rate * (performance.now() - begin)) / 1000) - (sent + skipped);
+    for (let i = 0; i < due; i++) {
+      const d = typists[Math.floor(Math.random() * typists.length)] as Device;
+      const roomId = d.rooms[Math.floor(Math.random() * d.rooms.length)] as string;
+      if (d.state !== "live" || !d.ws) {
+        skipped++;
+        continue;
+      }
+      d.ws.send(
+        toBinary(
+          ClientFrameSchema,
+          create(ClientFrameSchema, { frame: { case: "typing", value: { roomId, active: true } } }),
+        ),
+      );
+      sent++;
+    }
+    // A coarser tick than the senders': typing is a small share of the load.
+    await sleep(5);
+  }
+  return { sent, skipped };
 }
 
 /** The storm: every socket dies at once, as in a network cut (no close handshake). */

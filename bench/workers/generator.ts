@@ -9,20 +9,25 @@ import {
   deviceCount,
   drop,
   reconnect,
+  sendTyping,
   stepBegin,
   stepStats,
   waitCaughtUp,
 } from "./devices.js";
-import { fanSend, sendLoad } from "./send.js";
+import { fanSend, roomsSeed, roomsSend, roomsSetup, sendLoad } from "./send.js";
 
 const commands: Record<string, (args: any) => unknown> = {
   "send.run": sendLoad,
   "fan.send": fanSend,
+  "rooms.setup": roomsSetup,
+  "rooms.seed": roomsSeed,
+  "rooms.send": roomsSend,
   "devices.connect": connectDevices,
   "devices.stepBegin": stepBegin,
   "devices.stepStats": stepStats,
   "devices.count": deviceCount,
   "devices.close": closeDevices,
+  "devices.typing": sendTyping,
   "storm.drop": drop,
   "storm.reconnect": reconnect,
   "storm.waitCaughtUp": waitCaughtUp,

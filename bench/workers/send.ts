@@ -5,7 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { ChatService, RoomEventType, ServerFrameSchema } from "@service-chat/api";
 import WebSocket from "ws";
 import { Histogram, type HistogramData } from "../lib/hist.js";
-import { body } from "../lib/payload.js";
+import { body, countingId } from "../lib/payload.js";
 import { signerFor } from "./signer.js";
 
 type Chat = Client<typeof ChatService>;
@@ -284,6 +284,20 @@ export async function fanSend(a: FanSendArgs): Promise<FanSendResult> {
       return undefined;
     };
   }
+  await paced(a, r, send);
+  return r;
+}
+
+/**
+ * Open-loop pacing: each tick starts `rate × elapsed − started` sends (numbered 0, 1, …), never
+ * one per timer tick; beyond `maxInFlight` unanswered a send is not started and counts as skipped.
+ * Waits for every answer, then sets `seconds`.
+ */
+async function paced(
+  a: { rate: number; durationMs: number; maxInFlight?: number },
+  r: FanSendResult,
+  send: (n: number) => Promise<void> | undefined,
+): Promise<void> {
   const maxInFlight = a.maxInFlight ?? 256;
   let inFlight = 0;
   const pending = new Set<Promise<void>>();
@@ -311,5 +325,249 @@ export async function fanSend(a: FanSendArgs): Promise<FanSendResult> {
   }
   await Promise.allSettled([...pending]);
   r.seconds = (performance.now() - begin) / 1000;
+}
+
+/* ---- The many-rooms scenario: many users, many rooms, mixed traffic. ---- */
+
+/** Shares of the traffic by kind (they need not add up to 1: they are weights). */
+export interface RoomsMix {
+  text: number;
+  reaction: number;
+  edit: number;
+  reply: number;
+}
+export type RoomsKind = keyof RoomsMix;
+const KINDS: RoomsKind[] = ["text", "reaction", "edit", "reply"];
+const EMOJI = ["👍", "❤️", "😂", "🎉", "👀", "🙏"];
+/** Text messages remembered per room, as targets of reactions, edits and replies. */
+const RECENT = 8;
+
+interface RoomState {
+  id: string;
+  members: string[];
+  recent: { id: string; sender: string }[];
+}
+
+let rooms:
+  | { chats: Chat[]; headers: Map<string, { authorization: string }>; list: RoomState[]; run: string }
+  | undefined;
+
+export interface RoomsSetupArgs {
+  url: string;
+  keyFile: string;
+  connections: number;
+  rooms: { id: string; members: string[] }[];
+}
+
+/** Mints a token for every member of the rooms (same key file as the server) and opens the HTTP/2 connections. */
+export async function roomsSetup(a: RoomsSetupArgs) {
+  const started = performance.now();
+  const signer = await signerFor(a.keyFile);
+  const users = [...new Set(a.rooms.flatMap((r) => r.members))];
+  const headers = new Map<string, { authorization: string }>();
+  for (let i = 0; i < users.length; i += 200) {
+    const chunk = users.slice(i, i + 200);
+    const tokens = await Promise.all(chunk.map((sub) => signer.sign({ sub })));
+    for (const [j, u] of chunk.entries()) headers.set(u, { authorization: `Bearer ${tokens[j]}` });
+  }
+  rooms = {
+    chats: clients(a.url, a.connections),
+    headers,
+    list: a.rooms.map((r) => ({ ...r, recent: [] })),
+    run: Date.now().toString(36),
+  };
+  return { users: users.length, seconds: (performance.now() - started) / 1000 };
+}
+
+const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
+
+function remember(room: RoomState, id: string, sender: string): void {
+  room.recent.push({ id, sender });
+  if (room.recent.length > RECENT) room.recent.shift();
+}
+
+/**
+ * One text per room before the ramp, so reactions, edits and replies have targets from the first
+ * step, and the members' tokens and HTTP/2 connections are warm. A member sends to all of its
+ * rooms without a text yet in one call (for each room still without one, the member of it with
+ * the most such rooms). The bodies carry no mark: receivers do not count them.
+ */
+export async function roomsSeed(a: { concurrency: number }) {
+  const st = rooms;
+  if (!st) throw new Error("rooms.setup first");
+  const started = performance.now();
+  const roomsOf = new Map<string, RoomState[]>();
+  for (const room of st.list) for (const m of room.members) roomsOf.set(m, [...(roomsOf.get(m) ?? []), room]);
+  const calls: { user: string; rooms: RoomState[] }[] = [];
+  const covered = new Set<RoomState>();
+  const todo = (user: string) => (roomsOf.get(user) ?? []).filter((r) => !covered.has(r));
+  for (const room of st.list) {
+    if (covered.has(room)) continue;
+    let best = room.members[0] as string;
+    for (const m of room.members) if (todo(m).length > todo(best).length) best = m;
+    const mine = todo(best).slice(0, 100);
+    for (const r of mine) covered.add(r);
+    calls.push({ user: best, rooms: mine });
+  }
+  let acked = 0;
+  let refused = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(a.concurrency, calls.length) }, async () => {
+      while (next < calls.length) {
+        const i = next++;
+        const c = calls[i] as (typeof calls)[number];
+        try {
+          const { ack } = await (st.chats[i % st.chats.length] as Chat).sendEvent(
+            {
+              event: c.rooms.map((room) => ({
+                roomId: room.id,
+                type: RoomEventType.TEXT,
+                content: { case: "text" as const, value: { body: `hello from ${c.user}` } },
+                clientId: `seed-${st.run}-${room.id}`,
+              })),
+            },
+            { headers: st.headers.get(c.user), timeoutMs: 60_000 },
+          );
+          ack.forEach((x, k) => {
+            if (x.error) {
+              refused++;
+              firstError ??= x.error.message;
+            } else {
+              acked++;
+              remember(c.rooms[k] as RoomState, x.eventId, c.user);
+            }
+          });
+        } catch (err) {
+          refused += c.rooms.length;
+          firstError ??= (err as Error).message;
+        }
+      }
+    }),
+  );
+  return {
+    calls: calls.length,
+    acked,
+    refused,
+    seconds: (performance.now() - started) / 1000,
+    ...(firstError ? { firstError } : {}),
+  };
+}
+
+export interface RoomsSendArgs {
+  step: number;
+  /** Events per second, over all rooms. */
+  rate: number;
+  durationMs: number;
+  bodyBytes: number;
+  mix: RoomsMix;
+  maxInFlight?: number;
+}
+
+export interface RoomsSendResult extends FanSendResult {
+  /** Events sent and acknowledged by kind. */
+  byKind: Record<RoomsKind, { sent: number; acked: number }>;
+  /** Reactions, edits or replies sent as plain texts because their room had no text yet to point at. */
+  fellBack: number;
+  /** Events acknowledged per room (in the order of rooms.setup), to count the deliveries due. */
+  ackedPerRoom: number[];
+}
+
+/**
+ * The sender of the many-rooms scenario: SendEvent per event, open loop at `rate`, each to a
+ * random room from one of its members. Texts and replies carry the timed mark in their body;
+ * reactions (to a recent text of the room) and edits (of the author's own recent text) carry a
+ * counting mark in their client id.
+ */
+export async function roomsSend(a: RoomsSendArgs): Promise<RoomsSendResult> {
+  const st = rooms;
+  if (!st) throw new Error("rooms.setup first");
+  const byKind = Object.fromEntries(KINDS.map((k) => [k, { sent: 0, acked: 0 }])) as RoomsSendResult["byKind"];
+  const perRoom = new Int32Array(st.list.length);
+  const r: RoomsSendResult = {
+    sent: 0,
+    acked: 0,
+    failed: 0,
+    skipped: 0,
+    seconds: 0,
+    lastSentAt: 0,
+    byKind,
+    fellBack: 0,
+    ackedPerRoom: [],
+  };
+  const weights = KINDS.map((k) => Math.max(0, a.mix[k]));
+  const total = weights.reduce((x, y) => x + y, 0);
+  const choose = (): RoomsKind => {
+    let u = Math.random() * total;
+    for (const [i, k] of KINDS.entries()) {
+      u -= weights[i] as number;
+      if (u < 0) return k;
+    }
+    return "text";
+  };
+  const padded = (head: string) => (head.length >= a.bodyBytes ? head : head + "y".repeat(a.bodyBytes - head.length));
+
+  const send = (n: number): Promise<void> => {
+    const ri = Math.floor(Math.random() * st.list.length);
+    const room = st.list[ri] as RoomState;
+    let kind = choose();
+    if (kind !== "text" && room.recent.length === 0) {
+      kind = "text";
+      r.fellBack++;
+    }
+    const target = kind === "text" ? undefined : pick(room.recent);
+    // An edit is sent by the author of the text it changes; anything else by a random member.
+    const sender = kind === "edit" ? (target?.sender as string) : pick(room.members);
+    const event =
+      kind === "reaction"
+        ? {
+            roomId: room.id,
+            type: RoomEventType.REACTION,
+            content: {
+              case: "reaction" as const,
+              value: { targetEventId: target?.id as string, key: pick(EMOJI), add: true },
+            },
+            clientId: countingId(a.step, n, st.run),
+          }
+        : kind === "edit"
+          ? {
+              roomId: room.id,
+              type: RoomEventType.EDIT,
+              content: {
+                case: "edit" as const,
+                value: { targetEventId: target?.id as string, text: { body: padded(`edited ${a.step}-${n} `) } },
+              },
+              clientId: countingId(a.step, n, st.run),
+            }
+          : {
+              roomId: room.id,
+              type: RoomEventType.TEXT,
+              ...(target ? { parentId: target.id } : {}),
+              content: { case: "text" as const, value: { body: body(a.step, n, a.bodyBytes) } },
+              clientId: `r${a.step}-${n}-${st.run}`,
+            };
+    byKind[kind].sent++;
+    return (st.chats[n % st.chats.length] as Chat)
+      .sendEvent({ event: [event] }, { headers: st.headers.get(sender), timeoutMs: 30_000 })
+      .then(({ ack }) => {
+        const x = ack[0];
+        if (!x || x.error) {
+          r.failed++;
+          r.firstError ??= x?.error?.message ?? "no ack";
+          return;
+        }
+        r.acked++;
+        byKind[kind].acked++;
+        perRoom[ri] = (perRoom[ri] as number) + 1;
+        if (kind === "text" || kind === "reply") remember(room, x.eventId, sender);
+      })
+      .catch((err: Error) => {
+        r.failed++;
+        r.firstError ??= err.message;
+      });
+  };
+  await paced(a, r, send);
+  r.ackedPerRoom = Array.from(perRoom);
   return r;
 }
