@@ -63,6 +63,15 @@ const body = (b: string, format = 0): EventInit => ({
 const withRoom = (e: () => EventInit, id: string) => ({ ...e(), roomId: id });
 const sentAt = (ms: number) => text(roomId, "hi", { sentAt: timestampFromDate(new Date(Date.now() + ms)) });
 
+describe("SendEvent refuses text that is not Unicode", () => {
+  it("refuses a lone surrogate (JSON can escape one; UTF-8 and PostgreSQL cannot hold it), storing nothing", async () => {
+    const before = await countRows(t);
+    const err = await failsWith(send(alice(), body("a\ud800b")), Code.InvalidArgument);
+    expect(err.rawMessage).toMatch(/TextContent\.body.*invalid UTF8/);
+    expect(await countRows(t)).toEqual(before);
+  });
+});
+
 describe("SendEvent refuses an invalid event, naming the field", () => {
   beforeEach(async () => {
     rows = await countRows(t);
