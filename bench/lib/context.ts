@@ -72,7 +72,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     },
     fanout: {
       roomSizes: [1000],
-      rates: [5, 10, 20, 40, 80, 160, 320],
+      rates: [5, 10, 20, 40, 80, 160, 320, 640],
       stepMs: 3000,
       drainMs: 4000,
       receiverProcesses: 2,
@@ -108,7 +108,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     },
     fanout: {
       roomSizes: [1000, 5000],
-      rates: [5, 10, 20, 40, 80, 160, 320],
+      rates: [5, 10, 20, 40, 80, 160, 320, 640],
       stepMs: 8000,
       drainMs: 15000,
       receiverProcesses: 2,
