@@ -95,7 +95,7 @@ try {
         for (const size of profile.fanout.roomSizes) fan.push(await fanOut(ctx, server, size));
         results.fanout = fan;
       }
-      if (only.has("storm")) results.storm = await storm(ctx, server);
+      if (only.has("storm")) results.storm = await storm(ctx, server, spec);
       // After the storm, so the storm's server holds no state from 2,000 more rooms and users.
       if (only.has("rooms")) results.rooms = await manyRooms(ctx, server);
     } finally {

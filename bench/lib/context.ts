@@ -51,7 +51,14 @@ export interface Profile {
     typingPerEvent: number;
   };
   idle: { levels: number[]; holdMs: number; perProcess: number };
-  storm: { devices: number; roomSize: number; whileDown: number; processes: number };
+  storm: {
+    devices: number;
+    roomSize: number;
+    whileDown: number;
+    processes: number;
+    /** Gateway-only processes beside the server's own gateway; devices are spread over all of them. */
+    gateways: number;
+  };
   backends: { list: Backend[]; sendMs: number; fanRates: number; stepMs: number };
 }
 
@@ -89,7 +96,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
       typingPerEvent: 0.2,
     },
     idle: { levels: [2000], holdMs: 5000, perProcess: 1000 },
-    storm: { devices: 1000, roomSize: 20, whileDown: 5, processes: 2 },
+    storm: { devices: 1000, roomSize: 20, whileDown: 5, processes: 2, gateways: 1 },
     backends: { list: ["mem", "redis"], sendMs: 3000, fanRates: 2, stepMs: 2500 },
   },
   full: {
@@ -125,7 +132,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
       typingPerEvent: 0.2,
     },
     idle: { levels: [5000, 10000, 18000], holdMs: 35000, perProcess: 6000 },
-    storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2 },
+    storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2, gateways: 1 },
     backends: { list: ["mem", "nats", "redis"], sendMs: 8000, fanRates: 2, stepMs: 6000 },
   },
 };

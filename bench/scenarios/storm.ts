@@ -1,4 +1,4 @@
-import { type Ctx, withCpu } from "../lib/context.js";
+import { type Ctx, launch, type ServerSpec, withCpu } from "../lib/context.js";
 import { type CpuReport, listenOverflows } from "../lib/cpu.js";
 import { Histogram, type Percentiles } from "../lib/hist.js";
 import { type Child, type Server, sleep, startGenerator } from "../lib/proc.js";
@@ -21,6 +21,8 @@ interface CaughtUp {
 
 export interface StormResult {
   devices: number;
+  /** Gateway-only processes beside the server's own gateway (absent in older results: none). */
+  gateways?: number;
   rooms: number;
   roomSize: number;
   connectSeconds: number;
@@ -55,8 +57,8 @@ export interface StormResult {
  * the way the SDK does and resumes from its positions. Measures the time until all caught up,
  * and counts what was lost or shown twice.
  */
-export async function storm(ctx: Ctx, server: Server): Promise<StormResult> {
-  const { devices: n, roomSize, whileDown, processes } = ctx.profile.storm;
+export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise<StormResult> {
+  const { devices: n, roomSize, whileDown, processes, gateways: extra } = ctx.profile.storm;
   const tag = `${ctx.runId}-storm`;
   const owner = `${tag}-owner`;
   const users = Array.from({ length: n }, (_, i) => `${tag}-u${i}`);
@@ -74,6 +76,21 @@ export async function storm(ctx: Ctx, server: Server): Promise<StormResult> {
     },
   );
 
+  // Gateway-only processes beside the server's own gateway (each its own accept queue and event
+  // loop), forwarding ChatService calls to the server as a deployment does.
+  const gateways: Server[] = [];
+  for (let g = 0; g < extra; g++) {
+    gateways.push(
+      await launch(ctx, {
+        ...spec,
+        name: `storm gateway ${g + 1}`,
+        dbUri: undefined,
+        services: "gateway",
+        chatServiceUri: server.grpcUrl,
+      }),
+    );
+  }
+  const wsUrls = [server.wsUrl, ...gateways.map((g) => g.wsUrl)];
   const gens: Child[] = await Promise.all(
     Array.from({ length: processes }, (_, i) => startGenerator(`storm devices ${i + 1}`)),
   );
@@ -84,7 +101,7 @@ export async function storm(ctx: Ctx, server: Server): Promise<StormResult> {
     const connects = await Promise.all(
       gens.map((g, i) =>
         g.call<{ connected: number; failed: number; firstError?: string }>("devices.connect", {
-          url: server.wsUrl,
+          url: wsUrls[i % wsUrls.length],
           kind: "chat",
           track: "seq",
           keyFile: ctx.keyFile,
@@ -132,6 +149,7 @@ export async function storm(ctx: Ctx, server: Server): Promise<StormResult> {
     for (const w of result) for (const [k, v] of Object.entries(w.closeCodes)) closeCodes[k] = (closeCodes[k] ?? 0) + v;
     const out: StormResult = {
       devices: n,
+      gateways: extra,
       rooms: roomCount,
       roomSize,
       connectSeconds,
@@ -164,6 +182,7 @@ export async function storm(ctx: Ctx, server: Server): Promise<StormResult> {
     await Promise.all(gens.map((g) => g.call("devices.close")));
     return out;
   } finally {
+    await Promise.allSettled(gateways.map((g) => g.proc.stop()));
     await Promise.allSettled(gens.map((g) => g.stop()));
   }
 }
