@@ -132,7 +132,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
       typingPerEvent: 0.2,
     },
     idle: { levels: [5000, 10000, 18000], holdMs: 35000, perProcess: 6000 },
-    storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2, gateways: 1 },
+    storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2, gateways: 2 },
     backends: { list: ["mem", "nats", "redis"], sendMs: 8000, fanRates: 2, stepMs: 6000 },
   },
 };

@@ -563,8 +563,8 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
       `${s.devices} devices (one user each) in ${s.rooms} rooms of ${s.roomSize} (each device in two), connected over ` +
         "WebSocket " +
         (s.gateways
-          ? `to ${s.gateways + 1} gateways, evenly: the server's own and ${s.gateways} gateway-only ` +
-            `process${s.gateways > 1 ? "es" : ""} (SERVICES=gateway) forwarding ChatService calls to it. `
+          ? `evenly to ${s.gateways} gateway-only process${s.gateways > 1 ? "es" : ""} (SERVICES=gateway) ` +
+            "in front of the server, forwarding ChatService calls to it as a deployment's gateways do. "
           : "to the server's gateway. ") +
         `Every socket is cut at once; ${s.sentWhileDown} messages are sent while ` +
         `they are down and ${s.sentDuringReconnect} more while they come back. Each device reconnects as the SDK does ` +
@@ -590,16 +590,16 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
           [
             String(s.devices),
             Number.isFinite(s.allCaughtUpSeconds)
-              ? `$s.allCaughtUpSeconds.toFixed(2)s`
-              : `$s.caughtUpof $s.devicesin $s.deadlineSecondss`,
-            Number.isFinite(s.allSyncedSeconds) ? `$s.allSyncedSeconds.toFixed(2)s` : "not all",
-            `$ms(s.perDeviceCatchUpMs.p50)/ ${ms(s.perDeviceCatchUpMs.p95)} / $ms(s.perDeviceCatchUpMs.max)ms`,
+              ? `${s.allCaughtUpSeconds.toFixed(2)} s`
+              : `${s.caughtUp} of ${s.devices} in ${s.deadlineSeconds} s`,
+            Number.isFinite(s.allSyncedSeconds) ? `${s.allSyncedSeconds.toFixed(2)} s` : "not all",
+            `${ms(s.perDeviceCatchUpMs.p50)} / ${ms(s.perDeviceCatchUpMs.p95)} / ${ms(s.perDeviceCatchUpMs.max)} ms`,
             String(s.lost),
             String(s.duplicates),
             String(s.notYetShown ?? 0),
             String(s.listenOverflows ?? "–"),
             fmt(s.replayedEvents),
-            `$s.reconnectAttempts($s.failedAttempts)`,
+            `${s.reconnectAttempts} (${s.failedAttempts})`,
             ...cpuCells(s.cpu),
           ],
         ],

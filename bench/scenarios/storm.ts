@@ -90,7 +90,7 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
       }),
     );
   }
-  const wsUrls = [server.wsUrl, ...gateways.map((g) => g.wsUrl)];
+  const wsUrls = gateways.length > 0 ? gateways.map((g) => g.wsUrl) : [server.wsUrl];
   const gens: Child[] = await Promise.all(
     Array.from({ length: processes }, (_, i) => startGenerator(`storm devices ${i + 1}`)),
   );

@@ -22,6 +22,8 @@ interface Device {
   state: "connecting" | "live" | "down" | "closed";
   rooms: string[];
   positions: Map<string, number>;
+  /** When each room's position last moved: the time it was reached, once the expected seq is known. */
+  advancedAt: Map<string, number>;
   seen?: Uint8Array;
   attempts: number;
   syncedAt?: number;
@@ -66,6 +68,16 @@ const storm = {
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** When the device showed the newest event it has in any of its rooms. */
+function lastAdvance(d: Device): number | undefined {
+  let last: number | undefined;
+  for (const room of d.rooms) {
+    const t = d.advancedAt.get(room);
+    if (t !== undefined && (last === undefined || t > last)) last = t;
+  }
+  return last;
+}
 
 function caughtUp(d: Device): boolean {
   const expected = storm.expected;
@@ -123,6 +135,7 @@ function onFrame(d: Device, data: Buffer): void {
     else {
       if (pos !== undefined && seq > pos + 1) storm.gaps += seq - pos - 1;
       d.positions.set(f.value.roomId, seq);
+      d.advancedAt.set(f.value.roomId, now());
       if (!d.caughtUpAt && storm.expected && caughtUp(d)) d.caughtUpAt = now();
     }
   } else if (f.case === "resync") {
@@ -229,6 +242,7 @@ export async function connectDevices(a: ConnectArgs) {
         state: "closed",
         rooms: roomsOf.get(user) ?? [],
         positions: new Map(),
+        advancedAt: new Map(),
         attempts: 0,
       });
     });
@@ -415,7 +429,13 @@ export function reconnect(a: { minBackoffMs?: number }) {
 /** Waits until every device has every event up to `expected` (room → last seq) in each of its rooms. */
 export async function waitCaughtUp(a: { expected: Record<string, number>; timeoutMs: number }) {
   storm.expected = new Map(Object.entries(a.expected));
-  for (const d of devices) if (!d.caughtUpAt && d.state === "live" && caughtUp(d)) d.caughtUpAt = now();
+  // The expected seqs are known only once every message was sent: a device that had them all
+  // before counts from when it showed the last one, not from now.
+  for (const d of devices) {
+    if (!d.caughtUpAt && d.state === "live" && caughtUp(d)) {
+      d.caughtUpAt = Math.max(lastAdvance(d) ?? 0, d.syncedAt ?? 0) || now();
+    }
+  }
   const deadline = performance.now() + a.timeoutMs;
   while (devices.some((d) => !d.caughtUpAt) && performance.now() < deadline) {
     await sleep(20);
