@@ -37,8 +37,9 @@ export function webSocketEndpoint(options: WebSocketOptions) {
           backlogged = ws.bufferedAmount > 0;
           if (!backlogged) waiting = 0;
         }
-        const data = json ? toJsonString(ServerFrameSchema, frame) : (bytes ?? toBinary(ServerFrameSchema, frame));
-        ws.send(data, { binary: !json });
+        if (json) ws.send(toJsonString(ServerFrameSchema, frame), { binary: false });
+        else if (bytes) socket.write(framed(bytes));
+        else ws.send(toBinary(ServerFrameSchema, frame), { binary: true });
         if (backlogged) waiting++;
         return waiting;
       },
@@ -100,4 +101,33 @@ class WriteBatcher {
     for (const socket of this.held) socket.uncork();
     this.held.clear();
   }
+}
+
+/**
+ * Live frames go to many devices with the same bytes: each is framed for the wire once (RFC 6455
+ * §5.2: FIN, binary, unmasked as server frames are) and the same buffer is written to every
+ * socket, instead of `ws` framing it again per device. Whole frames only, so they never
+ * interleave with what `ws` itself writes (pings, close).
+ */
+const wire = new WeakMap<Uint8Array, Buffer>();
+
+export function framed(bytes: Uint8Array): Buffer {
+  let frame = wire.get(bytes);
+  if (!frame) {
+    const n = bytes.byteLength;
+    const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
+    frame = Buffer.allocUnsafe(header + n);
+    frame[0] = 0x82;
+    if (n < 126) frame[1] = n;
+    else if (n < 65536) {
+      frame[1] = 126;
+      frame.writeUInt16BE(n, 2);
+    } else {
+      frame[1] = 127;
+      frame.writeBigUInt64BE(BigInt(n), 2);
+    }
+    frame.set(bytes, header);
+    wire.set(bytes, frame);
+  }
+  return frame;
 }
