@@ -118,7 +118,7 @@ export class Child {
   }
 
   tracked(): Tracked {
-    return { label: this.name, pid: this.pid, generator: this.kind === "generator" };
+    return { label: this.name, pid: this.pid, generator: this.kind === "generator" || this.kind === "tool" };
   }
 
   async stop(graceMs = 8_000): Promise<void> {

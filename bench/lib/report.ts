@@ -366,7 +366,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
     ]);
   }
   const ratios = [
-    ...(r.fanout ?? []).flatMap((f) => [...f.ours.steps, ...(f.baseline?.steps ?? [])]),
+    ...(r.fanout ?? []).flatMap((f) => f.ours.steps),
     ...(r.rooms?.steps ?? []),
     ...(r.backends ?? []).flatMap((b) => b.fanout.steps),
   ];

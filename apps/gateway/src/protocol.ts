@@ -1,3 +1,5 @@
+import { Code } from "@connectrpc/connect";
+
 /**
  * Disconnect codes of the device stream (docs/stream-protocol.md). The same number is the
  * DisconnectFrame code and, on WebSocket, the close code. `reconnect` says whether a client should
@@ -27,6 +29,12 @@ export const DISCONNECT = {
 } as const;
 
 export type Disconnect = (typeof DISCONNECT)[keyof typeof DISCONNECT];
+
+/** A Connect code as the protocol spells it ("invalid_argument"): error frames and metrics use it. */
+export function codeName(code: Code): string {
+  const name = Code[code];
+  return typeof name === "string" ? name.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() : String(code);
+}
 
 /** The JSON subprotocol of /ws; without it, frames are binary protobuf. */
 export const JSON_PROTOCOL = "json";

@@ -20,7 +20,7 @@ import {
   RoomSequencer,
 } from "@service-chat/core";
 import type { HubMember, LiveHub } from "./hub.js";
-import { DISCONNECT, type Disconnect } from "./protocol.js";
+import { codeName, DISCONNECT, type Disconnect } from "./protocol.js";
 
 export interface Limits {
   heartbeatMs: number;
@@ -439,8 +439,4 @@ export class DeviceSession implements HubMember {
     }
     this.deps.onEnd(this);
   }
-}
-
-function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

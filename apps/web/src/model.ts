@@ -5,7 +5,6 @@ import {
   type Resync,
   type Room,
   type RoomEvent,
-  RoomEventType,
   RoomType,
   type SystemContent,
   SystemEventKind,
@@ -258,12 +257,7 @@ export class ChatModel {
     t.pending.set(clientId, pending);
     this.changed();
     try {
-      const ack = await this.chat.send({
-        roomId,
-        type: RoomEventType.TEXT,
-        content: { case: "text", value: { body: text } },
-        clientId,
-      });
+      const ack = await this.chat.sendText(roomId, text, clientId);
       pending.seq = Number(ack.seq);
     } catch (err) {
       pending.failed = (err as Error).message || "not sent";

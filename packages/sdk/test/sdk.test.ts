@@ -121,7 +121,9 @@ describe("the SDK's store", () => {
     // Sent while the socket is closing: it stays in the outbox of the stored state.
     (first as unknown as { socket?: { close(): void } }).socket?.close();
     void first.sendText(roomId, "left behind", "left-behind-1").catch(() => {});
+    await new Promise((r) => setImmediate(r)); // the send reaches the outbox before the close
     first.close();
+    expect((await store.load())?.outbox.map((o) => o.clientId)).toEqual(["left-behind-1"]);
     const second = client("sdk-unsent", "tab", store);
     const seen: string[] = [];
     second.on("event", (e) => e.content.case === "text" && seen.push(e.content.value.body));

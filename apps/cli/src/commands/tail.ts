@@ -68,7 +68,6 @@ async function follow(ctx: Context, finish: (err?: unknown) => void, printed: { 
   };
   chat.on("event", (e) => {
     if (only && e.roomId !== only.id) return;
-    if (Number(e.seq) <= (start[e.roomId] ?? 0)) return;
     printed.done = printed.done.then(() => print(e));
   });
   chat.on("resync", (r) => {

@@ -42,8 +42,8 @@ export async function viewRoom(db: Db, roomId: string, profileId: string, room?:
 }
 
 /**
- * The rules of `requireAccess` for a room already read (and locked, by `lockForSender` in
- * events/store.ts) with the caller's role in it: no role means not a member.
+ * The rules of `requireAccess` for a room already read (and locked, by `lockForSenders` in
+ * events/lock-senders.ts) with the caller's role in it: no role means not a member.
  */
 export function assertMemberCan(room: RoomRow, role: Role | null | undefined, action: Action): Role {
   if (!role && room.type !== "channel") throw notFound("room");

@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Meter } from "@service-chat/core";
+import { codeName } from "@service-chat/gateway";
 
 export const RPC_DURATION_METRIC = "chat_rpc_server_duration_seconds";
 
@@ -15,14 +16,6 @@ export const RPC_DURATION_BUCKETS = [
 ];
 
 type Attributes = { rpc_service: string; rpc_method: string; rpc_code: string };
-
-/** "ok", or the Connect protocol's name of the code ("invalid_argument", "not_found", …). */
-export function codeName(code: Code | 0): string {
-  if (code === 0) return "ok";
-  const name = Code[code];
-  if (typeof name !== "string") return String(code);
-  return name.replace(/^[A-Z]/, (c) => c.toLowerCase()).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
 
 /**
  * Times every unary RPC served through it: from the call of its handler (the request is read and
@@ -48,7 +41,11 @@ export function rpcMetricsInterceptor(meter: Meter): Interceptor {
     }
     let a = byCode[code];
     if (!a) {
-      a = { rpc_service: method.parent.typeName, rpc_method: method.name, rpc_code: codeName(code) };
+      a = {
+        rpc_service: method.parent.typeName,
+        rpc_method: method.name,
+        rpc_code: code === 0 ? "ok" : codeName(code),
+      };
       byCode[code] = a;
     }
     return a;
