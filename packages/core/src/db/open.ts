@@ -1,3 +1,6 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
@@ -41,7 +44,12 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
   if (uri.startsWith("pglite://")) {
     const location = uri.slice("pglite://".length);
     const dataDir = location === "" || location === "memory" ? undefined : location;
-    const embedded = await PGlite.create({ ...(dataDir ? { dataDir } : {}), parsers: { [INT8]: parseInt8 } });
+    if (dataDir && !existsSync(join(dataDir, "PG_VERSION"))) await initEmbedded(dataDir);
+    const embedded = await PGlite.create({
+      ...(dataDir ? { dataDir } : {}),
+      parsers: { [INT8]: parseInt8 },
+      postgresqlconf: EMBEDDED_CONF,
+    });
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: pglitePool(embedded) }) });
     // One process owns an embedded database: its locks are always free, NOTIFY comes in process.
     const unlisten: (() => Promise<void>)[] = [];
@@ -70,6 +78,34 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     return wrap(db, "postgres", () => postgresSession(uri));
   }
   throw new Error(`unsupported database URI scheme: ${uri.split(":")[0]}`);
+}
+
+/**
+ * The embedded server's settings. Its shared buffers live in the process's own memory (WASM), so
+ * they are kept small: the operating system's page cache still holds the data files.
+ */
+const EMBEDDED_CONF = "shared_buffers = 16MB\n";
+
+/**
+ * Creates an embedded database folder (initdb) in a short-lived child process: initdb's memory
+ * (hundreds of MB of WASM heap) then leaves with that process instead of staying in this one.
+ */
+async function initEmbedded(dataDir: string): Promise<void> {
+  const code = "const { PGlite } = await import(process.argv[1]); await (await PGlite.create(process.argv[2])).close();";
+  const pglite = import.meta.resolve("@electric-sql/pglite");
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", code, pglite, dataDir], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("error", reject);
+    child.on("exit", (status) =>
+      status === 0 ? resolve() : reject(new Error(`creating the embedded database in ${dataDir} failed: ${stderr.trim()}`)),
+    );
+  });
 }
 
 async function postgresSession(uri: string): Promise<DbSession> {

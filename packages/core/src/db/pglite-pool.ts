@@ -5,6 +5,12 @@ import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kyse
  * Lets Kysely's PostgreSQL dialect drive an embedded PGlite. PGlite is one connection, so the
  * "pool" hands it to one borrower at a time: a transaction owns it from BEGIN to COMMIT and other
  * queries wait their turn, exactly as they would for a pool of size one.
+ *
+ * PGlite runs each statement synchronously and answers through promises only, so a chain of
+ * borrowers would run back to back in microtasks and the event loop would read no socket until
+ * the chain ran dry: each request would be served alone, and group commit would never see two
+ * sends together. The connection therefore passes to the next borrower on a new turn of the event
+ * loop (setImmediate), after pending I/O has been read.
  */
 export function pglitePool(pg: PGlite): PostgresPool {
   let tail: Promise<void> = Promise.resolve();
@@ -32,8 +38,8 @@ export function pglitePool(pg: PGlite): PostgresPool {
       const turn = new Promise<void>((resolve) => {
         release = resolve;
       });
-      const ready = tail;
-      tail = tail.then(() => turn);
+      const ready = tail.then(nextTurn);
+      tail = ready.then(() => turn);
       return ready.then(() => client(release));
     },
     async end() {
@@ -42,3 +48,5 @@ export function pglitePool(pg: PGlite): PostgresPool {
     },
   };
 }
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
