@@ -91,7 +91,8 @@ const EMBEDDED_CONF = "shared_buffers = 16MB\n";
  * (hundreds of MB of WASM heap) then leaves with that process instead of staying in this one.
  */
 async function initEmbedded(dataDir: string): Promise<void> {
-  const code = "const { PGlite } = await import(process.argv[1]); await (await PGlite.create(process.argv[2])).close();";
+  const code =
+    "const { PGlite } = await import(process.argv[1]); await (await PGlite.create(process.argv[2])).close();";
   const pglite = import.meta.resolve("@electric-sql/pglite");
   await new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, ["--input-type=module", "-e", code, pglite, dataDir], {
@@ -103,7 +104,9 @@ async function initEmbedded(dataDir: string): Promise<void> {
     });
     child.on("error", reject);
     child.on("exit", (status) =>
-      status === 0 ? resolve() : reject(new Error(`creating the embedded database in ${dataDir} failed: ${stderr.trim()}`)),
+      status === 0
+        ? resolve()
+        : reject(new Error(`creating the embedded database in ${dataDir} failed: ${stderr.trim()}`)),
     );
   });
 }
