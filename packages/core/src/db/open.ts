@@ -22,6 +22,13 @@ export interface DbSession {
   tryLock(key: number): Promise<boolean>;
   /** Calls `onNotify` for each NOTIFY on `channel`. */
   listen(channel: string, onNotify: () => void): Promise<void>;
+  /**
+   * Aborts the moment the session's connection is lost (a server restart, a broken network): its
+   * locks and LISTENs went with it, whatever the pool's other connections do.
+   */
+  readonly lost: AbortSignal;
+  /** A round trip on the session; rejects (and aborts `lost`) when the connection does not answer. */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,6 +62,8 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     const unlisten: (() => Promise<void>)[] = [];
     return wrap(db, "pglite", async () => ({
       tryLock: async () => true,
+      lost: new AbortController().signal,
+      check: async () => {},
       async listen(channel, onNotify) {
         unlisten.push(await embedded.listen(channel, onNotify));
       },
@@ -111,13 +120,37 @@ async function initEmbedded(dataDir: string): Promise<void> {
   });
 }
 
+/** How long a session's check may take before the connection counts as lost. */
+const CHECK_TIMEOUT_MS = 5000;
+
 async function postgresSession(uri: string): Promise<DbSession> {
-  const client = new pg.Client({ connectionString: uri });
-  client.on("error", () => {}); // a lost session shows as failing queries; its owner reconnects
+  const client = new pg.Client({ connectionString: uri, keepAlive: true });
+  const lost = new AbortController();
+  let closing = false;
+  const onLost = (err?: Error) => {
+    if (!closing && !lost.signal.aborted) lost.abort(err ?? new Error("database session ended"));
+  };
+  client.on("error", onLost);
+  client.on("end", () => onLost());
   await client.connect();
   const handlers = new Map<string, () => void>();
   client.on("notification", (n) => handlers.get(n.channel)?.());
   return {
+    lost: lost.signal,
+    async check() {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("database session did not answer")), CHECK_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([client.query("select 1"), timeout]);
+      } catch (err) {
+        onLost(err as Error);
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     async tryLock(key) {
       const { rows } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock($1) as ok", [key]);
       return rows[0]?.ok === true;
@@ -127,7 +160,10 @@ async function postgresSession(uri: string): Promise<DbSession> {
       handlers.set(channel, onNotify);
       await client.query(`listen ${channel}`);
     },
-    close: () => client.end(),
+    close() {
+      closing = true;
+      return client.end();
+    },
   };
 }
 
