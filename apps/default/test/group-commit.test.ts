@@ -1,8 +1,8 @@
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
 import type { Schema } from "../src/db/schema.js";
-import { DEFAULT_LIMITS } from "../src/events/committer.js";
 import { countRows, edit, groupRoom, redact, send, sendOk, text } from "./event-helpers.js";
 import { startTestApp, TEST_DB, type TestApp } from "./harness.js";
 
@@ -12,6 +12,8 @@ import { startTestApp, TEST_DB, type TestApp } from "./harness.js";
 
 let t: TestApp;
 let blocker: string;
+/** Batches of the committer that run at once (SEND_BATCH_IN_FLIGHT, as the test app has it). */
+const IN_FLIGHT = loadConfig({}).SEND_BATCH_IN_FLIGHT;
 beforeAll(async () => {
   t = await startTestApp();
   blocker = await groupRoom(t, "gc-blocker");
@@ -56,10 +58,8 @@ async function piledUp<T>(calls: () => Promise<T>, afterRelease?: () => void): P
     await released;
   });
   await isLocked;
-  const stuck = Array.from({ length: DEFAULT_LIMITS.inFlight }, (_, i) =>
-    sendOk(t.as("gc-blocker"), text(blocker, `slot ${i}`)),
-  );
-  if (TEST_DB === "postgres") await until(async () => (await lockWaiters(t.db)) >= DEFAULT_LIMITS.inFlight);
+  const stuck = Array.from({ length: IN_FLIGHT }, (_, i) => sendOk(t.as("gc-blocker"), text(blocker, `slot ${i}`)));
+  if (TEST_DB === "postgres") await until(async () => (await lockWaiters(t.db)) >= IN_FLIGHT);
   else await sleep(200);
   const started = calls();
   await sleep(300);

@@ -1,6 +1,8 @@
 import { sql } from "kysely";
 import type { EventRow, Role, RoomRow } from "../db/schema.js";
-import type { Tx } from "./store.js";
+import type { Db } from "../db/store.js";
+
+// Part of the event store (store.ts): the first statement of a batch of sends.
 
 /** A sender about to write to a room, with the client ids of their events (may be none). */
 export interface SenderWant {
@@ -29,12 +31,12 @@ type Row = RoomRow & {
 };
 
 /**
- * Locks the live rooms of a batch in id order, as `lockRoom` does (every batch takes them in the
+ * Locks the live rooms of a batch in id order, as the event store's `lockRoom` does (every batch takes them in the
  * same order, so two batches cannot deadlock on rooms), and reads for each want the sender's role
  * and the events already stored under its client ids (idempotent resend): one round trip. Answers
  * per want, in order; undefined for a room that does not exist (or no longer).
  */
-export async function lockForSenders(trx: Tx, wants: SenderWant[]): Promise<(SenderView | undefined)[]> {
+export async function lockForSenders(trx: Db, wants: SenderWant[]): Promise<(SenderView | undefined)[]> {
   let rows = await read(trx, wants);
   // Under READ COMMITTED a statement that waited for a lock gets the room row as the lock holder
   // left it, but its joins and subqueries still see the snapshot taken before the wait: a role or
@@ -57,7 +59,7 @@ export async function lockForSenders(trx: Tx, wants: SenderWant[]): Promise<(Sen
 
 // One lookup per client id: `client_id = any(...)` of a whole array let the planner search all of a
 // sender's events in the room and filter them, slow for a sender of many messages.
-async function read(trx: Tx, wants: SenderWant[]): Promise<Row[]> {
+async function read(trx: Db, wants: SenderWant[]): Promise<Row[]> {
   const json = JSON.stringify(
     wants.map((w, n) => ({ n, room_id: w.roomId, sender_id: w.senderId, client_ids: w.clientIds })),
   );
