@@ -70,6 +70,13 @@ async function piledUp<T>(calls: () => Promise<T>, afterRelease?: () => void): P
   return started;
 }
 
+/** chat_send_batch_failures_total as the service's /metrics shows it. */
+async function batchFailures(): Promise<number> {
+  const body = await (await fetch(`${t.httpUrl}/metrics`)).text();
+  const line = /^chat_send_batch_failures_total(?:\{[^}]*\})? (\S+)$/m.exec(body);
+  return line ? Number(line[1]) : 0;
+}
+
 /** Stored events (not system ones) of these rooms: id, seq and the transaction that wrote them. */
 async function storedEvents(roomIds: string[]) {
   const { rows } = await sql<{ id: string; room_id: string; seq: number; client_id: string | null; tx: string }>`
@@ -196,6 +203,7 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
   it("a batch that hits a unique violation falls back to one transaction per call; nothing is lost", async () => {
     const roomId = await groupRoom(t, "gc-race", "gc-race-friend");
     const others = await Promise.all(Array.from({ length: 8 }, (_, i) => groupRoom(t, `gc-race-other-${i}`)));
+    const failuresBefore = await batchFailures();
     // Another process stores the same client id without the room lock, and commits only once the
     // batch waits on the unique index: the batch's INSERT then fails.
     await raw.query("begin");
@@ -227,6 +235,8 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
     // Stored by the fallback: one transaction per call.
     const calls = rows.filter((r) => r.id !== "raced-event");
     expect(new Set(calls.map((r) => r.tx)).size).toBe(calls.length);
+    // The failed batch is counted for the operator, not dropped silently.
+    expect(await batchFailures()).toBeGreaterThan(failuresBefore);
   });
 
   it("a send that waited for the room lock sees the membership change it waited for", async () => {
