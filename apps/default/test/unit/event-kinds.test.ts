@@ -1,5 +1,5 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { CallAction, type RoomEvent, RoomEventSchema, RoomEventType } from "@service-chat/api";
+import { CallAction, type RoomEvent, RoomEventSchema, RoomEventType, type TextFormat } from "@service-chat/api";
 import type { AppError } from "@service-chat/core";
 import { describe, expect, it } from "vitest";
 import type { Role } from "../../src/db/schema.js";
@@ -115,7 +115,7 @@ describe("validation per kind", () => {
     ],
     [
       "a text of an unknown format",
-      event({ type: RoomEventType.TEXT, content: { case: "text", value: { body: "x", format: 9 } } }),
+      event({ type: RoomEventType.TEXT, content: { case: "text", value: { body: "x", format: 9 as TextFormat } } }),
       "event[0].text.format",
     ],
     [
