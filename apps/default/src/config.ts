@@ -136,6 +136,9 @@ const schema = z
 
 export type Config = z.infer<typeof schema>;
 
+/** Every variable the service reads (each documented in docs/configuration.md). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.innerType().shape);
+
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }

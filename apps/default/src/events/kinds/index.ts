@@ -3,7 +3,7 @@ import { attachment } from "./attachment.js";
 import { call } from "./call.js";
 import { edit } from "./edit.js";
 import { encrypted } from "./encrypted.js";
-import type { ContentCase, EventKindDescriptor } from "./kind.js";
+import type { EventKindDescriptor } from "./kind.js";
 import { reaction } from "./reaction.js";
 import { redaction } from "./redaction.js";
 import { system } from "./system.js";
@@ -41,6 +41,3 @@ export const REPEATING_KINDS: readonly EventKind[] = KINDS.filter((k) => "repeat
   (k) => k.name,
 );
 
-export function isContentCase(name: string): name is ContentCase {
-  return byName.has(name);
-}
