@@ -40,4 +40,3 @@ export const kindOfType = (type: RoomEventType): EventKindDescriptor | undefined
 export const REPEATING_KINDS: readonly EventKind[] = KINDS.filter((k) => "repeatsTarget" in k && k.repeatsTarget).map(
   (k) => k.name,
 );
-
