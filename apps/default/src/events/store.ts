@@ -1,12 +1,9 @@
 import { newId, notFound } from "@service-chat/core";
 import { type Insertable, sql } from "kysely";
 import { AccessStore } from "../authz/store.js";
-import type { EventRow, EventsTable, RoomRow } from "../db/schema.js";
+import type { EventRow, EventsTable, Role, RoomRow } from "../db/schema.js";
 import { type Db, Store } from "../db/store.js";
 import type { EventKind } from "./kinds/index.js";
-import { lockForSenders, type SenderView, type SenderWant } from "./store-senders.js";
-
-export type { SenderView, SenderWant, StoredEvent } from "./store-senders.js";
 
 /** An event to store; the store assigns id (unless given), seq and server time. */
 export interface NewEvent {
@@ -46,6 +43,32 @@ export const EVENT_COLUMNS = [
   "sent_at",
   "server_ts",
 ] as const;
+
+/** A sender about to write to a room, with the client ids of their events (may be none). */
+export interface SenderWant {
+  roomId: string;
+  senderId: string;
+  clientIds: string[];
+}
+
+/** What a sender's job needs of a room it locked. */
+export interface SenderView {
+  /** One object per room for all the wants of a batch: appends to it move its seq. */
+  room: RoomRow;
+  /** The sender's role, if an active member. */
+  role: Role | null;
+  /** Events the sender already stored under the client ids asked for, by client id. */
+  earlier: Map<string, StoredEvent>;
+}
+
+export type StoredEvent = Pick<EventRow, "id" | "room_id" | "seq" | "client_id">;
+
+type SenderRow = RoomRow & {
+  n: number;
+  member_role: Role | null;
+  seen_seq: number;
+  stored: Record<string, [string, number]> | null;
+};
 
 /** Where a history page starts: after `afterSeq` (exclusive), in the page's direction. */
 export interface HistoryPage {
@@ -97,9 +120,31 @@ export class EventStore extends Store {
     return room;
   }
 
-  /** Locks the rooms of a batch of sends and reads what their checks need (store-senders.ts). */
-  lockForSenders(wants: SenderWant[]): Promise<(SenderView | undefined)[]> {
-    return lockForSenders(this.db, wants);
+  /**
+   * Locks the live rooms of a batch of sends in id order, as `lockRoom` does (every batch takes
+   * them in the same order, so two batches cannot deadlock on rooms), and reads for each want the
+   * sender's role and the events already stored under its client ids (idempotent resend): one
+   * round trip. Answers per want, in order; undefined for a room that does not exist (or no longer).
+   */
+  async lockForSenders(wants: SenderWant[]): Promise<(SenderView | undefined)[]> {
+    let rows = await readSenders(this.db, wants);
+    // Under READ COMMITTED a statement that waited for a lock gets the room row as the lock holder
+    // left it, but its joins and subqueries still see the snapshot taken before the wait: a role or
+    // a client id that holder changed would be missed. Every such holder moves last_seq, so compare
+    // with the snapshot's last_seq and, if one moved, read again (holding the locks: no wait now).
+    if (rows.some((r) => r.seen_seq !== r.last_seq)) rows = await readSenders(this.db, wants);
+    const rooms = new Map<string, RoomRow>();
+    const views: (SenderView | undefined)[] = wants.map(() => undefined);
+    for (const { n, member_role, seen_seq, stored, ...row } of rows) {
+      const room = rooms.get(row.id) ?? row;
+      rooms.set(room.id, room);
+      const earlier = new Map<string, StoredEvent>();
+      for (const [clientId, [id, seq]] of Object.entries(stored ?? {})) {
+        earlier.set(clientId, { id, room_id: room.id, seq, client_id: clientId });
+      }
+      views[n] = { room, role: member_role, earlier };
+    }
+    return views;
   }
 
   /**
@@ -274,4 +319,24 @@ export class EventStore extends Store {
     }
     return (await query.execute()) as EventRow[];
   }
+}
+
+// One lookup per client id: `client_id = any(...)` of a whole array let the planner search all of a
+// sender's events in the room and filter them, slow for a sender of many messages.
+async function readSenders(db: Db, wants: SenderWant[]): Promise<SenderRow[]> {
+  const json = JSON.stringify(
+    wants.map((w, n) => ({ n, room_id: w.roomId, sender_id: w.senderId, client_ids: w.clientIds })),
+  );
+  const { rows } = await sql<SenderRow>`
+    select w.n, r.*, s.role as member_role,
+      (select seen.last_seq from rooms seen where seen.id = r.id) as seen_seq,
+      (select jsonb_strip_nulls(jsonb_object_agg(c.id, (select jsonb_build_array(e.id, e.seq) from room_events e
+          where e.room_id = r.id and e.sender_id = w.sender_id and e.client_id = c.id)))
+        from unnest(w.client_ids) as c(id)) as stored
+    from jsonb_to_recordset(${json}::jsonb) as w(n int, room_id text, sender_id text, client_ids text[])
+    join rooms r on r.id = w.room_id and r.deleted_at is null
+    left join room_subscriptions s on s.room_id = r.id and s.profile_id = w.sender_id and s.state = 'active'
+    order by r.id
+    for update of r`.execute(db);
+  return rows;
 }

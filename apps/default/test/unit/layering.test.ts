@@ -23,7 +23,7 @@ function imports(code: string): string[] {
   return [...code.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+["']([^"']+)["']/g)].map((m) => m[1] as string);
 }
 
-const isStore = (file: string) => file.startsWith("db/") || /^[a-z-]+\/store(-[a-z-]+)?\.ts$/.test(file);
+const isStore = (file: string) => file.startsWith("db/") || /^[a-z-]+\/store\.ts$/.test(file);
 const isRpcEdge = (file: string) => file.startsWith("server/") || file === "app.ts";
 const SQL = /^(kysely|pg|@electric-sql\/pglite)(\/|$)/;
 const RPC = /^@connectrpc\//;
