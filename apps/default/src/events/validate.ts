@@ -2,7 +2,6 @@ import { type RoomEvent, RoomEventType } from "@service-chat/api";
 import { checkId, checkOptionalId, checkText, denied, invalid } from "@service-chat/core";
 import { type Content, type EventKind, kindOfType } from "./kinds/index.js";
 
-export { MAX_TEXT_BYTES } from "./kinds/checks.js";
 export const MAX_EVENTS_PER_CALL = 100;
 
 /** A sent event that passed validation: what the store needs, nothing the server assigns. */
