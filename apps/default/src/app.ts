@@ -32,25 +32,34 @@ import {
 } from "@service-chat/core";
 import { forwardChat, Gateway } from "@service-chat/gateway";
 import type { Config } from "./config.js";
+import { syncEventKinds } from "./db/event-kinds.js";
 import type { Schema } from "./db/schema.js";
 import { AdminService as Admin } from "./delivery/admin-service.js";
 import { FanoutWorker } from "./delivery/fanout.js";
 import { MembershipCache } from "./delivery/membership.js";
 import { PipelineMetrics } from "./delivery/metrics.js";
-import { OutboxRelay } from "./delivery/outbox-relay.js";
+import { OutboxRelay, type RelaySettings } from "./delivery/outbox-relay.js";
 import { PresenceService } from "./delivery/presence-service.js";
 import { PushNotifier } from "./delivery/push.js";
+import { DeliveryStore } from "./delivery/store.js";
 import { SyncService } from "./delivery/sync-service.js";
+import type { CommitterLimits } from "./events/committer.js";
 import { EventService } from "./events/event-service.js";
+import { SendMetrics } from "./events/metrics.js";
+import { EventStore } from "./events/store.js";
 import { RoomService } from "./rooms/room-service.js";
+import { RoomStore } from "./rooms/store.js";
 import { authInterceptor } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
 import { plainRoutes } from "./server/http-routes.js";
 import { RpcServer } from "./server/rpc-server.js";
+import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
 
 export const MIGRATIONS = fileURLToPath(new URL("./db/migrations", import.meta.url));
+/** Run after the SQL migrations, under the same lock: the CHECK on room_events.type follows the kinds. */
+export const MIGRATION_STEPS = [syncEventKinds];
 
 export interface App {
   /** What runs, in start order; they stop in reverse (the gateway first, then the server, then the pipeline). */
@@ -71,14 +80,14 @@ export interface App {
 /**
  * The composition root. SERVICES picks the roles of this process — api (ChatService on the
  * database), relay and fanout (the delivery pipeline), gateway (device streams) — and each role
- * gets only what it uses: config → database → queues → services → server.
+ * gets only what it uses: config → database → queues → stores → services → server.
  */
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const roles = new Set(config.SERVICES);
   const needsDb = roles.has("api") || roles.has("relay") || roles.has("fanout");
   const database = needsDb ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE }) : undefined;
   if (database) {
-    const applied = await migrate(database.db, MIGRATIONS);
+    const applied = await migrate(database.db, MIGRATIONS, MIGRATION_STEPS);
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
   }
   const { stream, live } = await openQueues(config.QUEUE_USER_EVENT_DELIVERY_URI, {
@@ -97,27 +106,36 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   let chatRoutes: ((router: ConnectRouter) => void) | undefined;
   if (database) {
     const db = database.db;
+    const delivery = new DeliveryStore(db);
     if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
       push = new PushNotifier({
         url: config.PUSH_WEBHOOK_URL,
         secret: config.PUSH_WEBHOOK_SECRET as string,
         registry,
-        db,
+        store: delivery,
         logger: logger.child({ component: "push" }),
         metrics: pipelineMetrics,
         maxAttempts: config.PUSH_MAX_ATTEMPTS,
         baseDelayMs: config.PUSH_RETRY_BASE_MS,
+        maxQueue: config.PUSH_QUEUE_MAX,
       });
     }
     if (roles.has("api")) {
       const services = {
-        rooms: new RoomService(db),
-        subscriptions: new SubscriptionService(db),
-        events: new EventService(db),
-        sync: new SyncService(db, live, config.SYNC_MAX_BACKLOG),
-        presence: new PresenceService(db, registry, live),
+        rooms: new RoomService(new RoomStore(db)),
+        subscriptions: new SubscriptionService(new SubscriptionStore(db)),
+        events: new EventService(new EventStore(db), {
+          limits: sendLimits(config),
+          logger: logger.child({ component: "send" }),
+          metrics: new SendMetrics(metrics.meter),
+        }),
+        sync: new SyncService(delivery, live, {
+          maxBacklog: config.SYNC_MAX_BACKLOG,
+          pageSize: config.SYNC_PAGE_SIZE,
+        }),
+        presence: new PresenceService(delivery, registry, live),
       };
-      const admin = new Admin(db, new Set(config.ADMIN_PROFILE_IDS), push);
+      const admin = new Admin(delivery, new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
         router.service(AdminService, adminHandlers(admin));
@@ -127,10 +145,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       run.push(
         new OutboxRelay({
           database,
+          store: delivery,
           stream,
           logger: logger.child({ component: "outbox-relay" }),
           metrics: pipelineMetrics,
-          retentionMs: config.OUTBOX_RETENTION_SEC * 1000,
+          ...relaySettings(config),
         }),
       );
     }
@@ -141,7 +160,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         new FanoutWorker({
           stream,
           live,
-          members: new MembershipCache(db),
+          members: new MembershipCache(delivery, config.FANOUT_CACHE_ROOMS),
           logger: logger.child({ component: "fanout" }),
           metrics: pipelineMetrics,
           ...(notifier ? { onDelivered: (event, recipients) => notifier.notify(event, recipients) } : {}),
@@ -222,6 +241,21 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     },
   };
 }
+
+/** The group committer's limits (SEND_BATCH_*). */
+export const sendLimits = (c: Config): CommitterLimits => ({
+  inFlight: c.SEND_BATCH_IN_FLIGHT,
+  maxJobs: c.SEND_BATCH_MAX_JOBS,
+  maxWeight: c.SEND_BATCH_MAX_EVENTS,
+});
+
+/** The outbox relay's settings (OUTBOX_*). */
+export const relaySettings = (c: Config): RelaySettings => ({
+  batchSize: c.OUTBOX_RELAY_BATCH_SIZE,
+  pollMs: c.OUTBOX_RELAY_POLL_MS,
+  lingerMs: c.OUTBOX_RELAY_LINGER_MS,
+  retentionMs: c.OUTBOX_RETENTION_SEC * 1000,
+});
 
 async function authenticator(config: Config, logger: Logger): Promise<{ auth: Authenticator; devSigner?: DevSigner }> {
   if (config.OAUTH2_ISSUER) {

@@ -40,12 +40,20 @@ const schema = z
     QUEUE_PARTITIONS: z.coerce.number().int().min(1).max(256).default(8),
     QUEUE_REDELIVERY_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
     SYNC_MAX_BACKLOG: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
+    SYNC_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
     OUTBOX_RETENTION_SEC: z.coerce
       .number()
       .int()
       .min(1)
       .max(7 * 86400)
       .default(60),
+    OUTBOX_RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+    OUTBOX_RELAY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+    OUTBOX_RELAY_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(5),
+    SEND_BATCH_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(2),
+    SEND_BATCH_MAX_JOBS: z.coerce.number().int().min(1).max(10_000).default(128),
+    SEND_BATCH_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(2000),
+    FANOUT_CACHE_ROOMS: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
     SERVICES: z
       .string()
       .default("api,relay,fanout,gateway")
@@ -62,6 +70,7 @@ const schema = z
     PUSH_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
     PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
     PUSH_RETRY_BASE_MS: z.coerce.number().int().min(10).max(600_000).default(1000),
+    PUSH_QUEUE_MAX: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
     ADMIN_PROFILE_IDS: z
       .string()
       .default("")
@@ -126,6 +135,9 @@ const schema = z
   });
 
 export type Config = z.infer<typeof schema>;
+
+/** Every variable the service reads (each documented in docs/configuration.md). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.innerType().shape);
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

@@ -1,17 +1,26 @@
 import { type Database, openDatabase } from "@service-chat/core";
 import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { sendLimits } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
 import type { Schema } from "../src/db/schema.js";
-import { type CommitterLimits, DEFAULT_LIMITS, GroupCommitter, type StoreBatch } from "../src/events/committer.js";
-import type { Tx } from "../src/events/store.js";
+import type { Tx } from "../src/db/store.js";
+import {
+  type CommitterLimits,
+  type CommitterOptions,
+  GroupCommitter,
+  type StoreBatch,
+  type Transactional,
+} from "../src/events/committer.js";
 import { freshDatabase } from "./harness.js";
 
 // The committer on its own, against the test database: a table of its own, jobs that insert into
 // it, and a first job held open so that the next ones queue up behind it. A job here is a function
 // of the transaction; a batch runs its jobs one after another.
 
+const LIMITS = sendLimits(loadConfig({}));
 type Probe = (trx: Tx) => Promise<unknown>;
-const runEach: StoreBatch<Probe, unknown> = async (trx, jobs) => {
+const runEach: StoreBatch<Tx, Probe, unknown> = async (trx, jobs) => {
   const answers = [];
   for (const job of jobs) answers.push(await job(trx));
   return answers;
@@ -19,6 +28,8 @@ const runEach: StoreBatch<Probe, unknown> = async (trx, jobs) => {
 
 let database: Database<Schema>;
 let drop: () => Promise<void>;
+/** The committer's view of the database: transactions, handed over as they are. */
+const probes: Transactional<Tx> = { transaction: (work) => database.db.transaction().execute(work) };
 beforeAll(async () => {
   const fresh = await freshDatabase();
   drop = fresh.drop;
@@ -43,8 +54,11 @@ async function storedBy(ids: string[]): Promise<Record<string, string>> {
 }
 
 /** A committer with one batch at a time, whose first job waits until `open` is called. */
-function heldCommitter(limits: Partial<CommitterLimits> = {}) {
-  const committer = new GroupCommitter(database.db, runEach, { ...DEFAULT_LIMITS, inFlight: 1, ...limits });
+function heldCommitter(limits: Partial<CommitterLimits> = {}, options: Partial<CommitterOptions> = {}) {
+  const committer = new GroupCommitter(probes, runEach, {
+    ...options,
+    limits: { ...LIMITS, inFlight: 1, ...limits },
+  });
   let open!: () => void;
   const gate = new Promise<void>((resolve) => {
     open = resolve;
@@ -92,7 +106,8 @@ it("caps a batch by jobs and by weight; a job heavier than the cap still runs", 
 
 it("rolls a failed batch back and runs each job alone: the others are stored once, with fresh results", async () => {
   await insert(database.db, "taken");
-  const { committer, first, open } = heldCommitter();
+  const failures: { err: unknown; jobs: number }[] = [];
+  const { committer, first, open } = heldCommitter({}, { onBatchFailure: (err, jobs) => failures.push({ err, jobs }) });
   const attempts = new Map<string, number>();
   const job = (key: string, id: string) =>
     committer.run(key, 1, async (trx: Tx) => {
@@ -119,10 +134,16 @@ it("rolls a failed batch back and runs each job alone: the others are stored onc
   expect(a).toEqual({ status: "fulfilled", value: { tx: stored["fb-a"], attempt: 2 } });
   expect(c).toEqual({ status: "fulfilled", value: { tx: stored["fb-c"], attempt: 1 } });
   expect(stored["fb-a"]).not.toBe(stored["fb-c"]);
+  // The failed batch was reported once, with its cause; the retries alone are not batches.
+  expect(failures).toEqual([{ err: expect.objectContaining({ code: "23505" }), jobs: 3 }]);
 });
 
 it("does not run a lone job twice when it fails", async () => {
-  const committer = new GroupCommitter(database.db, runEach);
+  const failures: unknown[] = [];
+  const committer = new GroupCommitter(probes, runEach, {
+    limits: LIMITS,
+    onBatchFailure: (err) => failures.push(err),
+  });
   let attempts = 0;
   const lone = committer.run("x", 1, async (trx: Tx) => {
     attempts++;
@@ -130,4 +151,5 @@ it("does not run a lone job twice when it fails", async () => {
   });
   await expect(lone).rejects.toMatchObject({ code: "23505" });
   expect(attempts).toBe(1);
+  expect(failures).toEqual([]);
 });

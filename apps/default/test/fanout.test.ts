@@ -3,9 +3,12 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, RoomEventSchema } from "@service-chat/api";
 import { createLogger } from "@service-chat/core";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { relaySettings } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
 import { FanoutWorker } from "../src/delivery/fanout.js";
 import { MembershipCache } from "../src/delivery/membership.js";
 import { encodeBatches, OutboxRelay } from "../src/delivery/outbox-relay.js";
+import { DeliveryStore } from "../src/delivery/store.js";
 import { groupRoom, text } from "./event-helpers.js";
 import { startTestApp, type TestApp } from "./harness.js";
 import { Inbox, until } from "./pipeline-helpers.js";
@@ -20,10 +23,12 @@ beforeAll(async () => {
   });
   const logger = createLogger("silent");
   const db = t.app.database!;
-  void new OutboxRelay({ database: db, stream: t.app.stream, logger, pollMs: 100 }).run(stop.signal);
+  const store = new DeliveryStore(db.db);
+  const settings = { ...relaySettings(loadConfig({})), pollMs: 100 };
+  void new OutboxRelay({ database: db, store, stream: t.app.stream, logger, ...settings }).run(stop.signal);
   // Two workers with caches of their own take turns on the one partition.
   for (let i = 0; i < 2; i++) {
-    const members = new MembershipCache(db.db);
+    const members = new MembershipCache(store, loadConfig({}).FANOUT_CACHE_ROOMS);
     void new FanoutWorker({ stream: t.app.stream, live: t.app.live, members, logger }).run(stop.signal);
   }
 });

@@ -1,8 +1,8 @@
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
 import type { Schema } from "../src/db/schema.js";
-import { DEFAULT_LIMITS } from "../src/events/committer.js";
 import { countRows, edit, groupRoom, redact, send, sendOk, text } from "./event-helpers.js";
 import { startTestApp, TEST_DB, type TestApp } from "./harness.js";
 
@@ -12,6 +12,8 @@ import { startTestApp, TEST_DB, type TestApp } from "./harness.js";
 
 let t: TestApp;
 let blocker: string;
+/** Batches of the committer that run at once (SEND_BATCH_IN_FLIGHT, as the test app has it). */
+const IN_FLIGHT = loadConfig({}).SEND_BATCH_IN_FLIGHT;
 beforeAll(async () => {
   t = await startTestApp();
   blocker = await groupRoom(t, "gc-blocker");
@@ -56,10 +58,8 @@ async function piledUp<T>(calls: () => Promise<T>, afterRelease?: () => void): P
     await released;
   });
   await isLocked;
-  const stuck = Array.from({ length: DEFAULT_LIMITS.inFlight }, (_, i) =>
-    sendOk(t.as("gc-blocker"), text(blocker, `slot ${i}`)),
-  );
-  if (TEST_DB === "postgres") await until(async () => (await lockWaiters(t.db)) >= DEFAULT_LIMITS.inFlight);
+  const stuck = Array.from({ length: IN_FLIGHT }, (_, i) => sendOk(t.as("gc-blocker"), text(blocker, `slot ${i}`)));
+  if (TEST_DB === "postgres") await until(async () => (await lockWaiters(t.db)) >= IN_FLIGHT);
   else await sleep(200);
   const started = calls();
   await sleep(300);
@@ -68,6 +68,13 @@ async function piledUp<T>(calls: () => Promise<T>, afterRelease?: () => void): P
   await Promise.all(stuck);
   afterRelease?.();
   return started;
+}
+
+/** chat_send_batch_failures_total as the service's /metrics shows it. */
+async function batchFailures(): Promise<number> {
+  const body = await (await fetch(`${t.httpUrl}/metrics`)).text();
+  const line = /^chat_send_batch_failures_total(?:\{[^}]*\})? (\S+)$/m.exec(body);
+  return line ? Number(line[1]) : 0;
 }
 
 /** Stored events (not system ones) of these rooms: id, seq and the transaction that wrote them. */
@@ -196,6 +203,7 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
   it("a batch that hits a unique violation falls back to one transaction per call; nothing is lost", async () => {
     const roomId = await groupRoom(t, "gc-race", "gc-race-friend");
     const others = await Promise.all(Array.from({ length: 8 }, (_, i) => groupRoom(t, `gc-race-other-${i}`)));
+    const failuresBefore = await batchFailures();
     // Another process stores the same client id without the room lock, and commits only once the
     // batch waits on the unique index: the batch's INSERT then fails.
     await raw.query("begin");
@@ -227,6 +235,8 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
     // Stored by the fallback: one transaction per call.
     const calls = rows.filter((r) => r.id !== "raced-event");
     expect(new Set(calls.map((r) => r.tx)).size).toBe(calls.length);
+    // The failed batch is counted for the operator, not dropped silently.
+    expect(await batchFailures()).toBeGreaterThan(failuresBefore);
   });
 
   it("a send that waited for the room lock sees the membership change it waited for", async () => {

@@ -2,9 +2,12 @@ import { randomBytes } from "node:crypto";
 import { RoomEventType, RoomType } from "@service-chat/api";
 import { createLogger } from "@service-chat/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { relaySettings } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
 import { FanoutWorker } from "../src/delivery/fanout.js";
 import { MembershipCache } from "../src/delivery/membership.js";
 import { OutboxRelay } from "../src/delivery/outbox-relay.js";
+import { DeliveryStore } from "../src/delivery/store.js";
 import { startTestApp, TEST_DB, type TestApp } from "./harness.js";
 import { Inbox, until } from "./pipeline-helpers.js";
 
@@ -35,11 +38,13 @@ describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
   /** The relay and a fan-out worker, started and killed by the test. */
   const pipeline = () => {
     const c = new AbortController();
-    const relay = new OutboxRelay({ database: t.app.database!, stream: t.app.stream, logger, pollMs: 200 });
+    const store = new DeliveryStore(t.app.database!.db);
+    const settings = { ...relaySettings(loadConfig({})), pollMs: 200 };
+    const relay = new OutboxRelay({ database: t.app.database!, store, stream: t.app.stream, logger, ...settings });
     const fanout = new FanoutWorker({
       stream: t.app.stream,
       live: t.app.live,
-      members: new MembershipCache(t.app.database!.db),
+      members: new MembershipCache(store, loadConfig({}).FANOUT_CACHE_ROOMS),
       logger,
     });
     const done = Promise.all([relay.run(c.signal), fanout.run(c.signal)]);

@@ -1,9 +1,6 @@
 import { denied, notFound } from "@service-chat/core";
-import type { Kysely, Transaction } from "kysely";
-import type { Role, RoomRow, Schema, SubscriptionRow } from "../db/schema.js";
+import type { Role, RoomRow, SubscriptionRow } from "../db/schema.js";
 import { type Action, assertCan } from "./permissions.js";
-
-type Db = Kysely<Schema> | Transaction<Schema>;
 
 export interface Access {
   room: RoomRow;
@@ -11,14 +8,10 @@ export interface Access {
   sub?: SubscriptionRow;
 }
 
-export async function activeSubscription(db: Db, roomId: string, profileId: string) {
-  return db
-    .selectFrom("room_subscriptions")
-    .selectAll()
-    .where("room_id", "=", roomId)
-    .where("profile_id", "=", profileId)
-    .where("state", "=", "active")
-    .executeTakeFirst();
+/** What an access check reads (authz/store.ts); a transaction-bound store reads inside its transaction. */
+export interface AccessReads {
+  liveRoom(roomId: string): Promise<RoomRow | undefined>;
+  activeSubscription(roomId: string, profileId: string): Promise<SubscriptionRow | undefined>;
 }
 
 /**
@@ -26,24 +19,22 @@ export async function activeSubscription(db: Db, roomId: string, profileId: stri
  * the caller is not in it is "not found" alike, so ids of private rooms reveal nothing. Public
  * channels are visible to everyone signed in.
  */
-export async function viewRoom(db: Db, roomId: string, profileId: string, room?: RoomRow): Promise<Access> {
-  const found =
-    room ??
-    (await db
-      .selectFrom("rooms")
-      .selectAll()
-      .where("id", "=", roomId)
-      .where("deleted_at", "is", null)
-      .executeTakeFirst());
+export function decideView(room: RoomRow | undefined, sub: SubscriptionRow | undefined): Access {
+  if (!room) throw notFound("room");
+  if (!sub && room.type !== "channel") throw notFound("room");
+  return sub ? { room, sub } : { room };
+}
+
+/** `decideView` for a room read (or given, already locked) and the caller's membership in it. */
+export async function viewRoom(reads: AccessReads, roomId: string, profileId: string, room?: RoomRow): Promise<Access> {
+  const found = room ?? (await reads.liveRoom(roomId));
   if (!found) throw notFound("room");
-  const sub = await activeSubscription(db, roomId, profileId);
-  if (!sub && found.type !== "channel") throw notFound("room");
-  return sub ? { room: found, sub } : { room: found };
+  return decideView(found, await reads.activeSubscription(roomId, profileId));
 }
 
 /**
- * The rules of `requireAccess` for a room already read (and locked, by `lockForSenders` in
- * events/lock-senders.ts) with the caller's role in it: no role means not a member.
+ * The rules of `requireAccess` for a room already read (and locked, by the event store's
+ * `lockForSenders`) with the caller's role in it: no role means not a member.
  */
 export function assertMemberCan(room: RoomRow, role: Role | null | undefined, action: Action): Role {
   if (!role && room.type !== "channel") throw notFound("room");
@@ -54,13 +45,13 @@ export function assertMemberCan(room: RoomRow, role: Role | null | undefined, ac
 
 /** The caller's access to a room, required to allow `action` by the permission matrix. */
 export async function requireAccess(
-  db: Db,
+  reads: AccessReads,
   roomId: string,
   profileId: string,
   action: Action,
   room?: RoomRow,
 ): Promise<Required<Access>> {
-  const access = await viewRoom(db, roomId, profileId, room);
+  const access = await viewRoom(reads, roomId, profileId, room);
   if (!access.sub) throw denied("you are not a member of this channel; join it first");
   assertCan(access.sub.role, action);
   return access as Required<Access>;

@@ -1,4 +1,7 @@
 import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+import type { EventKind } from "../events/kinds/index.js";
+
+export type { EventKind };
 
 /** The tables of migrations/, as Kysely sees them. */
 export interface Schema {
@@ -13,7 +16,6 @@ export interface Schema {
 
 export type RoomKind = "direct" | "group" | "channel";
 export type Role = "owner" | "admin" | "moderator" | "member" | "guest";
-export type EventKind = "text" | "attachment" | "reaction" | "encrypted" | "call" | "edit" | "redaction" | "system";
 type Json = ColumnType<Record<string, unknown>, string | Record<string, unknown>, string | Record<string, unknown>>;
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 

@@ -1,4 +1,4 @@
-import { create, type JsonValue } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type PushDeadLetter, PushDeadLetterSchema } from "@service-chat/api";
 import {
@@ -11,14 +11,15 @@ import {
   type Identity,
   precondition,
 } from "@service-chat/core";
+import { pageOf } from "../events/cursors.js";
 import type { Page } from "../events/event-service.js";
-import type { Db } from "../events/store.js";
 import type { PushNotifier, PushPayload } from "./push.js";
+import type { DeliveryStore } from "./store.js";
 
 /** Operations for the profiles of ADMIN_PROFILE_IDS: the push dead letters. */
 export class AdminService {
   constructor(
-    private readonly db: Db,
+    private readonly store: DeliveryStore,
     private readonly admins: ReadonlySet<string>,
     private readonly push?: PushNotifier,
   ) {}
@@ -27,15 +28,8 @@ export class AdminService {
     this.assertAdmin(caller);
     const n = checkLimit("limit", limit, 50, 100);
     const after = decodeCursor("cursor", cursor, { id: "string" });
-    let query = this.db
-      .selectFrom("push_dead_letters")
-      .selectAll()
-      .orderBy("id")
-      .limit(n + 1);
-    if (after) query = query.where("id", ">", after.id);
-    const rows = await query.execute();
-    const page = rows.slice(0, n);
-    const last = page.at(-1);
+    const rows = await this.store.deadLetters(after?.id, n);
+    const { page, nextCursor } = pageOf(rows, n, (last) => encodeCursor({ id: last.id }));
     return {
       items: page.map((r) =>
         create(PushDeadLetterSchema, {
@@ -48,7 +42,7 @@ export class AdminService {
           createdAt: timestampFromDate(r.created_at),
         }),
       ),
-      nextCursor: rows.length > n && last ? encodeCursor({ id: last.id }) : "",
+      nextCursor,
     };
   }
 
@@ -59,8 +53,8 @@ export class AdminService {
     for (const [i, id] of ids.entries()) checkId(`ids[${i}]`, id);
     const push = this.push;
     if (!push) throw precondition("push notifications are not configured here (PUSH_WEBHOOK_URL)");
-    const rows = await this.db.deleteFrom("push_dead_letters").where("id", "in", ids).returningAll().execute();
-    push.replay(rows.map((r) => r.payload as JsonValue as unknown as PushPayload));
+    const rows = await this.store.takeDeadLetters(ids);
+    push.replay(rows.map((r) => r.payload as unknown as PushPayload));
     return rows.map((r) => r.id);
   }
 

@@ -1,6 +1,5 @@
 import { encodeRecipient } from "@service-chat/gateway";
-import type { Kysely } from "kysely";
-import type { Schema } from "../db/schema.js";
+import type { DeliveryStore } from "./store.js";
 
 export interface Member {
   profileId: string;
@@ -27,8 +26,9 @@ export class MembershipCache {
   private readonly rooms = new Map<string, Entry>();
 
   constructor(
-    private readonly db: Kysely<Schema>,
-    private readonly maxRooms = 10_000,
+    private readonly store: DeliveryStore,
+    /** Rooms kept at most (FANOUT_CACHE_ROOMS); the least recently loaded goes first. */
+    private readonly maxRooms: number,
   ) {}
 
   async recipients(roomId: string, seq: number, membersSeq: number): Promise<Member[]> {
@@ -45,15 +45,10 @@ export class MembershipCache {
   private async load(roomId: string, seq: number): Promise<Entry> {
     // The version first: a change landing between the two reads makes the entry look older than
     // it is, which only means one more load.
-    const room = await this.db.selectFrom("rooms").select("members_seq").where("id", "=", roomId).executeTakeFirst();
-    const rows = await this.db
-      .selectFrom("room_subscriptions")
-      .select(["profile_id", "joined_seq", "left_seq"])
-      .where("room_id", "=", roomId)
-      .where((eb) => eb.or([eb("state", "=", "active"), eb("left_seq", ">=", seq)]))
-      .execute();
+    const version = await this.store.membersSeq(roomId);
+    const rows = await this.store.memberships(roomId, seq);
     return {
-      version: room?.members_seq ?? 0,
+      version,
       members: rows.map((r) => ({
         profileId: r.profile_id,
         wire: encodeRecipient(r.profile_id),

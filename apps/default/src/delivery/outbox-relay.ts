@@ -10,30 +10,35 @@ import {
   type Service,
   sleep,
 } from "@service-chat/core";
-import { sql } from "kysely";
 import type { Schema } from "../db/schema.js";
 import { presentEvent } from "../events/present.js";
-import { EVENT_COLUMNS } from "../events/store.js";
 import type { PipelineMetrics } from "./metrics.js";
+import type { DeliveryStore } from "./store.js";
 
 /** Any constant shared by every instance: one relay publishes per database at a time. */
 const RELAY_LOCK = 0x72656c61;
-/** How long the relay lets commits gather once woken while busy. */
-const LINGER_MS = 5;
 /** Stream entries stay well under NATS's default 1 MiB payload limit. */
 const MAX_ENTRY_BYTES = 512 * 1024;
 
-export interface RelayOptions {
+/** Settings of the relay (OUTBOX_* in docs/configuration.md). */
+export interface RelaySettings {
+  /** Outbox rows per round (OUTBOX_RELAY_BATCH_SIZE). */
+  batchSize: number;
+  /** Fallback poll when no NOTIFY arrives, and the leadership retry period (OUTBOX_RELAY_POLL_MS). */
+  pollMs: number;
+  /** How long the relay lets commits gather once woken while busy (OUTBOX_RELAY_LINGER_MS). */
+  lingerMs: number;
+  /** How long published rows are kept before they are pruned (OUTBOX_RETENTION_SEC). */
+  retentionMs: number;
+}
+
+export interface RelayOptions extends RelaySettings {
+  /** For the session that holds the leadership lock and listens for NOTIFY. */
   database: Database<Schema>;
+  store: DeliveryStore;
   stream: EventStream;
   logger: Logger;
   metrics?: PipelineMetrics;
-  /** Outbox rows per round. */
-  batchSize?: number;
-  /** Fallback poll when no NOTIFY arrives (and the leadership retry period). */
-  pollMs?: number;
-  /** How long published rows are kept before they are pruned. */
-  retentionMs?: number;
 }
 
 /**
@@ -44,15 +49,8 @@ export interface RelayOptions {
  */
 export class OutboxRelay implements Service {
   readonly name = "outbox-relay";
-  private readonly batchSize: number;
-  private readonly pollMs: number;
-  private readonly retentionMs: number;
 
-  constructor(private readonly o: RelayOptions) {
-    this.batchSize = o.batchSize ?? 500;
-    this.pollMs = o.pollMs ?? 1000;
-    this.retentionMs = o.retentionMs ?? 60_000;
-  }
+  constructor(private readonly o: RelayOptions) {}
 
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -60,7 +58,7 @@ export class OutboxRelay implements Service {
         await this.lead(signal);
       } catch (err) {
         this.o.logger.error({ err }, "outbox relay failed; retrying");
-        await sleep(this.pollMs, signal);
+        await sleep(this.o.pollMs, signal);
       }
     }
   }
@@ -69,7 +67,7 @@ export class OutboxRelay implements Service {
   private async lead(signal: AbortSignal): Promise<void> {
     const session = await this.o.database.session();
     try {
-      while (!signal.aborted && !(await session.tryLock(RELAY_LOCK))) await sleep(this.pollMs, signal);
+      while (!signal.aborted && !(await session.tryLock(RELAY_LOCK))) await sleep(this.o.pollMs, signal);
       if (signal.aborted) return;
       this.o.logger.info("outbox relay active");
       let wake: () => void = () => {};
@@ -82,20 +80,20 @@ export class OutboxRelay implements Service {
       while (!signal.aborted) {
         pending = false;
         const published = await this.publishBatch();
-        if (Date.now() - lastPrune > this.retentionMs / 2) {
+        if (Date.now() - lastPrune > this.o.retentionMs / 2) {
           lastPrune = Date.now();
           await this.prune();
         }
-        if (published === this.batchSize) continue;
+        if (published === this.o.batchSize) continue;
         if (pending) {
           // Under steady load, let a few more commits gather instead of one round per commit.
-          await sleep(LINGER_MS, signal);
+          await sleep(this.o.lingerMs, signal);
           continue;
         }
         const woken = new Promise<void>((resolve) => {
           wake = resolve;
         });
-        const timer = setTimeout(wake, this.pollMs);
+        const timer = setTimeout(wake, this.o.pollMs);
         await raceAbort(woken, signal);
         clearTimeout(timer);
       }
@@ -106,16 +104,7 @@ export class OutboxRelay implements Service {
 
   /** Publishes the oldest unpublished rows; returns how many. */
   async publishBatch(): Promise<number> {
-    const { db } = this.o.database;
-    const rows = await db
-      .selectFrom("outbox as o")
-      .innerJoin("room_events as e", "e.id", "o.event_id")
-      .innerJoin("rooms as r", "r.id", "o.room_id")
-      .select(["o.id as outbox_id", "r.members_seq", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
-      .where("o.published_at", "is", null)
-      .orderBy("o.id")
-      .limit(this.batchSize)
-      .execute();
+    const rows = await this.o.store.unpublished(this.o.batchSize);
     if (rows.length === 0) {
       this.o.metrics?.outboxBacklog(0);
       return 0;
@@ -132,31 +121,14 @@ export class OutboxRelay implements Service {
     await Promise.all(
       [...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events, membersSeq))),
     );
-    await db
-      .updateTable("outbox")
-      .set({ published_at: sql`now()` })
-      .where(
-        "id",
-        "in",
-        rows.map((r) => r.outbox_id),
-      )
-      .execute();
+    await this.o.store.markPublished(rows.map((r) => r.outbox_id));
     this.o.metrics?.published(rows.length);
     return rows.length;
   }
 
   private async prune(): Promise<void> {
-    const { db } = this.o.database;
-    await db
-      .deleteFrom("outbox")
-      .where("published_at", "<", new Date(Date.now() - this.retentionMs))
-      .execute();
-    const backlog = await db
-      .selectFrom("outbox")
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .where("published_at", "is", null)
-      .executeTakeFirstOrThrow();
-    this.o.metrics?.outboxBacklog(Number(backlog.n));
+    const backlog = await this.o.store.prunePublished(new Date(Date.now() - this.o.retentionMs));
+    this.o.metrics?.outboxBacklog(backlog);
   }
 }
 

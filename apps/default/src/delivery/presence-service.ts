@@ -10,7 +10,7 @@ import {
   type LiveBus,
 } from "@service-chat/core";
 import { publishToUsers } from "@service-chat/gateway";
-import type { Db } from "../events/store.js";
+import type { DeliveryStore } from "./store.js";
 
 const MAX_PROFILES = 500;
 
@@ -20,7 +20,7 @@ const MAX_PROFILES = 500;
  */
 export class PresenceService {
   constructor(
-    private readonly db: Db,
+    private readonly store: DeliveryStore,
     private readonly registry: ConnectionRegistry,
     private readonly live: LiveBus,
   ) {}
@@ -28,8 +28,7 @@ export class PresenceService {
   async get(caller: Identity, profileIds: string[]): Promise<PresenceFrame[]> {
     checkCount("profile_ids", profileIds.length, MAX_PROFILES, 1);
     for (const [i, p] of profileIds.entries()) checkProfileId(`profile_ids[${i}]`, p);
-    const visible = await this.coMembers(caller.profileId, [...new Set(profileIds)]);
-    const ids = [...visible];
+    const ids = await this.store.coMembers(caller.profileId, [...new Set(profileIds)]);
     const [online, seen] = await Promise.all([this.registry.online(ids), this.registry.lastSeen(ids)]);
     return ids.map((profileId) => {
       const last = seen.get(profileId);
@@ -49,37 +48,10 @@ export class PresenceService {
         "must be PRESENCE_STATE_ONLINE or PRESENCE_STATE_AWAY (offline follows from disconnecting)",
       );
     }
-    const rows = await this.db
-      .selectFrom("room_subscriptions as mine")
-      .innerJoin("room_subscriptions as other", "other.room_id", "mine.room_id")
-      .select("other.profile_id")
-      .distinct()
-      .where("mine.profile_id", "=", caller.profileId)
-      .where("mine.state", "=", "active")
-      .where("other.state", "=", "active")
-      .where("other.profile_id", "!=", caller.profileId)
-      .execute();
+    const others = await this.store.coMembers(caller.profileId);
     const frame = create(ServerFrameSchema, {
       frame: { case: "presence", value: { profileId: caller.profileId, state, lastSeen: timestampFromMs(Date.now()) } },
     });
-    publishToUsers(
-      this.live,
-      rows.map((r) => r.profile_id),
-      toBinary(ServerFrameSchema, frame),
-    );
-  }
-
-  private async coMembers(callerId: string, profileIds: string[]): Promise<Set<string>> {
-    const rows = await this.db
-      .selectFrom("room_subscriptions as mine")
-      .innerJoin("room_subscriptions as other", "other.room_id", "mine.room_id")
-      .select("other.profile_id")
-      .distinct()
-      .where("mine.profile_id", "=", callerId)
-      .where("mine.state", "=", "active")
-      .where("other.state", "=", "active")
-      .where("other.profile_id", "in", profileIds)
-      .execute();
-    return new Set(rows.map((r) => r.profile_id));
+    publishToUsers(this.live, others, toBinary(ServerFrameSchema, frame));
   }
 }

@@ -1,23 +1,24 @@
 import { createHmac } from "node:crypto";
-import { CallAction, type RoomEvent, RoomEventType } from "@service-chat/api";
-import { type ConnectionRegistry, type Logger, newId, raceAbort, type Service } from "@service-chat/core";
-import type { Db } from "../events/store.js";
+import type { RoomEvent } from "@service-chat/api";
+import { type ConnectionRegistry, type Logger, raceAbort, type Service } from "@service-chat/core";
+import { kindOfType } from "../events/kinds/index.js";
 import type { Member } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
+import type { DeliveryStore } from "./store.js";
 
 export interface PushOptions {
   url: string;
   secret: string;
   registry: ConnectionRegistry;
-  db: Db;
+  store: DeliveryStore;
   logger: Logger;
   metrics?: PipelineMetrics;
-  /** Attempts before a notification becomes a dead letter. */
-  maxAttempts?: number;
-  /** First retry delay; each retry doubles it (with jitter). */
-  baseDelayMs?: number;
-  /** Notifications waiting at most; beyond, new ones go straight to the dead letters. */
-  maxQueue?: number;
+  /** Attempts before a notification becomes a dead letter (PUSH_MAX_ATTEMPTS). */
+  maxAttempts: number;
+  /** First retry delay; each retry doubles it, with jitter (PUSH_RETRY_BASE_MS). */
+  baseDelayMs: number;
+  /** Notifications waiting at most; beyond, new ones go straight to the dead letters (PUSH_QUEUE_MAX). */
+  maxQueue: number;
 }
 
 /** The JSON body a push webhook receives. */
@@ -28,7 +29,7 @@ export interface PushPayload {
   seq: string;
   sender: string;
   event_type: string;
-  /** The first 140 characters of text, or the attachment's filename; never for encrypted events. */
+  /** What the event's kind shows (events/kinds/): the first 140 characters of text, an attachment's filename; never for encrypted events. */
   preview?: string;
   /** Members with no live connection. */
   recipients: string[];
@@ -40,7 +41,6 @@ interface Job {
   due: number;
 }
 
-const PREVIEW_CHARS = 140;
 const CONCURRENCY = 8;
 
 /**
@@ -54,22 +54,16 @@ export class PushNotifier implements Service {
   readonly name = "push";
   private readonly queue: Job[] = [];
   private readonly waiters = new Set<() => void>();
-  private readonly maxAttempts: number;
-  private readonly baseDelayMs: number;
-  private readonly maxQueue: number;
 
-  constructor(private readonly o: PushOptions) {
-    this.maxAttempts = o.maxAttempts ?? 6;
-    this.baseDelayMs = o.baseDelayMs ?? 1000;
-    this.maxQueue = o.maxQueue ?? 10_000;
-  }
+  constructor(private readonly o: PushOptions) {}
 
-  /** Called by fan-out for every event: queues a notification if the event deserves one. */
+  /** Called by fan-out for every event: queues a notification if the event's kind deserves one. */
   notify(event: RoomEvent, recipients: Member[]): void {
     const sender = event.source?.profileId ?? "";
     const to = recipients.map((m) => m.profileId).filter((p) => p !== sender);
-    if (to.length === 0 || !worthPushing(event)) return;
-    this.enqueue(payloadOf(event, to), 0);
+    if (to.length === 0) return;
+    const payload = payloadOf(event, to);
+    if (payload) this.enqueue(payload, 0);
   }
 
   /** Sends dead letters again, as new notifications. */
@@ -102,7 +96,7 @@ export class PushNotifier implements Service {
   }
 
   private enqueue(payload: PushPayload, attempts: number, due = Date.now()): void {
-    if (this.queue.length >= this.maxQueue) {
+    if (this.queue.length >= this.o.maxQueue) {
       void this.deadLetter({ payload, attempts, due }, "push queue full");
       return;
     }
@@ -147,57 +141,37 @@ export class PushNotifier implements Service {
       error = `webhook unreachable: ${(err as Error).name}`;
     }
     const attempts = job.attempts + 1;
-    if (attempts >= this.maxAttempts) return this.deadLetter({ ...job, payload, attempts }, error);
-    const delay = this.baseDelayMs * 2 ** job.attempts * (0.8 + Math.random() * 0.4);
+    if (attempts >= this.o.maxAttempts) return this.deadLetter({ ...job, payload, attempts }, error);
+    const delay = this.o.baseDelayMs * 2 ** job.attempts * (0.8 + Math.random() * 0.4);
     this.enqueue(payload, attempts, Date.now() + delay);
   }
 
   private async deadLetter(job: Job, error: string): Promise<void> {
     this.o.logger.warn({ event: job.payload.event_id, attempts: job.attempts, error }, "push dead-lettered");
-    await this.o.db
-      .insertInto("push_dead_letters")
-      .values({
-        id: newId(),
-        room_id: job.payload.room_id,
-        event_id: job.payload.event_id,
-        payload: JSON.stringify(job.payload),
-        attempts: job.attempts,
-        last_error: error,
-      })
-      .execute();
-    const count = await this.o.db
-      .selectFrom("push_dead_letters")
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .executeTakeFirstOrThrow();
-    this.o.metrics?.deadLetters(Number(count.n));
+    const count = await this.o.store.addDeadLetter({
+      room_id: job.payload.room_id,
+      event_id: job.payload.event_id,
+      payload: job.payload,
+      attempts: job.attempts,
+      last_error: error,
+    });
+    this.o.metrics?.deadLetters(count);
   }
 }
 
-function worthPushing(e: RoomEvent): boolean {
-  switch (e.content.case) {
-    case "text":
-    case "attachment":
-    case "encrypted":
-      return true;
-    case "call":
-      return e.content.value.action === CallAction.OFFER;
-    default:
-      return false;
-  }
-}
-
-function payloadOf(e: RoomEvent, recipients: string[]): PushPayload {
-  const c = e.content;
-  const preview =
-    c.case === "text" ? c.value.body.slice(0, PREVIEW_CHARS) : c.case === "attachment" ? c.value.filename : undefined;
+/** The notification of an event, if its kind deserves one (its descriptor's `push`). */
+function payloadOf(e: RoomEvent, recipients: string[]): PushPayload | undefined {
+  const kind = kindOfType(e.type);
+  const push = kind && e.content.case === kind.name ? kind.push?.(e.content.value) : undefined;
+  if (!kind || !push) return undefined;
   return {
     type: "chat.event",
     room_id: e.roomId,
     event_id: e.id,
     seq: String(e.seq),
     sender: e.source?.profileId ?? "",
-    event_type: RoomEventType[e.type].toLowerCase(),
-    ...(preview ? { preview } : {}),
+    event_type: kind.name,
+    ...(push.preview ? { preview: push.preview } : {}),
     recipients,
   };
 }

@@ -17,10 +17,10 @@ import {
   type LiveBus,
 } from "@service-chat/core";
 import { publishToUsers } from "@service-chat/gateway";
-import { sql } from "kysely";
 import { requireAccess } from "../authz/access.js";
 import { presentEvent } from "../events/present.js";
-import { type Db, EVENT_COLUMNS } from "../events/store.js";
+import type { DeliveryStore } from "./store.js";
+import { planSyncPage } from "./sync-plan.js";
 
 export interface SyncQuery {
   cursors: RoomCursor[];
@@ -35,8 +35,17 @@ export interface SyncPage {
   cursors: RoomCursor[];
 }
 
-/** Everything after a member's active rooms' cursors is replayed, up to this many events a room. */
-export const DEFAULT_MAX_BACKLOG = 10_000;
+/** Contract limits of Sync (docs/api.md). */
+export const MAX_SYNC_PAGE = 1000;
+const MAX_CURSORS = 10_000;
+
+/** Settings of Sync (docs/configuration.md). */
+export interface SyncSettings {
+  /** Events per room replayed at most; a device further behind gets `resync` (SYNC_MAX_BACKLOG). */
+  maxBacklog: number;
+  /** Events per page when the request names no limit (SYNC_PAGE_SIZE). */
+  pageSize: number;
+}
 
 /**
  * Per-device delivery state and catch-up: acknowledged cursors, read markers (with live receipts),
@@ -45,9 +54,9 @@ export const DEFAULT_MAX_BACKLOG = 10_000;
  */
 export class SyncService {
   constructor(
-    private readonly db: Db,
+    private readonly store: DeliveryStore,
     private readonly live: LiveBus,
-    private readonly maxBacklog = DEFAULT_MAX_BACKLOG,
+    private readonly settings: SyncSettings,
   ) {}
 
   /** Moves the device's delivered cursors forward (never back); answers the stored cursors. */
@@ -60,31 +69,14 @@ export class SyncService {
       if (a.seq < 0n) throw invalid(`acks[${i}].seq`, "must not be negative");
       latest.set(a.roomId, Math.max(latest.get(a.roomId) ?? 0, Number(a.seq)));
     });
-    const rooms = await this.activeRooms(caller.profileId, [...latest.keys()]);
+    const rooms = await this.store.activeRooms(caller.profileId, [...latest.keys()]);
     acks.forEach((a, i) => {
       const room = rooms.get(a.roomId);
       if (!room) throw invalid(`acks[${i}].room_id`, "is not a room you are in");
       if (Number(a.seq) > room.last_seq)
         throw invalid(`acks[${i}].seq`, `is beyond the room's last seq ${room.last_seq}`);
     });
-    const rows = await this.db
-      .insertInto("device_cursors")
-      .values(
-        [...latest].map(([room_id, seq]) => ({
-          profile_id: caller.profileId,
-          device_id: device,
-          room_id,
-          delivered_seq: seq,
-        })),
-      )
-      .onConflict((oc) =>
-        oc.columns(["profile_id", "device_id", "room_id"]).doUpdateSet({
-          delivered_seq: sql`greatest(device_cursors.delivered_seq, excluded.delivered_seq)`,
-          updated_at: sql`now()`,
-        }),
-      )
-      .returning(["room_id", "delivered_seq"])
-      .execute();
+    const rows = await this.store.moveCursors(caller.profileId, device, latest);
     return rows.map((r) => create(RoomCursorSchema, { roomId: r.room_id, seq: BigInt(r.delivered_seq) }));
   }
 
@@ -92,26 +84,20 @@ export class SyncService {
   async markRead(caller: Identity, roomId: string, seq: bigint): Promise<{ readSeq: number; unread: number }> {
     checkId("room_id", roomId);
     if (seq < 0n) throw invalid("seq", "must not be negative");
-    const { room } = await requireAccess(this.db, roomId, caller.profileId, "room.read");
+    const { room } = await requireAccess(this.store.access, roomId, caller.profileId, "room.read");
     if (Number(seq) > room.last_seq) throw invalid("seq", `is beyond the room's last seq ${room.last_seq}`);
-    const row = await this.db
-      .updateTable("room_subscriptions")
-      .set({ read_seq: sql`greatest(read_seq, ${Number(seq)})`, updated_at: sql`now()` })
-      .where("room_id", "=", roomId)
-      .where("profile_id", "=", caller.profileId)
-      .returning(["read_seq"])
-      .executeTakeFirstOrThrow();
+    const readSeq = await this.store.moveReadMarker(roomId, caller.profileId, Number(seq));
     const frame = create(ServerFrameSchema, {
-      frame: { case: "receipt", value: { roomId, profileId: caller.profileId, readSeq: BigInt(row.read_seq) } },
+      frame: { case: "receipt", value: { roomId, profileId: caller.profileId, readSeq: BigInt(readSeq) } },
     });
     await this.toMembers(roomId, toBinary(ServerFrameSchema, frame));
-    return { readSeq: row.read_seq, unread: Math.max(0, room.last_seq - row.read_seq) };
+    return { readSeq, unread: Math.max(0, room.last_seq - readSeq) };
   }
 
   /** Tells the room's other members, live, that the caller is typing; nothing is stored. */
   async typing(caller: Identity, roomId: string, active: boolean): Promise<void> {
     checkId("room_id", roomId);
-    await requireAccess(this.db, roomId, caller.profileId, "event.send");
+    await requireAccess(this.store.access, roomId, caller.profileId, "event.send");
     const frame = create(ServerFrameSchema, {
       frame: { case: "typing", value: { roomId, active, profileId: caller.profileId } },
     });
@@ -125,99 +111,43 @@ export class SyncService {
    */
   async sync(caller: Identity, q: SyncQuery): Promise<SyncPage> {
     const device = q.deviceId || caller.deviceId ? deviceOf(caller, q.deviceId) : undefined;
-    const limit = checkLimit("limit", q.limit, 500, 1000);
-    checkCount("cursors", q.cursors.length, 10_000);
+    const limit = checkLimit("limit", q.limit, this.settings.pageSize, MAX_SYNC_PAGE);
+    checkCount("cursors", q.cursors.length, MAX_CURSORS);
     const given = new Map<string, number>();
     q.cursors.forEach((c, i) => {
       checkId(`cursors[${i}].room_id`, c.roomId);
       if (c.seq < 0n) throw invalid(`cursors[${i}].seq`, "must not be negative");
       given.set(c.roomId, Number(c.seq));
     });
-    const rooms = await this.db
-      .selectFrom("room_subscriptions as s")
-      .innerJoin("rooms as r", "r.id", "s.room_id")
-      .leftJoin("device_cursors as d", (j) =>
-        j
-          .onRef("d.room_id", "=", "s.room_id")
-          .onRef("d.profile_id", "=", "s.profile_id")
-          .on("d.device_id", "=", device ?? ""),
-      )
-      .select(["s.room_id", "s.joined_seq", "r.last_seq", "d.delivered_seq"])
-      .where("s.profile_id", "=", caller.profileId)
-      .where("s.state", "=", "active")
-      .where("r.deleted_at", "is", null)
-      .orderBy("s.room_id")
-      .execute();
-    const page: SyncPage = { events: [], resync: [], hasMore: false, cursors: [] };
-    // Seqs are dense, so what each room has to send is known before reading it: the page is
-    // shared out in room order, then read in one statement.
-    const ranges: { roomId: string; after: number; upTo: number }[] = [];
-    let taken = 0;
-    for (const r of rooms) {
-      let from = Math.max(given.get(r.room_id) ?? r.delivered_seq ?? r.joined_seq, r.joined_seq);
-      from = Math.min(from, r.last_seq);
-      if (r.last_seq - from > this.maxBacklog) {
-        const resumeAt = r.last_seq - this.maxBacklog;
-        page.resync.push(
-          create(ResyncSchema, {
-            roomId: r.room_id,
-            fromSeq: BigInt(resumeAt + 1),
-            lastSeq: BigInt(r.last_seq),
-            reason: `more than ${this.maxBacklog} events behind; older ones are in GetHistory`,
-          }),
-        );
-        from = resumeAt;
-      }
-      const take = Math.max(0, Math.min(r.last_seq - from, limit - taken));
-      if (take > 0) ranges.push({ roomId: r.room_id, after: from, upTo: from + take });
-      taken += take;
-      if (from + take < r.last_seq) page.hasMore = true;
-      page.cursors.push(create(RoomCursorSchema, { roomId: r.room_id, seq: BigInt(from + take) }));
-    }
-    if (ranges.length > 0) {
-      const rows = await this.db
-        .selectFrom("room_events")
-        .select(EVENT_COLUMNS)
-        .where((eb) =>
-          eb.or(
-            ranges.map((g) => eb.and([eb("room_id", "=", g.roomId), eb("seq", ">", g.after), eb("seq", "<=", g.upTo)])),
-          ),
-        )
-        .execute();
-      const order = new Map(ranges.map((g, i) => [g.roomId, i]));
-      rows.sort((a, b) => (order.get(a.room_id) as number) - (order.get(b.room_id) as number) || a.seq - b.seq);
-      for (const row of rows) page.events.push(presentEvent(row));
-    }
-    return page;
+    const rooms = await this.store.syncRooms(caller.profileId, device);
+    const plan = planSyncPage(rooms, given, limit, this.settings.maxBacklog);
+    const rows = await this.store.eventsIn(plan.ranges);
+    const order = new Map(plan.ranges.map((g, i) => [g.roomId, i]));
+    rows.sort((a, b) => (order.get(a.room_id) as number) - (order.get(b.room_id) as number) || a.seq - b.seq);
+    return {
+      events: rows.map(presentEvent),
+      resync: plan.resync.map((r) =>
+        create(ResyncSchema, {
+          roomId: r.roomId,
+          fromSeq: BigInt(r.fromSeq),
+          lastSeq: BigInt(r.lastSeq),
+          reason: r.reason,
+        }),
+      ),
+      hasMore: plan.hasMore,
+      cursors: plan.cursors.map((c) => create(RoomCursorSchema, { roomId: c.roomId, seq: BigInt(c.seq) })),
+    };
   }
 
   private async toMembers(roomId: string, frame: Uint8Array, except?: string): Promise<void> {
     // Asked fresh each time: this process may not see the room's membership events (no fan-out
     // role here), and signals are rare next to messages.
-    const members = await this.db
-      .selectFrom("room_subscriptions")
-      .select("profile_id")
-      .where("room_id", "=", roomId)
-      .where("state", "=", "active")
-      .execute();
+    const members = await this.store.memberIds(roomId);
     publishToUsers(
       this.live,
-      members.flatMap((m) => (m.profile_id === except ? [] : [m.profile_id])),
+      members.filter((m) => m !== except),
       frame,
     );
-  }
-
-  private async activeRooms(profileId: string, roomIds: string[]) {
-    const rows = await this.db
-      .selectFrom("room_subscriptions as s")
-      .innerJoin("rooms as r", "r.id", "s.room_id")
-      .select(["r.id", "r.last_seq"])
-      .where("s.profile_id", "=", profileId)
-      .where("s.state", "=", "active")
-      .where("r.deleted_at", "is", null)
-      .where("r.id", "in", roomIds)
-      .execute();
-    return new Map(rows.map((r) => [r.id, r]));
   }
 }
 

@@ -1,12 +1,16 @@
-import type { Db, Tx } from "./store.js";
+/** Something that runs work in one transaction: a store (db/store.ts), handing itself bound to it. */
+export interface Transactional<S> {
+  transaction<T>(work: (tx: S) => Promise<T>): Promise<T>;
+}
 
 /**
  * Does the work of a batch of jobs in one transaction and answers each, in order. It must either
  * throw or leave the transaction worth committing: a job it refuses gets an answer saying so and
  * writes nothing, because the other jobs commit all the same.
  */
-export type StoreBatch<J, R> = (trx: Tx, jobs: J[]) => Promise<R[]>;
+export type StoreBatch<S, J, R> = (tx: S, jobs: J[]) => Promise<R[]>;
 
+/** Settings of the committer (SEND_BATCH_* in docs/configuration.md). */
 export interface CommitterLimits {
   /** Batch transactions running at once; each holds one pooled connection. */
   inFlight: number;
@@ -16,7 +20,11 @@ export interface CommitterLimits {
   maxWeight: number;
 }
 
-export const DEFAULT_LIMITS: CommitterLimits = { inFlight: 2, maxJobs: 128, maxWeight: 2000 };
+export interface CommitterOptions {
+  limits: CommitterLimits;
+  /** Told of each batch of several jobs that failed (before its jobs run again one by one). */
+  onBatchFailure?: (err: unknown, jobs: number) => void;
+}
 
 interface Pending<J, R> {
   key: string;
@@ -36,19 +44,23 @@ interface Pending<J, R> {
  * order; `store` must take its locks in a fixed order too (sends lock all rooms of a batch in id
  * order, in one statement), so that two batches, of this process or another, cannot deadlock.
  *
- * When a batch fails (SQL error, deadlock, lost connection) it rolls back and each of its jobs
- * runs again in a transaction of its own, so one bad job fails only its own caller. An answer is
- * handed out only once its transaction committed.
+ * When a batch fails (SQL error, deadlock, lost connection) it rolls back, is reported to
+ * `onBatchFailure` (logged and counted by the event service), and each of its jobs runs again in a
+ * transaction of its own, so one bad job fails only its own caller. An answer is handed out only
+ * once its transaction committed.
  */
-export class GroupCommitter<J, R> {
+export class GroupCommitter<S, J, R> {
   private readonly pending: Pending<J, R>[] = [];
   private running = 0;
+  private readonly limits: CommitterLimits;
 
   constructor(
-    private readonly db: Db,
-    private readonly store: StoreBatch<J, R>,
-    private readonly limits: CommitterLimits = DEFAULT_LIMITS,
-  ) {}
+    private readonly store: Transactional<S>,
+    private readonly storeBatch: StoreBatch<S, J, R>,
+    private readonly options: CommitterOptions,
+  ) {
+    this.limits = options.limits;
+  }
 
   /** Stores `job` in a batch transaction; resolves with its answer once that transaction committed. */
   run(key: string, weight: number, job: J): Promise<R> {
@@ -87,7 +99,8 @@ export class GroupCommitter<J, R> {
     let answers: R[];
     try {
       answers = await this.transaction(batch);
-    } catch {
+    } catch (err) {
+      this.options.onBatchFailure?.(err, batch.length);
       // Rolled back: nothing of this batch is stored. Which job failed, and whether it would fail
       // again alone (a unique violation after a race, a deadlock), only running it alone tells.
       for (const p of batch) await this.alone(p);
@@ -106,9 +119,9 @@ export class GroupCommitter<J, R> {
   }
 
   private transaction(batch: Pending<J, R>[]): Promise<R[]> {
-    return this.db.transaction().execute((trx) =>
-      this.store(
-        trx,
+    return this.store.transaction((tx) =>
+      this.storeBatch(
+        tx,
         batch.map((p) => p.job),
       ),
     );

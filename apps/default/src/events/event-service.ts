@@ -1,23 +1,15 @@
-import { create } from "@bufbuild/protobuf";
-import { type AckEvent, AckEventSchema, Direction, type RoomEvent } from "@service-chat/api";
-import {
-  checkCount,
-  checkId,
-  checkLimit,
-  checkText,
-  decodeCursor,
-  encodeCursor,
-  type Identity,
-  invalid,
-} from "@service-chat/core";
-import { sql } from "kysely";
+import { Direction, type RoomEvent } from "@service-chat/api";
+import { checkCount, checkId, checkLimit, checkText, type Identity, invalid, type Logger } from "@service-chat/core";
 import { requireAccess } from "../authz/access.js";
-import type { EventRow } from "../db/schema.js";
-import { GroupCommitter } from "./committer.js";
+import { type CommitterLimits, GroupCommitter } from "./committer.js";
+import { historyCursor, pageOf, readHistoryCursor, readSearchCursor, searchCursor } from "./cursors.js";
+import type { SendMetrics } from "./metrics.js";
 import { presentEvent } from "./present.js";
-import { fail, type Indexed, type SendJob, storeSends } from "./send-batch.js";
-import { type Db, EVENT_COLUMNS } from "./store.js";
+import { fail, type Indexed, type SendAck, type SendJob, storeSends, unsent } from "./send-batch.js";
+import type { EventStore } from "./store.js";
 import { MAX_EVENTS_PER_CALL, validateEvent } from "./validate.js";
+
+export type { SendAck } from "./send-batch.js";
 
 export const MAX_PAGE = 100;
 const DEFAULT_PAGE = 50;
@@ -41,22 +33,39 @@ export interface Page<T> {
   nextCursor: string;
 }
 
+export interface EventServiceOptions {
+  /** The group committer's limits (SEND_BATCH_*). */
+  limits: CommitterLimits;
+  logger: Logger;
+  metrics?: SendMetrics;
+}
+
 /** Messages: sending (validated, authorised, idempotent, dense seq), history and search. */
 export class EventService {
-  private readonly committer: GroupCommitter<SendJob, AckEvent[]>;
+  private readonly committer: GroupCommitter<EventStore, SendJob, SendAck[]>;
 
-  constructor(private readonly db: Db) {
-    this.committer = new GroupCommitter(db, storeSends);
+  constructor(
+    private readonly store: EventStore,
+    options: EventServiceOptions,
+  ) {
+    const { logger, metrics } = options;
+    this.committer = new GroupCommitter(store, storeSends, {
+      limits: options.limits,
+      onBatchFailure(err, jobs) {
+        logger.warn({ err, jobs }, "send batch failed and rolled back; its calls run again one by one");
+        metrics?.batchFailed();
+      },
+    });
   }
 
   /**
    * Stores up to 100 events and answers each with its own ack, in order. An event that is
-   * refused gets an ack with an error; the others are stored all the same. The events of each
-   * room are one job of the group committer: stored in a transaction shared with other calls.
+   * refused gets an ack with the domain error; the others are stored all the same. The events of
+   * each room are one job of the group committer: stored in a transaction shared with other calls.
    */
-  async send(caller: Identity, events: RoomEvent[]): Promise<AckEvent[]> {
+  async send(caller: Identity, events: RoomEvent[]): Promise<SendAck[]> {
     checkCount("event", events.length, MAX_EVENTS_PER_CALL, 1);
-    const acks: AckEvent[] = events.map((e) => create(AckEventSchema, { roomId: e.roomId, clientId: e.clientId }));
+    const acks: SendAck[] = events.map((e) => unsent(e.roomId, e.clientId));
     const byRoom = new Map<string, Indexed[]>();
     events.forEach((e, index) => {
       try {
@@ -65,14 +74,14 @@ export class EventService {
         group.push({ index, event });
         byRoom.set(event.roomId, group);
       } catch (err) {
-        fail(acks[index] as AckEvent, err);
+        fail(acks[index] as SendAck, err);
       }
     });
     await Promise.all(
       [...byRoom].map(async ([roomId, group]) => {
         const stored = await this.committer.run(roomId, group.length, { caller, roomId, group });
         group.forEach((g, i) => {
-          acks[g.index] = stored[i] as AckEvent;
+          acks[g.index] = stored[i] as SendAck;
         });
       }),
     );
@@ -85,61 +94,37 @@ export class EventService {
     const limit = checkLimit("limit", q.limit, DEFAULT_PAGE, MAX_PAGE);
     if (!(q.direction in Direction)) throw invalid("direction", `${q.direction} is not a known value`);
     const forward = q.direction === Direction.FORWARD;
-    const cursor = decodeCursor("cursor", q.cursor, { r: "string", d: "string", s: "number" });
-    if (cursor && (cursor.r !== q.roomId || cursor.d !== (forward ? "f" : "b"))) {
-      throw invalid("cursor", "was issued for another room or direction");
-    }
-    await requireAccess(this.db, q.roomId, caller.profileId, "room.read");
-    let query = this.db
-      .selectFrom("room_events")
-      .select(EVENT_COLUMNS)
-      .where("room_id", "=", q.roomId)
-      .orderBy("seq", forward ? "asc" : "desc")
-      .limit(limit + 1);
-    if (cursor) query = query.where("seq", forward ? ">" : "<", cursor.s);
-    const rows = await query.execute();
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(presentEvent),
-      nextCursor: rows.length > limit && last ? encodeCursor({ r: q.roomId, d: forward ? "f" : "b", s: last.seq }) : "",
-    };
+    const { afterSeq } = readHistoryCursor(q.cursor, q.roomId, forward);
+    await requireAccess(this.store.access, q.roomId, caller.profileId, "room.read");
+    const rows = await this.store.history({
+      roomId: q.roomId,
+      forward,
+      limit,
+      ...(afterSeq !== undefined ? { afterSeq } : {}),
+    });
+    const { page, nextCursor } = pageOf(rows, limit, (last) => historyCursor(q.roomId, forward, last.seq));
+    return { items: page.map(presentEvent), nextCursor };
   }
 
   /** Full-text search over text in the rooms the caller belongs to, newest first. */
   async search(caller: Identity, q: SearchQuery): Promise<Page<RoomEvent>> {
     checkText("query", q.query, { maxBytes: 256, required: true });
     const limit = checkLimit("limit", q.limit, DEFAULT_PAGE, MAX_PAGE);
-    const cursor = decodeCursor("cursor", q.cursor, { t: "number", s: "number", id: "string" });
+    const after = readSearchCursor(q.cursor);
     if (q.roomId) {
       checkId("room_id", q.roomId);
-      await requireAccess(this.db, q.roomId, caller.profileId, "room.read");
+      await requireAccess(this.store.access, q.roomId, caller.profileId, "room.read");
     }
-    let query = this.db
-      .selectFrom("room_events as e")
-      .innerJoin("room_subscriptions as s", (j) =>
-        j.onRef("s.room_id", "=", "e.room_id").on("s.profile_id", "=", caller.profileId).on("s.state", "=", "active"),
-      )
-      .innerJoin("rooms as r", (j) => j.onRef("r.id", "=", "e.room_id").on("r.deleted_at", "is", null))
-      .select(EVENT_COLUMNS.map((c) => `e.${c}` as const))
-      .where(sql<boolean>`e.search @@ websearch_to_tsquery('simple', ${q.query})`)
-      // Server time, then seq: ids of one millisecond are in random order.
-      .orderBy("e.server_ts", "desc")
-      .orderBy("e.seq", "desc")
-      .orderBy("e.id", "desc")
-      .limit(limit + 1);
-    if (q.roomId) query = query.where("e.room_id", "=", q.roomId);
-    if (cursor) {
-      const after = sql`(${new Date(cursor.t)}::timestamptz, ${cursor.s}::bigint, ${cursor.id}::text)`;
-      query = query.where(sql<boolean>`(e.server_ts, e.seq, e.id) < ${after}`);
-    }
-    const rows = (await query.execute()) as EventRow[];
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(presentEvent),
-      nextCursor:
-        rows.length > limit && last ? encodeCursor({ t: last.server_ts.getTime(), s: last.seq, id: last.id }) : "",
-    };
+    const rows = await this.store.search({
+      profileId: caller.profileId,
+      query: q.query,
+      limit,
+      ...(q.roomId ? { roomId: q.roomId } : {}),
+      ...(after ? { after } : {}),
+    });
+    const { page, nextCursor } = pageOf(rows, limit, (last) =>
+      searchCursor({ serverTs: last.server_ts, seq: last.seq, id: last.id }),
+    );
+    return { items: page.map(presentEvent), nextCursor };
   }
 }

@@ -2,11 +2,11 @@ import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContactLinkSchema, type RoomEvent, RoomEventSchema } from "@service-chat/api";
 import type { EventRow } from "../db/schema.js";
-import { type Content, KINDS } from "./content.js";
+import { type Content, kindNamed } from "./kinds/index.js";
 
 /** A stored event as the API shows it. */
 export function presentEvent(row: EventRow): RoomEvent {
-  const kind = KINDS[row.type];
+  const kind = kindNamed(row.type);
   const content = {
     case: row.type,
     value: fromJson(kind.schema, row.content as JsonValue, { ignoreUnknownFields: true }),

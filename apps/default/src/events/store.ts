@@ -1,9 +1,9 @@
 import { newId, notFound } from "@service-chat/core";
-import { type Insertable, type Kysely, sql, type Transaction } from "kysely";
-import type { EventKind, EventRow, EventsTable, RoomRow, Schema } from "../db/schema.js";
-
-export type Db = Kysely<Schema>;
-export type Tx = Transaction<Schema>;
+import { type Insertable, sql } from "kysely";
+import { AccessStore } from "../authz/store.js";
+import type { EventRow, EventsTable, Role, RoomRow } from "../db/schema.js";
+import { type Db, Store } from "../db/store.js";
+import type { EventKind } from "./kinds/index.js";
 
 /** An event to store; the store assigns id (unless given), seq and server time. */
 export interface NewEvent {
@@ -18,6 +18,14 @@ export interface NewEvent {
   searchText?: string;
   /** A membership change (room created, members added or removed, room deleted). */
   changesMembers?: boolean;
+}
+
+/** Events for `appendToRooms`: several appends may go to one room, stored in the order given. */
+export interface Append {
+  room: RoomRow;
+  events: NewEvent[];
+  /** As for `append`: this member's read marker moves to the seq of the append's last event. */
+  reader?: string;
 }
 
 export const EVENT_COLUMNS = [
@@ -36,132 +44,299 @@ export const EVENT_COLUMNS = [
   "server_ts",
 ] as const;
 
-/**
- * Locks a live room for the rest of the transaction and returns it. Every writer of a room takes
- * this lock first, so seq assignment and membership changes of one room are serialised.
- */
-export async function lockRoom(trx: Tx, roomId: string): Promise<RoomRow | undefined> {
-  return trx
-    .selectFrom("rooms")
-    .selectAll()
-    .where("id", "=", roomId)
-    .where("deleted_at", "is", null)
-    .forUpdate()
-    .executeTakeFirst();
+/** A sender about to write to a room, with the client ids of their events (may be none). */
+export interface SenderWant {
+  roomId: string;
+  senderId: string;
+  clientIds: string[];
 }
 
-/** `lockRoom`, answering not_found for a room that does not exist (or no longer). */
-export async function lockOrNotFound(trx: Tx, roomId: string): Promise<RoomRow> {
-  const room = await lockRoom(trx, roomId);
-  if (!room) throw notFound("room");
-  return room;
-}
-
-/**
- * Stores events in a room locked by `lockRoom`: seqs follow `room.last_seq` with no gap, and each
- * event gets one row in room_events and one in outbox — nothing per member.
- */
-export async function appendEvents(
-  trx: Tx,
-  room: RoomRow,
-  events: NewEvent[],
-  /** A member whose read marker moves to the new last seq (the sender: what you send, you have read). */
-  reader?: string,
-): Promise<EventRow[]> {
-  const [rows] = await appendToRooms(trx, [{ room, events, ...(reader ? { reader } : {}) }]);
-  return rows ?? [];
-}
-
-/** Events for `appendToRooms`: several appends may go to one room, stored in the order given. */
-export interface Append {
+/** What a sender's job needs of a room it locked. */
+export interface SenderView {
+  /** One object per room for all the wants of a batch: appends to it move its seq. */
   room: RoomRow;
-  events: NewEvent[];
-  /** As for `appendEvents`: this member's read marker moves to the seq of the append's last event. */
-  reader?: string;
+  /** The sender's role, if an active member. */
+  role: Role | null;
+  /** Events the sender already stored under the client ids asked for, by client id. */
+  earlier: Map<string, StoredEvent>;
+}
+
+export type StoredEvent = Pick<EventRow, "id" | "room_id" | "seq" | "client_id">;
+
+type SenderRow = RoomRow & {
+  n: number;
+  member_role: Role | null;
+  seen_seq: number;
+  stored: Record<string, [string, number]> | null;
+};
+
+/** Where a history page starts: after `afterSeq` (exclusive), in the page's direction. */
+export interface HistoryPage {
+  roomId: string;
+  forward: boolean;
+  afterSeq?: number;
+  limit: number;
+}
+
+/** A search page: `after` is the (server time, seq, id) of the last event of the previous page. */
+export interface SearchPage {
+  profileId: string;
+  query: string;
+  roomId?: string;
+  after?: { serverTs: Date; seq: number; id: string };
+  limit: number;
 }
 
 /**
- * `appendEvents` for many rooms, all locked, in one round trip whatever their number: the events,
- * their outbox rows, each room's seqs and each reader's marker. A room's object is updated (last_seq,
- * members_seq), so the appends to one room must share it. Returns the rows of each append.
+ * Events: the room lock, seq assignment and the outbox (one event row and one outbox row per
+ * event, nothing per member), edits and redactions, history and search.
  */
-export async function appendToRooms(trx: Tx, appends: Append[]): Promise<EventRow[][]> {
-  const now = new Date();
-  const values: Insertable<EventsTable>[] = [];
-  const ids: string[][] = [];
-  const seqs = new Map<RoomRow, { last: number; members: number }>();
-  const readers = new Map<string, { roomId: string; profileId: string; seq: number }>();
-  for (const { room, events, reader } of appends) {
-    const mine = events.map(() => newId());
-    ids.push(mine);
-    if (events.length === 0) continue;
-    const seq = seqs.get(room) ?? { last: room.last_seq, members: room.members_seq };
-    for (const [i, e] of events.entries()) {
-      seq.last++;
-      if (e.changesMembers) seq.members = seq.last;
-      values.push({
-        id: mine[i] as string,
-        room_id: room.id,
-        seq: seq.last,
-        sender_id: e.senderId,
-        sender_contact_id: e.senderContactId ?? "",
-        type: e.kind,
-        content: JSON.stringify(e.content),
-        parent_id: e.parentId ?? null,
-        client_id: e.clientId ?? null,
-        sent_at: e.sentAt ?? now,
-        server_ts: now,
-        search: e.searchText ? sql`to_tsvector('simple', ${e.searchText})` : null,
-      });
+export class EventStore extends Store {
+  readonly access: AccessStore;
+
+  constructor(db: Db) {
+    super(db);
+    this.access = new AccessStore(db);
+  }
+
+  /**
+   * Locks a live room for the rest of the transaction and returns it. Every writer of a room takes
+   * this lock first, so seq assignment and membership changes of one room are serialised.
+   */
+  lockRoom(roomId: string): Promise<RoomRow | undefined> {
+    return this.db
+      .selectFrom("rooms")
+      .selectAll()
+      .where("id", "=", roomId)
+      .where("deleted_at", "is", null)
+      .forUpdate()
+      .executeTakeFirst();
+  }
+
+  /** `lockRoom`, answering not_found for a room that does not exist (or no longer). */
+  async lockOrNotFound(roomId: string): Promise<RoomRow> {
+    const room = await this.lockRoom(roomId);
+    if (!room) throw notFound("room");
+    return room;
+  }
+
+  /**
+   * Locks the live rooms of a batch of sends in id order, as `lockRoom` does (every batch takes
+   * them in the same order, so two batches cannot deadlock on rooms), and reads for each want the
+   * sender's role and the events already stored under its client ids (idempotent resend): one
+   * round trip. Answers per want, in order; undefined for a room that does not exist (or no longer).
+   */
+  async lockForSenders(wants: SenderWant[]): Promise<(SenderView | undefined)[]> {
+    let rows = await readSenders(this.db, wants);
+    // Under READ COMMITTED a statement that waited for a lock gets the room row as the lock holder
+    // left it, but its joins and subqueries still see the snapshot taken before the wait: a role or
+    // a client id that holder changed would be missed. Every such holder moves last_seq, so compare
+    // with the snapshot's last_seq and, if one moved, read again (holding the locks: no wait now).
+    if (rows.some((r) => r.seen_seq !== r.last_seq)) rows = await readSenders(this.db, wants);
+    const rooms = new Map<string, RoomRow>();
+    const views: (SenderView | undefined)[] = wants.map(() => undefined);
+    for (const { n, member_role, seen_seq, stored, ...row } of rows) {
+      const room = rooms.get(row.id) ?? row;
+      rooms.set(room.id, room);
+      const earlier = new Map<string, StoredEvent>();
+      for (const [clientId, [id, seq]] of Object.entries(stored ?? {})) {
+        earlier.set(clientId, { id, room_id: room.id, seq, client_id: clientId });
+      }
+      views[n] = { room, role: member_role, earlier };
     }
-    seqs.set(room, seq);
-    if (reader) readers.set(`${room.id} ${reader}`, { roomId: room.id, profileId: reader, seq: seq.last });
+    return views;
   }
-  if (values.length === 0) return ids.map(() => []);
-  const moved = [...seqs].map(([room, seq]) => ({ id: room.id, ...seq }));
-  const marks = [...readers.values()];
-  const rows = await trx
-    .with("e", (db) => db.insertInto("room_events").values(values).returning(EVENT_COLUMNS))
-    .with("o", (db) =>
-      db
-        .insertInto("outbox")
-        .columns(["event_id", "room_id", "seq"])
-        .expression(db.selectFrom("e").select(["e.id", "e.room_id", "e.seq"]).orderBy("e.seq")),
-    )
-    .with(
-      "r",
-      // Raw statements in a WITH need their own parentheses.
-      () => sql`(update rooms set last_seq = v.last_seq, members_seq = v.members_seq
-        from unnest(${moved.map((m) => m.id)}::text[], ${moved.map((m) => m.last)}::int8[],
-          ${moved.map((m) => m.members)}::int8[]) as v(id, last_seq, members_seq)
-        where rooms.id = v.id)`,
-    )
-    .with(
-      "s",
-      () => sql`(update room_subscriptions as m set read_seq = v.seq
-        from unnest(${marks.map((m) => m.roomId)}::text[], ${marks.map((m) => m.profileId)}::text[],
-          ${marks.map((m) => m.seq)}::int8[]) as v(room_id, profile_id, seq)
-        where m.room_id = v.room_id and m.profile_id = v.profile_id and m.read_seq < v.seq)`,
-    )
-    .selectFrom("e")
-    .select(EVENT_COLUMNS)
-    .execute();
-  for (const [room, seq] of seqs) {
-    room.last_seq = seq.last;
-    room.members_seq = seq.members;
+
+  /**
+   * Stores events in a room locked by `lockRoom`: seqs follow `room.last_seq` with no gap, and each
+   * event gets one row in room_events and one in outbox — nothing per member.
+   */
+  async append(
+    room: RoomRow,
+    events: NewEvent[],
+    /** A member whose read marker moves to the new last seq (the sender: what you send, you have read). */
+    reader?: string,
+  ): Promise<EventRow[]> {
+    const [rows] = await this.appendToRooms([{ room, events, ...(reader ? { reader } : {}) }]);
+    return rows ?? [];
   }
-  const byId = new Map(rows.map((r) => [r.id, r as EventRow]));
-  return ids.map((mine) => mine.map((id) => byId.get(id) as EventRow));
+
+  /**
+   * `append` for many rooms, all locked, in one round trip whatever their number: the events,
+   * their outbox rows, each room's seqs and each reader's marker. A room's object is updated
+   * (last_seq, members_seq), so the appends to one room must share it. Returns the rows of each append.
+   */
+  async appendToRooms(appends: Append[]): Promise<EventRow[][]> {
+    const now = new Date();
+    const values: Insertable<EventsTable>[] = [];
+    const ids: string[][] = [];
+    const seqs = new Map<RoomRow, { last: number; members: number }>();
+    const readers = new Map<string, { roomId: string; profileId: string; seq: number }>();
+    for (const { room, events, reader } of appends) {
+      const mine = events.map(() => newId());
+      ids.push(mine);
+      if (events.length === 0) continue;
+      const seq = seqs.get(room) ?? { last: room.last_seq, members: room.members_seq };
+      for (const [i, e] of events.entries()) {
+        seq.last++;
+        if (e.changesMembers) seq.members = seq.last;
+        values.push({
+          id: mine[i] as string,
+          room_id: room.id,
+          seq: seq.last,
+          sender_id: e.senderId,
+          sender_contact_id: e.senderContactId ?? "",
+          type: e.kind,
+          content: JSON.stringify(e.content),
+          parent_id: e.parentId ?? null,
+          client_id: e.clientId ?? null,
+          sent_at: e.sentAt ?? now,
+          server_ts: now,
+          search: e.searchText ? sql`to_tsvector('simple', ${e.searchText})` : null,
+        });
+      }
+      seqs.set(room, seq);
+      if (reader) readers.set(`${room.id} ${reader}`, { roomId: room.id, profileId: reader, seq: seq.last });
+    }
+    if (values.length === 0) return ids.map(() => []);
+    const moved = [...seqs].map(([room, seq]) => ({ id: room.id, ...seq }));
+    const marks = [...readers.values()];
+    const rows = await this.db
+      .with("e", (db) => db.insertInto("room_events").values(values).returning(EVENT_COLUMNS))
+      .with("o", (db) =>
+        db
+          .insertInto("outbox")
+          .columns(["event_id", "room_id", "seq"])
+          .expression(db.selectFrom("e").select(["e.id", "e.room_id", "e.seq"]).orderBy("e.seq")),
+      )
+      .with(
+        "r",
+        // Raw statements in a WITH need their own parentheses.
+        () => sql`(update rooms set last_seq = v.last_seq, members_seq = v.members_seq
+          from unnest(${moved.map((m) => m.id)}::text[], ${moved.map((m) => m.last)}::int8[],
+            ${moved.map((m) => m.members)}::int8[]) as v(id, last_seq, members_seq)
+          where rooms.id = v.id)`,
+      )
+      .with(
+        "s",
+        () => sql`(update room_subscriptions as m set read_seq = v.seq
+          from unnest(${marks.map((m) => m.roomId)}::text[], ${marks.map((m) => m.profileId)}::text[],
+            ${marks.map((m) => m.seq)}::int8[]) as v(room_id, profile_id, seq)
+          where m.room_id = v.room_id and m.profile_id = v.profile_id and m.read_seq < v.seq)`,
+      )
+      .selectFrom("e")
+      .select(EVENT_COLUMNS)
+      .execute();
+    for (const [room, seq] of seqs) {
+      room.last_seq = seq.last;
+      room.members_seq = seq.members;
+    }
+    const byId = new Map(rows.map((r) => [r.id, r as EventRow]));
+    return ids.map((mine) => mine.map((id) => byId.get(id) as EventRow));
+  }
+
+  /** Events of a room by id, for edits, redactions, reactions and replies. */
+  async find(roomId: string, ids: string[]): Promise<Map<string, EventRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom("room_events")
+      .select(EVENT_COLUMNS)
+      .where("room_id", "=", roomId)
+      .where("id", "in", ids)
+      .execute();
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  /** An edit: the event's content and search text become the new ones, and it shows as edited. */
+  async replaceContent(eventId: string, content: Record<string, unknown>, searchText: string): Promise<void> {
+    await this.db
+      .updateTable("room_events")
+      .set({ content: JSON.stringify(content), edited: true, search: sql`to_tsvector('simple', ${searchText})` })
+      .where("id", "=", eventId)
+      .execute();
+  }
+
+  /**
+   * A redaction: the event and every event of the room whose content repeats it (edits, of the
+   * `repeating` kinds) are emptied, so no version of the text stays readable, and marked redacted.
+   */
+  async redact(roomId: string, eventId: string, repeating: readonly EventKind[]): Promise<void> {
+    await this.db
+      .updateTable("room_events")
+      .set({ content: "{}", redacted: true, search: null })
+      .where((eb) =>
+        eb.or([
+          eb("id", "=", eventId),
+          ...(repeating.length > 0
+            ? [
+                eb.and([
+                  eb("room_id", "=", roomId),
+                  eb("type", "in", repeating),
+                  eb(sql`content->>'targetEventId'`, "=", eventId),
+                ]),
+              ]
+            : []),
+        ]),
+      )
+      .execute();
+  }
+
+  /** One page of a room's history, plus one row to tell whether there is more. */
+  history(q: HistoryPage): Promise<EventRow[]> {
+    let query = this.db
+      .selectFrom("room_events")
+      .select(EVENT_COLUMNS)
+      .where("room_id", "=", q.roomId)
+      .orderBy("seq", q.forward ? "asc" : "desc")
+      .limit(q.limit + 1);
+    if (q.afterSeq !== undefined) query = query.where("seq", q.forward ? ">" : "<", q.afterSeq);
+    return query.execute();
+  }
+
+  /**
+   * One page of full-text matches in the rooms `profileId` is an active member of, newest first,
+   * plus one row to tell whether there is more.
+   */
+  async search(q: SearchPage): Promise<EventRow[]> {
+    let query = this.db
+      .selectFrom("room_events as e")
+      .innerJoin("room_subscriptions as s", (j) =>
+        j.onRef("s.room_id", "=", "e.room_id").on("s.profile_id", "=", q.profileId).on("s.state", "=", "active"),
+      )
+      .innerJoin("rooms as r", (j) => j.onRef("r.id", "=", "e.room_id").on("r.deleted_at", "is", null))
+      .select(EVENT_COLUMNS.map((c) => `e.${c}` as const))
+      .where(sql<boolean>`e.search @@ websearch_to_tsquery('simple', ${q.query})`)
+      // Server time, then seq: ids of one millisecond are in random order.
+      .orderBy("e.server_ts", "desc")
+      .orderBy("e.seq", "desc")
+      .orderBy("e.id", "desc")
+      .limit(q.limit + 1);
+    if (q.roomId) query = query.where("e.room_id", "=", q.roomId);
+    if (q.after) {
+      const { serverTs, seq, id } = q.after;
+      const after = sql`(${serverTs}::timestamptz, ${seq}::bigint, ${id}::text)`;
+      query = query.where(sql<boolean>`(e.server_ts, e.seq, e.id) < ${after}`);
+    }
+    return (await query.execute()) as EventRow[];
+  }
 }
 
-/** Events of a room by id, for edits, redactions, reactions and replies. */
-export async function findEvents(trx: Tx | Db, roomId: string, ids: string[]): Promise<Map<string, EventRow>> {
-  if (ids.length === 0) return new Map();
-  const rows = await trx
-    .selectFrom("room_events")
-    .select(EVENT_COLUMNS)
-    .where("room_id", "=", roomId)
-    .where("id", "in", ids)
-    .execute();
-  return new Map(rows.map((r) => [r.id, r]));
+// One lookup per client id: `client_id = any(...)` of a whole array let the planner search all of a
+// sender's events in the room and filter them, slow for a sender of many messages.
+async function readSenders(db: Db, wants: SenderWant[]): Promise<SenderRow[]> {
+  const json = JSON.stringify(
+    wants.map((w, n) => ({ n, room_id: w.roomId, sender_id: w.senderId, client_ids: w.clientIds })),
+  );
+  const { rows } = await sql<SenderRow>`
+    select w.n, r.*, s.role as member_role,
+      (select seen.last_seq from rooms seen where seen.id = r.id) as seen_seq,
+      (select jsonb_strip_nulls(jsonb_object_agg(c.id, (select jsonb_build_array(e.id, e.seq) from room_events e
+          where e.room_id = r.id and e.sender_id = w.sender_id and e.client_id = c.id)))
+        from unnest(w.client_ids) as c(id)) as stored
+    from jsonb_to_recordset(${json}::jsonb) as w(n int, room_id text, sender_id text, client_ids text[])
+    join rooms r on r.id = w.room_id and r.deleted_at is null
+    left join room_subscriptions s on s.room_id = r.id and s.profile_id = w.sender_id and s.state = 'active'
+    order by r.id
+    for update of r`.execute(db);
+  return rows;
 }

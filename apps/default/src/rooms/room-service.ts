@@ -1,22 +1,20 @@
 import type { CreateRoomRequest, Room, UpdateRoomRequest } from "@service-chat/api";
-import { checkId, checkLimit, decodeCursor, encodeCursor, type Identity, invalid, newId } from "@service-chat/core";
+import { checkId, checkLimit, decodeCursor, encodeCursor, type Identity, invalid } from "@service-chat/core";
 import { requireAccess, viewRoom } from "../authz/access.js";
 import type { Role, RoomRow } from "../db/schema.js";
+import { pageOf } from "../events/cursors.js";
 import type { Page } from "../events/event-service.js";
-import { appendEvents, type Db, lockOrNotFound, type Tx } from "../events/store.js";
-import { SystemEventKind, systemEvent } from "../events/system.js";
+import { SystemEventKind, systemEvent } from "../events/kinds/system.js";
 import { presentRoom } from "./present.js";
+import type { NewMember, RoomChanges, RoomFields, RoomStore } from "./store.js";
 import {
   checkDescription,
   checkMembers,
   checkMetadata,
   checkName,
   checkRoomType,
-  likePattern,
   type MemberInput,
 } from "./validate.js";
-
-type RoomFields = Pick<RoomRow, "type" | "name" | "description" | "creator_id"> & { metadata: string };
 
 export interface RoomSearch {
   query: string;
@@ -26,7 +24,7 @@ export interface RoomSearch {
 
 /** Rooms: create (direct rooms once per pair), read, search, update, delete. */
 export class RoomService {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly store: RoomStore) {}
 
   async create(caller: Identity, req: CreateRoomRequest): Promise<Room> {
     const type = checkRoomType("type", req.type);
@@ -40,14 +38,10 @@ export class RoomService {
     const fields: RoomFields = { type, name, description, metadata, creator_id: caller.profileId };
     if (type === "direct")
       return this.get(caller, (await this.createDirect(caller, members[0] as MemberInput, fields)).id);
-    const row = await this.db.transaction().execute(async (trx) => {
-      const room = await trx
-        .insertInto("rooms")
-        .values({ id: newId(), ...fields, direct_key: null, member_count: members.length + 1 })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await insertMembers(trx, room.id, caller, "owner", members, "member");
-      await appendEvents(trx, room, [
+    const row = await this.store.transaction(async (tx) => {
+      const room = await tx.insert(fields, members.length + 1);
+      await tx.insertMembers(firstMembers(room.id, caller, "owner", members, "member"));
+      await tx.events.append(room, [
         systemEvent(caller.profileId, SystemEventKind.ROOM_CREATED, { profileIds: members.map((m) => m.profileId) }),
       ]);
       return room;
@@ -58,36 +52,24 @@ export class RoomService {
   /** The one live direct room of a pair: returned if it exists, created otherwise (race-safe). */
   private async createDirect(caller: Identity, other: MemberInput, fields: RoomFields): Promise<RoomRow> {
     const key = [caller.profileId, other.profileId].sort().join("\n");
-    const existing = () =>
-      this.db
-        .selectFrom("rooms")
-        .selectAll()
-        .where("direct_key", "=", key)
-        .where("deleted_at", "is", null)
-        .executeTakeFirst();
-    const found = await existing();
+    const found = await this.store.findDirect(key);
     if (found) return found;
-    const created = await this.db.transaction().execute(async (trx) => {
-      const room = await trx
-        .insertInto("rooms")
-        .values({ id: newId(), ...fields, direct_key: key, member_count: 2 })
-        .onConflict((oc) => oc.column("direct_key").doNothing())
-        .returningAll()
-        .executeTakeFirst();
+    const created = await this.store.transaction(async (tx) => {
+      const room = await tx.insertDirect(fields, key);
       if (!room) return undefined;
       // Both people own a direct room: either may rename it or delete it for both.
-      await insertMembers(trx, room.id, caller, "owner", [other], "owner");
-      await appendEvents(trx, room, [
+      await tx.insertMembers(firstMembers(room.id, caller, "owner", [other], "owner"));
+      await tx.events.append(room, [
         systemEvent(caller.profileId, SystemEventKind.ROOM_CREATED, { profileIds: [other.profileId] }),
       ]);
       return room;
     });
-    return created ?? ((await existing()) as RoomRow);
+    return created ?? ((await this.store.findDirect(key)) as RoomRow);
   }
 
   async get(caller: Identity, roomId: string): Promise<Room> {
     checkId("room_id", roomId);
-    const { room, sub } = await viewRoom(this.db, roomId, caller.profileId);
+    const { room, sub } = await viewRoom(this.store.access, roomId, caller.profileId);
     return presentRoom(room, sub?.read_seq);
   }
 
@@ -96,51 +78,30 @@ export class RoomService {
     checkName("query", q.query);
     const limit = checkLimit("limit", q.limit, 50, 100);
     const cursor = decodeCursor("cursor", q.cursor, { id: "string" });
-    let query = this.db
-      .selectFrom("rooms as r")
-      .leftJoin("room_subscriptions as s", (j) =>
-        j.onRef("s.room_id", "=", "r.id").on("s.profile_id", "=", caller.profileId).on("s.state", "=", "active"),
-      )
-      .selectAll("r")
-      .select("s.read_seq")
-      .where("r.deleted_at", "is", null)
-      .where((eb) => eb.or([eb("r.type", "=", "channel"), eb("s.profile_id", "is not", null)]))
-      .orderBy("r.id", "desc")
-      .limit(limit + 1);
-    if (q.query) {
-      const like = likePattern(q.query);
-      query = query.where((eb) => eb.or([eb("r.name", "ilike", like), eb("r.description", "ilike", like)]));
-    }
-    if (cursor) query = query.where("r.id", "<", cursor.id);
-    const rows = await query.execute();
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(({ read_seq, ...room }) => presentRoom(room, read_seq ?? undefined)),
-      nextCursor: rows.length > limit && last ? encodeCursor({ id: last.id }) : "",
-    };
+    const rows = await this.store.search({
+      profileId: caller.profileId,
+      limit,
+      ...(q.query ? { query: q.query } : {}),
+      ...(cursor ? { beforeId: cursor.id } : {}),
+    });
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor({ id: last.id }));
+    return { items: page.map(({ read_seq, ...room }) => presentRoom(room, read_seq ?? undefined)), nextCursor };
   }
 
   async update(caller: Identity, req: UpdateRoomRequest): Promise<Room> {
     checkId("room_id", req.roomId);
-    const changes: Partial<Pick<RoomRow, "name" | "description">> & { metadata?: string } = {};
+    const changes: RoomChanges = {};
     if (req.name !== undefined) changes.name = checkName("name", req.name);
     if (req.description !== undefined) changes.description = checkDescription("description", req.description);
     if (req.metadata !== undefined) changes.metadata = checkMetadata("metadata", req.metadata);
     const fields = Object.keys(changes);
     if (fields.length === 0) throw invalid("room_id", "nothing to update: set name, description or metadata");
-    const row = await this.db.transaction().execute(async (trx) => {
-      const room = await lockOrNotFound(trx, req.roomId);
-      const { sub } = await requireAccess(trx, room.id, caller.profileId, "room.update", room);
+    const row = await this.store.transaction(async (tx) => {
+      const room = await tx.events.lockOrNotFound(req.roomId);
+      const { sub } = await requireAccess(tx.access, room.id, caller.profileId, "room.update", room);
       if (room.type === "channel" && changes.name !== undefined) checkName("name", changes.name, true);
-      await appendEvents(trx, room, [systemEvent(caller.profileId, SystemEventKind.ROOM_UPDATED, { fields })]);
-      const updated = await trx
-        .updateTable("rooms")
-        .set({ ...changes, updated_at: new Date() })
-        .where("id", "=", room.id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return { updated, readSeq: sub.read_seq };
+      await tx.events.append(room, [systemEvent(caller.profileId, SystemEventKind.ROOM_UPDATED, { fields })]);
+      return { updated: await tx.update(room.id, changes), readSeq: sub.read_seq };
     });
     return presentRoom(row.updated, row.readSeq);
   }
@@ -148,48 +109,40 @@ export class RoomService {
   /** Deletes a room for everyone; the deletion is the room's last event. */
   async delete(caller: Identity, roomId: string): Promise<string> {
     checkId("room_id", roomId);
-    await this.db.transaction().execute(async (trx) => {
-      const room = await lockOrNotFound(trx, roomId);
-      await requireAccess(trx, room.id, caller.profileId, "room.delete", room);
-      await appendEvents(trx, room, [systemEvent(caller.profileId, SystemEventKind.ROOM_DELETED)]);
-      await trx
-        .updateTable("rooms")
-        .set({ deleted_at: new Date(), direct_key: null, updated_at: new Date() })
-        .where("id", "=", roomId)
-        .execute();
+    await this.store.transaction(async (tx) => {
+      const room = await tx.events.lockOrNotFound(roomId);
+      await requireAccess(tx.access, room.id, caller.profileId, "room.delete", room);
+      await tx.events.append(room, [systemEvent(caller.profileId, SystemEventKind.ROOM_DELETED)]);
+      await tx.markDeleted(roomId);
     });
     return roomId;
   }
 }
 
-async function insertMembers(
-  trx: Tx,
+/** A new room's memberships: the creator, who has read the creation event, and the members named. */
+function firstMembers(
   roomId: string,
   caller: Identity,
   callerRole: Role,
   members: MemberInput[],
   role: Role,
-): Promise<void> {
-  await trx
-    .insertInto("room_subscriptions")
-    .values([
-      // The creator has read the creation event.
-      {
-        room_id: roomId,
-        profile_id: caller.profileId,
-        contact_id: caller.contactId,
-        role: callerRole,
-        read_seq: 1,
-        settings: "{}",
-      },
-      ...members.map((m) => ({
-        room_id: roomId,
-        profile_id: m.profileId,
-        contact_id: m.contactId,
-        profile_name: m.profileName,
-        role,
-        settings: "{}",
-      })),
-    ])
-    .execute();
+): NewMember[] {
+  return [
+    {
+      room_id: roomId,
+      profile_id: caller.profileId,
+      contact_id: caller.contactId,
+      role: callerRole,
+      read_seq: 1,
+      settings: "{}",
+    },
+    ...members.map((m) => ({
+      room_id: roomId,
+      profile_id: m.profileId,
+      contact_id: m.contactId,
+      profile_name: m.profileName,
+      role,
+      settings: "{}",
+    })),
+  ];
 }

@@ -48,6 +48,3 @@ export function checkMembers(
   });
   return [...seen.values()];
 }
-
-/** `%` and `_` in a user's query match themselves, not any text. */
-export const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, "\\$&")}%`;

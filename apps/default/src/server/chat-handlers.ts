@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
+  AckEventSchema,
   AckEventsResponseSchema,
   AddRoomSubscriptionsResponseSchema,
   type AdminService,
@@ -27,10 +28,11 @@ import {
 import type { AdminService as Admin } from "../delivery/admin-service.js";
 import type { PresenceService } from "../delivery/presence-service.js";
 import type { SyncService } from "../delivery/sync-service.js";
-import type { EventService } from "../events/event-service.js";
+import type { EventService, SendAck } from "../events/event-service.js";
 import type { RoomService } from "../rooms/room-service.js";
 import type { SubscriptionService } from "../subscriptions/subscription-service.js";
 import { caller } from "./auth.js";
+import { errorDetail } from "./errors.js";
 
 export interface ChatServices {
   rooms: RoomService;
@@ -82,7 +84,8 @@ export function chatHandlers({
       return create(SearchRoomSubscriptionsResponseSchema, { subscriptions: page.items, nextCursor: page.nextCursor });
     },
     async sendEvent(req, ctx) {
-      return create(SendEventResponseSchema, { ack: await events.send(caller(ctx), req.event) });
+      const acks = await events.send(caller(ctx), req.event);
+      return create(SendEventResponseSchema, { ack: acks.map(presentAck) });
     },
     async getHistory(req, ctx) {
       const page = await events.history(caller(ctx), req);
@@ -118,6 +121,17 @@ export function chatHandlers({
       return create(SetPresenceResponseSchema);
     },
   };
+}
+
+/** A SendEvent answer for one event; a refusal's domain error becomes its ErrorDetail (errors.ts). */
+function presentAck(a: SendAck) {
+  return create(AckEventSchema, {
+    eventId: a.eventId,
+    roomId: a.roomId,
+    seq: BigInt(a.seq),
+    clientId: a.clientId,
+    ...(a.error ? { error: errorDetail(a.error) } : {}),
+  });
 }
 
 /** AdminService: for the profiles of ADMIN_PROFILE_IDS. */

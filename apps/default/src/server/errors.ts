@@ -1,7 +1,13 @@
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { type ErrorDetail, ErrorDetailSchema } from "@service-chat/api";
 import { AppError, type ErrorCode, type Logger } from "@service-chat/core";
 
-/** The one place domain errors become protocol errors. */
+/**
+ * The one place domain errors become protocol errors: an RPC's error, and the ErrorDetail of a
+ * refused event in SendEvent's acks, carry the same Connect code for the same condition.
+ */
 const CODES: Record<ErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
   not_found: Code.NotFound,
@@ -12,6 +18,19 @@ const CODES: Record<ErrorCode, Code> = {
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
 };
+
+/** A Connect code as the protocol spells it ("invalid_argument"): error details and metrics use it. */
+export const codeString = (code: Code): string => codeToString(code);
+
+/** Each domain code's wire name, spelled once: SendEvent refusals are on the hot path. */
+const WIRE_NAMES = Object.fromEntries(
+  Object.entries(CODES).map(([domain, code]) => [domain, codeToString(code)]),
+) as Record<ErrorCode, string>;
+
+/** A domain error as the ErrorDetail of a per-item answer (a refused event of SendEvent). */
+export function errorDetail(err: AppError): ErrorDetail {
+  return create(ErrorDetailSchema, { code: WIRE_NAMES[err.code], message: err.message });
+}
 
 export function toConnectError(err: unknown, logger: Logger, procedure: string): ConnectError {
   if (err instanceof AppError) return new ConnectError(err.message, CODES[err.code]);

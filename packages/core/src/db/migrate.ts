@@ -6,11 +6,22 @@ import { type Kysely, sql } from "kysely";
 const MIGRATION_LOCK = 0x63686174;
 
 /**
- * Applies the `NNNN_name.sql` files of `dir` that the database has not seen, in name order, in one
- * transaction under an advisory lock, so several instances starting together migrate once.
- * Returns the versions applied.
+ * A step run after the SQL migrations at every start, in their transaction and under their lock:
+ * it brings the database in line with something the code derives (e.g. a CHECK from a list in the
+ * code) and answers whether it had to change anything. It must be idempotent.
  */
-export async function migrate(db: Kysely<any>, dir: string): Promise<string[]> {
+export interface MigrationStep {
+  readonly name: string;
+  run(trx: Kysely<any>): Promise<boolean>;
+}
+
+/**
+ * Applies the `NNNN_name.sql` files of `dir` that the database has not seen, in name order, then
+ * runs `steps`, all in one transaction under an advisory lock, so several instances starting
+ * together migrate once (the others find nothing to do). Returns the versions applied and the
+ * names of the steps that changed something.
+ */
+export async function migrate(db: Kysely<any>, dir: string, steps: readonly MigrationStep[] = []): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).sort();
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`.execute(trx);
@@ -29,6 +40,7 @@ export async function migrate(db: Kysely<any>, dir: string): Promise<string[]> {
       await sql`insert into schema_migrations (version) values (${version})`.execute(trx);
       applied.push(version);
     }
+    for (const step of steps) if (await step.run(trx)) applied.push(step.name);
     return applied;
   });
 }

@@ -32,8 +32,7 @@ import {
 } from "@nats-io/jetstream";
 import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { aborted } from "../lifecycle.js";
-import type { QueueOptions } from "./open.js";
-import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
+import { checkPartition, type EventStream, type LiveBus, type QueueOptions, type StreamEntry } from "./ports.js";
 
 /** JetStream API error codes this module tells apart. */
 const STREAM_NAME_IN_USE = 10058;

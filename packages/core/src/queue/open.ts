@@ -1,13 +1,5 @@
 import { MemoryBus, MemoryStream } from "./memory.js";
-import type { EventStream, LiveBus } from "./ports.js";
-
-export interface QueueOptions {
-  /** Stream name (NATS stream, Redis key prefix). */
-  name: string;
-  partitions: number;
-  /** How long a consumer may hold an entry before it is handed to another (NATS ack wait, Redis lease). */
-  redeliveryMs?: number;
-}
+import type { EventStream, LiveBus, QueueOptions } from "./ports.js";
 
 /** Opens the stream and the live bus named by `uri`: mem://, nats://host:port, redis://host:port[/db]. */
 export async function openQueues(uri: string, options: QueueOptions): Promise<{ stream: EventStream; live: LiveBus }> {

@@ -4,6 +4,15 @@
  * (packages/core/test/queue-contract.ts).
  */
 
+/** What every backend is opened with, besides its URI. */
+export interface QueueOptions {
+  /** Stream name (NATS stream, Redis key prefix). */
+  name: string;
+  partitions: number;
+  /** How long a consumer may hold an entry before it is handed to another (NATS ack wait, Redis lease). */
+  redeliveryMs?: number;
+}
+
 /** One message of the durable stream, as a consumer sees it. */
 export interface StreamEntry {
   data: Uint8Array;

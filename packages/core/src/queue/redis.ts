@@ -21,8 +21,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { raceAbort, sleep } from "../lifecycle.js";
-import type { QueueOptions } from "./open.js";
-import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
+import { checkPartition, type EventStream, type LiveBus, type QueueOptions, type StreamEntry } from "./ports.js";
 
 const DEFAULT_REDELIVERY_MS = 30_000;
 

@@ -1,8 +1,22 @@
 import { create, toJson } from "@bufbuild/protobuf";
-import { SystemContentSchema, SystemEventKind } from "@service-chat/api";
-import type { NewEvent } from "./store.js";
+import { RoomEventType, SystemContentSchema, SystemEventKind } from "@service-chat/api";
+import { invalid } from "@service-chat/core";
+import type { NewEvent } from "../store.js";
+import type { EventKindDescriptor } from "./kind.js";
 
 export { SystemEventKind };
+
+/** Room changes, written by the server in the room's history; nobody sends, edits, redacts or reacts to them. */
+export const system: EventKindDescriptor<"system"> = {
+  name: "system",
+  type: RoomEventType.SYSTEM,
+  schema: SystemContentSchema,
+  sendable: false,
+  targetable: false,
+  validate(f) {
+    throw invalid(f, "system events are written by the server");
+  },
+};
 
 /** The room changes after which fan-out must look at the room's members again. */
 export const MEMBERSHIP_CHANGES: ReadonlySet<SystemEventKind> = new Set([

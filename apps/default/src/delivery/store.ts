@@ -1,0 +1,253 @@
+import type { JsonValue } from "@bufbuild/protobuf";
+import { newId } from "@service-chat/core";
+import { sql } from "kysely";
+import { AccessStore } from "../authz/store.js";
+import type { EventRow, RoomRow } from "../db/schema.js";
+import { type Db, Store } from "../db/store.js";
+import { EVENT_COLUMNS } from "../events/store.js";
+
+/** A room of a member, as Sync sees it from one device. */
+export interface SyncRoom {
+  room_id: string;
+  joined_seq: number;
+  last_seq: number;
+  /** What the device acknowledged (null: nothing yet, or no device). */
+  delivered_seq: number | null;
+}
+
+/** Events of one room with `after < seq <= upTo`. */
+export interface SeqRange {
+  roomId: string;
+  after: number;
+  upTo: number;
+}
+
+/** An outbox row waiting to be published, with its event and the room's membership version. */
+export type OutboxRow = EventRow & { outbox_id: number; members_seq: number };
+
+export interface Membership {
+  profile_id: string;
+  joined_seq: number;
+  left_seq: number | null;
+}
+
+export interface DeadLetter {
+  id: string;
+  room_id: string;
+  event_id: string;
+  payload: JsonValue;
+  attempts: number;
+  last_error: string;
+  created_at: Date;
+}
+
+/**
+ * The delivery pipeline's SQL: device cursors and read markers, Sync's reads, who shares rooms
+ * with whom, the outbox, fan-out's membership reads and the push dead letters.
+ */
+export class DeliveryStore extends Store {
+  readonly access: AccessStore;
+
+  constructor(db: Db) {
+    super(db);
+    this.access = new AccessStore(db);
+  }
+
+  // --- cursors, read markers, Sync ---
+
+  /** The live rooms among `roomIds` that `profileId` is an active member of, with their last seq. */
+  async activeRooms(profileId: string, roomIds: string[]): Promise<Map<string, Pick<RoomRow, "id" | "last_seq">>> {
+    const rows = await this.db
+      .selectFrom("room_subscriptions as s")
+      .innerJoin("rooms as r", "r.id", "s.room_id")
+      .select(["r.id", "r.last_seq"])
+      .where("s.profile_id", "=", profileId)
+      .where("s.state", "=", "active")
+      .where("r.deleted_at", "is", null)
+      .where("r.id", "in", roomIds)
+      .execute();
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  /** Moves a device's delivered cursors forward, never back; answers the cursors as stored. */
+  moveCursors(
+    profileId: string,
+    deviceId: string,
+    seqs: ReadonlyMap<string, number>,
+  ): Promise<{ room_id: string; delivered_seq: number }[]> {
+    return this.db
+      .insertInto("device_cursors")
+      .values(
+        [...seqs].map(([room_id, seq]) => ({
+          profile_id: profileId,
+          device_id: deviceId,
+          room_id,
+          delivered_seq: seq,
+        })),
+      )
+      .onConflict((oc) =>
+        oc.columns(["profile_id", "device_id", "room_id"]).doUpdateSet({
+          delivered_seq: sql`greatest(device_cursors.delivered_seq, excluded.delivered_seq)`,
+          updated_at: sql`now()`,
+        }),
+      )
+      .returning(["room_id", "delivered_seq"])
+      .execute();
+  }
+
+  /** Moves a member's read marker forward, never back; answers the marker as stored. */
+  async moveReadMarker(roomId: string, profileId: string, seq: number): Promise<number> {
+    const row = await this.db
+      .updateTable("room_subscriptions")
+      .set({ read_seq: sql`greatest(read_seq, ${seq})`, updated_at: sql`now()` })
+      .where("room_id", "=", roomId)
+      .where("profile_id", "=", profileId)
+      .returning(["read_seq"])
+      .executeTakeFirstOrThrow();
+    return row.read_seq;
+  }
+
+  /** Every live room `profileId` is an active member of, in id order, with `deviceId`'s cursor in it. */
+  syncRooms(profileId: string, deviceId: string | undefined): Promise<SyncRoom[]> {
+    return this.db
+      .selectFrom("room_subscriptions as s")
+      .innerJoin("rooms as r", "r.id", "s.room_id")
+      .leftJoin("device_cursors as d", (j) =>
+        j
+          .onRef("d.room_id", "=", "s.room_id")
+          .onRef("d.profile_id", "=", "s.profile_id")
+          .on("d.device_id", "=", deviceId ?? ""),
+      )
+      .select(["s.room_id", "s.joined_seq", "r.last_seq", "d.delivered_seq"])
+      .where("s.profile_id", "=", profileId)
+      .where("s.state", "=", "active")
+      .where("r.deleted_at", "is", null)
+      .orderBy("s.room_id")
+      .execute();
+  }
+
+  /** The events of these ranges, in one statement, in no particular order. */
+  eventsIn(ranges: SeqRange[]): Promise<EventRow[]> {
+    if (ranges.length === 0) return Promise.resolve([]);
+    return this.db
+      .selectFrom("room_events")
+      .select(EVENT_COLUMNS)
+      .where((eb) =>
+        eb.or(
+          ranges.map((g) => eb.and([eb("room_id", "=", g.roomId), eb("seq", ">", g.after), eb("seq", "<=", g.upTo)])),
+        ),
+      )
+      .execute();
+  }
+
+  // --- who is in which room ---
+
+  /** The room's active members. */
+  async memberIds(roomId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom("room_subscriptions")
+      .select("profile_id")
+      .where("room_id", "=", roomId)
+      .where("state", "=", "active")
+      .execute();
+    return rows.map((r) => r.profile_id);
+  }
+
+  /**
+   * The profiles sharing at least one room with `profileId` (both active members), limited to
+   * `among` when given; `profileId` itself only when given in `among`.
+   */
+  async coMembers(profileId: string, among?: string[]): Promise<string[]> {
+    let query = this.db
+      .selectFrom("room_subscriptions as mine")
+      .innerJoin("room_subscriptions as other", "other.room_id", "mine.room_id")
+      .select("other.profile_id")
+      .distinct()
+      .where("mine.profile_id", "=", profileId)
+      .where("mine.state", "=", "active")
+      .where("other.state", "=", "active");
+    query = among ? query.where("other.profile_id", "in", among) : query.where("other.profile_id", "!=", profileId);
+    return (await query.execute()).map((r) => r.profile_id);
+  }
+
+  /** The room's membership version (members_seq), 0 for a room that does not exist. */
+  async membersSeq(roomId: string): Promise<number> {
+    const room = await this.db.selectFrom("rooms").select("members_seq").where("id", "=", roomId).executeTakeFirst();
+    return room?.members_seq ?? 0;
+  }
+
+  /** The room's memberships that receive events from `seq` on: active ones, and those removed at or after it. */
+  memberships(roomId: string, seq: number): Promise<Membership[]> {
+    return this.db
+      .selectFrom("room_subscriptions")
+      .select(["profile_id", "joined_seq", "left_seq"])
+      .where("room_id", "=", roomId)
+      .where((eb) => eb.or([eb("state", "=", "active"), eb("left_seq", ">=", seq)]))
+      .execute();
+  }
+
+  // --- the outbox ---
+
+  /** The oldest unpublished outbox rows, in outbox order. */
+  unpublished(limit: number): Promise<OutboxRow[]> {
+    return this.db
+      .selectFrom("outbox as o")
+      .innerJoin("room_events as e", "e.id", "o.event_id")
+      .innerJoin("rooms as r", "r.id", "o.room_id")
+      .select(["o.id as outbox_id", "r.members_seq", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
+      .where("o.published_at", "is", null)
+      .orderBy("o.id")
+      .limit(limit)
+      .execute();
+  }
+
+  async markPublished(outboxIds: number[]): Promise<void> {
+    await this.db.updateTable("outbox").set({ published_at: sql`now()` }).where("id", "in", outboxIds).execute();
+  }
+
+  /** Deletes rows published before `before`; answers how many rows wait to be published. */
+  async prunePublished(before: Date): Promise<number> {
+    await this.db.deleteFrom("outbox").where("published_at", "<", before).execute();
+    const backlog = await this.db
+      .selectFrom("outbox")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("published_at", "is", null)
+      .executeTakeFirstOrThrow();
+    return Number(backlog.n);
+  }
+
+  // --- push dead letters ---
+
+  /** Keeps a notification given up on; answers how many are kept now. */
+  async addDeadLetter(
+    letter: Pick<DeadLetter, "room_id" | "event_id" | "attempts" | "last_error"> & { payload: unknown },
+  ): Promise<number> {
+    await this.db
+      .insertInto("push_dead_letters")
+      .values({ id: newId(), ...letter, payload: JSON.stringify(letter.payload) })
+      .execute();
+    const count = await this.db
+      .selectFrom("push_dead_letters")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
+    return Number(count.n);
+  }
+
+  /** A page of dead letters by id, after `afterId`, plus one row to tell whether there is more. */
+  deadLetters(afterId: string | undefined, limit: number): Promise<DeadLetter[]> {
+    let query = this.db
+      .selectFrom("push_dead_letters")
+      .selectAll()
+      .orderBy("id")
+      .limit(limit + 1);
+    if (afterId) query = query.where("id", ">", afterId);
+    return query.execute() as Promise<DeadLetter[]>;
+  }
+
+  /** Deletes these dead letters and answers them (those found). */
+  takeDeadLetters(ids: string[]): Promise<DeadLetter[]> {
+    return this.db.deleteFrom("push_dead_letters").where("id", "in", ids).returningAll().execute() as Promise<
+      DeadLetter[]
+    >;
+  }
+}

@@ -1,0 +1,57 @@
+import type { SeqRange, SyncRoom } from "./store.js";
+
+/** A room whose device is too far behind: replay starts at `fromSeq`, older events are for GetHistory. */
+export interface ResyncPlan {
+  roomId: string;
+  fromSeq: number;
+  lastSeq: number;
+  reason: string;
+}
+
+/** What one Sync page sends, decided before any event is read. */
+export interface SyncPlan {
+  /** The events to read, room by room in room order. */
+  ranges: SeqRange[];
+  resync: ResyncPlan[];
+  /** Some room has events after this page. */
+  hasMore: boolean;
+  /** Every room's position after the page. */
+  cursors: { roomId: string; seq: number }[];
+}
+
+/**
+ * Plans a Sync page. Each room starts from the cursor the device gives, else the one it
+ * acknowledged, else where the member joined — never before they joined nor after the room's last
+ * seq. A room more than `maxBacklog` events behind starts `maxBacklog` events before its end and
+ * is named in `resync`. Seqs are dense, so each room's share is known before reading: the page's
+ * `limit` events are shared out in room order (rooms as given).
+ */
+export function planSyncPage(
+  rooms: readonly SyncRoom[],
+  given: ReadonlyMap<string, number>,
+  limit: number,
+  maxBacklog: number,
+): SyncPlan {
+  const plan: SyncPlan = { ranges: [], resync: [], hasMore: false, cursors: [] };
+  let taken = 0;
+  for (const r of rooms) {
+    let from = Math.max(given.get(r.room_id) ?? r.delivered_seq ?? r.joined_seq, r.joined_seq);
+    from = Math.min(from, r.last_seq);
+    if (r.last_seq - from > maxBacklog) {
+      const resumeAt = r.last_seq - maxBacklog;
+      plan.resync.push({
+        roomId: r.room_id,
+        fromSeq: resumeAt + 1,
+        lastSeq: r.last_seq,
+        reason: `more than ${maxBacklog} events behind; older ones are in GetHistory`,
+      });
+      from = resumeAt;
+    }
+    const take = Math.max(0, Math.min(r.last_seq - from, limit - taken));
+    if (take > 0) plan.ranges.push({ roomId: r.room_id, after: from, upTo: from + take });
+    taken += take;
+    if (from + take < r.last_seq) plan.hasMore = true;
+    plan.cursors.push({ roomId: r.room_id, seq: from + take });
+  }
+  return plan;
+}
