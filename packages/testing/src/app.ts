@@ -1,17 +1,13 @@
-import { randomBytes } from "node:crypto";
-import { type AddressInfo, createServer } from "node:net";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AdminService, ChatService } from "@service-chat/api";
 import { createLogger, type DevSigner, startServices } from "@service-chat/core";
 import type { Kysely } from "kysely";
-import pg from "pg";
-import { type App, createApp } from "../src/app.js";
-import { loadConfig } from "../src/config.js";
-import type { Schema } from "../src/db/schema.js";
-
-export const TEST_DB = (process.env.TEST_DB ?? "pglite") as "pglite" | "postgres";
-const SERVER = process.env.TEST_POSTGRES_URI ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+// A test-only package may import the app it starts: the Default Service's composition root.
+import { type App, createApp } from "../../../apps/default/src/app.js";
+import { loadConfig } from "../../../apps/default/src/config.js";
+import type { Schema } from "../../../apps/default/src/db/schema.js";
+import { freshDatabase } from "./database.js";
 
 export type ChatClient = Client<typeof ChatService>;
 export type Protocol = "connect" | "connect-binary" | "connect-h2" | "grpc" | "grpc-web";
@@ -94,33 +90,4 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       await drop();
     },
   };
-}
-
-export async function freshDatabase(): Promise<{ uri: string; drop: () => Promise<void> }> {
-  if (TEST_DB === "pglite") return { uri: "pglite://memory", drop: async () => {} };
-  const name = `chat_test_${process.pid}_${randomBytes(4).toString("hex")}`;
-  const admin = async (statement: string) => {
-    const c = new pg.Client({ connectionString: SERVER });
-    await c.connect();
-    try {
-      await c.query(statement);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`create database ${name}`);
-  const uri = new URL(SERVER);
-  uri.pathname = `/${name}`;
-  return { uri: uri.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
-}
-
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 }

@@ -9,6 +9,7 @@ import {
   ServerFrameSchema,
 } from "@service-chat/api";
 import WebSocket from "ws";
+import { UNTIL_TIMEOUT_MS } from "./until.js";
 
 type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
 
@@ -18,7 +19,7 @@ export interface Device {
   send(frame: ClientFrameInit): void;
   /** Sends raw bytes or text, as a broken or hostile client would. */
   raw(data: Buffer | string): void;
-  /** Resolves with the first frame (from now on, or already received) matching. */
+  /** Resolves with the first frame (already received, or from now on) matching; rejects after `ms` (default UNTIL_TIMEOUT_MS). */
   waitFor(match: (f: ServerFrame) => boolean, ms?: number): Promise<ServerFrame>;
   /** Events received, by room, in arrival order. */
   events(roomId?: string): RoomEvent[];
@@ -35,7 +36,7 @@ function collector() {
       frames.push(f);
       for (const w of waiters) w();
     },
-    waitFor(match: (f: ServerFrame) => boolean, ms = 10_000): Promise<ServerFrame> {
+    waitFor(match: (f: ServerFrame) => boolean, ms = UNTIL_TIMEOUT_MS): Promise<ServerFrame> {
       return new Promise((resolve, reject) => {
         const check = () => {
           const found = frames.find(match);

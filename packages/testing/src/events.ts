@@ -9,7 +9,7 @@ import {
   RoomType,
 } from "@service-chat/api";
 import { expect } from "vitest";
-import type { ChatClient, TestApp } from "./harness.js";
+import type { ChatClient, TestApp } from "./app.js";
 
 /** A RoomEvent as plain object literal (not a created message). */
 export type EventInit = Exclude<MessageInitShape<typeof RoomEventSchema>, RoomEvent>;

@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "../../default/test/harness.js";
 
 const BIN = fileURLToPath(new URL("../bin/chat.js", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));

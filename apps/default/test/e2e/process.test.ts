@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort, freshDatabase, TEST_DB } from "@service-chat/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { freePort, freshDatabase, TEST_DB } from "./harness.js";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;
 

@@ -1,8 +1,7 @@
 import { Code } from "@connectrpc/connect";
+import { type Issuer, startIssuer, startTestApp, type TestApp } from "@service-chat/testing";
 import { generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "./harness.js";
-import { type Issuer, startIssuer } from "./issuer.js";
 
 const AUDIENCE = "service-chat-test";
 

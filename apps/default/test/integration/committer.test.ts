@@ -1,10 +1,10 @@
 import { type Database, openDatabase } from "@service-chat/core";
+import { freshDatabase } from "@service-chat/testing";
 import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { Schema } from "../src/db/schema.js";
-import { type CommitterLimits, DEFAULT_LIMITS, GroupCommitter, type StoreBatch } from "../src/events/committer.js";
-import type { Tx } from "../src/events/store.js";
-import { freshDatabase } from "./harness.js";
+import type { Schema } from "../../src/db/schema.js";
+import { type CommitterLimits, DEFAULT_LIMITS, GroupCommitter, type StoreBatch } from "../../src/events/committer.js";
+import type { Tx } from "../../src/events/store.js";
 
 // The committer on its own, against the test database: a table of its own, jobs that insert into
 // it, and a first job held open so that the next ones queue up behind it. A job here is a function

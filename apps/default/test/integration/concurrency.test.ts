@@ -1,6 +1,6 @@
 import { RoomEventType, RoomType } from "@service-chat/api";
+import { startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "./harness.js";
 
 let t: TestApp;
 beforeAll(async () => {

@@ -2,9 +2,8 @@ import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import type { RoomEvent, ServerFrame } from "@service-chat/api";
 import { RoomSequencer } from "@service-chat/core";
+import { groupRoom, startTestApp, type TestApp, text } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { groupRoom, text } from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
 import { tapDeliveries, until } from "./pipeline-helpers.js";
 
 let t: TestApp;

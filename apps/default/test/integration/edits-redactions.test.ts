@@ -1,5 +1,4 @@
 import { RoomEventType } from "@service-chat/api";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   countRows,
   edit,
@@ -11,9 +10,11 @@ import {
   send,
   sendOk,
   sendRefused,
+  startTestApp,
+  type TestApp,
   text,
-} from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
+} from "@service-chat/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let t: TestApp;
 beforeAll(async () => {

@@ -2,7 +2,6 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { CallAction, RoomEventSchema, RoomEventType, SystemEventKind, TextFormat } from "@service-chat/api";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   countRows,
   type EventInit,
@@ -14,9 +13,11 @@ import {
   send,
   sendOk,
   sendRefused,
+  startTestApp,
+  type TestApp,
   text,
-} from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
+} from "@service-chat/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let t: TestApp;
 beforeAll(async () => {

@@ -2,12 +2,11 @@ import { randomBytes } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, RoomEventSchema } from "@service-chat/api";
 import { createLogger } from "@service-chat/core";
+import { groupRoom, startTestApp, type TestApp, text } from "@service-chat/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FanoutWorker } from "../src/delivery/fanout.js";
-import { MembershipCache } from "../src/delivery/membership.js";
-import { encodeBatches, OutboxRelay } from "../src/delivery/outbox-relay.js";
-import { groupRoom, text } from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
+import { FanoutWorker } from "../../src/delivery/fanout.js";
+import { MembershipCache } from "../../src/delivery/membership.js";
+import { encodeBatches, OutboxRelay } from "../../src/delivery/outbox-relay.js";
 import { Inbox, until } from "./pipeline-helpers.js";
 
 let t: TestApp;

@@ -1,10 +1,20 @@
+import {
+  countRows,
+  edit,
+  groupRoom,
+  redact,
+  send,
+  sendOk,
+  startTestApp,
+  TEST_DB,
+  type TestApp,
+  text,
+} from "@service-chat/testing";
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Schema } from "../src/db/schema.js";
-import { DEFAULT_LIMITS } from "../src/events/committer.js";
-import { countRows, edit, groupRoom, redact, send, sendOk, text } from "./event-helpers.js";
-import { startTestApp, TEST_DB, type TestApp } from "./harness.js";
+import type { Schema } from "../../src/db/schema.js";
+import { DEFAULT_LIMITS } from "../../src/events/committer.js";
 
 // SendEvent through the group committer, over the real API. Calls that arrive while every batch
 // slot is busy are stored by one transaction; `piledUp` arranges that on purpose, and the xmin of

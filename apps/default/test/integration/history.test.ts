@@ -1,9 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import { Direction, RoomEventType, RoomType } from "@service-chat/api";
+import type { ChatClient } from "@service-chat/testing";
+import { failsWith, groupRoom, send, sendOk, startTestApp, type TestApp, text } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { failsWith, groupRoom, send, sendOk, text } from "./event-helpers.js";
-import type { ChatClient } from "./harness.js";
-import { startTestApp, type TestApp } from "./harness.js";
 
 let t: TestApp;
 let roomId: string;

@@ -1,6 +1,14 @@
+import {
+  countRows,
+  fullHistory,
+  groupRoom,
+  send,
+  sendOk,
+  startTestApp,
+  type TestApp,
+  text,
+} from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { countRows, fullHistory, groupRoom, send, sendOk, text } from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
 
 let t: TestApp;
 beforeAll(async () => {

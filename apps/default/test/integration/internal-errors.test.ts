@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
+import { startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "./harness.js";
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AckEvent } from "@service-chat/api";
+import { type ChatClient, startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Action, MATRIX, ROLES } from "../src/authz/permissions.js";
-import type { Role } from "../src/db/schema.js";
-import { type ChatClient, startTestApp, type TestApp } from "./harness.js";
+import { type Action, MATRIX, ROLES } from "../../src/authz/permissions.js";
+import type { Role } from "../../src/db/schema.js";
 import {
   createGroup,
   editEvent,

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { RoomEventType, RoomType } from "@service-chat/api";
 import { createLogger } from "@service-chat/core";
+import { startTestApp, TEST_DB, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FanoutWorker } from "../src/delivery/fanout.js";
-import { MembershipCache } from "../src/delivery/membership.js";
-import { OutboxRelay } from "../src/delivery/outbox-relay.js";
-import { startTestApp, TEST_DB, type TestApp } from "./harness.js";
+import { FanoutWorker } from "../../src/delivery/fanout.js";
+import { MembershipCache } from "../../src/delivery/membership.js";
+import { OutboxRelay } from "../../src/delivery/outbox-relay.js";
 import { Inbox, until } from "./pipeline-helpers.js";
 
 const ALL = TEST_DB === "postgres" ? "mem://,nats://127.0.0.1:4222,redis://127.0.0.1:6379" : "mem://";

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { RoomEventType, RoomType } from "@service-chat/api";
+import { type Protocol, startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Protocol, startTestApp, type TestApp } from "./harness.js";
 
 let t: TestApp;
 beforeAll(async () => {

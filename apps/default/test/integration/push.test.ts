@@ -3,9 +3,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code } from "@connectrpc/connect";
 import { RoomEventType } from "@service-chat/api";
+import { groupRoom, startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { groupRoom } from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
 import { until } from "./pipeline-helpers.js";
 
 const SECRET = "webhook-secret-for-tests";

@@ -8,13 +8,13 @@ import {
   type SystemContent,
   SystemEventKind,
 } from "@service-chat/api";
+import type { ChatClient } from "@service-chat/testing";
+import { text } from "@service-chat/testing";
 import type { Kysely } from "kysely";
 import { expect } from "vitest";
-import type { Schema } from "../src/db/schema.js";
-import { text } from "./event-helpers.js";
-import type { ChatClient } from "./harness.js";
+import type { Schema } from "../../src/db/schema.js";
 
-export { edit as editEvent, failsWith, redact as redactEvent, text as textEvent } from "./event-helpers.js";
+export { edit as editEvent, failsWith, redact as redactEvent, text as textEvent } from "@service-chat/testing";
 
 /** Sends one event and returns its ack (which may carry a per-event error). */
 export async function sendOne(client: ChatClient, event: MessageInitShape<typeof RoomEventSchema>): Promise<AckEvent> {

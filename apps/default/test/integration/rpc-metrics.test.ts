@@ -1,9 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import type { Direction } from "@service-chat/api";
+import { failsWith, groupRoom, sendOk, startTestApp, type TestApp, text } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RPC_DURATION_BUCKETS } from "../src/server/rpc-metrics.js";
-import { failsWith, groupRoom, sendOk, text } from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
+import { RPC_DURATION_BUCKETS } from "../../src/server/rpc-metrics.js";
 
 const METRIC = "chat_rpc_server_duration_seconds";
 const CHAT = "chat.v1.ChatService";

@@ -1,8 +1,19 @@
 import { Code } from "@connectrpc/connect";
 import { CallAction, RoomEventType, RoomType } from "@service-chat/api";
+import {
+  type EventInit,
+  failsWith,
+  groupRoom,
+  react,
+  redact,
+  searchIds,
+  send,
+  sendOk,
+  startTestApp,
+  type TestApp,
+  text,
+} from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EventInit, failsWith, groupRoom, react, redact, searchIds, send, sendOk, text } from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
 
 let t: TestApp;
 beforeAll(async () => {

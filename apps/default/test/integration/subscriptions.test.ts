@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { RoomType, SystemEventKind } from "@service-chat/api";
+import { startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "./harness.js";
 import {
   createChannel,
   createGroup,

@@ -1,9 +1,18 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { CallAction, Direction, RoomEventType } from "@service-chat/api";
+import {
+  countRows,
+  type EventInit,
+  failsWith,
+  groupRoom,
+  send,
+  sendOk,
+  startTestApp,
+  type TestApp,
+  text,
+} from "@service-chat/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { countRows, type EventInit, failsWith, groupRoom, send, sendOk, text } from "./event-helpers.js";
-import { startTestApp, type TestApp } from "./harness.js";
 
 let t: TestApp;
 let roomId: string;

@@ -5,10 +5,9 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { type AckEvent, ChatService, type RoomEvent, RoomEventType, RoomType } from "@service-chat/api";
+import { freePort, freshDatabase, type Issuer, startIssuer } from "@service-chat/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, freshDatabase } from "../../default/test/harness.js";
-import { type Issuer, startIssuer } from "../../default/test/issuer.js";
 import { type DeviceTransport, type GatewayAddress, ResumingDevice, SendFailed } from "./resuming-device.js";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;

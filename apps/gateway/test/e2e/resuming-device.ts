@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AckEvent, Resync, RoomEvent, RoomEventSchema, ServerFrame } from "@service-chat/api";
-import { type Device, grpcDevice, wsDevice } from "./devices.js";
+import { type Device, grpcDevice, wsDevice } from "@service-chat/testing";
 
 type EventInit = MessageInitShape<typeof RoomEventSchema>;
 

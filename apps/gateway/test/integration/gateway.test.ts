@@ -1,8 +1,6 @@
 import { RoomEventType } from "@service-chat/api";
+import { groupRoom, grpcDevice, startTestApp, type TestApp, text, wsDevice } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { groupRoom, text } from "../../default/test/event-helpers.js";
-import { startTestApp, type TestApp } from "../../default/test/harness.js";
-import { grpcDevice, wsDevice } from "./devices.js";
 
 let t: TestApp;
 beforeAll(async () => {

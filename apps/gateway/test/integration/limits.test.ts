@@ -1,9 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { PresenceState } from "@service-chat/api";
+import { type Device, groupRoom, startTestApp, type TestApp, text, wsDevice } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { groupRoom, text } from "../../default/test/event-helpers.js";
-import { startTestApp, type TestApp } from "../../default/test/harness.js";
-import { type Device, wsDevice } from "./devices.js";
 
 let t: TestApp;
 beforeAll(async () => {

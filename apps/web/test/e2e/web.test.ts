@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { RoomEventType, RoomType } from "@service-chat/api";
+import { startTestApp, TEST_DB, type TestApp } from "@service-chat/testing";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, TEST_DB, type TestApp } from "../../default/test/harness.js";
 
 const WEB = fileURLToPath(new URL("..", import.meta.url));
 const SHOTS = join(WEB, "test-results");

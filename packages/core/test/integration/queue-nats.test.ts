@@ -1,8 +1,8 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll } from "vitest";
-import { openQueues } from "../src/queue/open.js";
-import { queueContract } from "./queue-contract.js";
+import { openQueues } from "../../src/queue/open.js";
+import { queueContract } from "../queue-contract.js";
 
 const uri = process.env.TEST_NATS_URI ?? "nats://127.0.0.1:4222";
 const redeliveryMs = 1000;

@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
-import { openQueues } from "../src/queue/open.js";
-import { queueContract } from "./queue-contract.js";
+import { openQueues } from "../../src/queue/open.js";
+import { queueContract } from "../queue-contract.js";
 
 const uri = process.env.TEST_REDIS_URI ?? "redis://127.0.0.1:6379";
 const redeliveryMs = 1000;

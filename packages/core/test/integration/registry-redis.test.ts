@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll } from "vitest";
-import { openRedisRegistry } from "../src/registry/redis.js";
-import { registryContract } from "./registry-contract.js";
+import { openRedisRegistry } from "../../src/registry/redis.js";
+import { registryContract } from "../registry-contract.js";
 
 const uri = process.env.TEST_REDIS_URI ?? "redis://127.0.0.1:6379";
 const prefix = `test_registry_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;

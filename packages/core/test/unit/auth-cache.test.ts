@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { CachedAuthenticator } from "../src/auth/cache.js";
-import { createDevSigner } from "../src/auth/dev-signer.js";
-import type { Authenticator } from "../src/auth/identity.js";
+import { CachedAuthenticator } from "../../src/auth/cache.js";
+import { createDevSigner } from "../../src/auth/dev-signer.js";
+import type { Authenticator } from "../../src/auth/identity.js";
+import { unauthenticated } from "../../src/errors.js";
 
 /** The dev signer, counting the signature checks it makes. */
 async function counted() {
@@ -14,6 +15,30 @@ async function counted() {
     },
   };
   return { signer, inner };
+}
+
+/**
+ * An authenticator on a clock of the test's own: a token is "<sub>@<expiry in ms>", refused from
+ * its expiry on, as a signature check refuses an expired token.
+ */
+function onClock() {
+  let now = 1_700_000_000_000;
+  const clock = {
+    now: () => now,
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+  const inner: Authenticator & { checks: number } = {
+    checks: 0,
+    async verify(token) {
+      this.checks++;
+      const [profileId = "", exp] = token.split("@");
+      if (now >= Number(exp)) throw unauthenticated("token expired");
+      return { profileId, contactId: "", deviceId: "", expiresAt: Number(exp) };
+    },
+  };
+  return { inner, clock };
 }
 
 describe("CachedAuthenticator", () => {
@@ -40,25 +65,31 @@ describe("CachedAuthenticator", () => {
   });
 
   it("never answers for a token past its expiry", async () => {
-    const { signer, inner } = await counted();
-    const auth = new CachedAuthenticator(inner);
-    const token = await signer.sign({ sub: "ann", ttl_s: 1 });
+    const { inner, clock } = onClock();
+    const auth = new CachedAuthenticator(inner, 60_000, 20_000, clock.now);
+    const token = `ann@${clock.now() + 1_000}`;
     await auth.verify(token);
-    await new Promise((r) => setTimeout(r, 1_100));
+    clock.advance(999);
+    await auth.verify(token);
+    expect(inner.checks).toBe(1);
+    clock.advance(1);
     await expect(auth.verify(token)).rejects.toThrow(/expired/);
     expect(inner.checks).toBe(2);
   });
 
   it("checks again after its time to live, and holds a bounded number of tokens", async () => {
-    const { signer, inner } = await counted();
-    const auth = new CachedAuthenticator(inner, 50, 2);
-    const [a, b, c] = await Promise.all(["a", "b", "c"].map((sub) => signer.sign({ sub })));
-    await auth.verify(a as string);
-    await new Promise((r) => setTimeout(r, 60));
-    await auth.verify(a as string);
+    const { inner, clock } = onClock();
+    const auth = new CachedAuthenticator(inner, 50, 2, clock.now);
+    const [a, b, c] = ["a", "b", "c"].map((sub) => `${sub}@${clock.now() + 3_600_000}`) as [string, string, string];
+    await auth.verify(a);
+    clock.advance(49);
+    await auth.verify(a);
+    expect(inner.checks).toBe(1);
+    clock.advance(1);
+    await auth.verify(a);
     expect(inner.checks).toBe(2);
-    const big = new CachedAuthenticator(inner, 60_000, 2);
-    for (const t of [a, b, c, a] as string[]) await big.verify(t); // c pushed a out
+    const big = new CachedAuthenticator(inner, 60_000, 2, clock.now);
+    for (const t of [a, b, c, a]) await big.verify(t); // c pushed a out
     expect(inner.checks).toBe(2 + 4);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decodeCursor, encodeCursor } from "../src/cursor.js";
-import { AppError } from "../src/errors.js";
+import { decodeCursor, encodeCursor } from "../../src/cursor.js";
+import { AppError } from "../../src/errors.js";
 
 describe("cursors", () => {
   it("round-trip their values", () => {

@@ -1,5 +1,5 @@
-import { MemoryBus, MemoryStream } from "../src/queue/memory.js";
-import { queueContract } from "./queue-contract.js";
+import { MemoryBus, MemoryStream } from "../../src/queue/memory.js";
+import { queueContract } from "../queue-contract.js";
 
 queueContract("mem://", {
   redeliveryMs: 0,

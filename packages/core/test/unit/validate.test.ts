@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isId, newId } from "../src/ids.js";
-import { checkCount, checkId, checkLimit, checkProfileId, checkText } from "../src/validate.js";
+import { isId, newId } from "../../src/ids.js";
+import { checkCount, checkId, checkLimit, checkProfileId, checkText } from "../../src/validate.js";
 
 const code = (f: () => unknown) => {
   try {

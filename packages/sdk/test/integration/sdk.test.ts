@@ -1,7 +1,7 @@
 import { RoomType } from "@service-chat/api";
+import { startTestApp, type TestApp } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "../../../apps/default/test/harness.js";
-import { type ChatClient, createChatClient, memoryStore, type RoomEvent } from "../src/index.js";
+import { type ChatClient, createChatClient, memoryStore, type RoomEvent } from "../../src/index.js";
 
 let t: TestApp;
 beforeAll(async () => {
