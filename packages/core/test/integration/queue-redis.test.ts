@@ -1,3 +1,4 @@
+import { until } from "@service-chat/testing/until";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { openQueues } from "../../src/queue/open.js";
@@ -11,14 +12,6 @@ const freshName = () => {
   names.push(name);
   return name;
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await sleep(10);
-  }
-}
 
 queueContract("redis://", {
   redeliveryMs,
@@ -48,7 +41,7 @@ describe("redis:// specifics", () => {
     const seen: Uint8Array[] = [];
     const c = new AbortController();
     const done = q.stream.consume("g", 0, async (e) => void seen.push(e.data), c.signal);
-    await until(() => seen.length === 2 && live.length === 1);
+    await until("the entries and the live message", () => seen.length === 2 && live.length === 1);
     c.abort();
     await done;
     await Promise.all([q.stream.close(), q.live.close()]);
@@ -71,20 +64,21 @@ describe("redis:// specifics", () => {
       async (e) => void seen.push(Number(new TextDecoder().decode(e.data))),
       c.signal,
     );
+    const reading = async () =>
+      ((await admin.client("LIST")) as string)
+        .split("\n")
+        .find((l) => l.includes(`name=${name} `) && l.includes("cmd=xreadgroup"));
     let kills = 0;
     for (let i = 0; i < n; i += 10) {
+      // Each time: the reader waits for entries, gets some, and its connection is killed meanwhile.
+      const line = await until("the reading connection (back) in XREADGROUP", reading);
       await q.stream.publish(
         0,
         Array.from({ length: 10 }, (_, j) => new TextEncoder().encode(String(i + j))),
       );
-      const clients = ((await admin.client("LIST")) as string).split("\n");
-      for (const line of clients.filter((l) => l.includes(`name=${name} `) && l.includes("cmd=xreadgroup"))) {
-        await admin.client("KILL", "ID", /id=(\d+)/.exec(line)?.[1] ?? "0").catch(() => {});
-        kills++;
-      }
-      await sleep(10);
+      kills += Number(await admin.client("KILL", "ID", /id=(\d+)/.exec(line)?.[1] ?? "0").catch(() => 0));
     }
-    await until(() => new Set(seen).size === n);
+    await until("every entry", () => new Set(seen).size === n);
     c.abort();
     await done;
     await Promise.all([q.stream.close(), q.live.close(), admin.quit()]);
@@ -104,7 +98,7 @@ describe("redis:// specifics", () => {
     const seen: string[] = [];
     const c = new AbortController();
     const done = q.stream.consume("g", 0, async (e) => void seen.push(new TextDecoder().decode(e.data)), c.signal);
-    await until(() => seen.length === 4);
+    await until("a to d", () => seen.length === 4);
     c.abort();
     await done;
     await q.stream.publish(
