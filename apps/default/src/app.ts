@@ -64,6 +64,8 @@ export interface App {
   metrics: Metrics;
   gateway?: Gateway;
   devSigner?: DevSigner;
+  /** SendEvent's group committer, when this process serves the API: batches running, jobs waiting (for tests). */
+  sendLoad?: () => { running: number; queued: number };
   /** Closes what the services do not own (database, queues, metrics). */
   close(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const run: Service[] = [];
   let push: PushNotifier | undefined;
   let chatRoutes: ((router: ConnectRouter) => void) | undefined;
+  let sendLoad: App["sendLoad"];
   if (database) {
     const db = database.db;
     if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
@@ -117,6 +120,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         sync: new SyncService(db, live, config.SYNC_MAX_BACKLOG),
         presence: new PresenceService(db, registry, live),
       };
+      sendLoad = () => services.events.sendLoad;
       const admin = new Admin(db, new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
@@ -216,6 +220,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     metrics,
     ...(gateway ? { gateway } : {}),
     ...(devSigner ? { devSigner } : {}),
+    ...(sendLoad ? { sendLoad } : {}),
     async close() {
       await Promise.allSettled([stream.close(), live.close(), registry.close(), metrics.shutdown()]);
       await database?.close();

@@ -49,6 +49,11 @@ export class EventService {
     this.committer = new GroupCommitter(db, storeSends);
   }
 
+  /** The group committer's batches running and calls' jobs waiting (tests watch calls pile up with it). */
+  get sendLoad(): { running: number; queued: number } {
+    return this.committer.load;
+  }
+
   /**
    * Stores up to 100 events and answers each with its own ack, in order. An event that is
    * refused gets an ack with an error; the others are stored all the same. The events of each

@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import type { RoomEvent, ServerFrame } from "@service-chat/api";
 import { RoomSequencer } from "@service-chat/core";
-import { groupRoom, startTestApp, type TestApp, text } from "@service-chat/testing";
+import { groupRoom, startTestApp, type TestApp, text, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tapDeliveries, until } from "./pipeline-helpers.js";
+import { tapDeliveries } from "./pipeline-helpers.js";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -36,7 +36,7 @@ describe("live delivery", () => {
     const ben = await listen("ben");
     await t.as("ann").sendEvent({ event: [text(roomId, "marker")] });
     // Everything before the marker has been fanned out once ben has it (one ordered partition).
-    await until(() => ben.events(roomId).some((e) => Number(e.seq) === 7), 10_000, "the marker");
+    await until("the marker", () => ben.events(roomId).some((e) => Number(e.seq) === 7));
     expect(cid.events(roomId).map((e) => [Number(e.seq), e.content.case])).toEqual([
       [3, "system"], // added
       [4, "text"],
@@ -52,7 +52,7 @@ describe("live delivery", () => {
     const dee = await listen("dee");
     const outsider = await listen("fay");
     await t.as("dee").sendTyping({ roomId, active: true });
-    await until(() => eve.frames.some((f) => f.frame.case === "typing"), 5000, "typing");
+    await until("typing", () => eve.frames.some((f) => f.frame.case === "typing"));
     expect(eve.frames.find((f) => f.frame.case === "typing")?.frame.value).toMatchObject({
       roomId,
       active: true,
@@ -61,9 +61,19 @@ describe("live delivery", () => {
     const { events } = await t.as("dee").getHistory({ roomId });
     expect(events).toHaveLength(1); // only the creation
     await expect(t.as("fay").sendTyping({ roomId, active: true })).rejects.toMatchObject({ code: Code.NotFound });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(dee.frames.filter((f) => f.frame.case === "typing")).toEqual([]);
-    expect(outsider.frames).toEqual([]);
+    // Later signals, published after those: once they are in, whatever dee or fay wrongly got is in too.
+    const elsewhere = await groupRoom(t, "eve", "fay");
+    await t.as("eve").sendTyping({ roomId, active: false });
+    await t.as("eve").sendTyping({ roomId: elsewhere, active: true });
+    await until("eve's typing at dee", () => dee.frames.some((f) => f.frame.case === "typing"));
+    await until("eve's typing at fay", () => outsider.frames.some((f) => f.frame.case === "typing"));
+    expect(dee.frames.map((f) => f.frame.value)).toEqual([
+      expect.objectContaining({ roomId, profileId: "eve", active: false }),
+    ]);
+    expect(outsider.frames.filter((f) => f.frame.case === "typing").map((f) => f.frame.value)).toEqual([
+      expect.objectContaining({ roomId: elsewhere, profileId: "eve", active: true }),
+    ]);
+    expect(outsider.frames.filter((f) => (f.frame.value as { roomId?: string }).roomId === roomId)).toEqual([]);
     for (const l of [eve, dee, outsider]) await l.off();
   });
 });
@@ -76,7 +86,7 @@ describe("read markers", () => {
     const hal = t.as("hal");
     expect(await hal.markRead({ roomId, seq: 3n })).toMatchObject({ readSeq: 3n, unreadCount: 2n });
     expect(await hal.markRead({ roomId, seq: 2n })).toMatchObject({ readSeq: 3n, unreadCount: 2n });
-    await until(() => gus.frames.some((f) => f.frame.case === "receipt"), 5000, "a receipt");
+    await until("a receipt", () => gus.frames.some((f) => f.frame.case === "receipt"));
     expect(gus.frames.find((f) => f.frame.case === "receipt")?.frame.value).toMatchObject({
       roomId,
       profileId: "hal",
@@ -128,23 +138,19 @@ describe("cursors and sync", () => {
     await sender;
     // Then live: whatever arrived meanwhile, and everything after, in order; a gap is filled by Sync.
     const lastSeq = 2 + 999 + extra;
-    await until(
-      async () => {
-        for (const e of live.events(roomId)) {
-          let verdict = seq.offer(e.roomId, Number(e.seq));
-          if (verdict === "gap") {
-            const page = await phone.sync({ cursors: [{ roomId, seq: BigInt(seq.position(roomId) ?? 0) }] });
-            for (const x of page.events) show(x);
-            verdict = seq.offer(e.roomId, Number(e.seq));
-          }
-          if (verdict === "deliver") shown.push(Number(e.seq));
+    await until("live events", async () => {
+      for (const e of live.events(roomId)) {
+        let verdict = seq.offer(e.roomId, Number(e.seq));
+        if (verdict === "gap") {
+          const page = await phone.sync({ cursors: [{ roomId, seq: BigInt(seq.position(roomId) ?? 0) }] });
+          for (const x of page.events) show(x);
+          verdict = seq.offer(e.roomId, Number(e.seq));
         }
-        live.frames.length = 0;
-        return seq.position(roomId) === lastSeq;
-      },
-      20_000,
-      "live events",
-    );
+        if (verdict === "deliver") shown.push(Number(e.seq));
+      }
+      live.frames.length = 0;
+      return seq.position(roomId) === lastSeq;
+    });
     expect(shown).toEqual(Array.from({ length: lastSeq - 1 }, (_, i) => i + 2));
     await live.off();
   });

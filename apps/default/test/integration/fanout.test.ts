@@ -2,12 +2,12 @@ import { randomBytes } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, RoomEventSchema } from "@service-chat/api";
 import { createLogger } from "@service-chat/core";
-import { groupRoom, startTestApp, type TestApp, text } from "@service-chat/testing";
+import { groupRoom, startTestApp, type TestApp, text, until } from "@service-chat/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FanoutWorker } from "../../src/delivery/fanout.js";
 import { MembershipCache } from "../../src/delivery/membership.js";
 import { encodeBatches, OutboxRelay } from "../../src/delivery/outbox-relay.js";
-import { Inbox, until } from "./pipeline-helpers.js";
+import { Inbox } from "./pipeline-helpers.js";
 
 let t: TestApp;
 const stop = new AbortController();
@@ -68,7 +68,7 @@ it("applies membership changes to the very next event, whichever worker saw the 
     for (const u of inRoom) expected.get(u)?.push(Number(ack[0]?.seq));
   }
   const last = Math.max(...(expected.get("fo-a") as number[]));
-  await until(() => (inboxes.get("fo-a")?.deduped(roomId) ?? []).includes(last), 20_000, "the last message");
+  await until("the last message", () => (inboxes.get("fo-a")?.deduped(roomId) ?? []).includes(last));
   // Each got every message of the rounds it was in (membership events come too)…
   for (const [u, seqs] of expected) {
     const got = (inboxes.get(u) as Inbox).deduped(roomId);

@@ -2,6 +2,7 @@ import {
   countRows,
   edit,
   groupRoom,
+  POSTGRES_SERVER,
   redact,
   send,
   sendOk,
@@ -9,6 +10,7 @@ import {
   TEST_DB,
   type TestApp,
   text,
+  until,
 } from "@service-chat/testing";
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
@@ -28,7 +30,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The committer's batches running and jobs waiting, right now. */
+const load = () => (t.app.sendLoad as () => { running: number; queued: number })();
 
 /** Transactions waiting for a lock in the test database (PostgreSQL only). */
 async function lockWaiters(db: Kysely<Schema>, event?: string): Promise<number> {
@@ -40,18 +43,12 @@ async function lockWaiters(db: Kysely<Schema>, event?: string): Promise<number> 
   return rows[0]?.n ?? 0;
 }
 
-async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500 && !(await check()); i++) await sleep(10);
-  expect(await check(), "waited 5 s for the database").toBe(true);
-}
-
 /**
  * Starts `calls` while every batch slot of the committer is stuck behind a lock on the blocker
- * room (on PGlite, behind its only connection), so they queue up and the next batch stores them
- * together. The pause only lets the calls reach the server: one that comes later is stored by a
- * later batch, which weakens what a test shows but not what it asserts.
+ * room (on PGlite, behind its only connection), waits until their `jobs` jobs (one per call and
+ * room) wait for a slot, then lets go: the next batch stores them together.
  */
-async function piledUp<T>(calls: () => Promise<T>, afterRelease?: () => void): Promise<T> {
+async function piledUp<T>(jobs: number, calls: () => Promise<T>, afterRelease?: () => void): Promise<T> {
   let release!: () => void;
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -69,10 +66,9 @@ async function piledUp<T>(calls: () => Promise<T>, afterRelease?: () => void): P
   const stuck = Array.from({ length: DEFAULT_LIMITS.inFlight }, (_, i) =>
     sendOk(t.as("gc-blocker"), text(blocker, `slot ${i}`)),
   );
-  if (TEST_DB === "postgres") await until(async () => (await lockWaiters(t.db)) >= DEFAULT_LIMITS.inFlight);
-  else await sleep(200);
+  await until("every batch slot to be taken", () => load().running === DEFAULT_LIMITS.inFlight);
   const started = calls();
-  await sleep(300);
+  await until(`${jobs} jobs waiting for a batch`, () => load().queued === jobs);
   release();
   await holder;
   await Promise.all(stuck);
@@ -131,7 +127,7 @@ describe("group commit", () => {
     const rooms = await Promise.all(Array.from({ length: 12 }, (_, i) => groupRoom(t, `gc-busy-${i}`, "gc-mod")));
     const privateRoom = await groupRoom(t, "gc-owner");
     const target = await sendOk(t.as("gc-busy-0"), text(rooms[0] as string, "not yours to edit"));
-    const [ok, notMember, notSender, mixed] = await piledUp(() =>
+    const [ok, notMember, notSender, mixed] = await piledUp(15, () =>
       Promise.all([
         Promise.all(rooms.map((roomId, i) => send(t.as(`gc-busy-${i}`), text(roomId, "stored")))),
         send(t.as("gc-stranger"), text(privateRoom, "let me in")),
@@ -159,12 +155,12 @@ describe("group commit", () => {
   it("lets a later call of the batch see a redaction stored by an earlier one", async () => {
     const roomId = await groupRoom(t, "gc-redactor");
     const target = await sendOk(t.as("gc-redactor"), text(roomId, "oops"));
-    const [redacted, edited, again] = await piledUp(async () => {
+    const [redacted, edited, again] = await piledUp(3, async () => {
       // Sent one after another, so they queue in this order behind the blocked slots.
       const first = send(t.as("gc-redactor"), redact(roomId, target.eventId));
-      await sleep(50);
+      await until("the redaction to queue", () => load().queued === 1);
       const second = send(t.as("gc-redactor"), edit(roomId, target.eventId, "fixed"));
-      await sleep(50);
+      await until("the edit to queue", () => load().queued === 2);
       return Promise.all([first, second, send(t.as("gc-redactor"), redact(roomId, target.eventId))]);
     });
     expect(redacted?.[0]?.error).toBeUndefined();
@@ -176,7 +172,7 @@ describe("group commit", () => {
   it("gives concurrent calls with the same client id one event, also inside one batch", async () => {
     const roomId = await groupRoom(t, "gc-twice");
     const others = await Promise.all(Array.from({ length: 6 }, (_, i) => groupRoom(t, `gc-twice-other-${i}`)));
-    const [same, rest] = await piledUp(() =>
+    const [same, rest] = await piledUp(14, () =>
       Promise.all([
         Promise.all(Array.from({ length: 8 }, () => sendOk(t.as("gc-twice"), text(roomId, "once", { clientId: "k" })))),
         Promise.all(others.map((r, i) => sendOk(t.as(`gc-twice-other-${i}`), text(r, "beside")))),
@@ -196,7 +192,7 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
   let raw: pg.Client;
   beforeAll(async () => {
     const { rows } = await sql<{ db: string }>`select current_database() as db`.execute(t.db);
-    const uri = new URL(process.env.TEST_POSTGRES_URI ?? "postgresql://postgres@127.0.0.1:5432/postgres");
+    const uri = new URL(POSTGRES_SERVER);
     uri.pathname = `/${rows[0]?.db}`;
     raw = new pg.Client({ connectionString: uri.toString() });
     await raw.connect();
@@ -215,6 +211,7 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
       [roomId],
     );
     const [raced, friend, rest] = await piledUp(
+      10,
       () =>
         Promise.all([
           sendOk(t.as("gc-race"), text(roomId, "mine", { clientId: "raced" })),
@@ -223,7 +220,10 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
         ]),
       () => {
         // Commit the other process's row once the batch waits for it.
-        void until(async () => (await lockWaiters(t.db, "transactionid")) > 0).then(() => raw.query("commit"));
+        void until(
+          "the batch to wait for the other connection's row",
+          async () => (await lockWaiters(t.db, "transactionid")) > 0,
+        ).then(() => raw.query("commit"));
       },
     );
     // The retried call finds the row that won the race; everything else was stored once.
@@ -244,9 +244,9 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
     await raw.query("begin");
     await raw.query("select id from rooms where id = $1 for update", [roomId]);
     const removal = t.as("gc-kick-owner").removeRoomSubscriptions({ roomId, profileIds: ["gc-kicked"] });
-    await until(async () => (await lockWaiters(t.db)) >= 1);
+    await until("the removal to wait for the room lock", async () => (await lockWaiters(t.db)) >= 1);
     const sent = send(t.as("gc-kicked"), text(roomId, "one last word"));
-    await until(async () => (await lockWaiters(t.db)) >= 2);
+    await until("the send to wait for the room lock", async () => (await lockWaiters(t.db)) >= 2);
     await raw.query("commit");
     await removal;
     const [ack] = await sent;
@@ -264,7 +264,7 @@ describe.skipIf(TEST_DB !== "postgres")("races with another connection", () => {
       [roomId],
     );
     const resent = sendOk(t.as("gc-resend"), text(roomId, "hi", { clientId: "again" }));
-    await until(async () => (await lockWaiters(t.db)) >= 1);
+    await until("the resend to wait for the room lock", async () => (await lockWaiters(t.db)) >= 1);
     await raw.query("commit");
     expect(await resent).toMatchObject({ eventId: "first-send", seq: 2n });
     expect((await storedEvents([roomId])).map((r) => r.id)).toEqual(["first-send"]);

@@ -57,11 +57,3 @@ export class Inbox {
     return (this.byRoom.get(roomId) ?? []).filter((s) => !seen.has(s) && seen.add(s) !== undefined);
   }
 }
-
-export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { RoomEventType, RoomType } from "@service-chat/api";
 import { createLogger } from "@service-chat/core";
-import { startTestApp, TEST_DB, type TestApp } from "@service-chat/testing";
+import { startTestApp, TEST_DB, type TestApp, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FanoutWorker } from "../../src/delivery/fanout.js";
 import { MembershipCache } from "../../src/delivery/membership.js";
 import { OutboxRelay } from "../../src/delivery/outbox-relay.js";
-import { Inbox, until } from "./pipeline-helpers.js";
+import { Inbox } from "./pipeline-helpers.js";
 
 const ALL = TEST_DB === "postgres" ? "mem://,nats://127.0.0.1:4222,redis://127.0.0.1:6379" : "mem://";
 const BACKENDS = (process.env.TEST_QUEUES ?? ALL).split(",");
@@ -100,6 +100,7 @@ describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
     const lastSeq = 1 + MESSAGES / ROOMS; // the creation event, then this room's messages
     const expected = Array.from({ length: MESSAGES / ROOMS }, (_, i) => i + 2);
     await until(
+      "every member to receive every message",
       () =>
         [...membersOf].every(([roomId, members]) =>
           members.every(
@@ -110,8 +111,7 @@ describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
                 .filter((s) => s >= 2).length === expected.length,
           ),
         ),
-      120_000,
-      "every member to receive every message",
+      { timeoutMs: 240_000 },
     );
     await running.kill();
 
