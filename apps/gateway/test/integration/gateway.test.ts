@@ -2,9 +2,11 @@ import { RoomEventType } from "@service-chat/api";
 import { groupRoom, grpcDevice, startTestApp, type TestApp, text, wsDevice } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+// The default heartbeat and timeout: devices that say nothing for a while, as test devices do on
+// a loaded machine, are not closed for it (the silence test runs a service of its own).
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp({ HEARTBEAT_INTERVAL_SEC: "0.5", CONNECTION_TIMEOUT_SEC: "2" });
+  t = await startTestApp();
 });
 afterAll(() => t.stop());
 
@@ -36,7 +38,7 @@ describe("device streams", () => {
     native.close();
   });
 
-  it("answers ping with pong and keeps the session alive with heartbeats", async () => {
+  it("answers ping with pong", async () => {
     const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("pinger", "d1") } });
     await d.waitFor((f) => f.frame.case === "welcome");
     d.send({ requestId: "p1", frame: { case: "ping", value: {} } });
@@ -68,10 +70,17 @@ describe("disconnects", () => {
     second.close();
   });
 
-  it("closes a silent connection after the timeout (4008)", async () => {
-    const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("quiet", "d") } });
-    await d.waitFor((f) => f.frame.case === "welcome");
-    expect((await d.closed).code).toBe(4008);
+  it("sends heartbeats, and closes a connection silent for longer than the timeout (4008)", async () => {
+    const quick = await startTestApp({ HEARTBEAT_INTERVAL_SEC: "0.5", CONNECTION_TIMEOUT_SEC: "2" });
+    try {
+      const quiet = await quick.signer.sign({ sub: "quiet", device_id: "d" });
+      const d = await wsDevice(quick.httpUrl, { case: "hello", value: { token: quiet } });
+      await d.waitFor((f) => f.frame.case === "welcome");
+      await d.waitFor((f) => f.frame.case === "pong" && f.requestId === "");
+      expect((await d.closed).code).toBe(4008);
+    } finally {
+      await quick.stop();
+    }
   });
 
   it("answers a malformed frame with an error and goes on", async () => {
