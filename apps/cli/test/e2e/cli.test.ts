@@ -1,12 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { startTestApp, type TestApp } from "@service-chat/testing";
+import { freePort, ROOT, startTestApp, type TestApp, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const BIN = fileURLToPath(new URL("../bin/chat.js", import.meta.url));
-const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const BIN = fileURLToPath(new URL("../../bin/chat.js", import.meta.url));
 
 interface Run {
   code: number | null;
@@ -48,28 +46,11 @@ function chat(args: string[], env: Record<string, string | undefined> = {}): Pro
   return start(args, env).done;
 }
 
-async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const lines = (s: string) =>
   s
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as Record<string, any>);
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -79,7 +60,7 @@ afterAll(async () => {
   await t?.stop();
 });
 
-describe("chat CLI", { timeout: 90_000 }, () => {
+describe("chat CLI", () => {
   let roomId: string;
 
   it("gets a development token", async () => {
@@ -185,7 +166,7 @@ describe("chat CLI", { timeout: 90_000 }, () => {
   });
 
   it("exits 3 when the server cannot be reached", async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
+    const url = `http://127.0.0.1:${await freePort()}`;
     const r = await chat(["rooms", "list"], { CHAT_URL: url });
     expect(r.code).toBe(3);
     expect(r.stderr).toBe(

@@ -1,16 +1,22 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { type AckEvent, ChatService, type RoomEvent, RoomEventType, RoomType } from "@service-chat/api";
-import { freePort, freshDatabase, type Issuer, startIssuer } from "@service-chat/testing";
+import {
+  type FreshDatabase,
+  freshDatabase,
+  type Issuer,
+  type ServiceProcess,
+  startIssuer,
+  startService,
+  until,
+} from "@service-chat/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DeviceTransport, type GatewayAddress, ResumingDevice, SendFailed } from "./resuming-device.js";
 
-const ROOT = new URL("../../..", import.meta.url).pathname;
 const NATS = "nats://127.0.0.1:4222";
 const REDIS = "redis://127.0.0.1:6379";
 const AUDIENCE = "service-chat-cluster";
@@ -25,10 +31,12 @@ const DEFAULT_KILL_AT = 3_500;
 const RATE = 125;
 const MAX_IN_FLIGHT = 24;
 /** How long one message may keep failing (kills included) before the test gives up on it. */
-const SEND_DEADLINE_MS = 45_000;
-const DELIVERY_WAIT_MS = 60_000;
+const SEND_DEADLINE_MS = 90_000;
+/** How long, once everything is sent, devices may take to show it all. */
+const DELIVERY_WAIT_MS = 120_000;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Time between sends (the rate) and between retries (the backoff): load shaping, not waiting for something. */
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A small deterministic PRNG (mulberry32), so every run sends the same messages the same way. */
 function prng(seed: number) {
@@ -42,69 +50,8 @@ function prng(seed: number) {
   };
 }
 
-/** One service process, started as `npm start` starts it. */
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  httpUrl: string;
-  grpcUrl: string;
-  killed: boolean;
-  exited: Promise<void>;
-  output(): string;
-}
-
-async function startProcess(name: string, env: Record<string, string>): Promise<Proc> {
-  const [http, grpc] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ["--import", "tsx", "apps/default/src/main.ts"], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  const keep = (d: Buffer) => {
-    output = (output + d.toString()).slice(-20_000);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const proc: Proc = {
-    name,
-    child,
-    httpUrl: `http://127.0.0.1:${http}`,
-    grpcUrl: `http://127.0.0.1:${grpc}`,
-    killed: false,
-    exited,
-    output: () => output,
-  };
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const ok = await fetch(`${proc.httpUrl}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return proc;
-    if (child.exitCode !== null) break;
-    await sleep(200);
-  }
-  child.kill("SIGKILL");
-  throw new Error(`${name} did not become ready:\n${output}`);
-}
-
-function kill(p: Proc): void {
-  p.killed = true;
-  p.child.kill("SIGKILL");
-}
-
-async function stopProcess(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill("SIGTERM");
-  const timer = setTimeout(() => p.child.kill("SIGKILL"), 5_000);
-  await p.exited;
-  clearTimeout(timer);
-}
-
 /** Sums a counter of a process's /metrics (Prometheus text format). */
-async function counter(p: Proc, name: string): Promise<number> {
+async function counter(p: ServiceProcess, name: string): Promise<number> {
   const text = await (await fetch(`${p.httpUrl}/metrics`)).text();
   let total = 0;
   for (const line of text.split("\n")) {
@@ -112,15 +59,6 @@ async function counter(p: Proc, name: string): Promise<number> {
     if (m) total += Number(m[1]);
   }
   return total;
-}
-
-async function until(cond: () => boolean, ms: number, step = 100): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(step);
-  }
-  return true;
 }
 
 /** Seqs that are not exactly 1..last in increasing order: what is missing, repeated or out of order. */
@@ -143,7 +81,8 @@ function sequenceProblems(seqs: number[], last: number): string | undefined {
 
 const transports: DeviceTransport[] = ["ws-binary", "grpc", "ws-json", "grpc"];
 
-describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Services and 2 gateways", () => {
+// Several processes share one database: the PostgreSQL server (PGlite is one process's own).
+describe("a cluster of 2 Default Services and 2 gateways", () => {
   let issuer: Issuer;
   beforeAll(async () => {
     issuer = await startIssuer(AUDIENCE);
@@ -157,14 +96,14 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
     ["Redis", REDIS],
   ])("with the %s queue", (backend, queueUri) => {
     const name = `cluster_${process.pid}_${randomBytes(4).toString("hex")}`;
-    let db: Awaited<ReturnType<typeof freshDatabase>>;
-    const procs: Proc[] = [];
+    let db: FreshDatabase;
+    const procs: ServiceProcess[] = [];
     const devices: ResumingDevice[] = [];
-    let defaults: [Proc, Proc];
-    let gateways: [Proc, Proc];
+    let defaults: [ServiceProcess, ServiceProcess];
+    let gateways: [ServiceProcess, ServiceProcess];
 
     beforeAll(async () => {
-      db = await freshDatabase();
+      db = await freshDatabase("postgres");
       const common = {
         QUEUE_USER_EVENT_DELIVERY_URI: queueUri,
         QUEUE_USER_EVENT_DELIVERY_NAME: name,
@@ -179,13 +118,13 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
       };
       const service = { ...common, SERVICES: "api,relay,fanout", DB_URI: db.uri, DB_POOL_SIZE: "8" };
       // #1 first, so it holds the relay lock (and, on Redis, the fan-out leases) when it is killed.
-      const first = await startProcess("default-1", service);
+      const first = await startService("default-1", service);
       procs.push(first);
-      const second = await startProcess("default-2", service);
+      const second = await startService("default-2", service);
       procs.push(second);
       defaults = [first, second];
-      const gateway = (id: string, upstream: Proc) =>
-        startProcess(`gateway-${id}`, {
+      const gateway = (id: string, upstream: ServiceProcess) =>
+        startService(`gateway-${id}`, {
           ...common,
           SERVICES: "gateway",
           CHAT_SERVICE_URI: upstream.grpcUrl,
@@ -195,11 +134,11 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
           return p;
         });
       gateways = await Promise.all([gateway("a", first), gateway("b", second)]);
-    }, 120_000);
+    });
 
     afterAll(async () => {
       await Promise.allSettled(devices.map((d) => d.stop()));
-      await Promise.allSettled(procs.map(stopProcess));
+      await Promise.allSettled(procs.map((p) => p.stop()));
       await db?.drop();
       const redis = new Redis(REDIS);
       try {
@@ -220,7 +159,7 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
           await nc.close();
         }
       }
-    }, 60_000);
+    });
 
     it(`delivers ${MESSAGES} messages to every device in order, once, across a gateway kill and a Default Service kill`, async () => {
       const started = Date.now();
@@ -297,7 +236,7 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
         );
       // The hello replay shows each device its rooms' creation.
       const initial = await lastSeqs();
-      expect(await until(() => lagging(initial).length === 0, 20_000)).toBe(true);
+      await until("every device to show its rooms' creation", () => lagging(initial).length === 0);
 
       // The messages: a deterministic room, sender (a member) and path for each.
       const random = prng(20_240_601);
@@ -343,14 +282,20 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
               return;
             }
             retries[m.viaStream ? "stream" : "sendEvent"]++;
-            await sleep(Math.min(1_000, 50 * 2 ** attempt) * (0.5 + Math.random()));
+            await pause(Math.min(1_000, 50 * 2 ** attempt) * (0.5 + Math.random()));
           }
         }
       };
 
-      /** Resolves with how long after `since` the condition held (undefined if not within `ms`). */
-      const timeUntil = async (since: number, cond: () => boolean, ms: number) =>
-        (await until(cond, ms, 20)) ? Date.now() - since : undefined;
+      /**
+       * How long after `since` the condition held: a measurement for the log, not a verdict (a
+       * loaded machine takes longer). Rejects, when awaited, if it never held.
+       */
+      const timeUntil = (since: number, what: string, cond: () => boolean) => {
+        const ms = until(what, cond, { intervalMs: 20 }).then(() => Date.now() - since);
+        ms.catch(() => {}); // awaited at the end
+        return ms;
+      };
       /** Whether every member's device has shown the first message acknowledged from `from` on. */
       const firstShownFrom = (from: number) => {
         const m = plan.slice(from).find((p) => acks[p.i]);
@@ -364,16 +309,18 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
       let gatewayKilledAt = 0;
       let relayBefore = { def1: 0, def2: 0 };
       let fanoutBefore = { def1: 0, def2: 0 };
-      let movedToB: Promise<number | undefined> | undefined;
-      let flowingAfterDefaultKill: Promise<number | undefined> | undefined;
+      let movedToB: Promise<number> | undefined;
+      let flowingAfterDefaultKill: Promise<number> | undefined;
       const homedOnA = devices.filter((d) => d.gateway === gwA.name);
       const inFlight = new Set<Promise<void>>();
       const sendStarted = Date.now();
       for (const m of plan) {
         if (m.i === GATEWAY_KILL_AT) {
-          kill(gwA);
+          gwA.kill();
           gatewayKilledAt = Date.now();
-          movedToB = timeUntil(gatewayKilledAt, () => homedOnA.every((d) => d.gateway === gwB.name), 20_000);
+          movedToB = timeUntil(gatewayKilledAt, "every device of gateway A to reconnect to gateway B", () =>
+            homedOnA.every((d) => d.gateway === gwB.name),
+          );
         }
         if (m.i === DEFAULT_KILL_AT) {
           relayBefore = {
@@ -384,11 +331,15 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
             def1: await counter(def1, "chat_fanout_events_total"),
             def2: await counter(def2, "chat_fanout_events_total"),
           };
-          kill(def1);
-          flowingAfterDefaultKill = timeUntil(Date.now(), () => firstShownFrom(DEFAULT_KILL_AT), 30_000);
+          def1.kill();
+          flowingAfterDefaultKill = timeUntil(
+            Date.now(),
+            "the first message sent after the kill of Default Service #1 to be shown",
+            () => firstShownFrom(DEFAULT_KILL_AT),
+          );
         }
         const due = sendStarted + (m.i * 1000) / RATE;
-        if (due > Date.now()) await sleep(due - Date.now());
+        if (due > Date.now()) await pause(due - Date.now());
         while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
         const p = deliver(m).finally(() => inFlight.delete(p));
         inFlight.add(p);
@@ -399,7 +350,10 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
 
       // Every device shows every event of each of its rooms (bounded wait).
       const last = await lastSeqs();
-      const settled = await until(() => lagging(last).length === 0, DELIVERY_WAIT_MS, 200);
+      const settled = await until("every device to show everything", () => lagging(last).length === 0, {
+        timeoutMs: DELIVERY_WAIT_MS,
+        intervalMs: 200,
+      }).catch(() => false);
       if (!settled) {
         const behind = lagging(last);
         const { device, roomId, missing } = behind[0]!;
@@ -454,9 +408,7 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
 
       // What the test claims to exercise did happen.
       const movedMs = await movedToB;
-      expect(movedMs, "every device of gateway A reconnected to gateway B within 20 s").toBeDefined();
       const flowingMs = await flowingAfterDefaultKill;
-      expect(flowingMs, "a message sent after the kill of Default Service #1 was shown within 30 s").toBeDefined();
       const reconnects = devices.reduce((n, d) => n + d.reconnects, 0);
       expect(reconnects).toBeGreaterThanOrEqual(homedOnA.length);
       expect(homedOnA.every((d) => d.connections.some((c) => c.gateway === gwB.name && c.at >= gatewayKilledAt))).toBe(
@@ -483,6 +435,6 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
           `relay published ${relayBefore.def1} on #1 then ${relayAfter - relayBefore.def2} on #2, ` +
           `fan-out ${fanoutBefore.def1} on #1 and ${fanoutAfter} on #2`,
       );
-    }, 170_000);
+    }, 360_000);
   });
 });

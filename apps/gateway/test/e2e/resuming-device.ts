@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AckEvent, Resync, RoomEvent, RoomEventSchema, ServerFrame } from "@service-chat/api";
-import { type Device, grpcDevice, wsDevice } from "@service-chat/testing";
+import { type Device, grpcDevice, UNTIL_TIMEOUT_MS, wsDevice } from "@service-chat/testing";
 
 type EventInit = MessageInitShape<typeof RoomEventSchema>;
 
@@ -115,7 +115,7 @@ export class ResumingDevice {
   }
 
   /** Starts the connection loop; resolves once the first connection is welcomed. */
-  async start(timeoutMs = 20_000): Promise<void> {
+  async start(timeoutMs = UNTIL_TIMEOUT_MS): Promise<void> {
     this.loop ??= this.run();
     await this.connected(timeoutMs);
   }

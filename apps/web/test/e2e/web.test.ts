@@ -7,11 +7,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { RoomEventType, RoomType } from "@service-chat/api";
-import { startTestApp, TEST_DB, type TestApp } from "@service-chat/testing";
+import { startTestApp, type TestApp, UNTIL_TIMEOUT_MS } from "@service-chat/testing";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const WEB = fileURLToPath(new URL("..", import.meta.url));
+const WEB = fileURLToPath(new URL("../..", import.meta.url));
 const SHOTS = join(WEB, "test-results");
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -70,7 +70,7 @@ let alice: Person;
 let bob: Person;
 const logs: string[] = [];
 
-describe.skipIf(TEST_DB === "postgres")("web chat", () => {
+describe("web chat", () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
     // Builds apps/web/dist if it is missing or older than its sources (fails the test if it cannot).
@@ -94,7 +94,7 @@ describe.skipIf(TEST_DB === "postgres")("web chat", () => {
     });
     alice = await person("alice", t.httpUrl);
     bob = await person("bob", network.url);
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await browser?.close();
@@ -105,7 +105,7 @@ describe.skipIf(TEST_DB === "postgres")("web chat", () => {
 
   async function person(name: string, url: string): Promise<Person> {
     const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-    context.setDefaultTimeout(15_000);
+    context.setDefaultTimeout(UNTIL_TIMEOUT_MS); // waits for what the page shows; a loaded machine takes longer
     const page = await context.newPage();
     watch(name, page);
     return { name, url, context, page };
@@ -285,7 +285,7 @@ describe.skipIf(TEST_DB === "postgres")("web chat", () => {
 
     network.restore();
     await bob.context.setOffline(false);
-    await connection(bob).getByText("Connected").waitFor({ timeout: 30_000 });
+    await connection(bob).getByText("Connected").waitFor();
     for (const text of sent) await message(bob, text).waitFor();
     await expect
       .poll(() => message(bob, "Sorry, I was in a tunnel").locator(".meta").textContent())
@@ -297,7 +297,7 @@ describe.skipIf(TEST_DB === "postgres")("web chat", () => {
     expect(atAlice.slice(-4)).toEqual([...sent, "Sorry, I was in a tunnel"]);
     await message(alice, "And snacks!").getByText("Seen by bob").waitFor();
     await shot(bob, "06-back-online");
-  }, 60_000);
+  });
 
   it("bob closes the page; what alice sends meanwhile is there when he opens it again", async () => {
     // The SDK saves its state (positions, unsent messages) shortly after each change: let it.
