@@ -73,6 +73,8 @@ export interface App {
   metrics: Metrics;
   gateway?: Gateway;
   devSigner?: DevSigner;
+  /** SendEvent's group committer, when this process serves the API: batches running, jobs waiting (for tests). */
+  sendLoad?: () => { running: number; queued: number };
   /** Closes what the services do not own (database, queues, metrics). */
   close(): Promise<void>;
 }
@@ -104,6 +106,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const run: Service[] = [];
   let push: PushNotifier | undefined;
   let chatRoutes: ((router: ConnectRouter) => void) | undefined;
+  let sendLoad: App["sendLoad"];
   if (database) {
     const db = database.db;
     const delivery = new DeliveryStore(db);
@@ -135,6 +138,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         }),
         presence: new PresenceService(delivery, registry, live),
       };
+      sendLoad = () => services.events.sendLoad;
       const admin = new Admin(delivery, new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
@@ -235,6 +239,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     metrics,
     ...(gateway ? { gateway } : {}),
     ...(devSigner ? { devSigner } : {}),
+    ...(sendLoad ? { sendLoad } : {}),
     async close() {
       await Promise.allSettled([stream.close(), live.close(), registry.close(), metrics.shutdown()]);
       await database?.close();

@@ -1,3 +1,4 @@
+import { until } from "@service-chat/testing/until";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventStream, LiveBus, StreamEntry } from "../src/queue/ports.js";
 
@@ -14,14 +15,6 @@ export interface Backend {
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await sleep(10);
-  }
-}
 
 export function queueContract(name: string, backend: Backend): void {
   describe(`${name}: event stream`, () => {
@@ -60,15 +53,15 @@ export function queueContract(name: string, backend: Backend): void {
         seen.push(dec(e.data));
         deliveries.push(e.deliveries);
       });
-      await until(() => seen.length === 2);
+      await until("a and b", () => seen.length === 2);
       await stream.publish(0, [enc("c")]);
       await stream.publish(0, [enc("d"), enc("e")]);
-      await until(() => seen.length === 5);
-      await sleep(100);
-      expect(seen).toEqual(["a", "b", "c", "d", "e"]);
-      expect(deliveries).toEqual([1, 1, 1, 1, 1]);
-      await until(() => true);
-      expect(await stream.lag("g", 0)).toBe(0);
+      // A later entry, once handed out, shows that nothing else came before it.
+      await stream.publish(0, [enc("last")]);
+      await until("the last entry", () => seen.includes("last"));
+      expect(seen).toEqual(["a", "b", "c", "d", "e", "last"]);
+      expect(deliveries).toEqual([1, 1, 1, 1, 1, 1]);
+      await until("the group to have acknowledged everything", async () => (await stream.lag("g", 0)) === 0);
     });
 
     it("keeps partitions apart and refuses a partition out of range", async () => {
@@ -77,9 +70,9 @@ export function queueContract(name: string, backend: Backend): void {
       await stream.publish(1, [enc("one")]);
       const seen: string[] = [];
       consume(stream, "g", 1, async (e) => void seen.push(dec(e.data)));
-      await until(() => seen.length === 1);
-      await sleep(100);
-      expect(seen).toEqual(["one"]);
+      await stream.publish(1, [enc("one later")]);
+      await until("partition 1's entries", () => seen.includes("one later"));
+      expect(seen).toEqual(["one", "one later"]);
       await expect(stream.publish(stream.partitions, [enc("x")])).rejects.toThrow();
     });
 
@@ -92,7 +85,7 @@ export function queueContract(name: string, backend: Backend): void {
         seen.push(`${dec(e.data)}${e.deliveries}`);
         if (dec(e.data) === "b" && failures++ < 2) throw new Error("boom");
       });
-      await until(() => seen.length === 5, 5 * backend.redeliveryMs + 5000);
+      await until("c after b's retries", () => seen.includes("c1"));
       expect(seen).toEqual(["a1", "b1", "b2", "b3", "c1"]);
     });
 
@@ -115,10 +108,11 @@ export function queueContract(name: string, backend: Backend): void {
       };
       consume(stream, "g", 0, handler);
       consume(stream, "g", 0, handler);
-      await until(() => seen.length === n, 20_000);
-      await sleep(200);
+      await until("every entry", () => seen.length >= n);
+      await stream.publish(0, [enc(String(n))]);
+      await until("a later entry", () => seen.includes(n));
       expect(maxInFlight).toBe(1);
-      expect(seen).toEqual(Array.from({ length: n }, (_, i) => i));
+      expect(seen).toEqual(Array.from({ length: n + 1 }, (_, i) => i));
     });
 
     it("hands the entry of a consumer that died to another, before later entries", async () => {
@@ -129,7 +123,7 @@ export function queueContract(name: string, backend: Backend): void {
         first.push(dec(e.data));
         if (dec(e.data) === "b") await new Promise(() => {}); // never finishes: the process "dies" here
       });
-      await until(() => first.includes("b"));
+      await until("b to be taken", () => first.includes("b"));
       dying.stop();
       const second: string[] = [];
       const deliveries: number[] = [];
@@ -137,7 +131,7 @@ export function queueContract(name: string, backend: Backend): void {
         second.push(dec(e.data));
         deliveries.push(e.deliveries);
       });
-      await until(() => second.length === 2, 5 * backend.redeliveryMs + 5000);
+      await until("b and c on the second consumer", () => second.length === 2);
       expect(first).toEqual(["a", "b"]);
       expect(second).toEqual(["b", "c"]);
       expect(deliveries[0]).toBeGreaterThan(1);
@@ -150,7 +144,7 @@ export function queueContract(name: string, backend: Backend): void {
       const two: string[] = [];
       consume(stream, "one", 0, async (e) => void one.push(dec(e.data)));
       consume(stream, "two", 0, async (e) => void two.push(dec(e.data)));
-      await until(() => one.length === 2 && two.length === 2);
+      await until("both groups to have both entries", () => one.length === 2 && two.length === 2);
       expect(one).toEqual(["a", "b"]);
       expect(two).toEqual(["a", "b"]);
     });
@@ -164,11 +158,10 @@ export function queueContract(name: string, backend: Backend): void {
         seen.push(dec(e.data));
         if (dec(e.data) === "b") await new Promise(() => {}); // stuck on b
       });
-      await until(() => seen.length === 2);
+      await until("a and b", () => seen.length === 2);
       c.stop();
       await c.done;
-      await until(() => true);
-      expect(await stream.lag("lagging", 0)).toBe(2);
+      await until("a's acknowledgement to count", async () => (await stream.lag("lagging", 0)) === 2);
     });
 
     it("keeps entries and positions across a restart", async () => {
@@ -180,7 +173,7 @@ export function queueContract(name: string, backend: Backend): void {
         seen.push(dec(e.data));
         if (dec(e.data) === "b") await new Promise(() => {}); // the process stops while on b
       });
-      await until(() => seen.length === 2);
+      await until("a and b", () => seen.length === 2);
       c.stop();
       await c.done;
       await q.stream.close();
@@ -188,7 +181,7 @@ export function queueContract(name: string, backend: Backend): void {
       closers.push(() => again.close());
       const after: string[] = [];
       consume(again, "g", 0, async (e) => void after.push(dec(e.data)));
-      await until(() => after.length === 2, 5 * backend.redeliveryMs + 5000);
+      await until("b and c after the restart", () => after.length === 2);
       expect(seen).toEqual(["a", "b"]);
       expect(after).toEqual(["b", "c"]);
     });
@@ -221,7 +214,7 @@ export function queueContract(name: string, backend: Backend): void {
       for (let i = 0; i < 50; i++) live.publish([alice, bob], enc(String(i)));
       live.publish([bob], enc("only bob"));
       await live.flush();
-      await until(() => got.a?.length === 50 && got.b?.length === 51);
+      await until("every message", () => got.a?.length === 50 && got.b?.length === 51);
       expect(got.a).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
       expect(got.b?.at(-1)).toBe("only bob");
     });
@@ -231,16 +224,20 @@ export function queueContract(name: string, backend: Backend): void {
       const s = userSubject("carol");
       live.publish([s], enc("before"));
       await live.flush();
-      await sleep(50);
       const got: string[] = [];
       const off = await live.subscribe(s, (d) => void got.push(dec(d)));
+      // A subscriber to another subject, there until the end: once it has a message published
+      // after "after", anything the first one would wrongly get has come too.
+      const witness: string[] = [];
+      await live.subscribe(userSubject("carol's witness"), (d) => void witness.push(dec(d)));
       live.publish([s], enc("during"));
       await live.flush();
-      await until(() => got.length === 1);
+      await until("during", () => got.length === 1);
       await off();
       live.publish([s], enc("after"));
+      live.publish([userSubject("carol's witness")], enc("later"));
       await live.flush();
-      await sleep(100);
+      await until("the witness's message", () => witness.includes("later"));
       expect(got).toEqual(["during"]);
     });
 
@@ -252,8 +249,11 @@ export function queueContract(name: string, backend: Backend): void {
       await two.subscribe(s, (d) => void got.push(dec(d)));
       one.publish([s], enc("not for you"));
       await one.flush();
-      await sleep(100);
-      expect(got).toEqual([]);
+      // Published after the other bus's message reached the server: it comes after anything that leaked.
+      two.publish([s], enc("mine"));
+      await two.flush();
+      await until("the bus's own message", () => got.includes("mine"));
+      expect(got).toEqual(["mine"]);
     });
   });
 }

@@ -1,3 +1,4 @@
+import { until } from "@service-chat/testing/until";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ConnectionInfo, ConnectionRegistry } from "../src/registry/ports.js";
 
@@ -13,8 +14,18 @@ export interface Backend {
 
 const LONG = 60_000;
 const SHORT = 300;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
+/** Lets time pass: a TTL is what these tests are about. */
+const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+
+/**
+ * Runs a check that needs something observed before a TTL ends with that TTL, then twice it, and
+ * so on, until the machine was quick enough for the observation to mean something (`attempt`
+ * answers false when it was not): a paused machine costs time, not a failed test.
+ */
+async function withTtl(first: number, attempt: (ttl: number) => Promise<boolean>): Promise<void> {
+  for (let ttl = first; ttl <= first * 64; ttl *= 2) if (await attempt(ttl)) return;
+  throw new Error(`every TTL up to ${first * 64} ms ended before the machine could look`);
+}
 
 let counter = 0;
 /** A fresh profile id, with the ':' and '@' real ids may have. */
@@ -92,52 +103,66 @@ export function registryContract(name: string, backend: Backend): void {
     });
 
     it("refreshing a registration extends its life and updates its heartbeat", async () => {
-      const reg = await open();
-      const p = profile();
-      const ttl = 400;
-      const c = conn(p, "d1");
-      await reg.register(c, ttl);
-      const t0 = Date.now();
-      await sleepUntil(t0 + ttl / 2);
-      const refreshed = { ...c, lastHeartbeat: Date.now() };
-      await reg.register(refreshed, ttl);
-      const t1 = Date.now();
+      await withTtl(SHORT, async (ttl) => {
+        const reg = await open();
+        const p = profile();
+        const c = conn(p, "d1");
+        await reg.register(c, ttl);
+        const registered = Date.now(); // the first registration ends by registered + ttl
+        await sleepUntil(registered + ttl / 2);
+        const refreshing = Date.now(); // the refreshed one ends no sooner than refreshing + ttl
+        const refreshed = { ...c, lastHeartbeat: refreshing };
+        await reg.register(refreshed, ttl);
 
-      await sleepUntil(t0 + ttl + 30); // past the first registration's end, before the refresh's
-      expect(await reg.deviceConnections(p, "d1")).toEqual([refreshed]);
-      expect(await reg.online([p])).toEqual(new Set([p]));
-      expect(await reg.lastSeen([p])).toEqual(new Map([[p, refreshed.lastHeartbeat]]));
+        await sleepUntil(registered + ttl + 30); // past the first registration's end, before the refresh's
+        const connections = await reg.deviceConnections(p, "d1");
+        const online = await reg.online([p]);
+        const lastSeen = await reg.lastSeen([p]);
+        if (Date.now() >= refreshing + ttl) return false;
+        expect(connections).toEqual([refreshed]);
+        expect(online).toEqual(new Set([p]));
+        expect(lastSeen).toEqual(new Map([[p, refreshed.lastHeartbeat]]));
 
-      await sleepUntil(t1 + ttl + 30);
-      expect(await reg.deviceConnections(p, "d1")).toEqual([]);
-      expect(await reg.online([p])).toEqual(new Set());
+        await until("the refreshed registration to end", async () => (await reg.online([p])).size === 0);
+        expect(await reg.deviceConnections(p, "d1")).toEqual([]);
+        return true;
+      });
     });
 
     it("forgets a connection once its TTL passes without a refresh, as when its gateway dies", async () => {
-      const reg = await open();
-      const [mixed, dead, left] = [profile(), profile(), profile()];
-      const gone = conn(mixed, "d1", { gatewayId: "gw-dead", connectedAt: Date.now() - 1000 });
-      const kept = conn(mixed, "d1");
-      const alone = conn(dead, "d1", { gatewayId: "gw-dead" });
-      // A long-lived connection that leaves cleanly must not keep a dead one alive.
-      const leaving = conn(left, "d1");
-      const stranded = conn(left, "d1", { gatewayId: "gw-dead" });
-      await reg.register(gone, SHORT);
-      await reg.register(alone, SHORT);
-      await reg.register(kept, LONG);
-      await reg.register(leaving, LONG);
-      await reg.register(stranded, SHORT);
-      await reg.remove(leaving);
-      const t = Date.now();
-      expect(await reg.deviceConnections(mixed, "d1")).toEqual([gone, kept]);
-      expect(await reg.online([mixed, dead, left])).toEqual(new Set([mixed, dead, left]));
+      await withTtl(SHORT, async (ttl) => {
+        const reg = await open();
+        const [mixed, dead, left] = [profile(), profile(), profile()];
+        const gone = conn(mixed, "d1", { gatewayId: "gw-dead", connectedAt: Date.now() - 1000 });
+        const kept = conn(mixed, "d1");
+        const alone = conn(dead, "d1", { gatewayId: "gw-dead" });
+        // A long-lived connection that leaves cleanly must not keep a dead one alive.
+        const leaving = conn(left, "d1");
+        const stranded = conn(left, "d1", { gatewayId: "gw-dead" });
+        const start = Date.now(); // no short registration ends before start + ttl
+        await reg.register(gone, ttl);
+        await reg.register(alone, ttl);
+        await reg.register(kept, LONG);
+        await reg.register(leaving, LONG);
+        await reg.register(stranded, ttl);
+        await reg.remove(leaving);
+        const connections = await reg.deviceConnections(mixed, "d1");
+        const online = await reg.online([mixed, dead, left]);
+        if (Date.now() >= start + ttl) return false;
+        expect(connections).toEqual([gone, kept]);
+        expect(online).toEqual(new Set([mixed, dead, left]));
 
-      await sleepUntil(t + SHORT + 30);
-      expect(await reg.deviceConnections(mixed, "d1")).toEqual([kept]);
-      expect(await reg.deviceConnections(dead, "d1")).toEqual([]);
-      expect(await reg.deviceConnections(left, "d1")).toEqual([]);
-      expect(await reg.online([mixed, dead, left])).toEqual(new Set([mixed]));
-      expect(await reg.lastSeen([dead])).toEqual(new Map([[dead, alone.lastHeartbeat]]));
+        await until("the short registrations to end", async () => (await reg.online([dead, left])).size === 0);
+        await until("the mixed device's short one to end", async () =>
+          (await reg.deviceConnections(mixed, "d1")).every((x) => x.connectionId !== gone.connectionId),
+        );
+        expect(await reg.deviceConnections(mixed, "d1")).toEqual([kept]);
+        expect(await reg.deviceConnections(dead, "d1")).toEqual([]);
+        expect(await reg.deviceConnections(left, "d1")).toEqual([]);
+        expect(await reg.online([mixed, dead, left])).toEqual(new Set([mixed]));
+        expect(await reg.lastSeen([dead])).toEqual(new Map([[dead, alone.lastHeartbeat]]));
+        return true;
+      });
     });
 
     it("removes a connection at once and keeps when its profile was last seen", async () => {

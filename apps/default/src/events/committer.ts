@@ -62,6 +62,11 @@ export class GroupCommitter<S, J, R> {
     this.limits = options.limits;
   }
 
+  /** Batches running now, and jobs waiting for the next one (tests watch calls pile up with it). */
+  get load(): { running: number; queued: number } {
+    return { running: this.running, queued: this.pending.length };
+  }
+
   /** Stores `job` in a batch transaction; resolves with its answer once that transaction committed. */
   run(key: string, weight: number, job: J): Promise<R> {
     return new Promise<R>((resolve, reject) => {

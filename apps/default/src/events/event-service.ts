@@ -58,6 +58,11 @@ export class EventService {
     });
   }
 
+  /** The group committer's batches running and calls' jobs waiting (tests watch calls pile up with it). */
+  get sendLoad(): { running: number; queued: number } {
+    return this.committer.load;
+  }
+
   /**
    * Stores up to 100 events and answers each with its own ack, in order. An event that is
    * refused gets an ack with the domain error; the others are stored all the same. The events of

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { type ChatService, ClientFrameSchema, type ServerFrame, SyncResponseSchema } from "@service-chat/api";
 import { createLogger, type Identity, MemoryBus, MemoryRegistry } from "@service-chat/core";
+import { until } from "@service-chat/testing/until";
 import { describe, expect, it } from "vitest";
 import { LiveHub } from "../../src/hub.js";
 import { DISCONNECT, type Disconnect } from "../../src/protocol.js";
@@ -17,7 +18,7 @@ const limits: Limits = {
 };
 
 /** A session on an in-memory hub and registry, whose ChatService answers an empty Sync. */
-function session(identity: Identity) {
+function session(identity: Identity, overrides: Partial<Limits> = {}) {
   const sent: ServerFrame[] = [];
   const closed: Disconnect[] = [];
   const chat = { sync: async () => create(SyncResponseSchema, {}) } as unknown as Client<typeof ChatService>;
@@ -28,7 +29,7 @@ function session(identity: Identity) {
       hub: new LiveHub(new MemoryBus(), "gw", createLogger("silent")),
       registry: new MemoryRegistry(),
       gatewayId: "gw",
-      limits,
+      limits: { ...limits, ...overrides },
       logger: createLogger("silent"),
       onEnd: () => {},
     },
@@ -36,8 +37,7 @@ function session(identity: Identity) {
   );
   const hello = async () => {
     s.receive(create(ClientFrameSchema, { frame: { case: "hello", value: { token: "t", deviceId: "d" } } }));
-    for (let i = 0; i < 50 && !sent.some((f) => f.frame.case === "synced"); i++)
-      await new Promise((r) => setImmediate(r));
+    await until("the hello to be handled", () => sent.some((f) => f.frame.case === "synced") || closed.length > 0);
   };
   const kinds = () => sent.map((f) => f.frame.case);
   return { s, sent, closed, hello, kinds };
@@ -51,33 +51,41 @@ describe("the session clock (one gateway ticker, no timer per session)", () => {
     expect(tickInterval({ ...limits, heartbeatMs: 30_000, helloTimeoutMs: 10_000 })).toBe(1000);
   });
 
+  // The session reads the machine's clock when it starts and when it hears from the device; the
+  // test ticks it with times taken before and after those moments, so that however long the
+  // machine pauses in between, each tick is on the side of a deadline the test means.
+
   it("closes a connection that sends no hello in time", () => {
+    const before = Date.now();
     const { s, closed } = session(ann);
-    const start = Date.now();
-    s.tick(start + limits.helloTimeoutMs - 100);
+    const after = Date.now();
+    s.tick(before + limits.helloTimeoutMs - 1);
     expect(closed).toEqual([]);
-    s.tick(start + limits.helloTimeoutMs + 10);
+    s.tick(after + limits.helloTimeoutMs);
     expect(closed).toEqual([DISCONNECT.badFrame]);
   });
 
   it("sends heartbeats once welcomed, and closes a device silent for longer than the timeout", async () => {
-    const { s, closed, hello, kinds } = session(ann);
+    const quiet = { heartbeatMs: 1_000, timeoutMs: 60_000 };
+    const { s, closed, hello, kinds } = session(ann, quiet);
+    const before = Date.now();
     await hello();
+    const after = Date.now();
     expect(kinds()).toEqual(["welcome", "synced"]);
-    const start = Date.now();
-    s.tick(start + 500);
+    s.tick(before + quiet.heartbeatMs - 1);
     expect(kinds()).toEqual(["welcome", "synced"]);
-    s.tick(start + limits.heartbeatMs + 50);
-    s.tick(start + limits.heartbeatMs + 100); // the next one is a heartbeat later, not every tick
+    s.tick(after + quiet.heartbeatMs);
+    s.tick(after + quiet.heartbeatMs + 1); // the next one is a heartbeat later, not every tick
     expect(kinds()).toEqual(["welcome", "synced", "pong"]);
     expect(closed).toEqual([]);
-    s.tick(start + limits.timeoutMs + 100);
+    s.tick(after + quiet.timeoutMs + 1);
     expect(closed).toEqual([DISCONNECT.timeout]);
   });
 
   it("closes the session when its token expires", async () => {
-    const expiresAt = Date.now() + 2_000; // sooner than the silence timeout
-    const { s, closed, hello } = session({ ...ann, expiresAt });
+    // The token outlives the hello by far, and the device is never timed out for silence here.
+    const expiresAt = Date.now() + 600_000;
+    const { s, closed, hello } = session({ ...ann, expiresAt }, { timeoutMs: 3_600_000 });
     await hello();
     s.tick(expiresAt - 1);
     expect(closed).toEqual([]);

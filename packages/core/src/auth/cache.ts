@@ -13,10 +13,12 @@ export class CachedAuthenticator implements Authenticator {
     private readonly inner: Authenticator,
     private readonly ttlMs = 60_000,
     private readonly maxEntries = 20_000,
+    /** The clock, in epoch milliseconds (tests pass their own). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   async verify(token: string): Promise<Identity> {
-    const now = Date.now();
+    const now = this.now();
     const hit = this.verified.get(token);
     if (hit && now < hit.until) return hit.identity;
     if (hit) this.verified.delete(token);

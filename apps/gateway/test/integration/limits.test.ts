@@ -1,0 +1,125 @@
+import { Code } from "@connectrpc/connect";
+import { PresenceState } from "@service-chat/api";
+import { type Device, groupRoom, startTestApp, type TestApp, text, until, wsDevice } from "@service-chat/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ MAX_EVENTS_PER_SECOND: "20", SEND_QUEUE_MAX: "20", MAX_FRAME_BYTES: "4096" });
+});
+afterAll(() => t.stop());
+
+const token = (sub: string, device_id: string, ttl_s?: number) =>
+  t.signer.sign({ sub, device_id, ...(ttl_s ? { ttl_s } : {}) });
+async function connect(user: string, device = "d"): Promise<Device> {
+  const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token(user, device) } });
+  await d.waitFor((f) => f.frame.case === "welcome");
+  return d;
+}
+
+/** A bystander in the same room must keep getting events while another connection misbehaves. */
+async function stillServed(bystander: Device, sender: string, roomId: string, body: string) {
+  const { ack } = await t.as(sender).sendEvent({ event: [text(roomId, body)] });
+  await bystander.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === ack[0]?.seq);
+}
+
+describe("limits", () => {
+  it("answers frames beyond the rate with resource_exhausted, then disconnects a sustained flood (4006)", async () => {
+    const roomId = await groupRoom(t, "rl-a", "rl-b");
+    const flood = await connect("rl-a");
+    const bystander = await connect("rl-b");
+    for (let i = 0; i < 30; i++) flood.send({ requestId: `p${i}`, frame: { case: "ping", value: {} } });
+    const limited = await flood.waitFor((f) => f.frame.case === "error");
+    expect(limited.frame.value).toMatchObject({ code: "resource_exhausted" });
+    for (let i = 0; i < 200; i++) flood.send({ frame: { case: "ping", value: {} } });
+    expect((await flood.closed).code).toBe(4006);
+    await stillServed(bystander, "rl-b", roomId, "still here");
+    bystander.close();
+  });
+
+  it("refuses an oversized frame with an error and goes on", async () => {
+    const roomId = await groupRoom(t, "big-a", "big-b");
+    const d = await connect("big-a");
+    const bystander = await connect("big-b");
+    d.send({ requestId: "big", frame: { case: "send", value: text(roomId, "x".repeat(5000)) } });
+    const err = await d.waitFor((f) => f.frame.case === "error");
+    expect(err.frame.value).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/4096 bytes/) });
+    d.send({ requestId: "small", frame: { case: "send", value: text(roomId, "fits") } });
+    expect((await d.waitFor((f) => f.requestId === "small")).frame.case).toBe("ack");
+    await stillServed(bystander, "big-b", roomId, "after the big one");
+    d.close();
+    bystander.close();
+  });
+
+  it("disconnects a device that does not read (4005, reconnect) without slowing the others", async () => {
+    const roomId = await groupRoom(t, "slow-a", "slow-b", "slow-c");
+    const slow = await connect("slow-b");
+    const fast = await connect("slow-c");
+    (slow as unknown as { socket: { _socket: { pause(): void } } }).socket._socket.pause();
+    const body = "y".repeat(3000);
+    for (let i = 0; i < 40; i++) {
+      await t.as("slow-a").sendEvent({ event: Array.from({ length: 50 }, () => text(roomId, body)) });
+    }
+    await fast.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === 2001n, 20_000);
+    (slow as unknown as { socket: { _socket: { resume(): void } } }).socket._socket.resume();
+    const closed = await slow.closed;
+    expect(closed.code).toBe(4005);
+    const frame = slow.frames.find((f) => f.frame.case === "disconnect");
+    expect(frame?.frame.value).toMatchObject({ code: 4005, reconnect: true });
+    fast.close();
+  });
+
+  it("closes the stream when the token expires (4003, reconnect)", async () => {
+    // The token must still be valid when the hello is handled, and a token's expiry is a whole
+    // second: on a machine too slow for a short one, the next token lives twice as long.
+    for (let ttl = 2; ; ttl *= 2) {
+      const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("short", "d", ttl) } });
+      const first = await d.waitFor((f) => f.frame.case === "welcome" || f.frame.case === "disconnect");
+      const expiredFirst = first.frame.case === "disconnect" && /expired/.test(first.frame.value.reason);
+      if (expiredFirst && ttl < 64) continue;
+      expect(first.frame.case).toBe("welcome");
+      const closed = await d.closed;
+      expect(closed.code).toBe(4003);
+      expect(d.frames.find((f) => f.frame.case === "disconnect")?.frame.value).toMatchObject({ reconnect: true });
+      return;
+    }
+  });
+});
+
+describe("presence", () => {
+  it("is online while connected and last seen after, for people who share a room; away is sent live", async () => {
+    await groupRoom(t, "pr-a", "pr-b");
+    const b = await connect("pr-b");
+    const a = await connect("pr-a");
+    const { presence } = await t.as("pr-a").getPresence({ profileIds: ["pr-b", "stranger"] });
+    expect(presence).toEqual([expect.objectContaining({ profileId: "pr-b", state: PresenceState.ONLINE })]);
+    b.send({ frame: { case: "presence", value: { state: PresenceState.AWAY } } });
+    const away = await a.waitFor((f) => f.frame.case === "presence");
+    expect(away.frame.value).toMatchObject({ profileId: "pr-b", state: PresenceState.AWAY });
+    b.close();
+    await b.closed;
+    const after = await until("pr-b to be offline", async () => {
+      const { presence } = await t.as("pr-a").getPresence({ profileIds: ["pr-b"] });
+      return presence[0]?.state === PresenceState.OFFLINE && presence[0];
+    });
+    expect(after.lastSeen).toBeDefined();
+    await expect(t.as("pr-a").getPresence({ profileIds: [] })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    a.close();
+  });
+});
+
+describe("shutdown", () => {
+  it("tells every device to reconnect elsewhere (4007) and stops", async () => {
+    const other = await startTestApp();
+    const d = await wsDevice(other.httpUrl, {
+      case: "hello",
+      value: { token: await other.signer.sign({ sub: "sd", device_id: "d" }) },
+    });
+    await d.waitFor((f) => f.frame.case === "welcome");
+    const stopping = other.stop();
+    const closed = await d.closed;
+    await stopping;
+    expect(closed.code).toBe(4007);
+    expect(d.frames.find((f) => f.frame.case === "disconnect")?.frame.value).toMatchObject({ reconnect: true });
+  });
+});

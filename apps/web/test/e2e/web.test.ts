@@ -1,0 +1,373 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { get } from "node:http";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { RoomEventType, RoomType } from "@service-chat/api";
+import { startTestApp, type TestApp, UNTIL_TIMEOUT_MS } from "@service-chat/testing";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const WEB = fileURLToPath(new URL("../..", import.meta.url));
+const SHOTS = join(WEB, "test-results");
+const CHROMIUM = "/usr/bin/chromium";
+
+/** One person at one browser: a context of their own (own localStorage, own device id). */
+interface Person {
+  name: string;
+  /** Where this person's browser reaches the server. */
+  url: string;
+  context: BrowserContext;
+  page: Page;
+}
+
+/**
+ * A TCP relay to the server whose connections can be cut, like a network that goes away: the
+ * browser's WebSocket dies and reconnect attempts fail until `restore`. (Emulating offline in the
+ * browser fails new requests but leaves an open WebSocket alone.)
+ */
+async function relay(target: string) {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  let down = false;
+  const server = createServer((client) => {
+    if (down) return void client.destroy();
+    const upstream = connect(Number(port), hostname);
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(a);
+      a.on("error", () => {});
+      a.on("close", () => {
+        sockets.delete(a);
+        b.destroy();
+      });
+      a.pipe(b);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut() {
+      down = true;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      down = false;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+let t: TestApp;
+let network: Awaited<ReturnType<typeof relay>>;
+let browser: Browser;
+let alice: Person;
+let bob: Person;
+const logs: string[] = [];
+
+describe("web chat", () => {
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+    // Builds apps/web/dist if it is missing or older than its sources (fails the test if it cannot).
+    await promisify(execFile)(process.execPath, [join(WEB, "scripts/ensure-built.mjs"), "--strict"]);
+    await mkdir(SHOTS, { recursive: true });
+    t = await startTestApp();
+    network = await relay(t.httpUrl);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      // Playwright starts the browser on a fresh temporary profile (--user-data-dir) of its own.
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    alice = await person("alice", t.httpUrl);
+    bob = await person("bob", network.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    network?.cut();
+    await network?.close();
+    await t?.stop();
+  });
+
+  async function person(name: string, url: string): Promise<Person> {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+    context.setDefaultTimeout(UNTIL_TIMEOUT_MS); // waits for what the page shows; a loaded machine takes longer
+    const page = await context.newPage();
+    watch(name, page);
+    return { name, url, context, page };
+  }
+
+  function watch(name: string, page: Page): void {
+    page.on("pageerror", (err) => logs.push(`${name}: page error: ${err.message}`));
+    page.on("console", (msg) => {
+      // The browser reports failed connections itself while the network is down; those are expected.
+      if (msg.type() === "error" && !/net::ERR_|Failed to load resource/.test(msg.text())) {
+        logs.push(`${name}: console: ${msg.text()}`);
+      }
+    });
+  }
+
+  const shot = (p: Person, name: string) => p.page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  const connection = (p: Person) => p.page.getByRole("status", { name: /^Connection:/ });
+  const composer = (p: Person) => p.page.getByLabel("Message", { exact: true });
+  const roomButton = (p: Person, name: string) => p.page.getByRole("button", { name: new RegExp(name) });
+  const message = (p: Person, text: string) => p.page.locator(".messages .message", { hasText: text });
+
+  /** The status of a GET of exactly this path (fetch would normalise the dots away). */
+  function rawStatus(path: string): Promise<number | undefined> {
+    return new Promise((resolve, reject) => {
+      get({ host: "127.0.0.1", port: new URL(t.httpUrl).port, path }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on("error", reject);
+    });
+  }
+
+  async function send(p: Person, text: string): Promise<void> {
+    await composer(p).fill(text);
+    await composer(p).press("Enter");
+    // Shown at once (pending), then acknowledged: no "Sending…" left on it.
+    await message(p, text).waitFor();
+    await expect.poll(() => message(p, text).locator(".meta").textContent()).not.toMatch(/Sending|Not sent/);
+  }
+
+  it("serves the web chat at /, with cache headers and no way out of its folder", async () => {
+    const index = await fetch(`${t.httpUrl}/`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(index.headers.get("cache-control")).toBe("no-cache");
+    const html = await index.text();
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const asset = await fetch(`${t.httpUrl}${script}`);
+    expect(asset.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(asset.headers.get("cache-control")).toContain("immutable");
+    const paths = [
+      "/../package.json",
+      "/..%2fpackage.json",
+      "/%2e%2e/%2e%2e/package.json",
+      "/.inputs.json",
+      "/nope.js",
+    ];
+    for (const path of paths) expect(await rawStatus(path), path).toBe(404);
+    expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
+  });
+
+  it("signs two people in by name", async () => {
+    for (const p of [alice, bob]) {
+      await p.page.goto(p.url);
+      if (p === alice) await shot(p, "01-sign-in");
+      await p.page.getByLabel("Your name").fill(p.name);
+      await p.page.getByRole("button", { name: "Sign in", exact: true }).click();
+      await connection(p).getByText("Connected").waitFor();
+      await p.page.getByText(`Welcome, ${p.name}`).waitFor();
+    }
+  });
+
+  it("alice creates a room with bob; bob sees it appear with unread messages", async () => {
+    await alice.page.getByRole("button", { name: "New conversation" }).click();
+    await alice.page.getByLabel("Room name").fill("Weekend plans");
+    await alice.page.getByLabel("Members").fill("bob");
+    await alice.page.getByRole("button", { name: "Create room" }).click();
+    await alice.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    await alice.page.getByText("you created the room").waitFor();
+
+    await roomButton(bob, "Weekend plans").waitFor();
+    await send(alice, "Hi Bob! Are you around this weekend?");
+    await roomButton(bob, "Weekend plans").getByRole("img", { name: "2 unread" }).waitFor();
+    await shot(bob, "02-room-list-unread");
+  });
+
+  it("bob opens the room and reads; alice sees the receipt", async () => {
+    await roomButton(bob, "Weekend plans").click();
+    await message(bob, "Hi Bob! Are you around this weekend?").waitFor();
+    await expect.poll(() => roomButton(bob, "Weekend plans").getByRole("img").count()).toBe(0);
+    await alice.page.getByText("Seen by bob").waitFor();
+  });
+
+  it("bob sees alice typing, and they talk both ways", async () => {
+    await composer(alice).pressSequentially("Let me check my cal", { delay: 20 });
+    await bob.page.getByText("alice is typing…").waitFor();
+    await shot(bob, "03-typing");
+    await composer(alice).press("Enter");
+    await message(bob, "Let me check my cal").waitFor();
+    await expect.poll(() => bob.page.getByText("alice is typing…").count()).toBe(0);
+
+    await send(bob, "Saturday works for me. Hiking?");
+    await message(alice, "Saturday works for me. Hiking?").waitFor();
+    await send(alice, "Hiking it is. I'll bring the map");
+    await message(bob, "Hiking it is. I'll bring the map").waitFor();
+    await message(alice, "Hiking it is. I'll bring the map").getByText("Seen by bob").waitFor();
+    await shot(alice, "04-conversation");
+  });
+
+  it("a reload keeps alice signed in and shows the history", async () => {
+    await alice.page.reload();
+    await connection(alice).getByText("Connected").waitFor();
+    await alice.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    const texts = await alice.page.locator(".messages .message .body").allInnerTexts();
+    expect(texts).toEqual([
+      "Hi Bob! Are you around this weekend?",
+      "Let me check my cal",
+      "Saturday works for me. Hiking?",
+      "Hiking it is. I'll bring the map",
+    ]);
+    await alice.page.getByText("Seen by bob").waitFor();
+  });
+
+  it("applies edits, deletions and reactions to the messages they point at", async () => {
+    const roomId = (await roomButton(alice, "Weekend plans").getAttribute("data-room-id")) as string;
+    const { events } = await t.as("bob").getHistory({ roomId });
+    const id = (body: string) =>
+      events.find((e) => e.content.case === "text" && e.content.value.body === body)?.id as string;
+    await t.as("bob").sendEvent({
+      event: [
+        {
+          roomId,
+          type: RoomEventType.EDIT,
+          content: {
+            case: "edit",
+            value: { targetEventId: id("Saturday works for me. Hiking?"), text: { body: "Saturday works. Hiking?" } },
+          },
+        },
+        {
+          roomId,
+          type: RoomEventType.REACTION,
+          content: {
+            case: "reaction",
+            value: { targetEventId: id("Hi Bob! Are you around this weekend?"), key: "👍", add: true },
+          },
+        },
+      ],
+    });
+    await t.as("alice").sendEvent({
+      event: [
+        {
+          roomId,
+          type: RoomEventType.REDACTION,
+          content: { case: "redaction", value: { targetEventId: id("Let me check my cal") } },
+        },
+      ],
+    });
+    await message(alice, "Saturday works. Hiking?").getByText("edited").waitFor();
+    await message(alice, "Hi Bob! Are you around").locator(".reaction", { hasText: "👍 1" }).waitFor();
+    await message(bob, "Message deleted").waitFor();
+    expect(await message(bob, "Let me check my cal").count()).toBe(0);
+  });
+
+  it("bob loses the network, alice sends three messages, bob comes back and gets them in order", async () => {
+    await bob.context.setOffline(true);
+    network.cut();
+    await connection(bob).getByText("Reconnecting…").waitFor();
+    await bob.page.getByText("Connection lost").waitFor();
+    const sent = ["Trail starts at 9", "Bring water", "And snacks!"];
+    for (const text of sent) await send(alice, text);
+    // What bob sends meanwhile waits, shown as pending, and goes out when he is back.
+    await composer(bob).fill("Sorry, I was in a tunnel");
+    await composer(bob).press("Enter");
+    await message(bob, "Sorry, I was in a tunnel").getByText("Sending…").waitFor();
+    await shot(bob, "05-offline");
+    expect(await message(bob, sent[0] as string).count()).toBe(0);
+
+    network.restore();
+    await bob.context.setOffline(false);
+    await connection(bob).getByText("Connected").waitFor();
+    for (const text of sent) await message(bob, text).waitFor();
+    await expect
+      .poll(() => message(bob, "Sorry, I was in a tunnel").locator(".meta").textContent())
+      .not.toMatch(/Sending/);
+    const texts = await bob.page.locator(".messages .message .body").allInnerTexts();
+    expect(texts.slice(-4)).toEqual([...sent, "Sorry, I was in a tunnel"]);
+    await message(alice, "Sorry, I was in a tunnel").waitFor();
+    const atAlice = await alice.page.locator(".messages .message .body").allInnerTexts();
+    expect(atAlice.slice(-4)).toEqual([...sent, "Sorry, I was in a tunnel"]);
+    await message(alice, "And snacks!").getByText("Seen by bob").waitFor();
+    await shot(bob, "06-back-online");
+  });
+
+  it("bob closes the page; what alice sends meanwhile is there when he opens it again", async () => {
+    // The SDK saves its state (positions, unsent messages) shortly after each change: let it.
+    await bob.page.waitForFunction("JSON.parse(localStorage.getItem('chat.sdk.bob') ?? '{}').outbox?.length === 0");
+    await bob.page.close();
+    await send(alice, "See you Saturday!");
+    bob.page = await bob.context.newPage();
+    watch(bob.name, bob.page);
+    await bob.page.goto(bob.url);
+    await connection(bob).getByText("Connected").waitFor();
+    await bob.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    await message(bob, "See you Saturday!").waitFor();
+    const texts = await bob.page.locator(".messages .message .body").allInnerTexts();
+    expect(texts.slice(-3)).toEqual(["And snacks!", "Sorry, I was in a tunnel", "See you Saturday!"]);
+  });
+
+  it("starts a direct message and adds members to a group", async () => {
+    await alice.page.getByRole("button", { name: "New conversation" }).click();
+    await alice.page.getByText("Direct message", { exact: true }).click();
+    await alice.page.getByLabel("Person").fill("bob");
+    await alice.page.getByRole("button", { name: "Start chat" }).click();
+    await alice.page.getByRole("heading", { name: "bob" }).waitFor();
+    await send(alice, "Just between us: bring the good snacks");
+    await roomButton(bob, "alice")
+      .getByRole("img", { name: /unread/ })
+      .waitFor();
+
+    await roomButton(alice, "Weekend plans").click();
+    await alice.page.getByRole("button", { name: "Add people" }).click();
+    await alice.page.getByLabel("People to add").fill("carol");
+    await alice.page.getByRole("button", { name: "Add", exact: true }).click();
+    await alice.page.getByText("you added carol").waitFor();
+    await alice.page.getByText("alice, bob and carol").waitFor();
+    // carol joined after the last message: she has not seen it.
+    await message(alice, "See you Saturday!").getByText("Seen by bob", { exact: true }).waitFor();
+    await shot(alice, "07-added-member");
+  });
+
+  it("carol signs in with a pasted token on a phone-sized screen and finds the room she was added to", async () => {
+    const carol = await person("carol", t.httpUrl);
+    await carol.page.setViewportSize({ width: 390, height: 760 });
+    await carol.page.goto(carol.url);
+    await carol.page.getByRole("button", { name: "Use an access token instead" }).click();
+    await carol.page.getByLabel("Access token").fill(await t.signer.sign({ sub: "carol" }));
+    await carol.page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await roomButton(carol, "Weekend plans").click();
+    await carol.page.getByText("alice added you").waitFor();
+    await message(carol, "See you Saturday!").waitFor();
+    await shot(carol, "08-phone");
+    await carol.page.getByRole("button", { name: "Back to conversations" }).click();
+
+    // A room with a long past: what came before carol joined is paged in from the history.
+    const api = t.as("alice");
+    const { room } = await api.createRoom({ name: "Long story", type: RoomType.GROUP });
+    const roomId = room?.id as string;
+    const lines = Array.from({ length: 70 }, (_, i) => `line ${i + 1}`);
+    await api.sendEvent({
+      event: lines.map((body) => ({ roomId, type: RoomEventType.TEXT, content: { case: "text", value: { body } } })),
+    });
+    await api.addRoomSubscriptions({ roomId, members: [{ profileId: "carol" }] });
+    await roomButton(carol, "Long story").click();
+    await message(carol, "line 70").waitFor();
+    expect(await carol.page.locator(".messages .message").count()).toBeLessThan(70);
+    await carol.page.getByRole("button", { name: "Load older messages" }).click();
+    await carol.page.getByText("This is the beginning of the conversation.").waitFor();
+    expect(await carol.page.locator(".messages .message .body").allInnerTexts()).toEqual(lines);
+    await carol.context.close();
+  });
+
+  it("shows no page errors", () => {
+    expect(logs).toEqual([]);
+  });
+});

@@ -1,0 +1,69 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./ports.js";
+import { UNTIL_TIMEOUT_MS, until } from "./until.js";
+
+/** The repository's root, where `npm start` runs. */
+export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+
+/** A service process, started as `npm start` starts it (apps/default/src/main.ts under tsx). */
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  httpUrl: string;
+  grpcUrl: string;
+  /** Resolves with the exit code (null after a signal) once the process has exited. */
+  exited: Promise<number | null>;
+  /** The last 20,000 characters it wrote, stdout and stderr. */
+  output(): string;
+  /** SIGKILL: the process dies at once, as in a crash. */
+  kill(): void;
+  /** SIGTERM, then the exit code once it has exited (SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** Starts a service process on free ports with `env` added, and waits until it answers /readyz. */
+export async function startService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const [http, grpc] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, ["--import", "tsx", "apps/default/src/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-20_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const proc: ServiceProcess = {
+    name,
+    child,
+    httpUrl: `http://127.0.0.1:${http}`,
+    grpcUrl: `http://127.0.0.1:${grpc}`,
+    exited,
+    output: () => output,
+    kill: () => void child.kill("SIGKILL"),
+    async stop(graceMs = UNTIL_TIMEOUT_MS) {
+      if (!running()) return exited;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  const state = await until(`${name} to answer /readyz`, async () => {
+    if (!running()) return "exited";
+    const res = await fetch(`${proc.httpUrl}/readyz`).catch(() => undefined);
+    await res?.arrayBuffer();
+    return res?.ok ? "ready" : false;
+  }).catch((err: Error) => err.message);
+  if (state !== "ready") {
+    child.kill("SIGKILL");
+    throw new Error(`${name} did not become ready (${state}):\n${output}`);
+  }
+  return proc;
+}
