@@ -1,11 +1,11 @@
 import { type Database, migrate, openDatabase } from "@service-chat/core";
+import { freshDatabase, TEST_DB } from "@service-chat/testing";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MIGRATION_STEPS, MIGRATIONS } from "../../src/app.js";
 import { allowedKinds, KINDS_CHECK } from "../../src/db/event-kinds.js";
 import type { Schema } from "../../src/db/schema.js";
 import { KIND_NAMES } from "../../src/events/kinds/index.js";
-import { freshDatabase, TEST_DB } from "@service-chat/testing";
 
 // The database's CHECK on room_events.type is derived from the list of kinds
 // (events/kinds/index.ts) by a step the migrator runs after the SQL files, at every start.
