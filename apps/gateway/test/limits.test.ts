@@ -7,7 +7,7 @@ import { type Device, wsDevice } from "./devices.js";
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp({ MAX_EVENTS_PER_SECOND: "20", SEND_QUEUE_MAX: "20", MAX_FRAME_BYTES: "4096" });
+  t = await startTestApp({ MAX_EVENTS_PER_SECOND: "20", SEND_QUEUE_MAX_BYTES: "65536", MAX_FRAME_BYTES: "4096" });
 });
 afterAll(() => t.stop());
 

@@ -1,4 +1,4 @@
-import { encodeRecipient } from "@service-chat/gateway";
+import { encodeRecipient } from "@service-chat/protocol";
 import type { Kysely } from "kysely";
 import type { Schema } from "../db/schema.js";
 

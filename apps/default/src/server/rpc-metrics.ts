@@ -1,7 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Meter } from "@service-chat/core";
-import { codeName } from "@service-chat/gateway";
 
 export const RPC_DURATION_METRIC = "chat_rpc_server_duration_seconds";
 
@@ -44,7 +44,7 @@ export function rpcMetricsInterceptor(meter: Meter): Interceptor {
       a = {
         rpc_service: method.parent.typeName,
         rpc_method: method.name,
-        rpc_code: code === 0 ? "ok" : codeName(code),
+        rpc_code: code === 0 ? "ok" : codeToString(code),
       };
       byCode[code] = a;
     }
