@@ -32,6 +32,10 @@ export const gatewaySettings = z.object({
   REPLAY_PAGE_SIZE: z.coerce.number().int().min(1).max(1000, "must be at most 1000 (Sync's largest page)").default(500),
   MAX_HELD_FRAMES: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
   SHUTDOWN_GRACE_SEC: z.coerce.number().min(0).max(300).default(10),
+  /** Retired: the send queue is bounded in bytes now. Refused rather than ignored, so nobody relies on it. */
+  SEND_QUEUE_MAX: z
+    .never({ errorMap: () => ({ message: "is replaced by SEND_QUEUE_MAX_BYTES (the bound is in bytes now)" }) })
+    .optional(),
 });
 
 export type GatewaySettings = z.infer<typeof gatewaySettings>;
