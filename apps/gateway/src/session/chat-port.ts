@@ -23,26 +23,43 @@ export type OpenChatPort = (device: { token: string; deviceId: string }) => Chat
 
 /** The port over a ChatService client: every call carries the device's own token. */
 export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
-  return ({ token, deviceId }) => {
-    const options = { headers: { authorization: `Bearer ${token}` } };
-    return {
-      async send(event) {
-        const { ack } = await chat.sendEvent({ event: [event] }, options);
-        return ack[0] as AckEvent;
-      },
-      async ack(cursors) {
-        await chat.ackEvents({ acks: cursors, deviceId }, options);
-      },
-      async markRead(roomId, seq) {
-        await chat.markRead({ roomId, seq }, options);
-      },
-      async typing(roomId, active) {
-        await chat.sendTyping({ roomId, active }, options);
-      },
-      async presence(state) {
-        await chat.setPresence({ state }, options);
-      },
-      sync: (cursors, limit) => chat.sync({ cursors, limit, deviceId }, options),
-    };
-  };
+  return ({ token, deviceId }) => new ClientChatPort(chat, token, deviceId);
+}
+
+/** One small object per device (its methods are shared): an idle session costs little. */
+class ClientChatPort implements ChatPort {
+  constructor(
+    private readonly chat: Client<typeof ChatService>,
+    private readonly token: string,
+    private readonly deviceId: string,
+  ) {}
+
+  async send(event: RoomEvent): Promise<AckEvent> {
+    const { ack } = await this.chat.sendEvent({ event: [event] }, this.options());
+    return ack[0] as AckEvent;
+  }
+
+  async ack(cursors: RoomCursor[]): Promise<void> {
+    await this.chat.ackEvents({ acks: cursors, deviceId: this.deviceId }, this.options());
+  }
+
+  async markRead(roomId: string, seq: bigint): Promise<void> {
+    await this.chat.markRead({ roomId, seq }, this.options());
+  }
+
+  async typing(roomId: string, active: boolean): Promise<void> {
+    await this.chat.sendTyping({ roomId, active }, this.options());
+  }
+
+  async presence(state: PresenceState): Promise<void> {
+    await this.chat.setPresence({ state }, this.options());
+  }
+
+  sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
+    return this.chat.sync({ cursors, limit, deviceId: this.deviceId }, this.options());
+  }
+
+  private options() {
+    return { headers: { authorization: `Bearer ${this.token}` } };
+  }
 }

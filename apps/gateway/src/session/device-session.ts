@@ -9,7 +9,7 @@ import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { Limits } from "../config.js";
 import type { HubMember, LiveHub } from "../hub.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
-import { type Dispatched, Dispatcher } from "./dispatch.js";
+import { Dispatcher, type DispatchTarget } from "./dispatch.js";
 import { admit, type Device, refresh, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
 import { FrameWriter, type Sink } from "./writer.js";
@@ -34,7 +34,7 @@ export interface SessionDeps {
  */
 export const tickInterval = (l: Limits) => Math.max(10, Math.min(1000, l.heartbeatMs / 4, l.helloTimeoutMs / 4));
 
-type State = Dispatched["state"];
+type State = DispatchTarget["state"];
 
 /**
  * One device connection, whatever carries it. Its states: `hello` (waiting for the first frame)
@@ -44,7 +44,7 @@ type State = Dispatched["state"];
  * its ChatService port, and the writer (one per connection, bounded in bytes). The session itself
  * keeps the clock (hello timeout, heartbeats, silence, token expiry) and the ending.
  */
-export class DeviceSession implements HubMember, Dispatched, DeliveryTarget {
+export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget {
   readonly connectionId = randomUUID();
   profileId = "";
   state: State = "hello";

@@ -8,7 +8,7 @@ import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { ChatPort } from "./chat-port.js";
 
 /** What dispatch needs of its session. */
-export interface Dispatched {
+export interface DispatchTarget {
   readonly state: "hello" | "replaying" | "live" | "closed";
   /** The device's ChatService, from the moment its hello is accepted. */
   readonly port: ChatPort | undefined;
@@ -25,50 +25,30 @@ export interface DispatchLimits {
   rateLimitGraceSec: number;
 }
 
-/** A token bucket of `rate` frames a second, at most a second's worth saved up. */
-class TokenBucket {
-  private tokens: number;
-  private at = Date.now();
-
-  constructor(private readonly rate: number) {
-    this.tokens = rate;
-  }
-
-  take(): boolean {
-    const now = Date.now();
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) / 1000) * this.rate);
-    this.at = now;
-    this.tokens -= 1;
-    return this.tokens >= 0;
-  }
-
-  /** More than `seconds`' worth taken beyond the rate. */
-  overdrawn(seconds: number): boolean {
-    return this.tokens < -seconds * this.rate;
-  }
-}
-
 /**
  * The device's frames: the rate limit as they arrive, then one at a time and in order, each
  * turned into a call of the device's ChatService port and its answer (`send` → `ack`, `ping` →
  * `pong`, a refusal → `error` with the Connect code's name).
  */
 export class Dispatcher {
-  private readonly bucket: TokenBucket;
+  /** The rate limit, a token bucket: a second's worth at most saved up, negative once overdrawn. */
+  private tokens: number;
+  private tokensAt = Date.now();
   private handling: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly session: Dispatched,
+    private readonly session: DispatchTarget,
     private readonly limits: DispatchLimits,
     private readonly logger: Logger,
   ) {
-    this.bucket = new TokenBucket(limits.eventsPerSecond);
+    this.tokens = limits.eventsPerSecond;
   }
 
   receive(frame: ClientFrame): void {
-    if (!this.bucket.take()) {
-      this.error(frame.requestId, "resource_exhausted", `more than ${this.limits.eventsPerSecond} frames per second`);
-      if (this.bucket.overdrawn(this.limits.rateLimitGraceSec)) this.session.close(DISCONNECT.rateLimited);
+    if (!this.takeToken()) {
+      const rate = this.limits.eventsPerSecond;
+      this.error(frame.requestId, "resource_exhausted", `more than ${rate} frames per second`);
+      if (this.tokens < -this.limits.rateLimitGraceSec * rate) this.session.close(DISCONNECT.rateLimited);
       return;
     }
     this.handling = this.handling
@@ -85,6 +65,15 @@ export class Dispatcher {
     else this.error("", "invalid_argument", reason);
   }
 
+  private takeToken(): boolean {
+    const rate = this.limits.eventsPerSecond;
+    const now = Date.now();
+    this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) / 1000) * rate);
+    this.tokensAt = now;
+    this.tokens -= 1;
+    return this.tokens >= 0;
+  }
+
   private async handle(frame: ClientFrame): Promise<void> {
     const { session } = this;
     if (session.state === "closed") return;
@@ -94,7 +83,7 @@ export class Dispatcher {
       return session.hello(f.value);
     }
     const port = session.port;
-    if (!port) return;
+    if (!port) return this.error(frame.requestId, "failed_precondition", "the hello is still being handled");
     try {
       switch (f.case) {
         case "hello":
