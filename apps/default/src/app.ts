@@ -1,4 +1,3 @@
-import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import {
   type Client,
@@ -22,7 +21,6 @@ import {
   type Logger,
   type Metrics,
   migrate,
-  newId,
   oidcAuthenticator,
   openDatabase,
   openQueues,
@@ -182,17 +180,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       chat,
       live,
       registry,
-      gatewayId: config.GATEWAY_ID ?? `${hostname()}-${newId().slice(-12)}`,
-      limits: {
-        heartbeatMs: config.HEARTBEAT_INTERVAL_SEC * 1000,
-        timeoutMs: config.CONNECTION_TIMEOUT_SEC * 1000,
-        maxConnectionsPerDevice: config.MAX_CONNECTIONS_PER_DEVICE,
-        eventsPerSecond: config.MAX_EVENTS_PER_SECOND,
-        sendQueueMax: config.SEND_QUEUE_MAX,
-        helloTimeoutMs: 10_000,
-      },
-      maxFrameBytes: config.MAX_FRAME_BYTES,
-      shutdownGraceMs: config.SHUTDOWN_GRACE_SEC * 1000,
+      settings: config,
       logger: logger.child({ component: "gateway" }),
     });
   }

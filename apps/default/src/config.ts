@@ -1,8 +1,10 @@
+import { checkGatewaySettings, gatewaySettings } from "@service-chat/gateway/config";
 import { z } from "zod";
 
 /**
- * The Default Service's settings, read from the environment once at start. Every bad variable is
- * reported together. docs/configuration.md lists each with its default.
+ * The process's settings, read from the environment once at start: the Default Service's here,
+ * the gateway's from its own schema (apps/gateway/src/config.ts), validated together so every bad
+ * variable is reported at once. docs/configuration.md lists each with its default.
  */
 const port = (fallback: number) =>
   z.coerce
@@ -84,38 +86,17 @@ const schema = z
       .string()
       .url("must be the Default Service's h2c URL, e.g. http://127.0.0.1:7010")
       .default("http://127.0.0.1:7010"),
-    GATEWAY_ID: z
-      .string()
-      .regex(/^[\w.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")
-      .optional(),
-    MAX_CONNECTIONS_PER_DEVICE: z.coerce.number().int().min(1).max(100).default(1),
-    HEARTBEAT_INTERVAL_SEC: z.coerce.number().min(0.05).max(600).default(30),
-    CONNECTION_TIMEOUT_SEC: z.coerce.number().min(0.1).max(3600).default(90),
-    MAX_EVENTS_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(100),
-    SEND_QUEUE_MAX: z.coerce.number().int().min(10).max(1_000_000).default(1000),
-    MAX_FRAME_BYTES: z.coerce
-      .number()
-      .int()
-      .min(1024)
-      .max(16 * 1024 * 1024)
-      .default(256 * 1024),
-    SHUTDOWN_GRACE_SEC: z.coerce.number().min(0).max(300).default(10),
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
+  .merge(gatewaySettings)
   .superRefine((c, ctx) => {
+    checkGatewaySettings(c, ctx);
     if (c.OAUTH2_ISSUER && !c.OAUTH2_JWT_VERIFY_AUDIENCE) {
       ctx.addIssue({
         code: "custom",
         path: ["OAUTH2_JWT_VERIFY_AUDIENCE"],
         message: "is required when OAUTH2_ISSUER is set (the audience tokens must carry)",
-      });
-    }
-    if (c.CONNECTION_TIMEOUT_SEC <= c.HEARTBEAT_INTERVAL_SEC) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["CONNECTION_TIMEOUT_SEC"],
-        message: "must be longer than HEARTBEAT_INTERVAL_SEC",
       });
     }
     if (c.PUSH_WEBHOOK_URL && !c.PUSH_WEBHOOK_SECRET) {

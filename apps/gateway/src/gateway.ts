@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Client, ConnectRouter } from "@connectrpc/connect";
 import { type ChatService, GatewayService } from "@service-chat/api";
@@ -8,12 +9,16 @@ import {
   type ConnectionRegistry,
   type LiveBus,
   type Logger,
+  newId,
   type Service,
   sleep,
 } from "@service-chat/core";
+import { DISCONNECT } from "@service-chat/protocol";
+import { type GatewaySettings, type Limits, limitsOf } from "./config.js";
 import { LiveHub } from "./hub.js";
-import { DISCONNECT } from "./protocol.js";
-import { DeviceSession, type Limits, type Outlet, type SessionDeps, tickInterval } from "./session.js";
+import { chatClientPort } from "./session/chat-port.js";
+import { DeviceSession, type SessionDeps, tickInterval } from "./session/device-session.js";
+import type { Sink } from "./session/writer.js";
 import { connectStream } from "./stream.js";
 import { webSocketEndpoint } from "./ws.js";
 
@@ -22,11 +27,8 @@ export interface GatewayOptions {
   chat: Client<typeof ChatService>;
   live: LiveBus;
   registry: ConnectionRegistry;
-  gatewayId: string;
-  limits: Limits;
-  maxFrameBytes: number;
-  /** How long shutdown waits for devices to go after telling them to. */
-  shutdownGraceMs: number;
+  /** The gateway's settings (apps/gateway/src/config.ts). */
+  settings: GatewaySettings;
   logger: Logger;
 }
 
@@ -42,30 +44,34 @@ export class Gateway implements Service {
   /** What every session needs, shared: a session holds no per-connection copy. */
   private readonly deps: SessionDeps;
   private readonly ws;
+  private readonly limits: Limits;
+  readonly gatewayId: string;
   private accepting = true;
 
   constructor(private readonly o: GatewayOptions) {
-    this.hub = new LiveHub(o.live, o.gatewayId, o.logger);
+    this.limits = limitsOf(o.settings);
+    this.gatewayId = o.settings.GATEWAY_ID ?? `${hostname()}-${newId().slice(-12)}`;
+    this.hub = new LiveHub(o.live, this.gatewayId, o.logger);
     this.deps = {
       auth: o.auth,
-      chat: o.chat,
+      openPort: chatClientPort(o.chat),
       hub: this.hub,
       registry: o.registry,
-      gatewayId: o.gatewayId,
-      limits: o.limits,
+      gatewayId: this.gatewayId,
+      limits: this.limits,
       logger: o.logger,
       onEnd: (s) => this.sessions.delete(s),
     };
     this.ws = webSocketEndpoint({
-      maxFrameBytes: o.maxFrameBytes,
-      createSession: (outlet, token) => this.open(outlet, token),
+      maxFrameBytes: o.settings.MAX_FRAME_BYTES,
+      createSession: (sink, token) => this.open(sink, token),
     });
   }
 
   /** GatewayService on the RPC router. */
   routes(router: ConnectRouter): void {
     router.service(GatewayService, {
-      connect: (requests, ctx) => connectStream(requests, ctx, (outlet, token) => this.open(outlet, token)),
+      connect: (requests, ctx) => connectStream(requests, ctx, (sink, token) => this.open(sink, token)),
     });
   }
 
@@ -83,7 +89,7 @@ export class Gateway implements Service {
     const ticker = setInterval(() => {
       const now = Date.now();
       for (const s of this.sessions) s.tick(now);
-    }, tickInterval(this.o.limits));
+    }, tickInterval(this.limits));
     try {
       await this.serve(signal);
     } finally {
@@ -93,18 +99,18 @@ export class Gateway implements Service {
 
   private async serve(signal: AbortSignal): Promise<void> {
     await this.hub.start();
-    this.o.logger.info({ gatewayId: this.o.gatewayId }, "gateway ready");
+    this.o.logger.info({ gatewayId: this.gatewayId }, "gateway ready");
     await aborted(signal);
     this.accepting = false;
     for (const s of this.sessions) s.close(DISCONNECT.shutdown);
-    const deadline = Date.now() + this.o.shutdownGraceMs;
+    const deadline = Date.now() + this.o.settings.SHUTDOWN_GRACE_SEC * 1000;
     while (this.sessions.size > 0 && Date.now() < deadline) await sleep(50);
     await this.ws.close();
     await this.hub.stop();
   }
 
-  private open(outlet: Outlet, headerToken?: string): DeviceSession {
-    const session = new DeviceSession(this.deps, outlet, headerToken);
+  private open(sink: Sink, headerToken?: string): DeviceSession {
+    const session = new DeviceSession(this.deps, sink, headerToken);
     if (!this.accepting) session.close(DISCONNECT.shutdown);
     else this.sessions.add(session);
     return session;

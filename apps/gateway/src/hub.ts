@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { type LiveDelivery, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import type { LiveBus, Logger } from "@service-chat/core";
-import { DELIVERIES_SUBJECT, decodeDelivery } from "./deliveries.js";
+import { DELIVERIES_SUBJECT, decodeDelivery } from "@service-chat/protocol";
 
 /** What the hub needs of a session. */
 export interface HubMember {

@@ -1,5 +1,3 @@
-export * from "./deliveries.js";
+export * from "./config.js";
 export * from "./forward.js";
 export * from "./gateway.js";
-export * from "./protocol.js";
-export type { Limits } from "./session.js";

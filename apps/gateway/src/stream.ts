@@ -1,36 +1,43 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { ClientFrame, ServerFrame } from "@service-chat/api";
-import { DISCONNECT } from "./protocol.js";
-import type { DeviceSession, Outlet } from "./session.js";
+import type { DeviceSession } from "./session/device-session.js";
+import type { Sink } from "./session/writer.js";
 
 /**
  * GatewayService.Connect over HTTP/2 (gRPC or Connect): the same session as /ws. Frames for the
- * device wait in a queue the HTTP/2 stream drains as fast as the device reads; a queue that grows
- * past the limit means a slow device.
+ * device wait in a queue the HTTP/2 stream drains as fast as the device reads; the session's
+ * writer counts what waits there against its bound.
  */
 export async function* connectStream(
   requests: AsyncIterable<ClientFrame>,
   ctx: HandlerContext,
-  createSession: (outlet: Outlet, headerToken?: string) => DeviceSession,
+  createSession: (sink: Sink, headerToken?: string) => DeviceSession,
 ): AsyncGenerator<ServerFrame> {
   const queue: ServerFrame[] = [];
   let ended = false;
   let wake: () => void = () => {};
-  const outlet: Outlet = {
-    send(frame) {
-      if (ended) return 0;
+  const sink: Sink = {
+    get open() {
+      return !ended;
+    },
+    backlogged: () => queue.length > 0,
+    write(frame, bytes) {
       queue.push(frame);
       wake();
-      return queue.length;
+      return bytes?.byteLength;
     },
-    close() {
+    end() {
       ended = true;
       wake();
     },
   };
   const header = ctx.requestHeader.get("authorization");
-  const session = createSession(outlet, header?.replace(/^Bearer\s+/i, "") || undefined);
-  ctx.signal.addEventListener("abort", () => outlet.close(DISCONNECT.normal), { once: true });
+  const session = createSession(sink, header?.replace(/^Bearer\s+/i, "") || undefined);
+  const end = () => {
+    ended = true;
+    wake();
+  };
+  ctx.signal.addEventListener("abort", end, { once: true });
   void (async () => {
     try {
       for await (const frame of requests) session.receive(frame);
@@ -38,7 +45,7 @@ export async function* connectStream(
       // the device went away or sent something undecodable: the stream is over
     } finally {
       session.end();
-      outlet.close(DISCONNECT.normal);
+      end();
     }
   })();
   for (;;) {

@@ -1,15 +1,16 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
-import { ClientFrameSchema, ServerFrameSchema } from "@service-chat/api";
+import { ClientFrameSchema, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
+import { type Disconnect, JSON_PROTOCOL } from "@service-chat/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
-import { JSON_PROTOCOL } from "./protocol.js";
-import type { DeviceSession, Outlet } from "./session.js";
+import type { DeviceSession } from "./session/device-session.js";
+import type { Sink } from "./session/writer.js";
 
 export interface WebSocketOptions {
   /** Frames larger than this get an error frame; twice as large closes the socket (1009). */
   maxFrameBytes: number;
-  createSession(outlet: Outlet, headerToken?: string): DeviceSession;
+  createSession(sink: Sink, headerToken?: string): DeviceSession;
 }
 
 /**
@@ -23,32 +24,10 @@ export function webSocketEndpoint(options: WebSocketOptions) {
     maxPayload: options.maxFrameBytes * 2,
     handleProtocols: (protocols) => (protocols.has(JSON_PROTOCOL) ? JSON_PROTOCOL : false),
   });
-  const batcher = new WriteBatcher();
   const onConnection = (ws: WebSocket, req: IncomingMessage, socket: Duplex) => {
-    const json = ws.protocol === JSON_PROTOCOL;
-    // Frames waiting: counted from a turn that starts with data still buffered (the device reads
-    // slower than we write) until a turn starts with everything gone out.
-    let waiting = 0;
-    let backlogged = false;
-    const outlet: Outlet = {
-      send(frame, bytes) {
-        if (ws.readyState !== ws.OPEN) return 0;
-        if (batcher.hold(socket)) {
-          backlogged = ws.bufferedAmount > 0;
-          if (!backlogged) waiting = 0;
-        }
-        if (json) ws.send(toJsonString(ServerFrameSchema, frame), { binary: false });
-        else if (bytes) socket.write(framed(bytes));
-        else ws.send(toBinary(ServerFrameSchema, frame), { binary: true });
-        if (backlogged) waiting++;
-        return waiting;
-      },
-      close(reason) {
-        ws.close(reason.code, reason.reason);
-      },
-    };
+    const sink = new WebSocketSink(ws, socket, ws.protocol === JSON_PROTOCOL);
     const header = req.headers.authorization;
-    const session = options.createSession(outlet, header?.replace(/^Bearer\s+/i, "") || undefined);
+    const session = options.createSession(sink, header?.replace(/^Bearer\s+/i, "") || undefined);
     ws.on("message", (data: Buffer, isBinary) => {
       if (data.length > options.maxFrameBytes) {
         session.badFrame(`frame is larger than ${options.maxFrameBytes} bytes`);
@@ -57,11 +36,11 @@ export function webSocketEndpoint(options: WebSocketOptions) {
       let frame: ReturnType<typeof fromBinary<typeof ClientFrameSchema>>;
       try {
         frame =
-          json || !isBinary
+          sink.json || !isBinary
             ? fromJsonString(ClientFrameSchema, data.toString("utf8"))
             : fromBinary(ClientFrameSchema, data);
       } catch {
-        session.badFrame(json ? "frame is not a ClientFrame in JSON" : "frame is not a binary ClientFrame");
+        session.badFrame(sink.json ? "frame is not a ClientFrame in JSON" : "frame is not a binary ClientFrame");
         return;
       }
       session.receive(frame);
@@ -80,26 +59,52 @@ export function webSocketEndpoint(options: WebSocketOptions) {
   };
 }
 
-/**
- * Holds a socket's writes until the end of the current turn of the event loop, so the frames
- * written to one device in one turn (a batch of events arriving together) leave in one system
- * call instead of one each.
- */
-class WriteBatcher {
-  private readonly held = new Set<Duplex>();
+/** A session's writes to a WebSocket: binary protobuf, or JSON text for the `json` subprotocol. */
+class WebSocketSink implements Sink {
+  constructor(
+    private readonly ws: WebSocket,
+    /** The socket under `ws`: live frames are written to it directly, framed once (`framed`). */
+    private readonly socket: Duplex,
+    readonly json: boolean,
+  ) {}
 
-  /** Corks the socket for the rest of this turn; answers true when it was not held yet. */
-  hold(socket: Duplex): boolean {
-    if (this.held.has(socket)) return false;
-    if (this.held.size === 0) setImmediate(() => this.release());
-    socket.cork();
-    this.held.add(socket);
-    return true;
+  get open(): boolean {
+    return this.ws.readyState === this.ws.OPEN;
   }
 
-  private release(): void {
-    for (const socket of this.held) socket.uncork();
-    this.held.clear();
+  /** What ws holds plus what the socket has not handed to the kernel. */
+  backlogged(): boolean {
+    return this.ws.bufferedAmount > 0;
+  }
+
+  /** Corked for the rest of the turn: the frames of one turn leave in one system call. */
+  hold(): void {
+    this.socket.cork();
+  }
+
+  release(): void {
+    this.socket.uncork();
+  }
+
+  /** Answers the bytes written (for JSON, its length in characters: near enough). */
+  write(frame: ServerFrame, bytes?: Uint8Array): number {
+    if (this.json) {
+      const text = toJsonString(ServerFrameSchema, frame);
+      this.ws.send(text, { binary: false });
+      return text.length;
+    }
+    if (bytes) {
+      const wire = framed(bytes);
+      this.socket.write(wire);
+      return wire.byteLength;
+    }
+    const binary = toBinary(ServerFrameSchema, frame);
+    this.ws.send(binary, { binary: true });
+    return binary.byteLength;
+  }
+
+  end(reason: Disconnect): void {
+    this.ws.close(reason.code, reason.reason);
   }
 }
 

@@ -27,6 +27,7 @@ import {
   type TypingFrame,
 } from "@service-chat/api";
 import { RoomSequencer } from "@service-chat/core/sequencer";
+import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream";
 import { OPEN, type Socket, socketClass } from "./socket.js";
 import { type ChatStore, type ClientState, memoryStore } from "./store.js";
 
@@ -225,7 +226,7 @@ export class ChatClient {
     }
     if (this.state === "closed") return;
     const Ws = await socketClass();
-    const ws = new Ws(`${this.o.baseUrl.replace(/^http/, "ws")}/ws`, this.o.json ? ["json"] : []);
+    const ws = new Ws(`${this.o.baseUrl.replace(/^http/, "ws")}/ws`, this.o.json ? [JSON_PROTOCOL] : []);
     ws.binaryType = "arraybuffer";
     this.socket = ws;
     this.welcomed = false;
@@ -341,7 +342,7 @@ export class ChatClient {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.state === "closed") return;
     const d = this.lastDisconnect;
-    const authFailed = d?.code === 4002;
+    const authFailed = d?.code === DISCONNECT.authFailed.code;
     const again = !d || d.reconnect || (authFailed && !!this.o.getToken && !this.authRetried);
     if (authFailed) this.authRetried = true;
     if (!again) {

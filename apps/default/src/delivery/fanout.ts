@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventBatchSchema, type RoomEvent, ServerFrameSchema } from "@service-chat/api";
 import { type EventStream, type LiveBus, type Logger, type Service, type StreamEntry, sleep } from "@service-chat/core";
-import { publishToRecipients, RECIPIENTS_PER_MESSAGE } from "@service-chat/gateway";
+import { publishToRecipients, RECIPIENTS_PER_MESSAGE } from "@service-chat/protocol";
 import type { Member, MembershipCache } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
 

@@ -1,4 +1,4 @@
-import { encodeRecipient } from "@service-chat/gateway";
+import { encodeRecipient } from "@service-chat/protocol";
 import type { DeliveryStore } from "./store.js";
 
 export interface Member {

@@ -9,7 +9,7 @@ import {
   invalid,
   type LiveBus,
 } from "@service-chat/core";
-import { publishToUsers } from "@service-chat/gateway";
+import { publishToUsers } from "@service-chat/protocol";
 import type { DeliveryStore } from "./store.js";
 
 const MAX_PROFILES = 500;

@@ -16,7 +16,7 @@ import {
   invalid,
   type LiveBus,
 } from "@service-chat/core";
-import { publishToUsers } from "@service-chat/gateway";
+import { publishToUsers } from "@service-chat/protocol";
 import { requireAccess } from "../authz/access.js";
 import { presentEvent } from "../events/present.js";
 import type { DeliveryStore } from "./store.js";

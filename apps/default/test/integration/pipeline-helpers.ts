@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import type { LiveBus } from "@service-chat/core";
-import { DELIVERIES_SUBJECT, decodeDelivery } from "@service-chat/gateway";
+import { DELIVERIES_SUBJECT, decodeDelivery } from "@service-chat/protocol";
 
 /**
  * Listens to the live bus as gateways do: every frame published for users, decoded, handed over

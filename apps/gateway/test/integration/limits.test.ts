@@ -5,17 +5,22 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp({ MAX_EVENTS_PER_SECOND: "20", SEND_QUEUE_MAX: "20", MAX_FRAME_BYTES: "4096" });
+  t = await startTestApp({ MAX_EVENTS_PER_SECOND: "20", SEND_QUEUE_MAX_BYTES: "65536", MAX_FRAME_BYTES: "4096" });
 });
 afterAll(() => t.stop());
 
 const token = (sub: string, device_id: string, ttl_s?: number) =>
   t.signer.sign({ sub, device_id, ...(ttl_s ? { ttl_s } : {}) });
-async function connect(user: string, device = "d"): Promise<Device> {
-  const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token(user, device) } });
+async function connect(user: string, device = "d", app = t): Promise<Device> {
+  const hello = { token: await app.signer.sign({ sub: user, device_id: device }) };
+  const d = await wsDevice(app.httpUrl, { case: "hello", value: hello });
   await d.waitFor((f) => f.frame.case === "welcome");
   return d;
 }
+
+/** Stops reading: what the gateway writes piles up in the kernel, then in the gateway. */
+const stopReading = (d: Device) => (d as unknown as { socket: { _socket: { pause(): void } } }).socket._socket.pause();
+const readAgain = (d: Device) => (d as unknown as { socket: { _socket: { resume(): void } } }).socket._socket.resume();
 
 /** A bystander in the same room must keep getting events while another connection misbehaves. */
 async function stillServed(bystander: Device, sender: string, roomId: string, body: string) {
@@ -55,19 +60,49 @@ describe("limits", () => {
     const roomId = await groupRoom(t, "slow-a", "slow-b", "slow-c");
     const slow = await connect("slow-b");
     const fast = await connect("slow-c");
-    (slow as unknown as { socket: { _socket: { pause(): void } } }).socket._socket.pause();
+    stopReading(slow);
     const body = "y".repeat(3000);
     for (let i = 0; i < 40; i++) {
       await t.as("slow-a").sendEvent({ event: Array.from({ length: 50 }, () => text(roomId, body)) });
     }
     await fast.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === 2001n, 20_000);
-    (slow as unknown as { socket: { _socket: { resume(): void } } }).socket._socket.resume();
+    readAgain(slow);
     const closed = await slow.closed;
     expect(closed.code).toBe(4005);
     const frame = slow.frames.find((f) => f.frame.case === "disconnect");
     expect(frame?.frame.value).toMatchObject({ code: 4005, reconnect: true });
     fast.close();
   });
+
+  it("disconnects a device that does not read as slow after large frames, far fewer than 1,000 (4005)", async () => {
+    // The default bound, 1 MiB: a thousand frames of a few hundred bytes fit, sixty-odd of 16 KB.
+    const app = await startTestApp();
+    try {
+      const roomId = await groupRoom(app, "large-a", "large-b", "large-c");
+      const slow = await connect("large-b", "d", app);
+      const fast = await connect("large-c", "d", app);
+      stopReading(slow);
+      const body = "z".repeat(16_000);
+      let last = 0n;
+      for (let i = 0; i < 30; i++) {
+        const { ack } = await app
+          .as("large-a")
+          .sendEvent({ event: Array.from({ length: 20 }, () => text(roomId, body)) });
+        last = ack.at(-1)?.seq ?? last;
+      }
+      await fast.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === last, 20_000);
+      readAgain(slow);
+      expect((await slow.closed).code).toBe(4005);
+      // 600 frames (9.6 MB) were sent: the kernel's buffers took some, the gateway's bound the rest.
+      const seqs = slow.events(roomId).map((e) => Number(e.seq));
+      expect(seqs.length).toBeLessThan(600);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => (seqs[0] ?? 0) + i)); // no gap before it
+      expect(fast.events(roomId)).toHaveLength(Number(last)); // the others were not slowed: all, once each
+      fast.close();
+    } finally {
+      await app.stop();
+    }
+  }, 60_000);
 
   it("closes the stream when the token expires (4003, reconnect)", async () => {
     // The token must still be valid when the hello is handled, and a token's expiry is a whole

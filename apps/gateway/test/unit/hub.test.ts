@@ -1,7 +1,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import { createLogger, MemoryBus } from "@service-chat/core";
-import { afterEach, describe, expect, it } from "vitest";
 import {
   DELIVERIES_SUBJECT,
   decodeDelivery,
@@ -9,7 +8,8 @@ import {
   publishToRecipients,
   publishToUsers,
   RECIPIENTS_PER_MESSAGE,
-} from "../../src/deliveries.js";
+} from "@service-chat/protocol";
+import { afterEach, describe, expect, it } from "vitest";
 import { type HubMember, LiveHub } from "../../src/hub.js";
 
 const settle = () => new Promise((r) => setImmediate(r));

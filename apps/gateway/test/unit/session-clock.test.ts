@@ -2,19 +2,24 @@ import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { type ChatService, ClientFrameSchema, type ServerFrame, SyncResponseSchema } from "@service-chat/api";
 import { createLogger, type Identity, MemoryBus, MemoryRegistry } from "@service-chat/core";
+import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import { until } from "@service-chat/testing/until";
 import { describe, expect, it } from "vitest";
+import type { Limits } from "../../src/config.js";
 import { LiveHub } from "../../src/hub.js";
-import { DISCONNECT, type Disconnect } from "../../src/protocol.js";
-import { DeviceSession, type Limits, tickInterval } from "../../src/session.js";
+import { chatClientPort } from "../../src/session/chat-port.js";
+import { DeviceSession, tickInterval } from "../../src/session/device-session.js";
 
 const limits: Limits = {
   heartbeatMs: 1_000,
   timeoutMs: 3_000,
+  helloTimeoutMs: 2_000,
   maxConnectionsPerDevice: 5,
   eventsPerSecond: 100,
-  sendQueueMax: 1_000,
-  helloTimeoutMs: 2_000,
+  rateLimitGraceSec: 5,
+  sendQueueMaxBytes: 1024 * 1024,
+  replayPageSize: 500,
+  maxHeldFrames: 10_000,
 };
 
 /** A session on an in-memory hub and registry, whose ChatService answers an empty Sync. */
@@ -25,7 +30,7 @@ function session(identity: Identity, overrides: Partial<Limits> = {}) {
   const s = new DeviceSession(
     {
       auth: { verify: async () => identity },
-      chat,
+      openPort: chatClientPort(chat),
       hub: new LiveHub(new MemoryBus(), "gw", createLogger("silent")),
       registry: new MemoryRegistry(),
       gatewayId: "gw",
@@ -33,7 +38,15 @@ function session(identity: Identity, overrides: Partial<Limits> = {}) {
       logger: createLogger("silent"),
       onEnd: () => {},
     },
-    { send: (f) => sent.push(f) && 0, close: (r) => closed.push(r) },
+    {
+      open: true,
+      backlogged: () => false,
+      write: (f) => {
+        sent.push(f);
+        return undefined;
+      },
+      end: (r) => closed.push(r),
+    },
   );
   const hello = async () => {
     s.receive(create(ClientFrameSchema, { frame: { case: "hello", value: { token: "t", deviceId: "d" } } }));

@@ -1,9 +1,8 @@
-import { Code } from "@connectrpc/connect";
-
 /**
- * Disconnect codes of the device stream (docs/stream-protocol.md). The same number is the
- * DisconnectFrame code and, on WebSocket, the close code. `reconnect` says whether a client should
- * connect again (with backoff) or stop until something changes.
+ * Disconnect codes of the device stream (docs/stream-protocol.md), for the gateway that sends them
+ * and the clients that act on them. The same number is the DisconnectFrame code and, on
+ * WebSocket, the close code. `reconnect` says whether a client should connect again (with
+ * backoff) or stop until something changes.
  */
 export const DISCONNECT = {
   /** The client said goodbye or the server ended the session normally. */
@@ -29,12 +28,6 @@ export const DISCONNECT = {
 } as const;
 
 export type Disconnect = (typeof DISCONNECT)[keyof typeof DISCONNECT];
-
-/** A Connect code as the protocol spells it ("invalid_argument"): error frames and metrics use it. */
-export function codeName(code: Code): string {
-  const name = Code[code];
-  return typeof name === "string" ? name.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() : String(code);
-}
 
 /** The JSON subprotocol of /ws; without it, frames are binary protobuf. */
 export const JSON_PROTOCOL = "json";

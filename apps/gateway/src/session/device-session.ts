@@ -1,0 +1,203 @@
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ClientFrame, Hello, RoomCursor, ServerFrame, SyncResponse } from "@service-chat/api";
+import { ServerFrameSchema } from "@service-chat/api";
+import type { Authenticator, ConnectionInfo, ConnectionRegistry, Logger } from "@service-chat/core";
+import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
+import type { Limits } from "../config.js";
+import type { HubMember, LiveHub } from "../hub.js";
+import type { ChatPort, OpenChatPort } from "./chat-port.js";
+import { Dispatcher, type DispatchTarget } from "./dispatch.js";
+import { admit, type Device, refresh, register, welcome } from "./handshake.js";
+import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
+import { FrameWriter, type Sink } from "./writer.js";
+
+export interface SessionDeps {
+  auth: Authenticator;
+  /** The device's ChatService, opened once its hello is accepted. */
+  openPort: OpenChatPort;
+  hub: LiveHub;
+  registry: ConnectionRegistry;
+  gatewayId: string;
+  limits: Limits;
+  logger: Logger;
+  /** Called once the session has ended. */
+  onEnd(session: DeviceSession): void;
+}
+
+/**
+ * How often the gateway calls `tick` on every session: often enough for the shortest of its
+ * deadlines, at most once a second (hello, heartbeat, silence and token expiry are all checked
+ * there, so a session holds no timer of its own).
+ */
+export const tickInterval = (l: Limits) => Math.max(10, Math.min(1000, l.heartbeatMs / 4, l.helloTimeoutMs / 4));
+
+type State = DispatchTarget["state"];
+
+/**
+ * One device connection, whatever carries it. Its states: `hello` (waiting for the first frame)
+ * → `replaying` (hello accepted, what the device missed is on its way) → `live` → `closed`. The
+ * parts: the handshake (hello, token, device id, registration, welcome), the ordered delivery
+ * (replay, then live frames in seq order per room), the dispatch of the device's own frames to
+ * its ChatService port, and the writer (one per connection, bounded in bytes). The session itself
+ * keeps the clock (hello timeout, heartbeats, silence, token expiry) and the ending.
+ */
+export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget {
+  readonly connectionId = randomUUID();
+  profileId = "";
+  state: State = "hello";
+  port: ChatPort | undefined;
+  private device?: Device;
+  private readonly writer: FrameWriter;
+  private readonly dispatcher: Dispatcher;
+  private readonly delivery: OrderedDelivery;
+  private lastHeard = Date.now();
+  private readonly connectedAt = Date.now();
+  /** When the next heartbeat is due; 0 until the session is welcomed. */
+  private nextBeat = 0;
+
+  constructor(
+    private readonly deps: SessionDeps,
+    sink: Sink,
+    /** A bearer token from the transport's headers, if it had one. */
+    private readonly headerToken?: string,
+  ) {
+    this.writer = new FrameWriter(sink, deps.limits.sendQueueMaxBytes);
+    this.dispatcher = new Dispatcher(this, deps.limits, deps.logger);
+    this.delivery = new OrderedDelivery(this, deps.limits, deps.logger);
+  }
+
+  /** The session's clock, called every `tickInterval`: deadlines and heartbeats. */
+  tick(now: number): void {
+    const { limits } = this.deps;
+    if (this.state === "closed") return;
+    if (this.state === "hello") {
+      if (now - this.connectedAt >= limits.helloTimeoutMs) this.close(DISCONNECT.badFrame, "no hello in time");
+      return;
+    }
+    const expiresAt = this.device?.identity.expiresAt;
+    if (expiresAt !== undefined && now >= expiresAt) this.close(DISCONNECT.authExpired);
+    else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
+    else if (this.nextBeat !== 0 && now >= this.nextBeat) {
+      this.nextBeat = now + limits.heartbeatMs;
+      void this.heartbeat();
+    }
+  }
+
+  /** A decoded frame from the device, as it arrives. */
+  receive(frame: ClientFrame): void {
+    if (this.state === "closed") return;
+    this.lastHeard = Date.now();
+    this.dispatcher.receive(frame);
+  }
+
+  /** The transport could not decode a frame. */
+  badFrame(reason: string): void {
+    if (this.state !== "closed") this.dispatcher.badFrame(reason);
+  }
+
+  /** A frame from the live hub for this user. */
+  deliver(frame: ServerFrame, bytes: Uint8Array): void {
+    if (this.state !== "closed" && this.state !== "hello") this.delivery.offer(frame, bytes);
+  }
+
+  replaced(): void {
+    this.close(DISCONNECT.replaced);
+  }
+
+  /** The transport closed (the device went away). */
+  end(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.cleanup();
+  }
+
+  /** Sends the disconnect frame, then closes the transport. */
+  close(reason: Disconnect, detail?: string): void {
+    if (this.state === "closed") return;
+    this.writer.write(
+      create(ServerFrameSchema, {
+        frame: {
+          case: "disconnect",
+          value: {
+            code: reason.code,
+            reason: detail ? `${reason.reason}: ${detail}` : reason.reason,
+            reconnect: reason.reconnect,
+          },
+        },
+      }),
+    );
+    this.state = "closed";
+    this.writer.end(reason);
+    this.cleanup();
+  }
+
+  /** Writes a frame to the device; one that has fallen too far behind is closed as slow. */
+  emit(frame: ServerFrame, bytes?: Uint8Array): void {
+    if (this.state === "closed") return;
+    if (!this.writer.write(frame, bytes)) this.close(DISCONNECT.slow);
+  }
+
+  /** One Sync page for the ordered delivery, through the device's port. */
+  sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
+    if (!this.port) return Promise.reject(new Error("no port before the hello is accepted"));
+    return this.port.sync(cursors, limit);
+  }
+
+  async hello(h: Hello): Promise<void> {
+    this.state = "replaying"; // no second hello while this one is checked
+    const admission = await admit(this.deps.auth, h, this.headerToken);
+    if ("refused" in admission) return this.close(admission.refused, admission.detail);
+    const device = admission.device;
+    this.device = device;
+    this.profileId = device.profileId;
+    this.port = this.deps.openPort(device);
+    const { hub, limits } = this.deps;
+    try {
+      await register(this.deps, this.connection(Date.now()));
+      await hub.add(this);
+      if ((this.state as State) === "closed") return;
+      this.emit(welcome(this.connectionId, limits.heartbeatMs));
+      this.nextBeat = Date.now() + limits.heartbeatMs;
+      await this.delivery.replay(h.cursors);
+      if ((this.state as State) === "replaying") this.state = "live";
+    } catch (err) {
+      this.deps.logger.error({ err }, "session start failed");
+      this.close(
+        err instanceof ConnectError && err.code === Code.Unauthenticated ? DISCONNECT.authFailed : DISCONNECT.internal,
+      );
+    }
+  }
+
+  private connection(lastHeartbeat: number): ConnectionInfo {
+    const device = this.device as Device;
+    return {
+      connectionId: this.connectionId,
+      profileId: device.profileId,
+      deviceId: device.deviceId,
+      gatewayId: this.deps.gatewayId,
+      connectedAt: this.connectedAt,
+      lastHeartbeat,
+    };
+  }
+
+  private async heartbeat(): Promise<void> {
+    this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+    await refresh(this.deps, this.connection(Date.now())).catch((err: unknown) =>
+      this.deps.logger.warn({ err }, "registry refresh failed"),
+    );
+  }
+
+  private cleanup(): void {
+    this.delivery.stop();
+    if (this.device) {
+      this.deps.hub.remove(this);
+      void this.deps.registry
+        .remove({ connectionId: this.connectionId, profileId: this.device.profileId, deviceId: this.device.deviceId })
+        .catch(() => {});
+    }
+    this.deps.onEnd(this);
+  }
+}

@@ -1,0 +1,136 @@
+import { create } from "@bufbuild/protobuf";
+import { type RoomCursor, type ServerFrame, ServerFrameSchema, type SyncResponse } from "@service-chat/api";
+import { type Logger, RoomSequencer } from "@service-chat/core";
+import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
+
+/** What the ordered delivery needs of its session. */
+export interface DeliveryTarget {
+  /** One Sync page from these positions. */
+  sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse>;
+  /** Writes a frame to the device (`bytes` is its binary form when known). */
+  emit(frame: ServerFrame, bytes?: Uint8Array): void;
+  /** Ends the session: too much arrived while catching up, or a gap could not be filled. */
+  close(reason: Disconnect, detail: string): void;
+}
+
+export interface DeliveryLimits {
+  /** Events per Sync page. */
+  replayPageSize: number;
+  /** Live frames held while replaying or filling a gap, before the device counts as slow. */
+  maxHeldFrames: number;
+}
+
+interface Held {
+  frame: ServerFrame;
+  bytes: Uint8Array;
+}
+
+/**
+ * A device's events in seq order per room, with no gap and no duplicate, across the seam between
+ * replay and live. Until the replay is over every live frame is held; then the held frames go
+ * through the same per-room order check as those that follow. A live event past a gap (seq n+2
+ * after n) is held, with everything after it, until Sync has fetched what is missing.
+ */
+export class OrderedDelivery {
+  private readonly order = new RoomSequencer();
+  private held: Held[] = [];
+  private replaying = true;
+  private catchingUp = false;
+  private stopped = false;
+
+  constructor(
+    private readonly target: DeliveryTarget,
+    private readonly limits: DeliveryLimits,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Replays what the device missed from its cursors (rooms not named start from its acknowledged
+   * cursor), says `synced`, then passes on what arrived meanwhile. Rejects if Sync fails.
+   */
+  async replay(cursors: RoomCursor[]): Promise<void> {
+    for (const c of cursors) this.order.set(c.roomId, Number(c.seq));
+    await this.sync(cursors);
+    if (this.stopped) return;
+    this.target.emit(create(ServerFrameSchema, { frame: { case: "synced", value: {} } }));
+    this.replaying = false;
+    this.release();
+  }
+
+  /** A live frame: written now, held (replay or gap fill under way), or dropped (already written). */
+  offer(frame: ServerFrame, bytes: Uint8Array): void {
+    if (this.stopped) return;
+    if (this.replaying || this.catchingUp) {
+      this.hold(frame, bytes);
+      return;
+    }
+    if (frame.frame.case !== "event") {
+      this.target.emit(frame, bytes);
+      return;
+    }
+    const e = frame.frame.value;
+    const verdict = this.order.offer(e.roomId, Number(e.seq));
+    if (verdict === "deliver") this.target.emit(frame, bytes);
+    else if (verdict === "gap") {
+      this.hold(frame, bytes);
+      void this.catchUp();
+    }
+  }
+
+  /** The session is over: nothing more is written, what was held is dropped. */
+  stop(): void {
+    this.stopped = true;
+    this.held = [];
+  }
+
+  /** A gap in a room: fetch what is missing before showing anything after it. */
+  private async catchUp(): Promise<void> {
+    if (this.catchingUp || this.replaying || this.stopped) return;
+    this.catchingUp = true;
+    try {
+      await this.sync([...this.order.entries()].map(([roomId, seq]) => ({ roomId, seq: BigInt(seq) }) as RoomCursor));
+    } catch (err) {
+      this.logger.warn({ err }, "gap fill failed");
+      this.target.close(DISCONNECT.internal, "could not fetch missed events");
+    } finally {
+      this.catchingUp = false;
+    }
+    if (!this.stopped) this.release();
+  }
+
+  /** Sync pages until nothing is missing; events pass the per-room order check. */
+  private async sync(cursors: RoomCursor[]): Promise<void> {
+    let position = cursors;
+    for (;;) {
+      const page = await this.target.sync(position, this.limits.replayPageSize);
+      if (this.stopped) return;
+      for (const r of page.resync) {
+        this.order.set(r.roomId, Number(r.fromSeq) - 1);
+        this.target.emit(create(ServerFrameSchema, { frame: { case: "resync", value: r } }));
+      }
+      for (const e of page.events) {
+        if (this.order.offer(e.roomId, Number(e.seq)) === "deliver") {
+          this.target.emit(create(ServerFrameSchema, { frame: { case: "event", value: e } }));
+        }
+      }
+      for (const c of page.cursors) {
+        if ((this.order.position(c.roomId) ?? -1) < Number(c.seq)) this.order.set(c.roomId, Number(c.seq));
+      }
+      if (!page.hasMore) return;
+      position = page.cursors;
+    }
+  }
+
+  private hold(frame: ServerFrame, bytes: Uint8Array): void {
+    this.held.push({ frame, bytes });
+    if (this.held.length > this.limits.maxHeldFrames)
+      this.target.close(DISCONNECT.slow, "too much arrived while catching up");
+  }
+
+  /** Passes held live frames on, through the same order check. */
+  private release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const { frame, bytes } of held) this.offer(frame, bytes);
+  }
+}

@@ -1,0 +1,2 @@
+export * from "./deliveries.js";
+export * from "./device-stream.js";
