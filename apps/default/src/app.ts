@@ -1,11 +1,5 @@
 import { fileURLToPath } from "node:url";
-import {
-  type Client,
-  type ConnectRouter,
-  createClient,
-  createRouterTransport,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { type Client, type ConnectRouter, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AdminService, ChatService } from "@service-chat/api";
 import {
@@ -28,7 +22,7 @@ import {
   pendingMigrations,
   type Service,
 } from "@service-chat/core";
-import { forwardChat, Gateway } from "@service-chat/gateway";
+import { chatClientPort, forwardChat, Gateway, type OpenChatPort } from "@service-chat/gateway";
 import type { Config } from "./config.js";
 import { syncEventKinds } from "./db/event-kinds.js";
 import type { Schema } from "./db/schema.js";
@@ -50,6 +44,7 @@ import { RoomStore } from "./rooms/store.js";
 import { authInterceptor } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
+import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
 import { RpcServer } from "./server/rpc-server.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
@@ -104,6 +99,8 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const run: Service[] = [];
   let push: PushNotifier | undefined;
   let chatRoutes: ((router: ConnectRouter) => void) | undefined;
+  /** The Default Service's services for a gateway in this process (calls them directly). */
+  let localPort: OpenChatPort | undefined;
   let sendLoad: App["sendLoad"];
   if (database) {
     const db = database.db;
@@ -137,6 +134,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         presence: new PresenceService(delivery, registry, live),
       };
       sendLoad = () => services.events.sendLoad;
+      localPort = localChatPort(services, logger.child({ component: "gateway-port" }));
       const admin = new Admin(delivery, new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
@@ -173,11 +171,15 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
 
   let gateway: Gateway | undefined;
   if (roles.has("gateway")) {
-    const chat = chatRoutes ? inProcessClient(chatRoutes, interceptors) : remoteClient(config.CHAT_SERVICE_URI);
-    if (!chatRoutes) chatRoutes = (router) => router.service(ChatService, forwardChat(chat));
+    let openPort = localPort;
+    if (!openPort) {
+      const chat = remoteClient(config.CHAT_SERVICE_URI);
+      if (!chatRoutes) chatRoutes = (router) => router.service(ChatService, forwardChat(chat));
+      openPort = chatClientPort(chat);
+    }
     gateway = new Gateway({
       auth,
-      chat,
+      openPort,
       live,
       registry,
       settings: config,
@@ -258,14 +260,6 @@ async function authenticator(config: Config, logger: Logger): Promise<{ auth: Au
   logger.warn("no OAUTH2_ISSUER: using the development token signer (POST /dev/token)");
   const devSigner = await createDevSigner(config.DEV_SIGNER_KEY_FILE);
   return { auth: new CachedAuthenticator(devSigner), devSigner };
-}
-
-/** ChatService in this process, through the same interceptors as a network call. */
-function inProcessClient(
-  routes: (router: ConnectRouter) => void,
-  interceptors: Interceptor[],
-): Client<typeof ChatService> {
-  return createClient(ChatService, createRouterTransport(routes, { router: { interceptors } }));
 }
 
 /**

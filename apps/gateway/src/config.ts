@@ -17,6 +17,7 @@ export const gatewaySettings = z.object({
   MAX_CONNECTIONS_PER_DEVICE: z.coerce.number().int().min(1).max(100).default(1),
   MAX_EVENTS_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(100),
   RATE_LIMIT_GRACE_SEC: z.coerce.number().min(0).max(3600).default(5),
+  MAX_PENDING_SENDS: z.coerce.number().int().min(1).max(100_000).default(1000),
   SEND_QUEUE_MAX_BYTES: z.coerce
     .number()
     .int()
@@ -70,6 +71,8 @@ export interface Limits {
   eventsPerSecond: number;
   /** Seconds' worth of frames beyond the rate a device may send before it is disconnected. */
   rateLimitGraceSec: number;
+  /** A device's `send` frames not answered yet; beyond, a send is refused (resource_exhausted). */
+  maxPendingSends: number;
   /** Bytes written to a device that is not keeping up, before it counts as slow (the writer's bound). */
   sendQueueMaxBytes: number;
   /** Events per Sync page when replaying or filling a gap. */
@@ -86,6 +89,7 @@ export function limitsOf(s: GatewaySettings): Limits {
     maxConnectionsPerDevice: s.MAX_CONNECTIONS_PER_DEVICE,
     eventsPerSecond: s.MAX_EVENTS_PER_SECOND,
     rateLimitGraceSec: s.RATE_LIMIT_GRACE_SEC,
+    maxPendingSends: s.MAX_PENDING_SENDS,
     sendQueueMaxBytes: s.SEND_QUEUE_MAX_BYTES,
     replayPageSize: s.REPLAY_PAGE_SIZE,
     maxHeldFrames: s.MAX_HELD_FRAMES,

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
-import type { Client, ConnectRouter } from "@connectrpc/connect";
-import { type ChatService, GatewayService } from "@service-chat/api";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { GatewayService } from "@service-chat/api";
 import {
   type Authenticator,
   aborted,
@@ -16,7 +16,7 @@ import {
 import { DISCONNECT } from "@service-chat/protocol";
 import { type GatewaySettings, type Limits, limitsOf } from "./config.js";
 import { LiveHub } from "./hub.js";
-import { chatClientPort } from "./session/chat-port.js";
+import type { OpenChatPort } from "./session/chat-port.js";
 import { DeviceSession, type SessionDeps, tickInterval } from "./session/device-session.js";
 import type { Sink } from "./session/writer.js";
 import { connectStream } from "./stream.js";
@@ -24,7 +24,8 @@ import { webSocketEndpoint } from "./ws.js";
 
 export interface GatewayOptions {
   auth: Authenticator;
-  chat: Client<typeof ChatService>;
+  /** How a session reaches ChatService for its device (session/chat-port.ts). */
+  openPort: OpenChatPort;
   live: LiveBus;
   registry: ConnectionRegistry;
   /** The gateway's settings (apps/gateway/src/config.ts). */
@@ -54,7 +55,7 @@ export class Gateway implements Service {
     this.hub = new LiveHub(o.live, this.gatewayId, o.logger);
     this.deps = {
       auth: o.auth,
-      openPort: chatClientPort(o.chat),
+      openPort: o.openPort,
       hub: this.hub,
       registry: o.registry,
       gatewayId: this.gatewayId,

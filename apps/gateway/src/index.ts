@@ -1,3 +1,4 @@
 export * from "./config.js";
 export * from "./forward.js";
 export * from "./gateway.js";
+export * from "./session/chat-port.js";

@@ -124,7 +124,7 @@ export function chatHandlers({
 }
 
 /** A SendEvent answer for one event; a refusal's domain error becomes its ErrorDetail (errors.ts). */
-function presentAck(a: SendAck) {
+export function presentAck(a: SendAck) {
   return create(AckEventSchema, {
     eventId: a.eventId,
     roomId: a.roomId,

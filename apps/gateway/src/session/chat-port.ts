@@ -1,5 +1,6 @@
 import type { Client } from "@connectrpc/connect";
 import type { AckEvent, ChatService, PresenceState, RoomCursor, RoomEvent, SyncResponse } from "@service-chat/api";
+import type { Identity } from "@service-chat/core";
 
 /**
  * What a device session asks of the Default Service, on behalf of one device. A refusal rejects
@@ -7,8 +8,11 @@ import type { AckEvent, ChatService, PresenceState, RoomCursor, RoomEvent, SyncR
  * back to the device as an `error` frame).
  */
 export interface ChatPort {
-  /** Stores one event; the ack carries its id and seq, or the per-event error. */
-  send(event: RoomEvent): Promise<AckEvent>;
+  /**
+   * Stores events (at most 100, as SendEvent takes them), in order; each ack carries its event's
+   * id and seq, or its per-event error.
+   */
+  send(events: RoomEvent[]): Promise<AckEvent[]>;
   /** Moves the device's delivered cursors forward. */
   ack(cursors: RoomCursor[]): Promise<void>;
   markRead(roomId: string, seq: bigint): Promise<void>;
@@ -18,8 +22,19 @@ export interface ChatPort {
   sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse>;
 }
 
-/** Opens the port of a device once its hello is accepted. */
-export type OpenChatPort = (device: { token: string; deviceId: string }) => ChatPort;
+/** The device a port acts for: its verified identity and the token it was verified from. */
+export interface PortDevice {
+  identity: Identity;
+  token: string;
+  deviceId: string;
+}
+
+/**
+ * Opens the port of a device once its hello is accepted. A gateway beside the Default Service
+ * calls the services directly with the verified identity (apps/default/src/server/gateway-port.ts);
+ * a gateway of its own calls ChatService over the network with the device's token (below).
+ */
+export type OpenChatPort = (device: PortDevice) => ChatPort;
 
 /** The port over a ChatService client: every call carries the device's own token. */
 export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
@@ -34,9 +49,9 @@ class ClientChatPort implements ChatPort {
     private readonly deviceId: string,
   ) {}
 
-  async send(event: RoomEvent): Promise<AckEvent> {
-    const { ack } = await this.chat.sendEvent({ event: [event] }, this.options());
-    return ack[0] as AckEvent;
+  async send(events: RoomEvent[]): Promise<AckEvent[]> {
+    const { ack } = await this.chat.sendEvent({ event: events }, this.options());
+    return ack;
   }
 
   async ack(cursors: RoomCursor[]): Promise<void> {

@@ -2,7 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { type ClientFrame, type Hello, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
+import { type ClientFrame, type Hello, type RoomEvent, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import type { Logger } from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { ChatPort } from "./chat-port.js";
@@ -23,18 +23,41 @@ export interface DispatchLimits {
   eventsPerSecond: number;
   /** Seconds' worth of frames beyond the rate before the device is disconnected (rate limited). */
   rateLimitGraceSec: number;
+  /** `send` frames waiting for their ack; beyond, a send is refused with resource_exhausted. */
+  maxPendingSends: number;
+}
+
+/** Events per call to the port: SendEvent's largest. */
+const SEND_BATCH = 100;
+
+interface PendingSend {
+  requestId: string;
+  event: RoomEvent;
 }
 
 /**
- * The device's frames: the rate limit as they arrive, then one at a time and in order, each
- * turned into a call of the device's ChatService port and its answer (`send` → `ack`, `ping` →
- * `pong`, a refusal → `error` with the Connect code's name).
+ * The device's frames: the rate limit as they arrive; the hello first (every later frame waits
+ * for it); then each turned into a call of the device's ChatService port and its answer.
+ *
+ * Sends are pipelined: a device may have many `send` frames in flight. They go to the port in
+ * arrival order, one call at a time per device: the sends that arrive while a call is out travel
+ * together in the next (up to 100), so a device sending fast is stored in a few calls and the
+ * group committer sees them together, while the device's own order — within a room and across
+ * rooms — is the order of its frames. Acks come back in that order. Other frames (read markers,
+ * cursors, typing, presence) do not wait for sends; they are handled one at a time among
+ * themselves, in order (a typing stop never overtakes its start).
  */
 export class Dispatcher {
   /** The rate limit, a token bucket: a second's worth at most saved up, negative once overdrawn. */
   private tokens: number;
   private tokensAt = Date.now();
-  private handling: Promise<void> = Promise.resolve();
+  /** Settles once the hello was handled; undefined until it arrives. */
+  private ready: Promise<void> | undefined;
+  private readonly sends: PendingSend[] = [];
+  /** Sends taken by the port call in flight. */
+  private sending = 0;
+  /** The other calls, one after another. */
+  private calls: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly session: DispatchTarget,
@@ -51,12 +74,20 @@ export class Dispatcher {
       if (this.tokens < -this.limits.rateLimitGraceSec * rate) this.session.close(DISCONNECT.rateLimited);
       return;
     }
-    this.handling = this.handling
-      .then(() => this.handle(frame))
-      .catch((err: unknown) => {
-        this.logger.error({ err }, "frame failed");
+    if (!this.ready) {
+      const f = frame.frame;
+      if (f.case !== "hello") {
+        this.session.close(DISCONNECT.badFrame, "the first frame must be hello");
+        return;
+      }
+      this.ready = this.session.hello(f.value).catch((err: unknown) => {
+        this.logger.error({ err }, "hello failed");
         this.session.close(DISCONNECT.internal);
       });
+      return;
+    }
+    // Callbacks of one promise run in the order they were added: frames start in arrival order.
+    void this.ready.then(() => this.handle(frame));
   }
 
   /** The transport could not decode a frame: the device hears why; after the hello, the session goes on. */
@@ -74,42 +105,62 @@ export class Dispatcher {
     return this.tokens >= 0;
   }
 
-  private async handle(frame: ClientFrame): Promise<void> {
-    const { session } = this;
-    if (session.state === "closed") return;
+  private handle(frame: ClientFrame): void {
+    if (this.session.state === "closed") return;
+    const port = this.session.port;
+    const id = frame.requestId;
     const f = frame.frame;
-    if (session.state === "hello") {
-      if (f.case !== "hello") return session.close(DISCONNECT.badFrame, "the first frame must be hello");
-      return session.hello(f.value);
+    if (!port) this.error(id, "failed_precondition", "the hello was not accepted");
+    else if (f.case === "send") this.queueSend(port, id, f.value);
+    else if (f.case === "ping") this.answer(id, { case: "pong", value: { serverTime: timestampNow() } });
+    else if (f.case === "ack") this.call(id, () => port.ack(f.value.cursors));
+    else if (f.case === "read") this.call(id, () => port.markRead(f.value.roomId, f.value.seq));
+    else if (f.case === "typing") this.call(id, () => port.typing(f.value.roomId, f.value.active));
+    else if (f.case === "presence") this.call(id, () => port.presence(f.value.state));
+    else if (f.case === "hello") this.error(id, "failed_precondition", "hello was already sent");
+    else this.error(id, "invalid_argument", "frame: empty or unknown frame kind");
+  }
+
+  private queueSend(port: ChatPort, requestId: string, event: RoomEvent): void {
+    if (this.sends.length + this.sending >= this.limits.maxPendingSends) {
+      this.error(requestId, "resource_exhausted", `more than ${this.limits.maxPendingSends} sends waiting`);
+      return;
     }
-    const port = session.port;
-    if (!port) return this.error(frame.requestId, "failed_precondition", "the hello is still being handled");
-    try {
-      switch (f.case) {
-        case "hello":
-          return this.error(frame.requestId, "failed_precondition", "hello was already sent");
-        case "ping":
-          return this.answer(frame.requestId, { case: "pong", value: { serverTime: timestampNow() } });
-        case "send":
-          return this.answer(frame.requestId, { case: "ack", value: await port.send(f.value) });
-        case "ack":
-          return await port.ack(f.value.cursors);
-        case "read":
-          return await port.markRead(f.value.roomId, f.value.seq);
-        case "typing":
-          return await port.typing(f.value.roomId, f.value.active);
-        case "presence":
-          return await port.presence(f.value.state);
-        default:
-          return this.error(frame.requestId, "invalid_argument", "frame: empty or unknown frame kind");
+    this.sends.push({ requestId, event });
+    if (this.sending === 0) void this.drainSends(port);
+  }
+
+  /** One port call at a time, each with every send that waited for it (at most SEND_BATCH). */
+  private async drainSends(port: ChatPort): Promise<void> {
+    while (this.sends.length > 0 && this.session.state !== "closed") {
+      const batch = this.sends.splice(0, SEND_BATCH);
+      this.sending = batch.length;
+      try {
+        const acks = await port.send(batch.map((s) => s.event));
+        batch.forEach((s, i) => {
+          const ack = acks[i];
+          if (ack) this.answer(s.requestId, { case: "ack", value: ack });
+          else this.error(s.requestId, "internal", "internal error");
+        });
+      } catch (err) {
+        for (const s of batch) this.failed(s.requestId, err);
       }
-    } catch (err) {
-      this.failed(frame.requestId, err);
     }
+    this.sending = 0;
+    this.sends.length = 0;
+  }
+
+  private call(requestId: string, work: () => Promise<unknown>): void {
+    this.calls = this.calls
+      .then(() => (this.session.state === "closed" ? undefined : work()))
+      .then(
+        () => {},
+        (err: unknown) => this.failed(requestId, err),
+      );
   }
 
   private answer(requestId: string, frame: MessageInitShape<typeof ServerFrameSchema>["frame"]): void {
-    this.session.emit(create(ServerFrameSchema, { requestId, frame }));
+    if (this.session.state !== "closed") this.session.emit(create(ServerFrameSchema, { requestId, frame }));
   }
 
   private error(requestId: string, code: string, message: string): void {
@@ -117,6 +168,7 @@ export class Dispatcher {
   }
 
   private failed(requestId: string, err: unknown): void {
+    if (this.session.state === "closed") return;
     if (err instanceof ConnectError) {
       if (err.code === Code.Unauthenticated) this.session.close(DISCONNECT.authExpired, err.rawMessage);
       else this.error(requestId, codeToString(err.code), err.rawMessage);

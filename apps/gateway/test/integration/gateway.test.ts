@@ -38,6 +38,42 @@ describe("device streams", () => {
     native.close();
   });
 
+  it("pipelines a device's sends: 90 frames without waiting (within its rate), acked in order, stored in the order sent", async () => {
+    const [a, b] = [await groupRoom(t, "pa", "pb"), await groupRoom(t, "pa", "pb")];
+    const sender = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("pa", "fast") } });
+    const reader = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("pb", "reader") } });
+    await sender.waitFor((f) => f.frame.case === "synced");
+    await reader.waitFor((f) => f.frame.case === "synced");
+    const rooms = (i: number) => (i % 3 === 0 ? b : a);
+    for (let i = 0; i < 90; i++) {
+      sender.send({
+        requestId: `s${i}`,
+        frame: { case: "send", value: { ...text(rooms(i), `m${i}`), clientId: `c${i}` } },
+      });
+    }
+    await sender.waitFor((f) => f.requestId === "s89");
+    const acks = sender.frames.filter((f) => f.requestId.startsWith("s"));
+    expect(acks.map((f) => f.requestId)).toEqual(Array.from({ length: 90 }, (_, i) => `s${i}`));
+    expect(acks.every((f) => f.frame.case === "ack" && !f.frame.value.error)).toBe(true);
+    // In each room, seqs follow the order of the frames: 2, 3, 4, … after the room's creation.
+    for (const room of [a, b]) {
+      const sent = acks.flatMap((f, i) => (rooms(i) === room && f.frame.case === "ack" ? [f.frame.value] : []));
+      expect(sent.map((ack) => Number(ack.seq))).toEqual(sent.map((_, n) => n + 2));
+      const last = Number(sent[sent.length - 1]?.seq);
+      await reader.waitFor(
+        (f) => f.frame.case === "event" && f.frame.value.roomId === room && f.frame.value.seq === BigInt(last),
+      );
+      const shown = reader.events(room).filter((e) => e.content.case === "text");
+      expect(shown.map((e) => (e.content.value as { body: string }).body)).toEqual(
+        Array.from({ length: 90 }, (_, i) => i)
+          .filter((i) => rooms(i) === room)
+          .map((i) => `m${i}`),
+      );
+    }
+    sender.close();
+    reader.close();
+  });
+
   it("answers ping with pong", async () => {
     const d = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("pinger", "d1") } });
     await d.waitFor((f) => f.frame.case === "welcome");

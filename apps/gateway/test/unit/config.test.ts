@@ -12,6 +12,7 @@ describe("the gateway's settings", () => {
       maxConnectionsPerDevice: 1,
       eventsPerSecond: 100,
       rateLimitGraceSec: 5,
+      maxPendingSends: 1000,
       sendQueueMaxBytes: 1024 * 1024,
       replayPageSize: 500,
       maxHeldFrames: 10_000,

@@ -17,6 +17,7 @@ const limits: Limits = {
   maxConnectionsPerDevice: 5,
   eventsPerSecond: 100,
   rateLimitGraceSec: 5,
+  maxPendingSends: 1000,
   sendQueueMaxBytes: 1024 * 1024,
   replayPageSize: 500,
   maxHeldFrames: 10_000,
