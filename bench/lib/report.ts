@@ -391,9 +391,11 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         "the server's own timing of SendEvent (handler start → response, calls answered ok), read from the " +
         "`chat_rpc_server_duration_seconds` buckets of its /metrics at the start and end of the same measured window, " +
         "percentiles interpolated within buckets about ×1.5 wide. pgbench: `-c 16 -j 2`, the same INSERT into " +
-        "`room_events` (same columns, indexes and tsvector), in a migrated database of its own. The *no-op Connect " +
-        "handler* gets the same calls from the same generator: a connect-node server on h2c whose SendEvent answers " +
-        "at once, storing nothing (what the RPC framework itself costs).",
+        "`room_events` (same columns, indexes and tsvector), in a migrated database of its own." +
+        (send?.noop
+          ? " The *no-op Connect handler* gets the same calls from the same generator: a connect-node server on h2c " +
+            "whose SendEvent answers at once, storing nothing (what the RPC framework itself costs)."
+          : ""),
       "",
     );
     const prow = (label: string, p: Pg, unit: string): string[] => [
@@ -443,11 +445,13 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         ? `SendEvent ×1 ÷ pgbench committing one send per transaction (what a call costs PostgreSQL without group commit): ${times(ratio(send?.single.eventsPerSecond, pg.transaction.median))}; above 1× means batching concurrent calls beat a transaction per call.`
         : "",
       "",
-      send?.noop
-        ? `SendEvent ×1 ÷ the no-op Connect handler (the same calls, answered at once): ${times(ratio(send.single.eventsPerSecond, send.noop.eventsPerSecond))}.`
-        : "",
-      "",
     );
+    if (send?.noop) {
+      out.push(
+        `SendEvent ×1 ÷ the no-op Connect handler (the same calls, answered at once): ${times(ratio(send.single.eventsPerSecond, send.noop.eventsPerSecond))}.`,
+        "",
+      );
+    }
     if (send?.single.runs && send.single.runs.length > 1) {
       out.push(
         `Runs (median taken): SendEvent ×1 ${send.single.runs.map(fmt).join(", ")}; ×100 ${send.batched.runs?.map(fmt).join(", ")}.`,
