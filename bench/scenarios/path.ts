@@ -121,13 +121,19 @@ async function createRooms(ctx: Ctx, server: Server, spec: SeriesSpec, tag: stri
 
 /**
  * The device processes: series 1 spreads every room's members over `deviceProcesses` processes
- * (member k of room r on process (10r + k) mod n), each sending for its own devices; the others
- * put the sender alone in a process of its own and the receivers in the rest.
+ * (member k of room r on process (10r + k) mod n), each sending for its own devices in turn,
+ * listed member by member across the rooms so that consecutive messages go to different rooms;
+ * the other series put the sender alone in a process of its own and the receivers in the rest.
  */
 function assign(spec: SeriesSpec, devices: Device[], n: number): Device[][] {
   if (spec.everyoneSends) {
     const out: Device[][] = Array.from({ length: n }, () => []);
-    for (const [i, d] of devices.entries()) out[i % n]?.push(d);
+    for (let k = 0; k < spec.members; k++) {
+      for (let r = 0; r < spec.rooms; r++) {
+        const i = r * spec.members + k;
+        out[i % n]?.push(devices[i] as Device);
+      }
+    }
     return out;
   }
   const receivers = devices.filter((d) => !d.sends);
