@@ -74,7 +74,7 @@ const codes = (m: Record<string, number>) =>
     .map(([k, v]) => `${v} ${k}`)
     .join(", ");
 
-function row(x: PathStep): string[] {
+function row(x: PathStep, embedded: boolean): string[] {
   const errors = codes(x.acks.errors);
   const otherErrors = codes(x.acks.otherErrors);
   const busy = x.cpuBusy.map((c) => (Number.isFinite(c) ? c.toFixed(2) : "–")).join(" / ");
@@ -94,8 +94,9 @@ function row(x: PathStep): string[] {
       ? `**${x.order.duplicates} dup / ${x.order.gaps} gaps (${x.order.missing} seqs)**`
       : "0",
     x.cores.server.toFixed(2),
-    x.cores.database.toFixed(2),
-    x.cores.queue.toFixed(2),
+    // The embedded default has its database in the server process, and no NATS or Redis.
+    embedded ? "(in server)" : x.cores.database.toFixed(2),
+    embedded ? "–" : x.cores.queue.toFixed(2),
     `${busy}${Math.max(...other) >= 0.05 ? ` (other: ${other.map((o) => o.toFixed(2)).join(" / ")})` : ""}` +
       `${x.clientBound ? " **client-bound**" : ""}`,
     x.keptUp ? "yes" : `no (${x.failed.join("; ")})`,
@@ -156,8 +157,9 @@ export function pathSection(run: PathRun): string[] {
     "",
   ];
   if (run.pinned.length) {
+    const n = (x: number) => `${x} process${x === 1 ? "" : "es"}`;
     out.push(
-      `Pinned to CPU 0 for the PostgreSQL series: ${run.pinned.map((x) => `${x.name} (${x.processes} processes)`).join(", ")}.`,
+      `Pinned to CPU 0 for the PostgreSQL series: ${run.pinned.map((x) => `${x.name} (${n(x.processes)})`).join(", ")}.`,
       "",
     );
   }
@@ -181,11 +183,18 @@ export function pathSection(run: PathRun): string[] {
         `${s.connectFailed ? ` (**${s.connectFailed} failed**)` : ""}.${s.error ? ` **The series failed:** ${s.error}` : ""}`,
       "",
     );
-    if (s.steps.length) out.push(table(HEAD, s.steps.map(row)));
+    if (s.steps.length)
+      out.push(
+        table(
+          HEAD,
+          s.steps.map((x) => row(x, s.backend === "embedded")),
+        ),
+      );
     out.push(
       `Highest rate kept up: ${highest(s)}` +
         (at
-          ? `; there ${latencyAt(at)}, server CPU ${at.cores.server.toFixed(2)}, DB CPU ${at.cores.database.toFixed(2)}, ` +
+          ? `; there ${latencyAt(at)}, server CPU ${at.cores.server.toFixed(2)}` +
+            `${s.backend === "postgres" ? `, DB CPU ${at.cores.database.toFixed(2)}` : ""}, ` +
             `CPU 0 ${at.cpuBusy[0]?.toFixed(2) ?? "–"} busy.`
           : "."),
       "",
