@@ -1,8 +1,9 @@
 /**
  * The benchmark suite: `npm run bench` (quick profile) or `npm run bench -- --full`.
- * Options: --only=send,fanout,rooms,storm,idle,backends  --cpu-prof (servers write .cpuprofile files
- * to .tmp/bench-profiles)  --out=DIR (default bench/results)  --report=FILE.json (rewrite the
- * report of an earlier run).
+ * Options: --only=send,fanout,rooms,storm,idle,backends,path  --path-series=rooms,room100,…
+ * --path-backends=embedded,postgres (some of the path scenario)  --cpu-prof (servers write .cpuprofile
+ * files to .tmp/bench-profiles)  --out=DIR (default bench/results)  --name=LABEL (result files
+ * named <date>-<profile>-LABEL)  --report=FILE.json (rewrite the report of an earlier run).
  *
  * Every server and generator is a process of its own; everything the run starts (processes,
  * databases, NATS streams, Redis keys) is removed at the end, also after a failure or Ctrl-C.
@@ -18,14 +19,25 @@ import { writeReport } from "./lib/report.js";
 import { backends } from "./scenarios/backends.js";
 import { fanOut } from "./scenarios/fanout.js";
 import { idle } from "./scenarios/idle.js";
+import { messagePath } from "./scenarios/path.js";
 import { manyRooms } from "./scenarios/rooms.js";
 import { pgbenchBaselines, sendPath } from "./scenarios/send.js";
 import { storm } from "./scenarios/storm.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
-const profile = PROFILES[argv.includes("--full") ? "full" : "quick"];
-const ALL = ["send", "fanout", "rooms", "storm", "idle", "backends"];
+const chosen = PROFILES[argv.includes("--full") ? "full" : "quick"];
+// --path-series=rooms,room100,room1000,room1000Json and --path-backends=embedded,postgres pick
+// some of the message-path scenario's series.
+const profile = {
+  ...chosen,
+  path: {
+    ...chosen.path,
+    series: (opt("path-series")?.split(",") as typeof chosen.path.series | undefined) ?? chosen.path.series,
+    backends: (opt("path-backends")?.split(",") as typeof chosen.path.backends | undefined) ?? chosen.path.backends,
+  },
+};
+const ALL = ["send", "fanout", "rooms", "storm", "idle", "backends", "path"];
 const only = new Set(opt("only")?.split(",") ?? ALL);
 const outDir = opt("out") ?? join(ROOT, "bench/results");
 
@@ -34,7 +46,7 @@ const again = opt("report");
 if (again) {
   const earlier = JSON.parse(readFileSync(again, "utf8")) as Record<string, unknown>;
   const name = (earlier.profile as { name?: string } | undefined)?.name ?? profile.name;
-  console.log(writeReport(outDir, name, earlier).join("\n"));
+  console.log(writeReport(outDir, name, earlier, earlier.label as string | undefined).join("\n"));
   process.exit(0);
 }
 
@@ -79,6 +91,7 @@ try {
   log(`${env.cpuModel}, ${env.cores} cores, Node ${env.node}, load ${env.loadAverageAtStart}`);
   results.environment = env;
   results.profile = profile;
+  if (opt("name")) results.label = opt("name");
   results.startedAt = new Date().toISOString();
 
   if (only.has("send")) results.pgbench = await pgbenchBaselines(ctx, tmp);
@@ -104,6 +117,7 @@ try {
   }
   if (only.has("idle")) results.idle = await idle(ctx);
   if (only.has("backends")) results.backends = await backends(ctx, results);
+  if (only.has("path")) results.path = await messagePath(ctx);
 } catch (err) {
   failure = err;
   console.error(err);
@@ -115,6 +129,6 @@ try {
 results.finishedAt = new Date().toISOString();
 results.seconds = Math.round((performance.now() - t0) / 1000);
 if (failure) results.error = failure instanceof Error ? failure.message : String(failure);
-const files = writeReport(outDir, profile.name, results);
+const files = writeReport(outDir, profile.name, results, opt("name"));
 log(`wrote ${files.join(", ")}`);
 process.exit(failure ? 1 : 0);

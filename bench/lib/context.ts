@@ -60,6 +60,23 @@ export interface Profile {
     gateways: number;
   };
   backends: { list: Backend[]; sendMs: number; fanRates: number; stepMs: number };
+  path: PathProfile;
+}
+
+/** The message path measured on one core (bench/scenarios/path.ts). */
+export interface PathProfile {
+  /** Each step: a warm-up at the step's rate, the measured window, then at most drainMs for stragglers. */
+  warmupMs: number;
+  stepMs: number;
+  drainMs: number;
+  /** Processes the devices are spread over (in series 1 each also sends for its own devices). */
+  deviceProcesses: number;
+  /** Messages per second of each series, in order; a ramp stops after the first rate not kept up. */
+  rates: { rooms: number[]; room100: number[]; room1000: number[]; room1000Json: number[] };
+  /** The series run (--path-series), in this order of theirs: rooms, room100, room1000, room1000Json. */
+  series: (keyof PathProfile["rates"])[];
+  /** --path-backends */
+  backends: ("embedded" | "postgres")[];
 }
 
 export const PROFILES: Record<"quick" | "full", Profile> = {
@@ -98,6 +115,20 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     idle: { levels: [2000], holdMs: 5000, perProcess: 1000 },
     storm: { devices: 1000, roomSize: 20, whileDown: 5, processes: 2, gateways: 1 },
     backends: { list: ["mem", "redis"], sendMs: 3000, fanRates: 2, stepMs: 2500 },
+    path: {
+      warmupMs: 3000,
+      stepMs: 8000,
+      drainMs: 8000,
+      deviceProcesses: 2,
+      rates: {
+        rooms: [250, 500, 1000, 2000, 4000],
+        room100: [25, 50, 100, 200, 400, 1000],
+        room1000: [10, 20, 40, 80, 160],
+        room1000Json: [10, 20, 40, 80, 160],
+      },
+      series: ["rooms", "room100", "room1000", "room1000Json"],
+      backends: ["embedded", "postgres"],
+    },
   },
   full: {
     name: "full",
@@ -134,6 +165,20 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     idle: { levels: [5000, 10000, 18000], holdMs: 35000, perProcess: 6000 },
     storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2, gateways: 2 },
     backends: { list: ["mem", "nats", "redis"], sendMs: 8000, fanRates: 2, stepMs: 6000 },
+    path: {
+      warmupMs: 4000,
+      stepMs: 10000,
+      drainMs: 15000,
+      deviceProcesses: 2,
+      rates: {
+        rooms: [250, 500, 1000, 1500, 2000, 3000, 4000, 6000],
+        room100: [25, 50, 100, 200, 400, 700, 1000, 1500],
+        room1000: [10, 20, 40, 80, 120, 160],
+        room1000Json: [10, 20, 40, 80, 120, 160],
+      },
+      series: ["rooms", "room100", "room1000", "room1000Json"],
+      backends: ["embedded", "postgres"],
+    },
   },
 };
 
@@ -201,6 +246,8 @@ export interface ServerSpec {
   chatServiceUri?: string;
   cache?: "mem" | "redis";
   env?: Record<string, string>;
+  /** Pins the server to these CPUs (`taskset -c`), e.g. "0". */
+  cpus?: string;
 }
 
 export const DB_POOL_SIZE = 16;
@@ -224,7 +271,7 @@ export function serverEnv(ctx: Ctx, s: ServerSpec): Record<string, string> {
 
 export function launch(ctx: Ctx, s: ServerSpec): Promise<Server> {
   const flags = ctx.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", ctx.cpuProfileDir] : [];
-  return startServer(s.name, serverEnv(ctx, s), flags);
+  return startServer(s.name, serverEnv(ctx, s), flags, s.cpus);
 }
 
 /** Measures CPU of every process around `fn`. */

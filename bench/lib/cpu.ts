@@ -195,3 +195,26 @@ export function listenOverflows(): number {
     return Number.NaN;
   }
 }
+
+/** Busy and total seconds of each CPU so far (the `cpuN` lines of /proc/stat). */
+export function perCpuTicks(): { busy: number; total: number }[] {
+  const out: { busy: number; total: number }[] = [];
+  for (const line of readFileSync("/proc/stat", "utf8").split("\n")) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const v = (m[2] as string).trim().split(/\s+/).map(Number);
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    out[Number(m[1])] = { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
+  }
+  return out;
+}
+
+/** How busy each CPU was between two perCpuTicks readings (0–1 each). */
+export function cpuBusy(a: { busy: number; total: number }[], b: { busy: number; total: number }[]): number[] {
+  return b.map((x, i) => {
+    const y = a[i];
+    const total = y ? x.total - y.total : 0;
+    return total > 0 ? round((x.busy - (y?.busy ?? 0)) / total, 3) : Number.NaN;
+  });
+}

@@ -153,16 +153,24 @@ export interface NodeOptions {
   flags?: string[];
   /** Preload the probe (memory after GC on request; exits when the run goes away). */
   probe?: boolean;
+  /** The CPUs the process may run on (`taskset -c`, e.g. "0"); any when absent. */
+  cpus?: string;
 }
 
-/** Starts `node --import tsx <script>` from the repository root with an IPC channel. */
+/**
+ * Starts `node --import tsx <script>` from the repository root with an IPC channel; with `cpus`,
+ * through `taskset -c CPUS` (which sets the affinity and then becomes node: same pid, same channel).
+ */
 export function spawnNode(name: string, kind: Kind, script: string, options: NodeOptions = {}): Child {
   const args = [...(options.flags ?? [])];
   if (options.probe) args.push("--expose-gc");
   args.push("--import", "tsx");
   if (options.probe) args.push("--import", PROBE);
   args.push(script);
-  const child = spawn(process.execPath, args, {
+  const [command, argv] = options.cpus
+    ? ["taskset", ["-c", options.cpus, process.execPath, ...args]]
+    : [process.execPath, args];
+  const child = spawn(command, argv, {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
@@ -170,9 +178,10 @@ export function spawnNode(name: string, kind: Kind, script: string, options: Nod
   return new Child(name, kind, child);
 }
 
-export function startGenerator(name: string): Promise<Child> {
-  const c = spawnNode(name, "generator", WORKER);
-  return c.once((m) => m.ready === true, 30_000).then(() => c);
+export function startGenerator(name: string, cpus?: string): Promise<Child> {
+  const c = spawnNode(name, "generator", WORKER, cpus ? { cpus } : {});
+  // A bound, not an expected wait: on a busy machine (or a pinned, shared core) tsx starts slowly.
+  return c.once((m) => m.ready === true, 120_000).then(() => c);
 }
 
 export interface Server {
@@ -182,13 +191,22 @@ export interface Server {
   wsUrl: string;
 }
 
-/** Starts a Service Chat process (`node --import tsx apps/default/src/main.ts`) on free ports and waits until ready. */
-export async function startServer(name: string, env: Record<string, string>, flags: string[] = []): Promise<Server> {
+/**
+ * Starts a Service Chat process (`node --import tsx apps/default/src/main.ts`) on free ports and
+ * waits until ready; `cpus` pins it (taskset -c) from its first instruction.
+ */
+export async function startServer(
+  name: string,
+  env: Record<string, string>,
+  flags: string[] = [],
+  cpus?: string,
+): Promise<Server> {
   const [http, grpc] = [await freePort(), await freePort()];
   const proc = spawnNode(name, "server", "apps/default/src/main.ts", {
     env: { ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc), BIND_HOST: "127.0.0.1" },
     flags,
     probe: true,
+    ...(cpus ? { cpus } : {}),
   });
   const server = {
     proc,
@@ -196,7 +214,7 @@ export async function startServer(name: string, env: Record<string, string>, fla
     grpcUrl: `http://127.0.0.1:${grpc}`,
     wsUrl: `ws://127.0.0.1:${http}/ws`,
   };
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
     const ok = await fetch(`${server.httpUrl}/readyz`).then(
       (r) => r.ok,

@@ -3,10 +3,13 @@ import { join } from "node:path";
 import type { BackendRun } from "../scenarios/backends.js";
 import { type FanRun, type FanStep, keptUp } from "../scenarios/fanout.js";
 import type { IdleRun } from "../scenarios/idle.js";
+import type { PathRun } from "../scenarios/path.js";
 import type { RoomsRun, RoomsStep } from "../scenarios/rooms.js";
 import type { PgbenchResult, SendStep } from "../scenarios/send.js";
 import type { StormResult } from "../scenarios/storm.js";
 import type { CpuReport } from "./cpu.js";
+import { kb, ms, pct, ratio, table, times, verdict } from "./format.js";
+import { classifyPath, pathSection, pathSummaryRows } from "./report-path.js";
 import { fmt, lineChart, type Series } from "./svg.js";
 
 type Pg = PgbenchResult & { median: number; runs: number[] };
@@ -14,6 +17,8 @@ type Pg = PgbenchResult & { median: number; runs: number[] };
 export interface Results {
   environment?: Record<string, unknown> & { cpuModel: string; cores: number };
   profile?: { name: string };
+  /** --name: the result files are <date>-<profile>-<label>. */
+  label?: string;
   serverSettings?: Record<string, string>;
   startedAt?: string;
   seconds?: number;
@@ -21,22 +26,16 @@ export interface Results {
   /** Added by hand to a kept result file: what the environment fields cannot say. */
   note?: string;
   pgbench?: { oneRow: Pg; hundredRows: Pg; transaction: Pg };
-  send?: { single: SendStep; halfLoad?: SendStep; batched: SendStep };
+  send?: { single: SendStep; noop?: SendStep; halfLoad?: SendStep; batched: SendStep };
   fanout?: { ours: FanRun; baseline?: FanRun }[];
   /** Absent from results of runs before the scenario existed. */
   rooms?: RoomsRun;
   storm?: StormResult;
   idle?: { ours: IdleRun; baseline: IdleRun };
   backends?: BackendRun[];
+  /** Absent from results of runs before the scenario existed. */
+  path?: PathRun;
 }
-
-const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? "–" : x < 10 ? x.toFixed(1) : fmt(x));
-const ratio = (a: number | undefined, b: number | undefined) =>
-  a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? Number.NaN : a / b;
-const times = (r: number) => (Number.isFinite(r) ? `${r >= 10 ? r.toFixed(0) : r.toFixed(2)}×` : "–");
-const pct = (r: number) => (Number.isFinite(r) ? `${(r * 100).toFixed(r >= 0.9995 && r < 1 ? 2 : 1)} %` : "–");
-const kb = (b: number) => (Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KiB` : "–");
-const verdict = (ok: boolean | undefined) => (ok === undefined ? "–" : ok ? "met" : "**not met**");
 
 /** The server processes and PostgreSQL's share of a step, and whether the generator was the limit. */
 function cpuCells(c: CpuReport | undefined): string[] {
@@ -50,7 +49,8 @@ function cpuCells(c: CpuReport | undefined): string[] {
       k.startsWith("service-chat") ||
       k.startsWith("gateway") ||
       k.startsWith("default service") ||
-      k.startsWith("raw ws"),
+      k.startsWith("raw ws") ||
+      k.startsWith("connect no-op"),
   );
   const infra = sum((k) => k.startsWith("postgres") || k === "nats-server" || k === "redis-server");
   return [
@@ -62,15 +62,6 @@ function cpuCells(c: CpuReport | undefined): string[] {
 }
 
 const CPU_HEAD = ["server CPU", "PG/NATS/Redis CPU", "busiest generator", "other CPU"];
-
-function table(head: string[], rows: string[][]): string {
-  return [
-    `| ${head.join(" | ")} |`,
-    `| ${head.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) => `| ${r.join(" | ")} |`),
-    "",
-  ].join("\n");
-}
 
 /** The step at half the highest rate sustained (the step below it in a doubling ramp). */
 export function halfRateStep(run: FanRun | undefined): FanStep | undefined {
@@ -210,7 +201,8 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
   const env = r.environment;
   const out: string[] = [];
   const date = (r.startedAt ?? new Date().toISOString()).slice(0, 10);
-  out.push(`# Service Chat benchmark — ${date}, ${r.profile?.name ?? "?"} profile`, "");
+  const label = r.label ? ` (${r.label})` : "";
+  out.push(`# Service Chat benchmark — ${date}, ${r.profile?.name ?? "?"} profile${label}`, "");
   if (env) {
     out.push(
       `Machine: **${env.cpuModel}**, ${env.cores} cores, ${env.memoryGiB} GiB; Node ${env.node}; ${String(env.postgres).split(" on ")[0]} ` +
@@ -266,6 +258,16 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         "–",
         "≤ 20 ms",
         verdict(half.latency.p95 <= 20),
+      ]);
+    }
+    if (send.noop) {
+      rows.push([
+        "send path next to the RPC framework alone",
+        `${fmt(send.single.eventsPerSecond)} msgs/s`,
+        `no-op Connect handler ${fmt(send.noop.eventsPerSecond)} calls/s`,
+        times(ratio(send.single.eventsPerSecond, send.noop.eventsPerSecond)),
+        "– (none set)",
+        "–",
       ]);
     }
     const rb = ratio(send.batched.eventsPerSecond, pg.hundredRows.median);
@@ -374,6 +376,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
     const worst = Math.min(...ratios.map((s) => s.deliveryRatio));
     rows.push(["delivery ratio (every step)", `lowest ${pct(worst)}`, "–", "–", "100 %", verdict(worst >= 1)]);
   }
+  if (r.path) rows.push(...pathSummaryRows(r.path));
   out.push("## Summary", "", table(["area", "Service Chat", "baseline (same run)", "ratio", "target", ""], rows));
 
   if (pg || send) {
@@ -388,7 +391,11 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         "the server's own timing of SendEvent (handler start → response, calls answered ok), read from the " +
         "`chat_rpc_server_duration_seconds` buckets of its /metrics at the start and end of the same measured window, " +
         "percentiles interpolated within buckets about ×1.5 wide. pgbench: `-c 16 -j 2`, the same INSERT into " +
-        "`room_events` (same columns, indexes and tsvector), in a migrated database of its own.",
+        "`room_events` (same columns, indexes and tsvector), in a migrated database of its own." +
+        (send?.noop
+          ? " The *no-op Connect handler* gets the same calls from the same generator: a connect-node server on h2c " +
+            "whose SendEvent answers at once, storing nothing (what the RPC framework itself costs)."
+          : ""),
       "",
     );
     const prow = (label: string, p: Pg, unit: string): string[] => [
@@ -406,7 +413,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
       `${ms(s.latency.p50)} / ${ms(s.latency.p95)} / ${ms(s.latency.p99)} / ${ms(s.latency.max)}`,
       s.serverLatency ? `${ms(s.serverLatency.p50)} / ${ms(s.serverLatency.p95)} / ${ms(s.serverLatency.p99)}` : "–",
       base ? times(ratio(s.eventsPerSecond, base)) : "–",
-      s.published ? `yes (+${s.publishDrainSeconds.toFixed(2)} s)` : "**no**",
+      s.published === undefined ? "–" : s.published ? `yes (+${s.publishDrainSeconds.toFixed(2)} s)` : "**no**",
       ...cpuCells(s.cpu),
     ];
     const trows: string[][] = [];
@@ -417,6 +424,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
     }
     if (send) {
       trows.push(srow(send.single, pg?.oneRow.median));
+      if (send.noop) trows.push(srow(send.noop));
       if (send.halfLoad) trows.push(srow(send.halfLoad));
       trows.push(srow(send.batched, pg?.hundredRows.median));
     }
@@ -438,6 +446,12 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         : "",
       "",
     );
+    if (send?.noop) {
+      out.push(
+        `SendEvent ×1 ÷ the no-op Connect handler (the same calls, answered at once): ${times(ratio(send.single.eventsPerSecond, send.noop.eventsPerSecond))}.`,
+        "",
+      );
+    }
     if (send?.single.runs && send.single.runs.length > 1) {
       out.push(
         `Runs (median taken): SendEvent ×1 ${send.single.runs.map(fmt).join(", ")}; ×100 ${send.batched.runs?.map(fmt).join(", ")}.`,
@@ -649,6 +663,8 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
     );
   }
 
+  if (r.path) out.push(...pathSection(r.path));
+
   if (r.serverSettings) {
     out.push(
       "## Settings",
@@ -755,15 +771,16 @@ function classify(r: Results): void {
     const kept = r.rooms.steps.filter((s) => s.sustained);
     r.rooms.maxSustainedDeliveriesPerSecond = Math.max(0, ...kept.map((s) => s.deliveriesPerSecond));
   }
+  if (r.path) classifyPath(r.path);
 }
 
-/** Writes `<date>-<profile>.json`, the Markdown report beside it and its SVG charts. */
-export function writeReport(dir: string, profile: string, results: Record<string, unknown>): string[] {
+/** Writes `<date>-<profile>[-<label>].json`, the Markdown report beside it and its SVG charts. */
+export function writeReport(dir: string, profile: string, results: Record<string, unknown>, label?: string): string[] {
   mkdirSync(dir, { recursive: true });
   const r = results as Results;
   classify(r);
   const date = (r.startedAt ?? new Date().toISOString()).slice(0, 10);
-  const base = `${date}-${profile}`;
+  const base = `${date}-${profile}${label ? `-${label}` : ""}`;
   const jsonName = `${base}.json`;
   writeFileSync(join(dir, jsonName), `${JSON.stringify(results, null, 2)}\n`);
   const charts: Record<string, string[]> = {};

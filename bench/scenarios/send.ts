@@ -5,7 +5,7 @@ import { migrate, openDatabase } from "@service-chat/core";
 import { type Ctx, freshDb, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
 import { Histogram, median, type Percentiles } from "../lib/hist.js";
-import { Child, metric, ROOT, type Server, sleep, startGenerator } from "../lib/proc.js";
+import { Child, metric, ROOT, type Server, sleep, spawnNode, startGenerator } from "../lib/proc.js";
 import { type BucketPercentiles, histogramDelta, percentilesMs, readHistogram } from "../lib/prometheus.js";
 import { chatAs, createRoom, mapPool } from "../lib/setup.js";
 import type { SendResult } from "../workers/send.js";
@@ -181,7 +181,8 @@ export interface SendStep {
   skipped: number;
   /** Seconds after the last answer until the relay had published every stored event. */
   publishDrainSeconds: number;
-  published: boolean;
+  /** Whether the relay published every stored event; absent for the no-op baseline (nothing is stored). */
+  published?: boolean;
   cpu: CpuReport;
   firstError?: string;
   runs?: number[];
@@ -220,9 +221,12 @@ export function serverLatency(m: { start: string; end: string } | undefined): Se
   }
 }
 
+/** Where a step's calls go: a Service Chat server (its relay is then waited for), or the no-op baseline. */
+type Target = Server | { grpcUrl: string; httpUrl?: undefined };
+
 async function step(
   ctx: Ctx,
-  server: Server,
+  server: Target,
   gen: Child,
   label: string,
   args: {
@@ -234,7 +238,8 @@ async function step(
   },
 ): Promise<SendStep> {
   const p = ctx.profile.send;
-  const publishedBefore = await metric(server.httpUrl, "chat_outbox_published_events_total");
+  const httpUrl = server.httpUrl;
+  const publishedBefore = httpUrl ? await metric(httpUrl, "chat_outbox_published_events_total") : 0;
   const { result, cpu } = await withCpu(ctx, () =>
     gen.call<SendResult>("send.run", {
       grpcUrl: server.grpcUrl,
@@ -247,14 +252,14 @@ async function step(
       warmupMs: p.warmupMs,
       durationMs: args.durationMs,
       bodyBytes: p.bodyBytes,
-      metricsUrl: `${server.httpUrl}/metrics`,
+      ...(httpUrl ? { metricsUrl: `${httpUrl}/metrics` } : {}),
     }),
   );
   const answeredAt = performance.now();
   let published = false;
   const want = publishedBefore + result.eventsTotal;
-  while (performance.now() - answeredAt < 30_000) {
-    if ((await metric(server.httpUrl, "chat_outbox_published_events_total")) >= want) {
+  while (httpUrl && performance.now() - answeredAt < 30_000) {
+    if ((await metric(httpUrl, "chat_outbox_published_events_total")) >= want) {
       published = true;
       break;
     }
@@ -274,8 +279,8 @@ async function step(
     errors: result.errors,
     refused: result.refused,
     skipped: result.skipped,
-    publishDrainSeconds: (performance.now() - answeredAt) / 1000,
-    published,
+    publishDrainSeconds: httpUrl ? (performance.now() - answeredAt) / 1000 : 0,
+    ...(httpUrl ? { published } : {}),
     cpu,
     ...(result.firstError ? { firstError: result.firstError } : {}),
   };
@@ -288,14 +293,46 @@ const medianStep = (steps: SendStep[]): SendStep => {
 };
 
 /**
+ * The single-event closed-loop step again, against a Connect server whose SendEvent answers at
+ * once (bench/baselines/connect-noop.ts): what the RPC framework costs without Service Chat.
+ */
+async function noopStep(
+  ctx: Ctx,
+  gen: Child,
+  senders: { user: string; roomId: string }[],
+  durationMs: number,
+): Promise<SendStep> {
+  const noop = spawnNode("connect no-op", "baseline", "bench/baselines/connect-noop.ts", { probe: true });
+  try {
+    const port = Number((await noop.once((m) => typeof m.listening === "number", 30_000)).listening);
+    ctx.log(`send: the same ${senders.length} concurrent calls to a no-op Connect handler`);
+    return await step(
+      ctx,
+      { grpcUrl: `http://127.0.0.1:${port}` },
+      gen,
+      "no-op Connect handler, SendEvent ×1, closed loop",
+      {
+        senders,
+        mode: "closed",
+        batch: 1,
+        durationMs,
+      },
+    );
+  } finally {
+    await noop.stop();
+  }
+}
+
+/**
  * Scenario 1 against a running server: single-event SendEvent at saturation (closed loop, one
- * room per concurrent caller), then open loop at half that rate for latency, then 100-event calls.
+ * room per concurrent caller), the same against the no-op Connect baseline, then open loop at
+ * half the first rate for latency, then 100-event calls.
  */
 export async function sendPath(
   ctx: Ctx,
   server: Server,
   options: { short?: boolean; label?: string } = {},
-): Promise<{ single: SendStep; halfLoad?: SendStep; batched: SendStep }> {
+): Promise<{ single: SendStep; noop?: SendStep; halfLoad?: SendStep; batched: SendStep }> {
   const p = ctx.profile.send;
   const closedMs = options.short ? ctx.profile.backends.sendMs : p.closedMs;
   const repeats = options.short ? 1 : ctx.profile.repeats;
@@ -316,6 +353,7 @@ export async function sendPath(
       );
     }
     const single = medianStep(singles);
+    const noop = options.short ? undefined : await noopStep(ctx, gen, senders, closedMs);
     const half = Math.max(10, Math.round(single.eventsPerSecond / 2));
     let halfLoad: SendStep | undefined;
     if (!options.short) {
@@ -341,7 +379,7 @@ export async function sendPath(
         }),
       );
     }
-    return { single, ...(halfLoad ? { halfLoad } : {}), batched: medianStep(batches) };
+    return { single, ...(noop ? { noop } : {}), ...(halfLoad ? { halfLoad } : {}), batched: medianStep(batches) };
   } finally {
     await gen.stop();
   }

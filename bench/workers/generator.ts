@@ -15,6 +15,7 @@ import {
   waitCaughtUp,
 } from "./devices.js";
 import { fanSend, roomsSeed, roomsSend, roomsSetup, sendLoad } from "./send.js";
+import { streamBegin, streamClose, streamConnect, streamSend, streamStats } from "./stream.js";
 
 const commands: Record<string, (args: any) => unknown> = {
   "send.run": sendLoad,
@@ -31,6 +32,11 @@ const commands: Record<string, (args: any) => unknown> = {
   "storm.drop": drop,
   "storm.reconnect": reconnect,
   "storm.waitCaughtUp": waitCaughtUp,
+  "stream.connect": streamConnect,
+  "stream.begin": streamBegin,
+  "stream.send": streamSend,
+  "stream.stats": streamStats,
+  "stream.close": streamClose,
 };
 
 process.on("message", async (m: { call: number; cmd: string; args: unknown }) => {
