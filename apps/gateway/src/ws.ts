@@ -88,15 +88,16 @@ class WebSocketSink implements Sink {
 
   /** Answers the bytes written (for JSON, its length in characters: near enough). */
   write(frame: ServerFrame, bytes?: Uint8Array): number {
+    if (bytes) {
+      // A live frame, the same for every device: encoded and framed once for all of them.
+      const wire = this.json ? framedJson(bytes, frame) : framed(bytes);
+      this.socket.write(wire);
+      return wire.byteLength;
+    }
     if (this.json) {
       const text = toJsonString(ServerFrameSchema, frame);
       this.ws.send(text, { binary: false });
       return text.length;
-    }
-    if (bytes) {
-      const wire = framed(bytes);
-      this.socket.write(wire);
-      return wire.byteLength;
     }
     const binary = toBinary(ServerFrameSchema, frame);
     this.ws.send(binary, { binary: true });
@@ -110,29 +111,47 @@ class WebSocketSink implements Sink {
 
 /**
  * Live frames go to many devices with the same bytes: each is framed for the wire once (RFC 6455
- * §5.2: FIN, binary, unmasked as server frames are) and the same buffer is written to every
- * socket, instead of `ws` framing it again per device. Whole frames only, so they never
- * interleave with what `ws` itself writes (pings, close).
+ * §5.2: FIN, binary or text, unmasked as server frames are) and the same buffer is written to
+ * every socket, instead of `ws` framing it again per device. Whole frames only, so they never
+ * interleave with what `ws` itself writes (pings, close). Keyed by the live frame's bytes, which
+ * the hub hands to every device of a delivery.
  */
-const wire = new WeakMap<Uint8Array, Buffer>();
+const binaryWire = new WeakMap<Uint8Array, Buffer>();
+const jsonWire = new WeakMap<Uint8Array, Buffer>();
 
+/** A binary WebSocket frame of `bytes`. */
 export function framed(bytes: Uint8Array): Buffer {
-  let frame = wire.get(bytes);
+  let frame = binaryWire.get(bytes);
   if (!frame) {
-    const n = bytes.byteLength;
-    const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
-    frame = Buffer.allocUnsafe(header + n);
-    frame[0] = 0x82;
-    if (n < 126) frame[1] = n;
-    else if (n < 65536) {
-      frame[1] = 126;
-      frame.writeUInt16BE(n, 2);
-    } else {
-      frame[1] = 127;
-      frame.writeBigUInt64BE(BigInt(n), 2);
-    }
-    frame.set(bytes, header);
-    wire.set(bytes, frame);
+    frame = wsFrame(0x82, bytes);
+    binaryWire.set(bytes, frame);
   }
+  return frame;
+}
+
+/** A text WebSocket frame of `frame` in JSON (the `json` subprotocol), for the live frame `bytes`. */
+export function framedJson(bytes: Uint8Array, frame: ServerFrame): Buffer {
+  let wire = jsonWire.get(bytes);
+  if (!wire) {
+    wire = wsFrame(0x81, Buffer.from(toJsonString(ServerFrameSchema, frame), "utf8"));
+    jsonWire.set(bytes, wire);
+  }
+  return wire;
+}
+
+function wsFrame(first: number, payload: Uint8Array): Buffer {
+  const n = payload.byteLength;
+  const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + n);
+  frame[0] = first;
+  if (n < 126) frame[1] = n;
+  else if (n < 65536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(n), 2);
+  }
+  frame.set(payload, header);
   return frame;
 }

@@ -1,7 +1,9 @@
 import type { Writable } from "node:stream";
+import { create, fromJsonString, toBinary } from "@bufbuild/protobuf";
+import { ServerFrameSchema } from "@service-chat/api";
 import { describe, expect, it } from "vitest";
 import * as ws from "ws";
-import { framed } from "../../src/ws.js";
+import { framed, framedJson } from "../../src/ws.js";
 
 /** ws's own frame parser, as a client runs it on what a server sends (unmasked frames). */
 const Receiver = (ws as unknown as { Receiver: new (options: { isServer: boolean; maxPayload: number }) => Writable })
@@ -29,5 +31,27 @@ describe("live frames framed once for every socket", () => {
     });
     const first = payloads[3] as Uint8Array;
     expect(framed(first)).toBe(framed(first)); // made once per payload
+  });
+
+  it("are, for the json subprotocol, text frames of the frame's JSON, made once per live frame", async () => {
+    const frame = create(ServerFrameSchema, {
+      frame: {
+        case: "event",
+        value: { roomId: "r1", seq: 7n, content: { case: "text", value: { body: "héllo ".repeat(30) } } },
+      },
+    });
+    const bytes = toBinary(ServerFrameSchema, frame);
+    const receiver = new Receiver({ isServer: false, maxPayload: 0 });
+    const got: { data: Buffer; binary: boolean }[] = [];
+    receiver.on("message", (data: Buffer, binary: boolean) => got.push({ data, binary }));
+    await new Promise<void>((resolve, reject) => {
+      receiver.once("error", reject);
+      receiver.write(framedJson(bytes, frame));
+      receiver.end(resolve);
+    });
+    expect(got).toHaveLength(1);
+    expect(got[0]?.binary).toBe(false);
+    expect(fromJsonString(ServerFrameSchema, got[0]?.data.toString("utf8") ?? "")).toEqual(frame);
+    expect(framedJson(bytes, frame)).toBe(framedJson(bytes, frame));
   });
 });
