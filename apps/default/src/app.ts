@@ -15,6 +15,7 @@ import {
   type Logger,
   type Metrics,
   migrate,
+  newId,
   oidcAuthenticator,
   openDatabase,
   openQueues,
@@ -38,7 +39,7 @@ import { SyncService } from "./delivery/sync-service.js";
 import type { CommitterLimits } from "./events/committer.js";
 import { EventService } from "./events/event-service.js";
 import { SendMetrics } from "./events/metrics.js";
-import { EventStore } from "./events/store.js";
+import { EventStore, type OutboxSink } from "./events/store.js";
 import { RoomService } from "./rooms/room-service.js";
 import { RoomStore } from "./rooms/store.js";
 import { authInterceptor } from "./server/auth.js";
@@ -105,6 +106,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   if (database) {
     const db = database.db;
     const delivery = new DeliveryStore(db);
+    // Events this process commits go straight to its outbox relay, when it has one (and it leads).
+    let relay: OutboxRelay | undefined;
+    const outbox: OutboxSink | undefined = roles.has("relay")
+      ? { origin: newId(), committed: (events) => relay?.handoff(events) }
+      : undefined;
     if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
       push = new PushNotifier({
         url: config.PUSH_WEBHOOK_URL,
@@ -120,9 +126,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     }
     if (roles.has("api")) {
       const services = {
-        rooms: new RoomService(new RoomStore(db)),
-        subscriptions: new SubscriptionService(new SubscriptionStore(db)),
-        events: new EventService(new EventStore(db), {
+        rooms: new RoomService(new RoomStore(db, outbox)),
+        subscriptions: new SubscriptionService(new SubscriptionStore(db, outbox)),
+        events: new EventService(new EventStore(db, outbox), {
           limits: sendLimits(config),
           logger: logger.child({ component: "send" }),
           metrics: new SendMetrics(metrics.meter),
@@ -142,16 +148,16 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       };
     }
     if (roles.has("relay")) {
-      run.push(
-        new OutboxRelay({
-          database,
-          store: delivery,
-          stream,
-          logger: logger.child({ component: "outbox-relay" }),
-          metrics: pipelineMetrics,
-          ...relaySettings(config),
-        }),
-      );
+      relay = new OutboxRelay({
+        ...(outbox ? { origin: outbox.origin } : {}),
+        database,
+        store: delivery,
+        stream,
+        logger: logger.child({ component: "outbox-relay" }),
+        metrics: pipelineMetrics,
+        ...relaySettings(config),
+      });
+      run.push(relay);
     }
     if (roles.has("fanout")) {
       if (push) run.push(push);

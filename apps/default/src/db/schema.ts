@@ -72,6 +72,8 @@ export interface OutboxTable {
   event_id: string;
   room_id: string;
   seq: number;
+  /** The relay of the process that wrote the row ('' when it has none): see migration 0005. */
+  origin: Generated<string>;
   created_at: Timestamp;
   published_at: Date | null;
 }

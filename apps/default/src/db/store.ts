@@ -15,11 +15,25 @@ export type Tx = Transaction<Schema>;
 export abstract class Store {
   constructor(protected readonly db: Db) {}
 
-  /** Runs `work` in one transaction, with a copy of this store bound to it; commits when it resolves. */
-  transaction<T>(work: (tx: this) => Promise<T>): Promise<T> {
-    const bound = this.constructor as new (db: Db) => this;
-    return this.db.transaction().execute((trx) => work(new bound(trx)));
+  /**
+   * Runs `work` in one transaction, with a copy of this store bound to it; commits when it
+   * resolves, then tells that copy (`afterCommit`).
+   */
+  async transaction<T>(work: (tx: this) => Promise<T>): Promise<T> {
+    let bound: this | undefined;
+    const result = await this.db.transaction().execute((trx) => work((bound = this.bind(trx))));
+    bound?.afterCommit();
+    return result;
   }
+
+  /** This store over `tx`; a store with more to its constructor than the `Db` says how. */
+  protected bind(tx: Db): this {
+    const Bound = this.constructor as new (db: Db) => this;
+    return new Bound(tx);
+  }
+
+  /** Called on a transaction's copy of the store once that transaction committed. */
+  afterCommit(): void {}
 }
 
 /** An ILIKE pattern matching `q` anywhere: `%` and `_` in a user's query match themselves, not any text. */

@@ -63,8 +63,7 @@ export class FanoutWorker implements Service {
     const batch = fromBinary(EventBatchSchema, entry.data);
     let deliveries = 0;
     for (const event of batch.events) {
-      const version = Number(batch.membersSeq[event.roomId] ?? 0n);
-      const recipients = await this.o.members.recipients(event.roomId, Number(event.seq), version);
+      const recipients = await this.o.members.recipients(event);
       const frame = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value: event } }));
       for (let i = 0; i < recipients.length; i += CHUNK) {
         if (i > 0) await new Promise((r) => setImmediate(r));

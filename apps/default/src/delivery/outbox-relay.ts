@@ -3,6 +3,7 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type RoomEvent, RoomEventSchema } from "@service-chat/api";
 import {
   type Database,
+  type DbSession,
   type EventStream,
   type Logger,
   partitionOf,
@@ -12,6 +13,7 @@ import {
 } from "@service-chat/core";
 import type { Schema } from "../db/schema.js";
 import { presentEvent } from "../events/present.js";
+import type { CommittedEvent } from "../events/store.js";
 import type { PipelineMetrics } from "./metrics.js";
 import type { DeliveryStore } from "./store.js";
 
@@ -19,6 +21,8 @@ import type { DeliveryStore } from "./store.js";
 const RELAY_LOCK = 0x72656c61;
 /** Stream entries stay well under NATS's default 1 MiB payload limit. */
 const MAX_ENTRY_BYTES = 512 * 1024;
+/** Rooms whose last published seq the relay remembers (the oldest are forgotten first). */
+const REMEMBERED_ROOMS = 100_000;
 
 /** Settings of the relay (OUTBOX_* in docs/configuration.md). */
 export interface RelaySettings {
@@ -26,13 +30,15 @@ export interface RelaySettings {
   batchSize: number;
   /** Fallback poll when no NOTIFY arrives, and the leadership retry period (OUTBOX_RELAY_POLL_MS). */
   pollMs: number;
-  /** How long the relay lets commits gather once woken while busy (OUTBOX_RELAY_LINGER_MS). */
+  /** How long the relay lets commits of other processes gather once woken while busy (OUTBOX_RELAY_LINGER_MS). */
   lingerMs: number;
   /** How long published rows are kept before they are pruned (OUTBOX_RETENTION_SEC). */
   retentionMs: number;
 }
 
 export interface RelayOptions extends RelaySettings {
+  /** What this process's event store writes into its outbox rows when it hands them to this relay. */
+  origin?: string;
   /** For the session that holds the leadership lock and listens for NOTIFY. */
   database: Database<Schema>;
   store: DeliveryStore;
@@ -42,88 +48,186 @@ export interface RelayOptions extends RelaySettings {
 }
 
 /**
- * Publishes committed outbox rows to the durable stream, in outbox order, in batches, and marks
- * them published. Woken by NOTIFY at commit, with a polling fallback. One relay per database is
- * active (a session advisory lock); the others wait to take over. A crash between publish and
- * mark publishes those rows again on restart: consumers are idempotent by (room, seq).
+ * Publishes committed outbox rows to the durable stream, in order, in batches, and marks them
+ * published. One relay per database is active (a session advisory lock); the others wait to take
+ * over. A crash between publish and mark publishes those rows again on restart: consumers are
+ * idempotent by (room, seq).
+ *
+ * Two ways in, one order:
+ * - Events committed by this process are handed over the moment they commit (`handoff`, from the
+ *   event store) and published without being read back. A room's handed events are published
+ *   directly only when they follow, seq for seq, what this relay last published for the room;
+ *   otherwise (another process wrote in between, or the room is new to this relay) the relay
+ *   reads the table instead.
+ * - Everything else — other processes' commits (a NOTIFY at commit names the writer: the relay
+ *   ignores its own), rows left by a crash, anything handed while the relay was not leading — is
+ *   read from the outbox table in id order, which for a room is seq order.
+ *
+ * Leadership is held honestly: the lock lives in one database session; the moment that session is
+ * lost (a server restart, a broken connection, or a check on an idle poll that gets no answer) the
+ * relay stops publishing, and leads again only with a fresh session, lock and LISTEN.
  */
 export class OutboxRelay implements Service {
   readonly name = "outbox-relay";
+  /** Events this process committed, waiting to be published; only while leading. */
+  private handed: CommittedEvent[] = [];
+  /** The table must be read: something was committed that the handed events do not cover. */
+  private readTable = true;
+  private leading = false;
+  private wake: () => void = () => {};
+  /** Per room, the seq this relay published last during its current leadership. */
+  private readonly published = new Map<string, number>();
 
   constructor(private readonly o: RelayOptions) {}
 
+  /** This process committed these events (in commit order): published at once while leading. */
+  handoff(events: CommittedEvent[]): void {
+    if (!this.leading) return;
+    if (this.handed.length >= this.o.batchSize * 10) {
+      // Publishing is behind (the stream is slow or down): the table holds them all anyway.
+      this.handed = [];
+      this.readTable = true;
+    } else {
+      for (const e of events) this.handed.push(e);
+    }
+    this.wake();
+  }
+
   async run(signal: AbortSignal): Promise<void> {
+    let failing = false;
     while (!signal.aborted) {
       try {
-        await this.lead(signal);
+        await this.lead(signal, () => {
+          if (failing) this.o.logger.info("outbox relay reaches the database again");
+          failing = false;
+        });
       } catch (err) {
-        this.o.logger.error({ err }, "outbox relay failed; retrying");
+        // One warning per outage, not one per retry.
+        if (!failing) this.o.logger.warn({ err }, "outbox relay cannot reach the database; retrying");
+        failing = true;
         await sleep(this.o.pollMs, signal);
       }
     }
   }
 
-  /** Waits for the leadership, then publishes until stopped or the session fails. */
-  private async lead(signal: AbortSignal): Promise<void> {
+  /** Waits for the leadership, then publishes until stopped or the session is lost. */
+  private async lead(signal: AbortSignal, connected: () => void): Promise<void> {
     const session = await this.o.database.session();
+    connected();
+    const stop = AbortSignal.any([signal, session.lost]);
     try {
-      while (!signal.aborted && !(await session.tryLock(RELAY_LOCK))) await sleep(this.o.pollMs, signal);
-      if (signal.aborted) return;
-      this.o.logger.info("outbox relay active");
-      let wake: () => void = () => {};
-      let pending = true;
-      await session.listen("outbox", () => {
-        pending = true;
-        wake();
+      while (!stop.aborted && !(await session.tryLock(RELAY_LOCK))) await sleep(this.o.pollMs, stop);
+      if (stop.aborted) return;
+      await session.listen("outbox", (origin) => {
+        if (origin !== "" && origin === this.o.origin) return; // handed over already
+        this.readTable = true;
+        this.wake();
       });
-      let lastPrune = 0;
-      while (!signal.aborted) {
-        pending = false;
-        const published = await this.publishBatch();
-        if (Date.now() - lastPrune > this.o.retentionMs / 2) {
-          lastPrune = Date.now();
-          await this.prune();
-        }
-        if (published === this.o.batchSize) continue;
-        if (pending) {
-          // Under steady load, let a few more commits gather instead of one round per commit.
-          await sleep(this.o.lingerMs, signal);
-          continue;
-        }
-        const woken = new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        const timer = setTimeout(wake, this.o.pollMs);
-        await raceAbort(woken, signal);
-        clearTimeout(timer);
+      this.published.clear();
+      this.readTable = true;
+      this.leading = true;
+      this.o.logger.info("outbox relay active");
+      await this.publishWhileLeading(session, stop);
+      if (session.lost.aborted && !signal.aborted) {
+        this.o.logger.warn({ err: session.lost.reason }, "outbox relay lost its database session; leading again");
       }
     } finally {
+      this.leading = false;
+      this.handed = [];
       await session.close().catch(() => {});
     }
   }
 
-  /** Publishes the oldest unpublished rows; returns how many. */
+  private async publishWhileLeading(session: DbSession, stop: AbortSignal): Promise<void> {
+    let lastPrune = 0;
+    while (!stop.aborted) {
+      if (this.handed.length > 0) {
+        await this.publishHanded();
+        continue;
+      }
+      if (this.readTable) {
+        this.readTable = false;
+        const published = await this.publishBatch();
+        if (published === this.o.batchSize) this.readTable = true;
+        else if (published > 0 && this.o.lingerMs > 0) await sleep(this.o.lingerMs, stop);
+        continue;
+      }
+      if (Date.now() - lastPrune > this.o.retentionMs / 2) {
+        lastPrune = Date.now();
+        await this.prune();
+        continue;
+      }
+      let polled = false;
+      const woken = new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      const timer = setTimeout(() => {
+        polled = true;
+        this.wake();
+      }, this.o.pollMs);
+      await raceAbort(woken, stop);
+      clearTimeout(timer);
+      this.wake = () => {};
+      if (polled) {
+        // Quiet for a poll period: make sure the session (and so the lock) is still there, and
+        // look at the table in case a NOTIFY went missing.
+        await session.check().catch(() => {}); // a failed check aborts `stop`: the loop ends
+        this.readTable = true;
+      }
+    }
+  }
+
+  /** Publishes the handed events if each room's follow on from what was published; else reads the table. */
+  private async publishHanded(): Promise<void> {
+    const handed = this.handed;
+    this.handed = [];
+    const next = new Map<string, number>();
+    const fresh: CommittedEvent[] = [];
+    for (const e of handed) {
+      const room = e.row.room_id;
+      const last = next.get(room) ?? this.published.get(room);
+      if (last !== undefined && e.row.seq <= last) continue; // the table round already published it
+      if (last === undefined || e.row.seq !== last + 1) {
+        this.readTable = true; // something in between is in the table only: read it, in order
+        return;
+      }
+      next.set(room, e.row.seq);
+      fresh.push(e);
+    }
+    if (fresh.length === 0) return;
+    await this.publish(fresh.map((e) => ({ event: presentEvent(e.row), outboxId: e.outboxId })));
+  }
+
+  /** Publishes the oldest unpublished rows of the table; returns how many. */
   async publishBatch(): Promise<number> {
     const rows = await this.o.store.unpublished(this.o.batchSize);
     if (rows.length === 0) {
       this.o.metrics?.outboxBacklog(0);
       return 0;
     }
-    const byPartition = new Map<number, RoomEvent[]>();
-    const membersSeq = new Map<string, number>();
-    for (const row of rows) {
-      const p = partitionOf(row.room_id, this.o.stream.partitions);
-      const list = byPartition.get(p) ?? [];
-      list.push(presentEvent(row));
-      byPartition.set(p, list);
-      membersSeq.set(row.room_id, row.members_seq);
-    }
-    await Promise.all(
-      [...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events, membersSeq))),
-    );
-    await this.o.store.markPublished(rows.map((r) => r.outbox_id));
-    this.o.metrics?.published(rows.length);
+    await this.publish(rows.map((row) => ({ event: presentEvent(row), outboxId: row.outbox_id })));
     return rows.length;
+  }
+
+  /** Events in outbox order to the stream (by partition), then marked published. */
+  private async publish(items: { event: RoomEvent; outboxId: number }[]): Promise<void> {
+    const byPartition = new Map<number, RoomEvent[]>();
+    for (const { event } of items) {
+      const p = partitionOf(event.roomId, this.o.stream.partitions);
+      const list = byPartition.get(p);
+      if (list) list.push(event);
+      else byPartition.set(p, [event]);
+    }
+    await Promise.all([...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events))));
+    await this.o.store.markPublished(items.map((i) => i.outboxId));
+    for (const { event } of items) this.remember(event.roomId, Number(event.seq));
+    this.o.metrics?.published(items.length);
+  }
+
+  private remember(roomId: string, seq: number): void {
+    this.published.delete(roomId);
+    this.published.set(roomId, seq);
+    if (this.published.size > REMEMBERED_ROOMS) this.published.delete(this.published.keys().next().value as string);
   }
 
   private async prune(): Promise<void> {
@@ -133,38 +237,23 @@ export class OutboxRelay implements Service {
 }
 
 /**
- * Packs events into EventBatch stream entries of bounded size, keeping their order, each with the
- * `members_seq` of its rooms. Each event is serialised once; an entry is the concatenation of its
- * events as field 1 (`repeated events`) and the map entries as field 2.
+ * Packs events into EventBatch stream entries of bounded size, keeping their order. Each event is
+ * serialised once; an entry is the concatenation of its events as field 1 (`repeated events`).
  */
-export function encodeBatches(events: RoomEvent[], membersSeq: ReadonlyMap<string, number>): Uint8Array[] {
+export function encodeBatches(events: RoomEvent[]): Uint8Array[] {
   const entries: Uint8Array[] = [];
   let writer = new BinaryWriter();
-  let rooms = new Set<string>();
   let size = 0;
-  const finish = () => {
-    for (const room of rooms) {
-      writer
-        .tag(2, WireType.LengthDelimited)
-        .fork()
-        .tag(1, WireType.LengthDelimited)
-        .string(room)
-        .tag(2, WireType.Varint)
-        .int64(membersSeq.get(room) ?? 0)
-        .join();
-    }
-    entries.push(writer.finish());
-    writer = new BinaryWriter();
-    rooms = new Set();
-    size = 0;
-  };
   for (const event of events) {
     const bytes = toBinary(RoomEventSchema, event);
-    if (size > 0 && size + bytes.length > MAX_ENTRY_BYTES) finish();
+    if (size > 0 && size + bytes.length > MAX_ENTRY_BYTES) {
+      entries.push(writer.finish());
+      writer = new BinaryWriter();
+      size = 0;
+    }
     writer.tag(1, WireType.LengthDelimited).bytes(bytes);
-    rooms.add(event.roomId);
     size += bytes.length + 8;
   }
-  if (size > 0) finish();
+  if (size > 0) entries.push(writer.finish());
   return entries;
 }

@@ -22,14 +22,8 @@ export interface SeqRange {
   upTo: number;
 }
 
-/** An outbox row waiting to be published, with its event and the room's membership version. */
-export type OutboxRow = EventRow & { outbox_id: number; members_seq: number };
-
-export interface Membership {
-  profile_id: string;
-  joined_seq: number;
-  left_seq: number | null;
-}
+/** An outbox row waiting to be published, with its event. */
+export type OutboxRow = EventRow & { outbox_id: number };
 
 export interface DeadLetter {
   id: string;
@@ -170,19 +164,26 @@ export class DeliveryStore extends Store {
     return (await query.execute()).map((r) => r.profile_id);
   }
 
-  /** The room's membership version (members_seq), 0 for a room that does not exist. */
-  async membersSeq(roomId: string): Promise<number> {
-    const room = await this.db.selectFrom("rooms").select("members_seq").where("id", "=", roomId).executeTakeFirst();
-    return room?.members_seq ?? 0;
+  /** The room's active members' profile ids. */
+  async activeMembers(roomId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom("room_subscriptions")
+      .select("profile_id")
+      .where("room_id", "=", roomId)
+      .where("state", "=", "active")
+      .execute();
+    return rows.map((r) => r.profile_id);
   }
 
-  /** The room's memberships that receive events from `seq` on: active ones, and those removed at or after it. */
-  memberships(roomId: string, seq: number): Promise<Membership[]> {
+  /** The room's system events from `seq` on, newest first (the membership changes are among them). */
+  systemEventsFrom(roomId: string, seq: number): Promise<EventRow[]> {
     return this.db
-      .selectFrom("room_subscriptions")
-      .select(["profile_id", "joined_seq", "left_seq"])
+      .selectFrom("room_events")
+      .select(EVENT_COLUMNS)
       .where("room_id", "=", roomId)
-      .where((eb) => eb.or([eb("state", "=", "active"), eb("left_seq", ">=", seq)]))
+      .where("seq", ">=", seq)
+      .where("type", "=", "system")
+      .orderBy("seq", "desc")
       .execute();
   }
 
@@ -193,8 +194,7 @@ export class DeliveryStore extends Store {
     return this.db
       .selectFrom("outbox as o")
       .innerJoin("room_events as e", "e.id", "o.event_id")
-      .innerJoin("rooms as r", "r.id", "o.room_id")
-      .select(["o.id as outbox_id", "r.members_seq", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
+      .select(["o.id as outbox_id", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
       .where("o.published_at", "is", null)
       .orderBy("o.id")
       .limit(limit)

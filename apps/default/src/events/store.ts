@@ -20,6 +20,23 @@ export interface NewEvent {
   changesMembers?: boolean;
 }
 
+/** An event just committed, with its outbox row: what the outbox relay publishes. */
+export interface CommittedEvent {
+  outboxId: number;
+  row: EventRow;
+}
+
+/**
+ * The outbox relay of this process (delivery/outbox-relay.ts): told of the events of each
+ * transaction once it committed, in commit order, it publishes them without reading them back.
+ * The rows it is told of carry its `origin`, so that it knows which NOTIFYs are its own. The
+ * outbox rows stay the durable record: whatever the relay misses it finds in the table.
+ */
+export interface OutboxSink {
+  readonly origin: string;
+  committed(events: CommittedEvent[]): void;
+}
+
 /** Events for `appendToRooms`: several appends may go to one room, stored in the order given. */
 export interface Append {
   room: RoomRow;
@@ -93,10 +110,25 @@ export interface SearchPage {
  */
 export class EventStore extends Store {
   readonly access: AccessStore;
+  /** What this transaction appended, for the sink once it commits. */
+  private appended: CommittedEvent[] = [];
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly sink?: OutboxSink,
+  ) {
     super(db);
     this.access = new AccessStore(db);
+  }
+
+  protected override bind(tx: Db): this {
+    return new EventStore(tx, this.sink) as this;
+  }
+
+  override afterCommit(): void {
+    const appended = this.appended;
+    this.appended = [];
+    if (appended.length > 0) this.sink?.committed(appended);
   }
 
   /**
@@ -206,8 +238,14 @@ export class EventStore extends Store {
       .with("o", (db) =>
         db
           .insertInto("outbox")
-          .columns(["event_id", "room_id", "seq"])
-          .expression(db.selectFrom("e").select(["e.id", "e.room_id", "e.seq"]).orderBy("e.seq")),
+          .columns(["event_id", "room_id", "seq", "origin"])
+          .expression(
+            db
+              .selectFrom("e")
+              .select(["e.id", "e.room_id", "e.seq", sql.lit(this.sink?.origin ?? "").as("origin")])
+              .orderBy("e.seq"),
+          )
+          .returning(["id", "event_id"]),
       )
       .with(
         "r",
@@ -225,13 +263,24 @@ export class EventStore extends Store {
           where m.room_id = v.room_id and m.profile_id = v.profile_id and m.read_seq < v.seq)`,
       )
       .selectFrom("e")
-      .select(EVENT_COLUMNS)
+      .innerJoin("o", "o.event_id", "e.id")
+      .select([...EVENT_COLUMNS.map((c) => `e.${c}` as const), "o.id as outbox_id"])
       .execute();
     for (const [room, seq] of seqs) {
       room.last_seq = seq.last;
       room.members_seq = seq.members;
     }
-    const byId = new Map(rows.map((r) => [r.id, r as EventRow]));
+    const byId = new Map<string, EventRow>();
+    const committed: CommittedEvent[] = [];
+    for (const { outbox_id, ...row } of rows) {
+      byId.set(row.id, row as EventRow);
+      committed.push({ outboxId: outbox_id, row: row as EventRow });
+    }
+    if (this.sink) {
+      committed.sort((a, b) => a.outboxId - b.outboxId);
+      if (this.db.isTransaction) this.appended.push(...committed);
+      else this.sink.committed(committed);
+    }
     return ids.map((mine) => mine.map((id) => byId.get(id) as EventRow));
   }
 

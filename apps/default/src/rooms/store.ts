@@ -3,7 +3,7 @@ import type { Insertable } from "kysely";
 import type { AccessStore } from "../authz/store.js";
 import type { RoomRow, SubscriptionsTable } from "../db/schema.js";
 import { type Db, likePattern, Store } from "../db/store.js";
-import { EventStore } from "../events/store.js";
+import { EventStore, type OutboxSink } from "../events/store.js";
 
 /** A new room's fields, metadata as JSON text. */
 export type RoomFields = Pick<RoomRow, "type" | "name" | "description" | "creator_id"> & { metadata: string };
@@ -25,10 +25,21 @@ export class RoomStore extends Store {
   readonly events: EventStore;
   readonly access: AccessStore;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly sink?: OutboxSink,
+  ) {
     super(db);
-    this.events = new EventStore(db);
+    this.events = new EventStore(db, sink);
     this.access = this.events.access;
+  }
+
+  protected override bind(tx: Db): this {
+    return new RoomStore(tx, this.sink) as this;
+  }
+
+  override afterCommit(): void {
+    this.events.afterCommit();
   }
 
   /** A new room (with a fresh id); `member_count` counts the members inserted with it. */

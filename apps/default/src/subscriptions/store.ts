@@ -2,7 +2,7 @@ import { type Insertable, sql } from "kysely";
 import type { AccessStore } from "../authz/store.js";
 import type { Role, SubscriptionRow, SubscriptionsTable } from "../db/schema.js";
 import { type Db, likePattern, Store } from "../db/store.js";
-import { EventStore } from "../events/store.js";
+import { EventStore, type OutboxSink } from "../events/store.js";
 
 export type NewSubscription = Insertable<SubscriptionsTable>;
 
@@ -21,10 +21,21 @@ export class SubscriptionStore extends Store {
   readonly events: EventStore;
   readonly access: AccessStore;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly sink?: OutboxSink,
+  ) {
     super(db);
-    this.events = new EventStore(db);
+    this.events = new EventStore(db, sink);
     this.access = this.events.access;
+  }
+
+  protected override bind(tx: Db): this {
+    return new SubscriptionStore(tx, this.sink) as this;
+  }
+
+  override afterCommit(): void {
+    this.events.afterCommit();
   }
 
   /** The memberships (active or removed) of these profiles in the room, by profile id. */

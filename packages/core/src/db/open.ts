@@ -20,8 +20,8 @@ export interface Database<Schema> {
 export interface DbSession {
   /** Takes the session-level advisory lock `key` if no other session holds it. */
   tryLock(key: number): Promise<boolean>;
-  /** Calls `onNotify` for each NOTIFY on `channel`. */
-  listen(channel: string, onNotify: () => void): Promise<void>;
+  /** Calls `onNotify` with the payload of each NOTIFY on `channel`. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<void>;
   /**
    * Aborts the moment the session's connection is lost (a server restart, a broken network): its
    * locks and LISTENs went with it, whatever the pool's other connections do.
@@ -133,8 +133,8 @@ async function postgresSession(uri: string): Promise<DbSession> {
   client.on("error", onLost);
   client.on("end", () => onLost());
   await client.connect();
-  const handlers = new Map<string, () => void>();
-  client.on("notification", (n) => handlers.get(n.channel)?.());
+  const handlers = new Map<string, (payload: string) => void>();
+  client.on("notification", (n) => handlers.get(n.channel)?.(n.payload ?? ""));
   return {
     lost: lost.signal,
     async check() {
