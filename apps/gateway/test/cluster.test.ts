@@ -5,6 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { type AckEvent, ChatService, type RoomEvent, RoomEventType, RoomType } from "@service-chat/api";
+import { deleteAmqpNames } from "@service-chat/core/queue/amqp";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, freshDatabase } from "../../default/test/harness.js";
@@ -14,6 +15,7 @@ import { type DeviceTransport, type GatewayAddress, ResumingDevice, SendFailed }
 const ROOT = new URL("../../..", import.meta.url).pathname;
 const NATS = "nats://127.0.0.1:4222";
 const REDIS = "redis://127.0.0.1:6379";
+const AMQP = "amqp://127.0.0.1:5672";
 const AUDIENCE = "service-chat-cluster";
 
 const ROOMS = 20;
@@ -156,6 +158,7 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
   describe.each([
     ["NATS", NATS],
     ["Redis", REDIS],
+    ["RabbitMQ", AMQP],
   ])("with the %s queue", (backend, queueUri) => {
     const name = `cluster_${process.pid}_${randomBytes(4).toString("hex")}`;
     let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -213,6 +216,7 @@ describe.skipIf(process.env.TEST_DB !== "postgres")("a cluster of 2 Default Serv
       } finally {
         await redis.quit();
       }
+      if (queueUri === AMQP) await deleteAmqpNames(AMQP, name, 8, ["fanout"]); // QUEUE_PARTITIONS' default
       if (queueUri === NATS) {
         const nc = await natsConnect({ servers: NATS });
         try {

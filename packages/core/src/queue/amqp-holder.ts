@@ -10,14 +10,7 @@
  */
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { raceAbort, sleep } from "../lifecycle.js";
-import {
-  noop,
-  offsetOf,
-  openConfirmChannel,
-  queueExists,
-  readLast,
-  sendConfirmed,
-} from "./amqp-link.js";
+import { noop, offsetOf, openConfirmChannel, queueExists, readLast, sendConfirmed } from "./amqp-link.js";
 import type { StreamEntry } from "./ports.js";
 
 /** The partition's entries: a stream queue, kept until a retention policy says otherwise. */
