@@ -86,8 +86,6 @@ class Inbox {
 export class Holder {
   /** The offset of the next entry to handle, once the lock is held. */
   position: number | undefined;
-  /** Set when the holder was stopped mid-handler: resolves once it let go of the lock. */
-  released: Promise<void> | undefined;
   /** The cursor as last written (or read). */
   private durable: Cursor = { next: 0, attempts: 0 };
   /** The cursor read when the lock was taken: handler calls other holders started on its entry. */
@@ -129,7 +127,7 @@ export class Holder {
             // Stopped mid-handler: that is a consumer that died. The lock stays held until the handler
             // settles or the redelivery time passes, so no other handler call overlaps it meanwhile.
             letGo = false;
-            this.released = Promise.race([running, sleep(this.o.redeliveryMs)]).then(() => ch.close().catch(noop));
+            void Promise.race([running, sleep(this.o.redeliveryMs)]).then(() => ch.close().catch(noop));
             return "stopped";
           }
           // The channel was lost under a running handler: another process may take over now; this one

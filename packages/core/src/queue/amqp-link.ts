@@ -11,11 +11,12 @@ export const noop = () => {};
 /** A stream queue's offset of a message, as RabbitMQ stamps it on delivery. */
 export const offsetOf = (msg: ConsumeMessage): number => Number(msg.properties.headers?.["x-stream-offset"]);
 
-/** The URI with its password hidden, for errors and logs. */
+/** The URI with its password hidden and without its query, for errors and logs. */
 export function redact(uri: string): string {
   try {
     const url = new URL(uri);
     if (url.password) url.password = "***";
+    url.search = "";
     return url.toString();
   } catch {
     return uri.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
