@@ -13,9 +13,10 @@
  *   token on when the channel closes: at once when a process stops or dies (its socket closes), after
  *   the heartbeat timeout when a host or the network goes silent;
  * - at least once, ordered: per (group, partition) a small stream queue `N.cursor.<group>.<p>`
- *   records `{next, attempts}` before each handler call and after each success. A new holder starts
- *   at the last record's `next`, so an entry whose handler did not finish is handed out again before
- *   any later one; a handler that throws gets its entry again at once (with a short backoff);
+ *   records `{next, attempts}` before a handler call starts and after each success (amqp-holder.ts).
+ *   A new holder starts at the last record's `next`, so an entry whose handler did not finish is
+ *   handed out again before any later one; a handler that throws gets its entry again (after a short
+ *   backoff), before any later one;
  * - deliveries: `attempts` of the record (handler calls started for that entry, by any holder) + 1;
  * - lag: the end of `N.events.<p>` + 1 − the cursor's `next` (the holder's own when it runs here).
  *
