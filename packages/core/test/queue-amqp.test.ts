@@ -109,6 +109,23 @@ describe("amqp:// specifics", () => {
     await Promise.all([holding.stream.close(), holding.live.close(), other.stream.close(), other.live.close()]);
   });
 
+  it.skipIf(!existsSync(RABBITMQCTL))("listens again after the broker closed the live bus's connection", async () => {
+    const name = freshName();
+    const q = await openQueues(uri, { name, partitions: 1, redeliveryMs });
+    const got: string[] = [];
+    await q.live.subscribe("s", (d) => void got.push(dec(d)));
+    expect(await closeConnections(`${name}-live`)).toBe(1);
+    // What is published while the bus is away is lost (at most once); it binds "s" again when back.
+    const end = Date.now() + 30_000;
+    for (let i = 0; got.length === 0 && Date.now() < end; i++) {
+      q.live.publish(["s"], enc(`after ${i}`));
+      await q.live.flush().catch(() => {});
+      await sleep(50);
+    }
+    await Promise.all([q.stream.close(), q.live.close()]);
+    expect(got[0]).toMatch(/^after \d+$/);
+  });
+
   it.skipIf(!existsSync(RABBITMQCTL))(
     "keeps order and loses nothing when the broker closes the consuming connection",
     async () => {
