@@ -109,6 +109,30 @@ describe("amqp:// specifics", () => {
     await Promise.all([holding.stream.close(), holding.live.close(), other.stream.close(), other.live.close()]);
   });
 
+  it("goes on from the end of the stream after a clean stop, handing out nothing twice", async () => {
+    const q = await openQueues(uri, { name: freshName(), partitions: 1, redeliveryMs });
+    await q.stream.publish(0, [enc("a"), enc("b")]);
+    const seen: string[] = [];
+    const consume = () => {
+      const c = new AbortController();
+      const done = q.stream.consume("g", 0, async (e) => void seen.push(`${dec(e.data)}${e.deliveries}`), c.signal);
+      return async () => {
+        c.abort();
+        await done;
+      };
+    };
+    let stop = consume();
+    await until(() => seen.length === 2);
+    await stop(); // once stopped, what the handler finished is acknowledged
+    expect(await q.stream.lag("g", 0)).toBe(0);
+    stop = consume(); // starts where the group is: after b, where nothing is yet
+    await q.stream.publish(0, [enc("c")]);
+    await until(() => seen.length === 3);
+    await stop();
+    await Promise.all([q.stream.close(), q.live.close()]);
+    expect(seen).toEqual(["a1", "b1", "c1"]);
+  });
+
   it.skipIf(!existsSync(RABBITMQCTL))("listens again after the broker closed the live bus's connection", async () => {
     const name = freshName();
     const q = await openQueues(uri, { name, partitions: 1, redeliveryMs });
