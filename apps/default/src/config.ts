@@ -34,7 +34,14 @@ const schema = z
     QUEUE_USER_EVENT_DELIVERY_URI: z
       .string()
       .default("mem://")
-      .refine((v) => /^(mem|nats|redis):\/\//.test(v), "must start with mem://, nats:// or redis://"),
+      .refine(
+        (v) => /^(mem|nats|redis|amqps?):\/\//.test(v),
+        "must start with mem://, nats://, redis://, amqp:// or amqps://",
+      )
+      .refine(
+        (v) => !/^amqps?:/.test(v) || (URL.canParse(v) && new URL(v).hostname !== ""),
+        "must name the RabbitMQ host, e.g. amqp://user:password@rabbitmq:5672/vhost",
+      ),
     QUEUE_USER_EVENT_DELIVERY_NAME: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")

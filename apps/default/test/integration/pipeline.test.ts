@@ -1,17 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { RoomEventType, RoomType } from "@service-chat/api";
 import { createLogger } from "@service-chat/core";
+import { deleteAmqpNames } from "@service-chat/core/queue/amqp";
 import { startTestApp, TEST_DB, type TestApp, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { relaySettings } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
-import { FanoutWorker } from "../../src/delivery/fanout.js";
+import { FANOUT_GROUP, FanoutWorker } from "../../src/delivery/fanout.js";
 import { MembershipCache } from "../../src/delivery/membership.js";
 import { OutboxRelay } from "../../src/delivery/outbox-relay.js";
 import { DeliveryStore } from "../../src/delivery/store.js";
 import { Inbox } from "./pipeline-helpers.js";
 
-const ALL = TEST_DB === "postgres" ? "mem://,nats://127.0.0.1:4222,redis://127.0.0.1:6379" : "mem://";
+const ALL =
+  TEST_DB === "postgres" ? "mem://,nats://127.0.0.1:4222,redis://127.0.0.1:6379,amqp://127.0.0.1:5672" : "mem://";
 const BACKENDS = (process.env.TEST_QUEUES ?? ALL).split(",");
 const ROOMS = 100;
 const MEMBERS = 5;
@@ -24,16 +26,20 @@ const RESTART_AT = MESSAGES * 0.6;
 describe.each(BACKENDS)("delivery pipeline on %s", (queue) => {
   let t: TestApp;
   const logger = createLogger("silent");
+  const name = `t${process.pid}_${randomBytes(4).toString("hex")}`;
   beforeAll(async () => {
     t = await startTestApp({
       QUEUE_USER_EVENT_DELIVERY_URI: queue,
-      QUEUE_USER_EVENT_DELIVERY_NAME: `t${process.pid}_${randomBytes(4).toString("hex")}`,
+      QUEUE_USER_EVENT_DELIVERY_NAME: name,
       QUEUE_PARTITIONS: "4",
       QUEUE_REDELIVERY_MS: "1000",
       SERVICES: "api",
     });
   });
-  afterAll(() => t.stop());
+  afterAll(async () => {
+    await t.stop();
+    if (queue.startsWith("amqp")) await deleteAmqpNames(queue, name, 4, [FANOUT_GROUP]);
+  });
 
   /** The relay and a fan-out worker, started and killed by the test. */
   const pipeline = () => {

@@ -35,6 +35,19 @@ describe("configuration", () => {
     ).toBe("0.0.0.0");
   });
 
+  it("takes each queue backend's URI and names a bad one", () => {
+    for (const uri of [
+      "nats://nats:4222",
+      "redis://redis:6379",
+      "amqp://chat:secret@rabbitmq:5672/chat",
+      "amqps://mq",
+    ]) {
+      expect(loadConfig({ QUEUE_USER_EVENT_DELIVERY_URI: uri }).QUEUE_USER_EVENT_DELIVERY_URI).toBe(uri);
+    }
+    expect(() => loadConfig({ QUEUE_USER_EVENT_DELIVERY_URI: "kafka://k:9092" })).toThrow(/amqp:\/\//);
+    expect(() => loadConfig({ QUEUE_USER_EVENT_DELIVERY_URI: "amqp://" })).toThrow(/must name the RabbitMQ host/);
+  });
+
   it("treats empty variables as unset", () => {
     expect(loadConfig({ HTTP_PORT: "" }).HTTP_PORT).toBe(7000);
   });

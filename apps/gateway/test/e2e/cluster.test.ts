@@ -4,6 +4,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { type AckEvent, ChatService, type RoomEvent, RoomEventType, RoomType } from "@service-chat/api";
+import { deleteAmqpNames } from "@service-chat/core/queue/amqp";
 import {
   type FreshDatabase,
   freshDatabase,
@@ -19,6 +20,7 @@ import { type DeviceTransport, type GatewayAddress, ResumingDevice, SendFailed }
 
 const NATS = "nats://127.0.0.1:4222";
 const REDIS = "redis://127.0.0.1:6379";
+const AMQP = "amqp://127.0.0.1:5672";
 const AUDIENCE = "service-chat-cluster";
 
 const ROOMS = 20;
@@ -94,6 +96,7 @@ describe("a cluster of 2 Default Services and 2 gateways", () => {
   describe.each([
     ["NATS", NATS],
     ["Redis", REDIS],
+    ["RabbitMQ", AMQP],
   ])("with the %s queue", (backend, queueUri) => {
     const name = `cluster_${process.pid}_${randomBytes(4).toString("hex")}`;
     let db: FreshDatabase;
@@ -151,6 +154,7 @@ describe("a cluster of 2 Default Services and 2 gateways", () => {
       } finally {
         await redis.quit();
       }
+      if (queueUri === AMQP) await deleteAmqpNames(AMQP, name, 8, ["fanout"]); // QUEUE_PARTITIONS' default
       if (queueUri === NATS) {
         const nc = await natsConnect({ servers: NATS });
         try {

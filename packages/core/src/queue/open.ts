@@ -1,7 +1,10 @@
 import { MemoryBus, MemoryStream } from "./memory.js";
 import type { EventStream, LiveBus, QueueOptions } from "./ports.js";
 
-/** Opens the stream and the live bus named by `uri`: mem://, nats://host:port, redis://host:port[/db]. */
+/**
+ * Opens the stream and the live bus named by `uri`: mem://, nats://host:port, redis://host:port[/db],
+ * amqp://user:password@host:port[/vhost] (or amqps://).
+ */
 export async function openQueues(uri: string, options: QueueOptions): Promise<{ stream: EventStream; live: LiveBus }> {
   const scheme = uri.split("://")[0];
   switch (scheme) {
@@ -14,6 +17,11 @@ export async function openQueues(uri: string, options: QueueOptions): Promise<{ 
     case "redis": {
       const { openRedis } = await import("./redis.js");
       return openRedis(uri, options);
+    }
+    case "amqp":
+    case "amqps": {
+      const { openAmqp } = await import("./amqp.js");
+      return openAmqp(uri, options);
     }
     default:
       throw new Error(`unsupported queue URI scheme: ${scheme}`);
