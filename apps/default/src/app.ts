@@ -129,7 +129,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         rooms: new RoomService(new RoomStore(db, outbox)),
         subscriptions: new SubscriptionService(new SubscriptionStore(db, outbox)),
         events: new EventService(new EventStore(db, outbox), {
-          limits: sendLimits(config),
+          limits: sendLimits(config, database.kind),
           logger: logger.child({ component: "send" }),
           metrics: new SendMetrics(metrics.meter),
         }),
@@ -243,9 +243,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   };
 }
 
-/** The group committer's limits (SEND_BATCH_*). */
-export const sendLimits = (c: Config): CommitterLimits => ({
-  inFlight: c.SEND_BATCH_IN_FLIGHT,
+/**
+ * The group committer's limits (SEND_BATCH_*). Two batches in flight by default on PostgreSQL (the
+ * server works on one while the other's commit is flushed); one on the embedded database, which
+ * runs one statement at a time anyway, so that a second batch would only wait there with the jobs
+ * it took, while the next jobs could have joined the next batch.
+ */
+export const sendLimits = (c: Config, database: "postgres" | "pglite"): CommitterLimits => ({
+  inFlight: c.SEND_BATCH_IN_FLIGHT ?? (database === "pglite" ? 1 : 2),
   maxJobs: c.SEND_BATCH_MAX_JOBS,
   maxWeight: c.SEND_BATCH_MAX_EVENTS,
 });

@@ -1,5 +1,5 @@
 import { type Database, openDatabase } from "@service-chat/core";
-import { freshDatabase } from "@service-chat/testing";
+import { freshDatabase, TEST_DB } from "@service-chat/testing";
 import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { sendLimits } from "../../src/app.js";
@@ -18,7 +18,7 @@ import {
 // it, and a first job held open so that the next ones queue up behind it. A job here is a function
 // of the transaction; a batch runs its jobs one after another.
 
-const LIMITS = sendLimits(loadConfig({}));
+const LIMITS = sendLimits(loadConfig({}), TEST_DB);
 type Probe = (trx: Tx) => Promise<unknown>;
 const runEach: StoreBatch<Tx, Probe, unknown> = async (trx, jobs) => {
   const answers = [];

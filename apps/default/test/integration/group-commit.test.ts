@@ -15,6 +15,7 @@ import {
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendLimits } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { Schema } from "../../src/db/schema.js";
 
@@ -25,7 +26,7 @@ import type { Schema } from "../../src/db/schema.js";
 let t: TestApp;
 let blocker: string;
 /** Batches of the committer that run at once (SEND_BATCH_IN_FLIGHT, as the test app has it). */
-const IN_FLIGHT = loadConfig({}).SEND_BATCH_IN_FLIGHT;
+const IN_FLIGHT = sendLimits(loadConfig({}), TEST_DB).inFlight;
 beforeAll(async () => {
   t = await startTestApp();
   blocker = await groupRoom(t, "gc-blocker");
