@@ -5,10 +5,16 @@ import type { EventStream, LiveBus, StreamEntry } from "../src/queue/ports.js";
 /**
  * The contract every queue backend passes. `open` makes a fresh pair on a name of its own; `reopen`
  * (when the backend is durable beyond the process) opens the same name again, as a restarted
- * process would. `redeliveryMs` is what the backend was opened with.
+ * process would; `another` (when the backend reaches beyond the process) opens a live bus of the
+ * same name as another process would. `redeliveryMs` is what the backend was opened with.
  */
 export interface Backend {
-  open(): Promise<{ stream: EventStream; live: LiveBus; reopen?: () => Promise<EventStream> }>;
+  open(): Promise<{
+    stream: EventStream;
+    live: LiveBus;
+    reopen?: () => Promise<EventStream>;
+    another?: () => Promise<LiveBus>;
+  }>;
   redeliveryMs: number;
 }
 
@@ -203,6 +209,38 @@ export function queueContract(name: string, backend: Backend): void {
 
     /** A subject with characters the backends give meaning to (dots, @) kept in one token. */
     const userSubject = (name: string) => `user.${Buffer.from(name).toString("base64url")}`;
+
+    it("delivers once to every subscriber: in the publishing process and in another", async (ctx) => {
+      const q = await backend.open();
+      closers.push(
+        () => q.stream.close(),
+        () => q.live.close(),
+      );
+      if (!q.another) return ctx.skip();
+      const here = q.live;
+      const there = await q.another();
+      closers.push(() => there.close());
+      const s = userSubject("erin");
+      const got: Record<string, string[]> = { here: [], there: [] };
+      await here.subscribe(s, (d) => void got.here?.push(dec(d)));
+      await there.subscribe(s, (d) => void got.there?.push(dec(d)));
+      for (let i = 0; i < 20; i++) here.publish([s], enc(`h${i}`));
+      there.publish([s], enc("t"));
+      await Promise.all([here.flush(), there.flush()]);
+      // The last of each side's messages seen on both sides: anything doubled has come by then.
+      here.publish([s], enc("h-end"));
+      there.publish([s], enc("t-end"));
+      await Promise.all([here.flush(), there.flush()]);
+      for (const side of ["here", "there"] as const) {
+        await until(`both ends ${side}`, () => got[side]?.includes("h-end") && got[side]?.includes("t-end"));
+        const mine = (got[side] ?? []).filter((m) => m.startsWith("h"));
+        expect(mine, side).toEqual([...Array.from({ length: 20 }, (_, i) => `h${i}`), "h-end"]);
+        expect(
+          (got[side] ?? []).filter((m) => m.startsWith("t")),
+          side,
+        ).toEqual(["t", "t-end"]);
+      }
+    });
 
     it("delivers to current subscribers of each subject, in publish order", async () => {
       const live = await open();

@@ -28,6 +28,7 @@ import { sleep } from "../lifecycle.js";
 import { AmqpBus } from "./amqp-bus.js";
 import { EVENTS_ARGS, Holder, READ_WAIT_MS, readCursor } from "./amqp-holder.js";
 import { connectionUrl, Link, noop, offsetOf, openConfirmChannel, readLast } from "./amqp-link.js";
+import { LocalFirstBus } from "./local-first.js";
 import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
 
 const DEFAULT_REDELIVERY_MS = 30_000;
@@ -52,7 +53,8 @@ export async function openAmqp(
   // The live bus connects now, so that a broker that cannot be reached is reported at start.
   const live = await AmqpBus.open(url, amqpNames(options.name).live, `${options.name}-live`);
   const stream = new AmqpStream(url, options.name, options.partitions, redeliveryMs);
-  return { stream, live };
+  // RabbitMQ routes a publisher's messages to its own queue too: tagged, dropped, handed over in process.
+  return { stream, live: new LocalFirstBus(live, "tagged") };
 }
 
 /**

@@ -16,7 +16,9 @@
  *
  * LiveBus: core NATS subjects `<name>.<subject>` on a connection of its own: at most once (no
  * storage: only current subscribers get a message), in publish order per connection; `subscribe`
- * resolves after a flush round trip, by when the server has registered the interest.
+ * resolves after a flush round trip, by when the server has registered the interest. The
+ * connection has `noEcho`: this process's own subscribers get its messages in process
+ * (LocalFirstBus), not back from the server.
  */
 import {
   AckPolicy,
@@ -32,6 +34,7 @@ import {
 } from "@nats-io/jetstream";
 import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { aborted } from "../lifecycle.js";
+import { LocalFirstBus } from "./local-first.js";
 import { checkPartition, type EventStream, type LiveBus, type QueueOptions, type StreamEntry } from "./ports.js";
 
 /** JetStream API error codes this module tells apart. */
@@ -50,7 +53,9 @@ export async function openNats(uri: string, options: QueueOptions): Promise<{ st
   const name = natsName(options.name);
   const stream = await NatsStream.open(uri, name, options.partitions, options.redeliveryMs ?? DEFAULT_REDELIVERY_MS);
   try {
-    const live = new NatsBus(await connectTo(uri, `${name}-live`), name);
+    // The server does not send the live connection its own messages: LocalFirstBus hands them to
+    // this process's subscribers at once.
+    const live = new LocalFirstBus(new NatsBus(await connectTo(uri, `${name}-live`, true), name), "suppressed");
     return { stream, live };
   } catch (err) {
     await stream.close();
@@ -58,8 +63,8 @@ export async function openNats(uri: string, options: QueueOptions): Promise<{ st
   }
 }
 
-function connectTo(uri: string, connectionName: string): Promise<NatsConnection> {
-  return connect({ servers: uri, name: connectionName, maxReconnectAttempts: -1 });
+function connectTo(uri: string, connectionName: string, noEcho = false): Promise<NatsConnection> {
+  return connect({ servers: uri, name: connectionName, maxReconnectAttempts: -1, noEcho });
 }
 
 async function closeConnection(nc: NatsConnection): Promise<void> {

@@ -21,6 +21,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { raceAbort, sleep } from "../lifecycle.js";
+import { LocalFirstBus } from "./local-first.js";
 import { checkPartition, type EventStream, type LiveBus, type QueueOptions, type StreamEntry } from "./ports.js";
 
 const DEFAULT_REDELIVERY_MS = 30_000;
@@ -43,7 +44,9 @@ export async function openRedis(uri: string, options: QueueOptions): Promise<{ s
   await redis.connect();
   const redeliveryMs = options.redeliveryMs ?? DEFAULT_REDELIVERY_MS;
   const stream = new RedisStream(redis, options.name, options.partitions, redeliveryMs);
-  return { stream, live: new RedisBus(redis.duplicate({ enableAutoPipelining: true }), options.name) };
+  const bus = new RedisBus(redis.duplicate({ enableAutoPipelining: true }), options.name);
+  // Redis sends a publisher's messages back to it: tagged, dropped, handed over in process instead.
+  return { stream, live: new LocalFirstBus(bus, "tagged") };
 }
 
 async function quit(redis: Redis): Promise<void> {

@@ -20,7 +20,12 @@ queueContract("nats://", {
       await again.live.close();
       return again.stream;
     };
-    return { ...q, reopen };
+    const another = async () => {
+      const again = await openQueues(uri, options);
+      await again.stream.close();
+      return again.live;
+    };
+    return { ...q, reopen, another };
   },
 });
 

@@ -26,6 +26,11 @@ queueContract("redis://", {
         await again.live.close();
         return again.stream;
       },
+      another: async () => {
+        const again = await openQueues(uri, options);
+        await again.stream.close();
+        return again.live;
+      },
     };
   },
 });
