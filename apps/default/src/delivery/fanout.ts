@@ -1,8 +1,8 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { EventBatchSchema, type RoomEvent, ServerFrameSchema } from "@service-chat/api";
+import { type RoomEvent, RoomEventType } from "@service-chat/api";
 import { type EventStream, type LiveBus, type Logger, type Service, type StreamEntry, sleep } from "@service-chat/core";
 import { publishToRecipients, RECIPIENTS_PER_MESSAGE } from "@service-chat/protocol";
-import type { Member, MembershipCache } from "./membership.js";
+import { decodeEvent, eventFrame, readBatch } from "./event-wire.js";
+import { type Member, type MembershipCache, membershipChange } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
 
 export const FANOUT_GROUP = "fanout";
@@ -60,11 +60,14 @@ export class FanoutWorker implements Service {
 
   async handle(entry: StreamEntry): Promise<void> {
     const started = performance.now();
-    const batch = fromBinary(EventBatchSchema, entry.data);
+    const events = readBatch(entry.data);
     let deliveries = 0;
-    for (const event of batch.events) {
-      const recipients = await this.o.members.recipients(event);
-      const frame = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value: event } }));
+    for (const wire of events) {
+      // Decoded only when its content matters: a system event (membership), or for push.
+      const event = wire.type === RoomEventType.SYSTEM || this.o.onDelivered ? decodeEvent(wire) : undefined;
+      const change = event ? membershipChange(event) : undefined;
+      const recipients = await this.o.members.recipients(wire.roomId, wire.seq, change);
+      const frame = eventFrame(wire);
       for (let i = 0; i < recipients.length; i += CHUNK) {
         if (i > 0) await new Promise((r) => setImmediate(r));
         publishToRecipients(
@@ -74,12 +77,12 @@ export class FanoutWorker implements Service {
         );
       }
       deliveries += recipients.length;
-      this.o.onDelivered?.(event, recipients);
+      if (event) this.o.onDelivered?.(event, recipients);
     }
     // The entry is acknowledged when this returns: what was published must have left the process
     // first, or a crash right after could lose the live copies (devices would see it only at the
     // room's next event).
     await this.o.live.flush();
-    this.o.metrics?.fannedOut(batch.events.length, deliveries, performance.now() - started);
+    this.o.metrics?.fannedOut(events.length, deliveries, performance.now() - started);
   }
 }

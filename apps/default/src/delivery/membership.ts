@@ -60,16 +60,16 @@ export class MembershipCache {
     private readonly maxRooms: number,
   ) {}
 
-  /** The recipients of `event`; events of a room are best asked for in seq order. */
-  async recipients(event: RoomEvent): Promise<Member[]> {
-    const roomId = event.roomId;
-    const seq = Number(event.seq);
+  /**
+   * The recipients of the event `seq` of a room, which makes `change` to its membership (see
+   * `membershipChange`); a room's events are best asked for in seq order.
+   */
+  async recipients(roomId: string, seq: number, change?: MembershipChange): Promise<Member[]> {
     let entry = this.rooms.get(roomId);
     if (!entry || entry.asOf !== seq - 1) entry = await this.load(roomId, seq);
     this.rooms.delete(roomId);
     if (this.rooms.size >= this.maxRooms) this.rooms.delete(this.rooms.keys().next().value as string);
     this.rooms.set(roomId, entry);
-    const change = membershipChange(event);
     let recipients: Member[];
     if (change) {
       if (change.created) entry.members.clear();

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { type RoomEvent, RoomEventSchema, SystemEventKind } from "@service-chat/api";
 import { describe, expect, it } from "vitest";
 import type { EventRow } from "../../src/db/schema.js";
-import { MembershipCache } from "../../src/delivery/membership.js";
+import { MembershipCache, membershipChange } from "../../src/delivery/membership.js";
 import type { DeliveryStore } from "../../src/delivery/store.js";
 
 /** A room's history as fan-out sees it: system events that change who is in, and messages. */
@@ -77,8 +77,10 @@ function storeOf(h: ReturnType<typeof history>) {
   return { store: store as unknown as DeliveryStore, reads };
 }
 
+const recipients = (cache: MembershipCache, e: RoomEvent) =>
+  cache.recipients(e.roomId, Number(e.seq), membershipChange(e));
 const names = async (cache: MembershipCache, e: RoomEvent) =>
-  (await cache.recipients(e)).map((m) => m.profileId).sort();
+  (await recipients(cache, e)).map((m) => m.profileId).sort();
 
 describe("who receives which event", () => {
   it("follows a room forward: the added get their addition, the removed their removal, nothing after", async () => {
@@ -97,7 +99,7 @@ describe("who receives which event", () => {
     h.created("a");
     const { store, reads } = storeOf(h);
     const cache = new MembershipCache(store, 100);
-    for (let i = 0; i < 10; i++) await cache.recipients(h.message());
+    for (let i = 0; i < 10; i++) await recipients(cache, h.message());
     expect(reads).toEqual({ members: 1, events: 1 });
   });
 
