@@ -60,7 +60,7 @@ const schema = z
     OUTBOX_RELAY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
     OUTBOX_RELAY_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(5),
     SEND_BATCH_IN_FLIGHT: z.coerce.number().int().min(1).max(64).optional(),
-    SEND_BATCH_MAX_JOBS: z.coerce.number().int().min(1).max(10_000).default(128),
+    SEND_BATCH_MAX_JOBS: z.coerce.number().int().min(1).max(10_000).default(1000),
     SEND_BATCH_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(2000),
     FANOUT_CACHE_ROOMS: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
     SERVICES: z
