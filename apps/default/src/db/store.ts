@@ -21,7 +21,10 @@ export abstract class Store {
    */
   async transaction<T>(work: (tx: this) => Promise<T>): Promise<T> {
     let bound: this | undefined;
-    const result = await this.db.transaction().execute((trx) => work((bound = this.bind(trx))));
+    const result = await this.db.transaction().execute((trx) => {
+      bound = this.bind(trx);
+      return work(bound);
+    });
     bound?.afterCommit();
     return result;
   }
