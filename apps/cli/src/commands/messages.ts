@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { AckEventSchema, type RoomEvent, RoomEventSchema, RoomEventType } from "@service-chat/api";
+import { AckEventSchema, type Room, type RoomEvent, RoomEventSchema, RoomEventType } from "@service-chat/api";
 import { backoff, isPermanent } from "@service-chat/sdk";
 import { CALL, type Context } from "../context.js";
 import { CliError, networkFailure, rpcCode } from "../errors.js";
@@ -19,6 +19,7 @@ function transient(err: unknown): string | undefined {
   const code = rpcCode(err) ?? (err as { code?: unknown })?.code;
   return typeof code === "string" && !isPermanent(code) ? code : undefined;
 }
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -33,15 +34,16 @@ export async function send(ctx: Context): Promise<void> {
   if (text.trim() === "") throw ctx.usage("missing <text>");
   const clientId = ctx.options["client-id"] ?? `cli-${randomUUID()}`;
   if (Buffer.byteLength(clientId) > 128) throw ctx.usage("--client-id must be at most 128 bytes");
-  const room = await resolveRoom(ctx, ref);
-  const event = {
-    roomId: room.id,
-    type: RoomEventType.TEXT,
-    clientId,
-    content: { case: "text" as const, value: { body: text } },
-  };
+  let room: Room | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
+      room ??= await resolveRoom(ctx, ref);
+      const event = {
+        roomId: room.id,
+        type: RoomEventType.TEXT,
+        clientId,
+        content: { case: "text" as const, value: { body: text } },
+      };
       const { ack } = await ctx.api.sendEvent({ event: [event] }, CALL);
       const a = ack[0];
       if (!a) throw new Error("the server answered without an ack");
