@@ -83,6 +83,9 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     });
     // An idle client that loses its server must not crash the process; the next query reports it.
     pool.on("error", () => {});
+    // So must a client in use when its server goes away (its query fails and reports it); without a
+    // listener its "error" event would be an uncaught exception that ends the process.
+    pool.on("connect", (client) => client.on("error", () => {}));
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
     return wrap(db, "postgres", () => postgresSession(uri));
   }
