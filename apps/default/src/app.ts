@@ -40,6 +40,8 @@ import type { CommitterLimits } from "./events/committer.js";
 import { EventService } from "./events/event-service.js";
 import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
+import { RetentionWorker } from "./lifecycle/retention-worker.js";
+import { RetentionStore } from "./lifecycle/store.js";
 import { RoomService } from "./rooms/room-service.js";
 import { RoomStore } from "./rooms/store.js";
 import { authInterceptor } from "./server/auth.js";
@@ -158,6 +160,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         ...relaySettings(config),
       });
       run.push(relay);
+      run.push(
+        new RetentionWorker(
+          new RetentionStore(db),
+          retentionSettings(config),
+          logger.child({ component: "retention" }),
+          metrics.meter,
+        ),
+      );
     }
     if (roles.has("fanout")) {
       if (push) run.push(push);
@@ -261,6 +271,13 @@ export const relaySettings = (c: Config): RelaySettings => ({
   pollMs: c.OUTBOX_RELAY_POLL_MS,
   lingerMs: c.OUTBOX_RELAY_LINGER_MS,
   retentionMs: c.OUTBOX_RETENTION_SEC * 1000,
+});
+
+/** The retention worker's settings (RETENTION_*): the default policy, how often, how much per step. */
+export const retentionSettings = (c: Config) => ({
+  defaults: { maxAgeSec: c.RETENTION_MAX_AGE_SEC, maxEvents: c.RETENTION_MAX_EVENTS },
+  intervalMs: c.RETENTION_INTERVAL_MS,
+  batchSize: c.RETENTION_BATCH_SIZE,
 });
 
 async function authenticator(config: Config, logger: Logger): Promise<{ auth: Authenticator; devSigner?: DevSigner }> {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   AckEventSchema,
   AckEventsResponseSchema,
@@ -89,7 +89,11 @@ export function chatHandlers({
     },
     async getHistory(req, ctx) {
       const page = await events.history(caller(ctx), req);
-      return create(GetHistoryResponseSchema, { events: page.items, nextCursor: page.nextCursor });
+      return create(GetHistoryResponseSchema, {
+        events: page.items,
+        nextCursor: page.nextCursor,
+        firstSeq: BigInt(page.firstSeq),
+      });
     },
     async searchEvents(req, ctx) {
       const page = await events.search(caller(ctx), req);
@@ -144,6 +148,13 @@ export function adminHandlers(admin: Admin): ServiceImpl<typeof AdminService> {
     async replayPushDeadLetters(req, ctx) {
       const ids = await admin.replayDeadLetters(caller(ctx), req.ids);
       return create(ReplayPushDeadLettersResponseSchema, { replayedIds: ids });
+    },
+    erasePerson() {
+      throw new ConnectError("ErasePerson is not served yet", Code.Unimplemented);
+    },
+    // biome-ignore lint/correctness/useYield: served in the next change
+    async *exportPerson() {
+      throw new ConnectError("ExportPerson is not served yet", Code.Unimplemented);
     },
   };
 }
