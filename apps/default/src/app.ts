@@ -42,6 +42,8 @@ import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
 import { RetentionWorker } from "./lifecycle/retention-worker.js";
 import { RetentionStore } from "./lifecycle/store.js";
+import { PersonService } from "./privacy/person-service.js";
+import { PersonStore } from "./privacy/store.js";
 import { RoomService } from "./rooms/room-service.js";
 import { RoomStore } from "./rooms/store.js";
 import { authInterceptor } from "./server/auth.js";
@@ -144,9 +146,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       sendLoad = () => services.events.sendLoad;
       localPort = localChatPort(services, logger.child({ component: "gateway-port" }));
       const admin = new Admin(delivery, new Set(config.ADMIN_PROFILE_IDS), push);
+      const person = new PersonService(new PersonStore(db, outbox), {
+        admins: new Set(config.ADMIN_PROFILE_IDS),
+        registry,
+        logger: logger.child({ component: "person-data" }),
+      });
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
-        router.service(AdminService, adminHandlers(admin));
+        router.service(AdminService, adminHandlers(admin, person));
       };
     }
     if (roles.has("relay")) {

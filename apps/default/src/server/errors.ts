@@ -43,7 +43,18 @@ export function toConnectError(err: unknown, logger: Logger, procedure: string):
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     try {
-      return await next(req);
+      const res = await next(req);
+      if (!res.stream) return res;
+      // A streamed answer fails while it is read: map those errors too.
+      const messages = res.message;
+      const mapped = async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw toConnectError(err, logger, req.method.name);
+        }
+      };
+      return { ...res, message: mapped() };
     } catch (err) {
       throw toConnectError(err, logger, req.method.name);
     }
