@@ -133,29 +133,33 @@ export class PersonService {
         completedAt: e.completed_at,
       })),
     ];
-    yield lines("membership", await this.store.memberships(profileId), (m) => ({
-      roomId: m.room_id,
-      roomType: m.type,
-      roomName: m.name,
-      roomDeleted: m.deleted_at !== null,
-      role: m.role,
-      state: m.state,
-      contactId: m.contact_id,
-      profileName: m.profile_name,
-      joinedAt: m.joined_at,
-      joinedSeq: m.joined_seq,
-      readSeq: m.read_seq,
-      leftSeq: m.left_seq,
-    }));
-    yield lines("room", await this.store.roomsCreated(profileId), (r) => ({
-      roomId: r.id,
-      type: r.type,
-      name: r.name,
-      description: r.description,
-      metadata: r.metadata,
-      createdAt: r.created_at,
-      deleted: r.deleted_at !== null,
-    }));
+    const memberships = await this.store.memberships(profileId);
+    const created = await this.store.roomsCreated(profileId);
+    yield [
+      ...lines("membership", memberships, (m) => ({
+        roomId: m.room_id,
+        roomType: m.type,
+        roomName: m.name,
+        roomDeleted: m.deleted_at !== null,
+        role: m.role,
+        state: m.state,
+        contactId: m.contact_id,
+        profileName: m.profile_name,
+        joinedAt: m.joined_at,
+        joinedSeq: m.joined_seq,
+        readSeq: m.read_seq,
+        leftSeq: m.left_seq,
+      })),
+      ...lines("room", created, (r) => ({
+        roomId: r.id,
+        type: r.type,
+        name: r.name,
+        description: r.description,
+        metadata: r.metadata,
+        createdAt: r.created_at,
+        deleted: r.deleted_at !== null,
+      })),
+    ];
     let after: EventPosition | undefined;
     for (;;) {
       const rows = await this.store.eventsAfter(profileId, after, this.batch);
@@ -165,7 +169,7 @@ export class PersonService {
       after = { roomId: last.room_id, seq: last.seq };
     }
     const seen = (await this.o.registry.lastSeen([profileId])).get(profileId);
-    yield [
+    const rest = [
       ...lines("device", await this.store.devices(profileId), (d) => ({
         deviceId: d.device_id,
         lastSeen: d.last_seen,
@@ -185,6 +189,7 @@ export class PersonService {
       })),
       ...lines("presence", seen === undefined ? [] : [seen], (t) => ({ lastSeen: new Date(t).toISOString() })),
     ];
+    if (rest.length > 0) yield rest;
     yield [line("end", { counts })];
   }
 

@@ -8,7 +8,7 @@ alter table rooms add column retention_max_events bigint;
 alter table rooms add column first_seq bigint not null default 1;
 
 -- A person's events, for erasure and export (both walk them by room and seq).
-create index room_events_by_sender on room_events (sender_id, room_id, seq);
+create index if not exists room_events_by_sender on room_events (sender_id, room_id, seq);
 
 -- One row per person erased: who asked, when, and whether it completed. A call that finds the row
 -- unfinished carries on where the last one stopped (every step is idempotent).

@@ -269,7 +269,7 @@ export const AdminService: GenService<{
     output: typeof ReplayPushDeadLettersResponseSchema;
   },
   /**
-   * A data subject's erasure (docs/data-lifecycle.md): idempotent; call again to resume.
+   * A person's erasure (docs/privacy.md): idempotent; call again to finish an interrupted one.
    *
    * @generated from rpc chat.v1.AdminService.ErasePerson
    */
@@ -279,7 +279,7 @@ export const AdminService: GenService<{
     output: typeof ErasePersonResponseSchema;
   },
   /**
-   * Everything stored about a person, as JSON lines, page by page (docs/data-lifecycle.md).
+   * Everything stored about a person, as JSON lines, page by page (docs/privacy.md).
    * Admins, or the person themselves.
    *
    * @generated from rpc chat.v1.AdminService.ExportPerson
