@@ -139,3 +139,40 @@ describe("retention", () => {
     expect(room?.retention).toBeUndefined();
   });
 });
+
+describe("the deployment's default policy", () => {
+  let d: TestApp;
+  beforeAll(async () => {
+    d = await startTestApp({
+      QUEUE_USER_EVENT_DELIVERY_NAME: `r${randomBytes(4).toString("hex")}`,
+      RETENTION_MAX_EVENTS: "5",
+      RETENTION_INTERVAL_MS: "50",
+    });
+  });
+  afterAll(() => d.stop());
+
+  it("applies to rooms without a policy of their own; a room's 0 keeps everything", async () => {
+    const capped = await groupRoom(d, "gus", "hal");
+    const kept = await groupRoom(d, "gus", "hal");
+    await d.as("gus").updateRoom({ roomId: kept, retention: { maxEvents: 0n } }); // seq 2
+    for (const roomId of [capped, kept]) {
+      await d.as("gus").sendEvent({ event: range(1, 10).map((i) => text(roomId, `note ${i}`)) });
+    }
+    // capped: 11 events, the newest 5 stay; kept: 12 events, all stay.
+    await until(
+      "the default applied",
+      async () => (await d.as("gus").getRoom({ roomId: capped })).room?.firstSeq === 7n,
+    );
+    expect(seqsOf(await fullHistory(d.as("hal"), capped))).toEqual(range(7, 11));
+    // Two more passes, each seen to start after the last send: the kept room was looked at since.
+    for (const first of [8n, 9n]) {
+      await d.as("gus").sendEvent({ event: [text(capped, "one more")] });
+      await until("another pass", async () => (await d.as("gus").getRoom({ roomId: capped })).room?.firstSeq === first);
+    }
+    expect((await d.as("gus").getRoom({ roomId: kept })).room).toMatchObject({
+      firstSeq: 1n,
+      lastSeq: 12n,
+      retention: { maxEvents: 0n },
+    });
+  });
+});
