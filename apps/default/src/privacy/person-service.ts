@@ -79,9 +79,14 @@ export class PersonService {
             await tx.closeRoom(roomId);
           } else {
             await tx.removeMember(room, profileId);
-            await tx.events.append(room, [
-              systemEvent(actor, SystemEventKind.MEMBERS_REMOVED, { profileIds: [profileId] }),
-            ]);
+            const removal = systemEvent(actor, SystemEventKind.MEMBERS_REMOVED, { profileIds: [profileId] });
+            // A room whose last owner goes keeps one: the highest role, then the longest in the room.
+            const heir = await tx.successor(roomId);
+            if (heir) await tx.makeOwner(roomId, heir);
+            const promotion = heir
+              ? [systemEvent(actor, SystemEventKind.ROLE_CHANGED, { profileIds: [heir], role: "owner" })]
+              : [];
+            await tx.events.append(room, [removal, ...promotion]);
           }
           const counts = room.type === "direct" ? { rooms: 1, direct: 1 } : { rooms: 1 };
           await tx.countErasure(profileId, counts);

@@ -127,6 +127,29 @@ export class PersonStore extends Store {
       .execute();
   }
 
+  /**
+   * When the room has active members but no owner left: the one to become owner — the highest
+   * role, then the longest in the room. Undefined when an owner remains or nobody does.
+   */
+  async successor(roomId: string): Promise<string | undefined> {
+    const { rows } = await sql<{ profile_id: string }>`
+      select profile_id from room_subscriptions
+      where room_id = ${roomId} and state = 'active'
+        and not exists (select 1 from room_subscriptions o where o.room_id = ${roomId} and o.state = 'active' and o.role = 'owner')
+      order by array_position(array['admin', 'moderator', 'member', 'guest'], role), joined_at, profile_id
+      limit 1`.execute(this.db);
+    return rows[0]?.profile_id;
+  }
+
+  async makeOwner(roomId: string, profileId: string): Promise<void> {
+    await this.db
+      .updateTable("room_subscriptions")
+      .set({ role: "owner", updated_at: new Date() })
+      .where("room_id", "=", roomId)
+      .where("profile_id", "=", profileId)
+      .execute();
+  }
+
   /** Deleted for both people, as DeleteRoom does: the pair may open a new one. */
   async closeRoom(roomId: string): Promise<void> {
     await this.db

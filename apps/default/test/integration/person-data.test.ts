@@ -20,6 +20,7 @@ import {
 } from "@service-chat/testing";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roles, roomWithRoles } from "./room-helpers.js";
 
 // ErasePerson and ExportPerson through the real service: what a person leaves behind is checked
 // on every read path (history, search, Sync, a device's replay over the gateway, push dead letters,
@@ -212,6 +213,20 @@ describe("a person's data", () => {
       directRoomsClosed: 0,
       requestedAt: done.requestedAt,
     });
+  });
+
+  it("gives a room whose last owner is erased a new owner: the highest role, then the longest in", async () => {
+    const room = await roomWithRoles(t.as("oli"), { pam: "member", quinn: "admin", rex: "admin" });
+    const alsoOwned = await roomWithRoles(t.as("oli"), { pam: "owner" });
+    await t.adminAs("root").erasePerson({ profileId: "oli" });
+    expect(await roles(t.as("pam"), room.id)).toEqual({ pam: "member", quinn: "owner", rex: "admin" });
+    const last = (await fullHistory(t.as("pam"), room.id)).slice(-2).map((e) => e.content.value);
+    expect(last).toMatchObject([
+      { kind: SystemEventKind.MEMBERS_REMOVED, profileIds: ["oli"] },
+      { kind: SystemEventKind.ROLE_CHANGED, profileIds: ["quinn"], role: "owner" },
+    ]);
+    // Another owner remains: nobody is promoted.
+    expect(await roles(t.as("pam"), alsoOwned.id)).toEqual({ pam: "owner" });
   });
 
   it("finishes an erasure that stopped half way, keeping the first request's record", async () => {
