@@ -24,6 +24,7 @@ import {
   type Service,
 } from "@service-chat/core";
 import { chatClientPort, forwardChat, Gateway, type OpenChatPort } from "@service-chat/gateway";
+import { AuditStore } from "./audit/store.js";
 import type { Config } from "./config.js";
 import { syncEventKinds } from "./db/event-kinds.js";
 import type { Schema } from "./db/schema.js";
@@ -42,6 +43,7 @@ import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
 import { RoomService } from "./rooms/room-service.js";
 import { RoomStore } from "./rooms/store.js";
+import { accessLogInterceptor } from "./server/access-log.js";
 import { authInterceptor } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
@@ -96,6 +98,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
   const interceptors = [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)];
+  const accessLog = accessLogInterceptor(logger.child({ component: "access" }));
 
   const run: Service[] = [];
   let push: PushNotifier | undefined;
@@ -141,7 +144,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       };
       sendLoad = () => services.events.sendLoad;
       localPort = localChatPort(services, logger.child({ component: "gateway-port" }));
-      const admin = new Admin(delivery, new Set(config.ADMIN_PROFILE_IDS), push);
+      const admin = new Admin(delivery, new AuditStore(db), new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
         router.service(AdminService, adminHandlers(admin));
@@ -204,6 +207,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       gw?.routes(router);
     },
     interceptors,
+    outer: [accessLog],
     meter: metrics.meter,
     ...(gw ? { upgrade: (req, socket, head) => gw.upgrade(req, socket, head) } : {}),
     fallback: plainRoutes({

@@ -12,6 +12,7 @@ export interface Schema {
   device_cursors: DeviceCursorsTable;
   devices: DevicesTable;
   push_dead_letters: DeadLettersTable;
+  audit_log: AuditLogTable;
 }
 
 export type RoomKind = "direct" | "group" | "channel";
@@ -101,6 +102,17 @@ export interface DeadLettersTable {
   attempts: number;
   last_error: string;
   created_at: Timestamp;
+}
+
+export interface AuditLogTable {
+  id: string;
+  created_at: Generated<Date>;
+  actor_id: string;
+  action: string;
+  room_id: string | null;
+  targets: ColumnType<string[], string, never>;
+  details: ColumnType<Record<string, unknown>, string, never>;
+  request_id: string;
 }
 
 export type RoomRow = Selectable<RoomsTable>;

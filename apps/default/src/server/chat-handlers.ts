@@ -11,6 +11,7 @@ import {
   GetHistoryResponseSchema,
   GetPresenceResponseSchema,
   GetRoomResponseSchema,
+  ListAuditLogResponseSchema,
   ListPushDeadLettersResponseSchema,
   MarkReadResponseSchema,
   RemoveRoomSubscriptionsResponseSchema,
@@ -144,6 +145,10 @@ export function adminHandlers(admin: Admin): ServiceImpl<typeof AdminService> {
     async replayPushDeadLetters(req, ctx) {
       const ids = await admin.replayDeadLetters(caller(ctx), req.ids);
       return create(ReplayPushDeadLettersResponseSchema, { replayedIds: ids });
+    },
+    async listAuditLog(req, ctx) {
+      const page = await admin.listAudit(caller(ctx), req);
+      return create(ListAuditLogResponseSchema, { entries: page.items, nextCursor: page.nextCursor });
     },
   };
 }
