@@ -49,6 +49,7 @@ import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
+import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
@@ -58,7 +59,10 @@ export const MIGRATIONS = fileURLToPath(new URL("./db/migrations", import.meta.u
 export const MIGRATION_STEPS = [syncEventKinds];
 
 export interface App {
-  /** What runs, in start order; they stop in reverse (the gateway first, then the server, then the pipeline). */
+  /**
+   * What runs, in start order; they stop in reverse: readiness first (not ready, then a wait), the
+   * gateway, then the server, then the pipeline.
+   */
   services: Service[];
   server: RpcServer;
   /** Present when this process serves the API or runs the pipeline. */
@@ -92,8 +96,13 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     name: config.QUEUE_USER_EVENT_DELIVERY_NAME,
     partitions: config.QUEUE_PARTITIONS,
     redeliveryMs: config.QUEUE_REDELIVERY_MS,
+    logger: logger.child({ component: "queue" }),
   });
-  const registry = await openRegistry(config.CACHE_URI, `${config.QUEUE_USER_EVENT_DELIVERY_NAME}:registry`);
+  const registry = await openRegistry(
+    config.CACHE_URI,
+    `${config.QUEUE_USER_EVENT_DELIVERY_NAME}:registry`,
+    logger.child({ component: "registry" }),
+  );
   const metrics = createMetrics("chat");
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
@@ -196,6 +205,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     });
   }
 
+  const readiness = new Readiness(
+    readinessChecks(config, { database, stream, registry, remoteChat: roles.has("gateway") && !localPort }),
+    config.SHUTDOWN_UNREADY_SEC * 1000,
+    logger.child({ component: "readiness" }),
+  );
   const routes = chatRoutes;
   const gw = gateway;
   const server = new RpcServer({
@@ -214,20 +228,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       logger,
       metrics,
       ...(devSigner ? { devSigner } : {}),
-      async ready() {
-        if (!database) return;
-        await database.ping().catch((err: unknown) => {
-          logger.warn({ err }, "database not reachable");
-          throw new Error("database not reachable");
-        });
-        const pending = await pendingMigrations(database.db, MIGRATIONS);
-        if (pending.length > 0) throw new Error(`migrations not applied: ${pending.join(", ")}`);
-      },
+      ready: () => readiness.report(),
     }),
     logger: logger.child({ component: "rpc-server" }),
   });
   run.push(server);
   if (gateway) run.push(gateway);
+  // Last to start, first to stop: not ready before anything drains.
+  run.push(readiness);
 
   return {
     services: run,
@@ -258,6 +266,33 @@ export const sendLimits = (c: Config, database: "postgres" | "pglite"): Committe
   maxJobs: c.SEND_BATCH_MAX_JOBS,
   maxWeight: c.SEND_BATCH_MAX_EVENTS,
 });
+
+/** What /readyz checks: each dependency of this process's roles. */
+function readinessChecks(
+  config: Config,
+  deps: { database?: Database<Schema>; stream: EventStream; registry: ConnectionRegistry; remoteChat: boolean },
+): ReadinessCheck[] {
+  const checks: ReadinessCheck[] = [];
+  const { database } = deps;
+  if (database) {
+    checks.push({
+      name: "database",
+      async check() {
+        await database.ping().catch(() => {
+          throw new Error("unreachable");
+        });
+        const pending = await pendingMigrations(database.db, MIGRATIONS);
+        if (pending.length > 0) throw new Error(`migrations not applied: ${pending.join(", ")}`);
+      },
+    });
+  }
+  checks.push(check("queue", "unreachable", () => deps.stream.ping()));
+  checks.push(check("registry", "unreachable", () => deps.registry.ping()));
+  if (deps.remoteChat) {
+    checks.push(check("chat_service", "not ready or unreachable", () => remoteReady(config.CHAT_SERVICE_URI)));
+  }
+  return checks;
+}
 
 /** The outbox relay's settings (OUTBOX_*). */
 export const relaySettings = (c: Config): RelaySettings => ({

@@ -95,6 +95,7 @@ const schema = z
       .default("http://127.0.0.1:7010"),
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
   })
   .merge(gatewaySettings)
   .superRefine((c, ctx) => {

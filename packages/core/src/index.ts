@@ -2,6 +2,7 @@ export * from "./auth/cache.js";
 export * from "./auth/dev-signer.js";
 export * from "./auth/identity.js";
 export * from "./auth/oidc.js";
+export * from "./client-errors.js";
 export * from "./cursor.js";
 export * from "./db/migrate.js";
 export * from "./db/open.js";

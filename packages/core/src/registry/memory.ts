@@ -48,6 +48,8 @@ export class MemoryRegistry implements ConnectionRegistry {
     return out;
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {}
 
   /** Forgets a connection (its last-seen time stays as it was); answers whether it was known. */
