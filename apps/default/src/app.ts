@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type Client, type ConnectRouter, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -9,6 +10,7 @@ import {
   createDevSigner,
   createMetrics,
   type Database,
+  DatabaseMetrics,
   type DevSigner,
   type EventStream,
   type LiveBus,
@@ -87,8 +89,14 @@ export interface App {
 export async function createApp(config: Config, logger: Logger): Promise<App> {
   const roles = new Set(config.SERVICES);
   const needsDb = roles.has("api") || roles.has("relay") || roles.has("fanout");
-  const database = needsDb ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE }) : undefined;
+  const identity = processIdentity(config);
+  const metrics = createMetrics(identity.serviceName, { instanceId: identity.instanceId });
+  const dbMetrics = new DatabaseMetrics(metrics.meter);
+  const database = needsDb
+    ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE, onQuery: dbMetrics.onQuery })
+    : undefined;
   if (database) {
+    dbMetrics.watch(database);
     const applied = await migrate(database.db, MIGRATIONS, MIGRATION_STEPS);
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
   }
@@ -103,7 +111,6 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     `${config.QUEUE_USER_EVENT_DELIVERY_NAME}:registry`,
     logger.child({ component: "registry" }),
   );
-  const metrics = createMetrics("chat");
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
   const interceptors = [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)];
@@ -266,6 +273,18 @@ export const sendLimits = (c: Config, database: "postgres" | "pglite"): Committe
   maxJobs: c.SEND_BATCH_MAX_JOBS,
   maxWeight: c.SEND_BATCH_MAX_EVENTS,
 });
+
+/**
+ * `service.name` and `service.instance.id` of this process, on every metric series and span:
+ * OTEL_SERVICE_NAME, else `chat` for all roles in one process and `chat-<roles>` otherwise (e.g.
+ * `chat-gateway`); GATEWAY_ID, else host name, process id and a random suffix.
+ */
+export function processIdentity(config: Config): { serviceName: string; instanceId: string } {
+  const roles = [...config.SERVICES].sort();
+  const serviceName = config.OTEL_SERVICE_NAME ?? (roles.length === 4 ? "chat" : `chat-${roles.join("-")}`);
+  const instanceId = config.GATEWAY_ID ?? `${hostname()}-${process.pid}-${newId().slice(-6)}`;
+  return { serviceName, instanceId };
+}
 
 /** What /readyz checks: each dependency of this process's roles. */
 function readinessChecks(

@@ -96,6 +96,10 @@ const schema = z
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
+    OTEL_SERVICE_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")
+      .optional(),
   })
   .merge(gatewaySettings)
   .superRefine((c, ctx) => {

@@ -4,6 +4,7 @@ export * from "./auth/identity.js";
 export * from "./auth/oidc.js";
 export * from "./client-errors.js";
 export * from "./cursor.js";
+export * from "./db/metrics.js";
 export * from "./db/migrate.js";
 export * from "./db/open.js";
 export * from "./errors.js";
