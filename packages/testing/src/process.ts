@@ -27,7 +27,8 @@ export async function startService(name: string, env: Record<string, string>): P
   const [http, grpc] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, ["--import", "tsx", "apps/default/src/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
+    // No wait between turning not ready and draining unless a test asks for one.
+    env: { ...process.env, SHUTDOWN_UNREADY_SEC: "0", ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
