@@ -136,6 +136,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         sync: new SyncService(delivery, live, {
           maxBacklog: config.SYNC_MAX_BACKLOG,
           pageSize: config.SYNC_PAGE_SIZE,
+          readsInFlight: database.kind === "pglite" ? 1 : 2,
         }),
         presence: new PresenceService(delivery, registry, live),
       };
