@@ -191,6 +191,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       registry,
       settings: config,
       logger: logger.child({ component: "gateway" }),
+      meter: metrics.meter,
     });
   }
 

@@ -114,8 +114,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.cleanup();
   }
 
-  /** Sends the disconnect frame, then closes the transport. */
-  close(reason: Disconnect, detail?: string): void {
+  /** Sends the disconnect frame (with how long to wait before reconnecting, if said), then closes the transport. */
+  close(reason: Disconnect, detail?: string, retryAfterMs = 0): void {
     if (this.state === "closed") return;
     this.writer.write(
       create(ServerFrameSchema, {
@@ -125,6 +125,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
             code: reason.code,
             reason: detail ? `${reason.reason}: ${detail}` : reason.reason,
             reconnect: reason.reconnect,
+            retryAfterMs,
           },
         },
       }),
