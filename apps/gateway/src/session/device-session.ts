@@ -157,12 +157,13 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.port = this.deps.openPort(device);
     const { hub, limits } = this.deps;
     try {
-      await register(this.deps, this.connection(Date.now()));
+      // Live frames for the device are held from here on, so nothing between the replay and live
+      // is missed; the registry write (one round trip) goes on while the replay is read.
       await hub.add(this);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
-      await this.delivery.replay(h.cursors);
+      await Promise.all([register(this.deps, this.connection(Date.now())), this.delivery.replay(h.cursors)]);
       if ((this.state as State) === "replaying") this.state = "live";
     } catch (err) {
       this.deps.logger.error({ err }, "session start failed");
