@@ -4,6 +4,9 @@ import { Histogram, type Percentiles } from "../lib/hist.js";
 import { type Child, type Server, sleep, startGenerator } from "../lib/proc.js";
 import { chatAs, createRoom, mapPool, sendTexts } from "../lib/setup.js";
 
+/** Every device reconnects at a random moment of this window: within ±250 ms of its middle. */
+export const RECONNECT_WINDOW_MS = 500;
+
 interface CaughtUp {
   devices: number;
   caughtUp: number;
@@ -23,6 +26,8 @@ export interface StormResult {
   devices: number;
   /** Gateway-only processes beside the server's own gateway (absent in older results: none). */
   gateways?: number;
+  /** Devices reconnect at a random moment of this window (absent in older results: the SDK's first backoff). */
+  reconnectWindowMs?: number;
   rooms: number;
   roomSize: number;
   connectSeconds: number;
@@ -53,8 +58,8 @@ export interface StormResult {
 
 /**
  * Scenario 5: N devices in rooms of 20 (each in two rooms), all connected; every socket dies at
- * once; messages are sent while they are down and while they come back; each device reconnects
- * the way the SDK does and resumes from its positions. Measures the time until all caught up,
+ * once; messages are sent while they are down and while they come back (12 per device); each device
+ * reconnects within ±250 ms of the others and resumes from its positions. Measures the time until all caught up,
  * and counts what was lost or shown twice.
  */
 export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise<StormResult> {
@@ -134,7 +139,7 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
     const { result, cpu } = await withCpu(ctx, async () => {
       await Promise.all(gens.map((g) => g.call("storm.drop")));
       await sendRound(whileDown, "down");
-      await Promise.all(gens.map((g) => g.call("storm.reconnect", {})));
+      await Promise.all(gens.map((g) => g.call("storm.reconnect", { windowMs: RECONNECT_WINDOW_MS })));
       // One more per room while they come back: live delivery racing the replay.
       await sleep(100);
       await sendRound(1, "during");
@@ -150,6 +155,7 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
     const out: StormResult = {
       devices: n,
       gateways: extra,
+      reconnectWindowMs: RECONNECT_WINDOW_MS,
       rooms: roomCount,
       roomSize,
       connectSeconds,
