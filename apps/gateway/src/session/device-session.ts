@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -9,6 +8,7 @@ import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { Limits } from "../config.js";
 import type { HubMember, LiveHub } from "../hub.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
+import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
 import { admit, type Device, refresh, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
@@ -45,7 +45,7 @@ type State = DispatchTarget["state"];
  * keeps the clock (hello timeout, heartbeats, silence, token expiry) and the ending.
  */
 export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget {
-  readonly connectionId = randomUUID();
+  readonly connectionId = connectionId();
   profileId = "";
   state: State = "hello";
   port: ChatPort | undefined;
