@@ -123,7 +123,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     },
     idle: { levels: [2000], holdMs: 5000, perProcess: 1000, gateways: 2 },
     connect: { devices: 2000, processes: 2, concurrency: 100 },
-    storm: { devices: 1000, roomSize: 20, whileDown: 5, processes: 2, gateways: 2 },
+    storm: { devices: 1000, roomSize: 20, whileDown: 6, processes: 2, gateways: 2 },
     backends: { list: ["mem", "redis"], sendMs: 3000, fanRates: 2, stepMs: 2500 },
     path: {
       warmupMs: 3000,
@@ -174,7 +174,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     },
     idle: { levels: [10000, 50000, 100000], holdMs: 35000, perProcess: 6000, gateways: 6 },
     connect: { devices: 10000, processes: 2, concurrency: 200 },
-    storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2, gateways: 2 },
+    storm: { devices: 10000, roomSize: 20, whileDown: 6, processes: 2, gateways: 2 },
     backends: { list: ["mem", "nats", "redis"], sendMs: 8000, fanRates: 2, stepMs: 6000 },
     path: {
       warmupMs: 4000,

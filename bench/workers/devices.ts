@@ -433,9 +433,13 @@ export function reconnect(a: { minBackoffMs?: number; windowMs?: number }) {
   return { startedAt: storm.startedAt };
 }
 
-/** Waits until every device has every event up to `expected` (room → last seq) in each of its rooms. */
-export async function waitCaughtUp(a: { expected: Record<string, number>; timeoutMs: number }) {
+/**
+ * Waits until every device has every event up to `expected` (room → last seq) in each of its rooms.
+ * `again`: a later target than the last call's — each device's time is taken afresh.
+ */
+export async function waitCaughtUp(a: { expected: Record<string, number>; timeoutMs: number; again?: boolean }) {
   storm.expected = new Map(Object.entries(a.expected));
+  if (a.again) for (const d of devices) d.caughtUpAt = undefined;
   // The expected seqs are known only once every message was sent: a device that had them all
   // before counts from when it showed the last one, not from now.
   for (const d of devices) {
