@@ -162,6 +162,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         sync: new SyncService(delivery, live, {
           maxBacklog: config.SYNC_MAX_BACKLOG,
           pageSize: config.SYNC_PAGE_SIZE,
+          readsInFlight: database.kind === "pglite" ? 1 : 2,
         }),
         presence: new PresenceService(delivery, registry, live),
       };
@@ -229,6 +230,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       registry,
       settings: config,
       logger: logger.child({ component: "gateway" }),
+      meter: metrics.meter,
     });
   }
 
