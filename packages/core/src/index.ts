@@ -16,5 +16,4 @@ export * from "./queue/ports.js";
 export * from "./registry/memory.js";
 export * from "./registry/open.js";
 export * from "./registry/ports.js";
-export * from "./sequencer.js";
 export * from "./validate.js";
