@@ -33,7 +33,11 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
-          include: ["packages/*/test/unit/**/*.test.ts", "apps/*/test/unit/**/*.test.ts"],
+          include: [
+            "packages/*/test/unit/**/*.test.ts",
+            "apps/*/test/unit/**/*.test.ts",
+            "deploy/test/unit/**/*.test.ts",
+          ],
           setupFiles: ["packages/testing/src/no-servers.ts"],
         },
       },
@@ -50,7 +54,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "e2e",
-          include: ["packages/*/test/e2e/**/*.test.ts", "apps/*/test/e2e/**/*.test.ts"],
+          include: ["packages/*/test/e2e/**/*.test.ts", "apps/*/test/e2e/**/*.test.ts", "deploy/test/e2e/**/*.test.ts"],
           globalSetup: ["packages/testing/src/build.ts"],
         },
       },
