@@ -16,6 +16,7 @@ import {
   type Metrics,
   migrate,
   newId,
+  OutageLog,
   oidcAuthenticator,
   openDatabase,
   openQueues,
@@ -40,9 +41,13 @@ import type { CommitterLimits } from "./events/committer.js";
 import { EventService } from "./events/event-service.js";
 import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
+import { RetentionWorker } from "./lifecycle/retention-worker.js";
+import { RetentionStore } from "./lifecycle/store.js";
+import { PersonService } from "./privacy/person-service.js";
+import { PersonStore } from "./privacy/store.js";
 import { RoomService } from "./rooms/room-service.js";
 import { RoomStore } from "./rooms/store.js";
-import { authInterceptor } from "./server/auth.js";
+import { authInterceptor, verifyAuthorization } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
@@ -95,7 +100,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics("chat");
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
-  const interceptors = [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)];
+  // Calls refused while the database is down: one warning per outage, not one per call.
+  const outage = new OutageLog(logger.child({ component: "database" }), "database");
+  const interceptors = [errorInterceptor(logger.child({ component: "rpc" }), outage), authInterceptor(auth)];
 
   const run: Service[] = [];
   let push: PushNotifier | undefined;
@@ -140,11 +147,16 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         presence: new PresenceService(delivery, registry, live),
       };
       sendLoad = () => services.events.sendLoad;
-      localPort = localChatPort(services, logger.child({ component: "gateway-port" }));
+      localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage);
       const admin = new Admin(delivery, new Set(config.ADMIN_PROFILE_IDS), push);
+      const person = new PersonService(new PersonStore(db, outbox), {
+        admins: new Set(config.ADMIN_PROFILE_IDS),
+        registry,
+        logger: logger.child({ component: "person-data" }),
+      });
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
-        router.service(AdminService, adminHandlers(admin));
+        router.service(AdminService, adminHandlers(admin, person));
       };
     }
     if (roles.has("relay")) {
@@ -158,6 +170,14 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         ...relaySettings(config),
       });
       run.push(relay);
+      run.push(
+        new RetentionWorker(
+          new RetentionStore(db),
+          retentionSettings(config),
+          logger.child({ component: "retention" }),
+          metrics.meter,
+        ),
+      );
     }
     if (roles.has("fanout")) {
       if (push) run.push(push);
@@ -204,6 +224,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       gw?.routes(router);
     },
     interceptors,
+    authorize: (header) => verifyAuthorization(auth, header),
     meter: metrics.meter,
     ...(gw ? { upgrade: (req, socket, head) => gw.upgrade(req, socket, head) } : {}),
     fallback: plainRoutes({
@@ -261,6 +282,13 @@ export const relaySettings = (c: Config): RelaySettings => ({
   pollMs: c.OUTBOX_RELAY_POLL_MS,
   lingerMs: c.OUTBOX_RELAY_LINGER_MS,
   retentionMs: c.OUTBOX_RETENTION_SEC * 1000,
+});
+
+/** The retention worker's settings (RETENTION_*): the default policy, how often, how much per step. */
+export const retentionSettings = (c: Config) => ({
+  defaults: { maxAgeSec: c.RETENTION_MAX_AGE_SEC, maxEvents: c.RETENTION_MAX_EVENTS },
+  intervalMs: c.RETENTION_INTERVAL_MS,
+  batchSize: c.RETENTION_BATCH_SIZE,
 });
 
 async function authenticator(config: Config, logger: Logger): Promise<{ auth: Authenticator; devSigner?: DevSigner }> {

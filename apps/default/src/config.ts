@@ -103,6 +103,15 @@ const schema = z
         "must be the Default Service's h2c address: host:port or http://host:port, e.g. http://127.0.0.1:7010",
       ),
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
+    RETENTION_MAX_AGE_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(100 * 365 * 86400)
+      .default(0),
+    RETENTION_MAX_EVENTS: z.coerce.number().int().min(0).max(1e15).default(0),
+    RETENTION_INTERVAL_MS: z.coerce.number().int().min(10).max(86_400_000).default(60_000),
+    RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .merge(gatewaySettings)

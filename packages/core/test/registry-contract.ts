@@ -190,6 +190,22 @@ export function registryContract(name: string, backend: Backend): void {
       expect(await reg.online([p])).toEqual(new Set());
     });
 
+    it("forgets a profile: its connections and when it was last seen, no one else's", async () => {
+      const reg = await open();
+      const [p, q] = [profile(), profile()];
+      await reg.register(conn(p, "d1"), LONG);
+      await reg.register(conn(p, "d2"), LONG);
+      const other = conn(q, "d1");
+      await reg.register(other, LONG);
+
+      await reg.forget(p);
+      expect(await reg.deviceConnections(p, "d1")).toEqual([]);
+      expect(await reg.deviceConnections(p, "d2")).toEqual([]);
+      expect(await reg.online([p, q])).toEqual(new Set([q]));
+      expect(await reg.lastSeen([p, q])).toEqual(new Map([[q, other.lastHeartbeat]]));
+      await reg.forget(p); // forgetting twice is harmless
+    });
+
     it("answers when profiles were last seen: their latest heartbeat, nothing if never", async () => {
       const reg = await open();
       const [p, q, never] = [profile(), profile(), profile()];

@@ -11,6 +11,8 @@ export interface SyncRoom {
   room_id: string;
   joined_seq: number;
   last_seq: number;
+  /** The room's first stored seq (retention deletes before it). */
+  first_seq: number;
   /** What the device acknowledged (null: nothing yet, or no device). */
   delivered_seq: number | null;
 }
@@ -112,7 +114,7 @@ export class DeliveryStore extends Store {
           .onRef("d.profile_id", "=", "s.profile_id")
           .on("d.device_id", "=", deviceId ?? ""),
       )
-      .select(["s.room_id", "s.joined_seq", "r.last_seq", "d.delivered_seq"])
+      .select(["s.room_id", "s.joined_seq", "r.last_seq", "r.first_seq", "d.delivered_seq"])
       .where("s.profile_id", "=", profileId)
       .where("s.state", "=", "active")
       .where("r.deleted_at", "is", null)

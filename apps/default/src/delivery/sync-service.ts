@@ -19,6 +19,7 @@ import {
 import { publishToUsers } from "@service-chat/protocol";
 import { requireAccess } from "../authz/access.js";
 import { presentEvent } from "../events/present.js";
+import { unreadCount } from "../rooms/present.js";
 import type { DeliveryStore } from "./store.js";
 import { planSyncPage } from "./sync-plan.js";
 
@@ -91,7 +92,7 @@ export class SyncService {
       frame: { case: "receipt", value: { roomId, profileId: caller.profileId, readSeq: BigInt(readSeq) } },
     });
     await this.toMembers(roomId, toBinary(ServerFrameSchema, frame));
-    return { readSeq, unread: Math.max(0, room.last_seq - readSeq) };
+    return { readSeq, unread: unreadCount(room, readSeq) };
   }
 
   /** Tells the room's other members, live, that the caller is typing; nothing is stored. */

@@ -30,4 +30,6 @@ export interface ConnectionRegistry {
   /** When each profile was last seen connected (unix ms); absent if never. */
   lastSeen(profileIds: readonly string[]): Promise<Map<string, number>>;
   close(): Promise<void>;
+  /** Forgets a profile (its erasure): every connection of it and when it was last seen. */
+  forget(profileId: string): Promise<void>;
 }

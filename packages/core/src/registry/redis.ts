@@ -123,6 +123,20 @@ export class RedisRegistry implements ConnectionRegistry {
     return out;
   }
 
+  async forget(profileId: string): Promise<void> {
+    const ids = await this.redis.zrange(this.profKey(profileId), 0, "-1");
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hget(this.connKey(id), "deviceId");
+    const devices = ids.length > 0 ? (check(await pipeline.exec()) as (string | null)[]) : [];
+    const tx = this.redis.multi();
+    ids.forEach((id, i) => {
+      tx.del(this.connKey(id));
+      const deviceId = devices[i];
+      if (deviceId) tx.zrem(this.devKey(profileId, deviceId), id);
+    });
+    check(await tx.del(this.profKey(profileId)).zrem(this.seenKey(), profileId).exec());
+  }
+
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
