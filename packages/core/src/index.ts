@@ -21,5 +21,4 @@ export * from "./registry/memory.js";
 export * from "./registry/open.js";
 export * from "./registry/ports.js";
 export * from "./request-context.js";
-export * from "./sequencer.js";
 export * from "./validate.js";

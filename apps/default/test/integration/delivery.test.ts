@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import type { RoomEvent, ServerFrame } from "@service-chat/api";
-import { RoomSequencer } from "@service-chat/core";
+import { RoomSequencer } from "@service-chat/protocol";
 import { groupRoom, startTestApp, type TestApp, text, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tapDeliveries } from "./pipeline-helpers.js";
