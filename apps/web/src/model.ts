@@ -40,6 +40,8 @@ export interface PendingMessage {
   /** Set once the server acknowledged it (the event itself may still be on its way). */
   seq?: number;
   failed?: string;
+  /** The server could not store it yet (unavailable, internal, …): the SDK is trying again. */
+  retrying?: string;
 }
 
 export interface Member {
@@ -139,6 +141,12 @@ export class ChatModel {
         this.changed();
       }),
       c.on("error", (err) => this.onError(err)),
+      c.on("retrying", (r) => {
+        const pending = this.timelines.get(r.roomId)?.pending.get(r.clientId);
+        if (!pending) return;
+        pending.retrying = r.code;
+        this.changed();
+      }),
     );
     const onVisible = () => document.visibilityState === "visible" && this.markReadSoon();
     document.addEventListener("visibilitychange", onVisible);
@@ -156,6 +164,12 @@ export class ChatModel {
   /** Opens (or reopens) the live session. */
   connect(): void {
     this.chat.connect().catch(() => {});
+  }
+
+  /** Reconnects at once instead of waiting for the next attempt. */
+  reconnectNow(): void {
+    if (this.connection === "closed") this.connect();
+    else this.chat.reconnectNow();
   }
 
   close(): void {

@@ -114,6 +114,9 @@ export class ChatClient {
   private heartbeat?: ReturnType<typeof setInterval>;
   private acker?: ReturnType<typeof setInterval>;
   private connecting?: Promise<void>;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private unwatch?: () => void;
+  private closedByApp = false;
   private lastFrameAt = 0;
   private readonly ackDue = new Map<string, number>();
   private saveTimer?: ReturnType<typeof setTimeout>;
@@ -139,6 +142,8 @@ export class ChatClient {
 
   private async start(): Promise<void> {
     await this.load();
+    this.closedByApp = false;
+    this.watchBrowser();
     if (this.acker === undefined) this.acker = setInterval(() => this.flushAcks(), this.o.ackIntervalMs ?? 1000);
     const live = new Promise<void>((resolve, reject) => {
       this.waiting = { resolve, reject };
@@ -220,7 +225,12 @@ export class ChatClient {
   /** Ends the session for good. */
   close(): void {
     this.flushAcks();
+    this.closedByApp = true;
     this.setState("closed");
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -432,7 +442,50 @@ export class ChatClient {
     const delay = backoff(this.attempt, this.o.minBackoffMs ?? 250, this.o.maxBackoffMs ?? 5000);
     this.attempt++;
     this.setState("reconnecting");
-    this.later(() => void this.open(), delay);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, delay);
+  }
+
+  /**
+   * Tries to reconnect at once instead of waiting out the backoff: for a "reconnect now" button,
+   * and called by the client itself when the browser comes back online or the page becomes
+   * visible. Does nothing while connected or connecting; after the session ended for good
+   * (`closed` by the server) it starts a new one.
+   */
+  reconnectNow(): void {
+    if (this.state === "reconnecting" && this.reconnectTimer !== undefined) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
+      this.attempt = 0;
+      void this.open();
+    } else if (this.state === "closed" && !this.closedByApp) {
+      void this.connect().catch(() => {});
+    }
+  }
+
+  /** In a browser: reconnect at once when the network comes back or the page is looked at again. */
+  private watchBrowser(): void {
+    const g = globalThis as {
+      addEventListener?: (type: string, fn: () => void) => void;
+      removeEventListener?: (type: string, fn: () => void) => void;
+      document?: {
+        visibilityState?: string;
+        addEventListener(t: string, fn: () => void): void;
+        removeEventListener(t: string, fn: () => void): void;
+      };
+    };
+    if (this.unwatch || !g.addEventListener) return;
+    const online = () => this.reconnectNow();
+    const visible = () => g.document?.visibilityState === "visible" && this.reconnectNow();
+    g.addEventListener("online", online);
+    g.document?.addEventListener("visibilitychange", visible);
+    this.unwatch = () => {
+      g.removeEventListener?.("online", online);
+      g.document?.removeEventListener("visibilitychange", visible);
+    };
   }
 
   private transmit(event: RoomEvent): void {

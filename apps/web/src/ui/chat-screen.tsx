@@ -93,7 +93,7 @@ function Sidebar({ model, onSignOut }: { model: ChatModel; onSignOut(): void }) 
         </button>
       </header>
       {state === "closed" && (
-        <button class="quiet reconnect" type="button" onClick={() => model.connect()}>
+        <button class="quiet reconnect" type="button" onClick={() => model.reconnectNow()}>
           Reconnect
         </button>
       )}

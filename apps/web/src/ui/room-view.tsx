@@ -40,7 +40,10 @@ export function RoomView({ model, room }: { model: ChatModel; room: RoomItem }) 
         <div class={`banner banner-${state}`} role="status">
           {state === "reconnecting"
             ? "Connection lost. Reconnecting… Messages you send now go out when it is back."
-            : "Offline."}
+            : "Offline."}{" "}
+          <button class="link" type="button" onClick={() => model.reconnectNow()}>
+            Reconnect now
+          </button>
         </div>
       )}
       <MessageList model={model} room={room} t={t} />
@@ -166,6 +169,8 @@ function MessageList({ model, room, t }: { model: ChatModel; room: RoomItem; t: 
                       Retry
                     </button>
                   </>
+                ) : row.p.seq === undefined && row.p.retrying ? (
+                  `Retrying… (${retryReason(row.p.retrying)})`
                 ) : row.p.seq === undefined ? (
                   "Sending…"
                 ) : (
@@ -275,4 +280,11 @@ export function Composer({ model, title, roomId }: { model: ChatModel; title: st
       </button>
     </form>
   );
+}
+
+/** Why a send is being retried, for people. */
+function retryReason(code: string): string {
+  if (code === "resource_exhausted") return "sending too fast";
+  if (code === "deadline_exceeded") return "the server did not answer in time";
+  return "the server could not store it yet";
 }

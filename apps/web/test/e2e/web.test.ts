@@ -314,6 +314,30 @@ describe("web chat", () => {
     expect(texts.slice(-3)).toEqual(["And snacks!", "Sorry, I was in a tunnel", "See you Saturday!"]);
   });
 
+  it("reconnects within a few seconds of the server returning after a long outage, and at once on 'Reconnect now'", async () => {
+    network.cut();
+    await connection(bob).getByText("Reconnecting…").waitFor();
+    // A long outage: the reconnect delay grows to its cap (5 s) meanwhile. This is the scenario
+    // itself, not a wait for something to happen.
+    await new Promise((r) => setTimeout(r, 20_000));
+    network.restore();
+    const back = Date.now();
+    await connection(bob).getByText("Connected").waitFor();
+    const afterOutage = Date.now() - back;
+    expect(afterOutage).toBeLessThan(8000);
+
+    network.cut();
+    await connection(bob).getByText("Reconnecting…").waitFor();
+    await new Promise((r) => setTimeout(r, 8000));
+    network.restore();
+    await bob.page.getByRole("button", { name: "Reconnect now" }).click();
+    const clicked = Date.now();
+    await connection(bob).getByText("Connected").waitFor();
+    const afterClick = Date.now() - clicked;
+    expect(afterClick).toBeLessThan(4000);
+    console.log(`reconnect: ${afterOutage} ms after a 20 s outage, ${afterClick} ms after "Reconnect now"`);
+  });
+
   it("starts a direct message and adds members to a group", async () => {
     await alice.page.getByRole("button", { name: "New conversation" }).click();
     await alice.page.getByText("Direct message", { exact: true }).click();
