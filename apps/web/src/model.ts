@@ -1,7 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  type ReceiptFrame,
   type Resync,
   type Room,
   type RoomEvent,
@@ -16,6 +15,7 @@ import {
   type ConnectionState,
   createChatClient,
   localStorageStore,
+  type Receipt,
 } from "@service-chat/sdk";
 import { deviceId, type Session, TokenSource } from "./auth.js";
 
@@ -496,9 +496,9 @@ export class ChatModel {
     if (this.rooms.has(roomId) && s.kind !== SystemEventKind.ROOM_CREATED) void this.fetchRoom(roomId);
   }
 
-  private onReceipt(r: ReceiptFrame): void {
+  private onReceipt(r: Receipt): void {
     const seq = Number(r.readSeq);
-    if (r.profileId === this.me) {
+    if (r.mine) {
       const room = this.rooms.get(r.roomId);
       if (room) room.readSeq = Math.max(room.readSeq, seq);
     } else {

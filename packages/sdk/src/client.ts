@@ -9,7 +9,7 @@ import {
   toJson,
   toJsonString,
 } from "@bufbuild/protobuf";
-import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
   type AckEvent,
@@ -21,13 +21,14 @@ import {
   type Resync,
   type RoomEvent,
   RoomEventSchema,
-  RoomEventType,
+  RoomType,
   type ServerFrame,
   ServerFrameSchema,
   type TypingFrame,
 } from "@service-chat/api";
 import { RoomSequencer } from "@service-chat/core/sequencer";
 import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream";
+import { type AttachmentInit, type EventInit, messages } from "./messages.js";
 import { backoff, errorCode, isPermanent } from "./retry.js";
 import { OPEN, type Socket, socketClass } from "./socket.js";
 import { type ChatStore, type ClientState, memoryStore } from "./store.js";
@@ -38,8 +39,12 @@ export interface ChatClientOptions {
   /** The gateway's (or embedded server's) HTTP/1.1 address, e.g. http://127.0.0.1:7000. */
   baseUrl: string;
   token?: string;
-  /** Called on every (re)connect and call: return a fresh token when the old one expires. */
-  getToken?: () => Promise<string>;
+  /**
+   * Called on every (re)connect and call. `refused` is true when the server has just refused the
+   * token it returned last (a call answered `unauthenticated`, a session ended as expired or not
+   * authenticated): renew it then. The refused call is made once more with the new token.
+   */
+  getToken?: (info: TokenRequest) => Promise<string>;
   /** The device, when the token carries no device_id claim. */
   deviceId?: string;
   store?: ChatStore;
@@ -53,7 +58,21 @@ export interface ChatClientOptions {
   maxSendRetryMs?: number;
   /** How often acknowledgements are sent (batched). */
   ackIntervalMs?: number;
+  /**
+   * A new device (its store holds nothing yet) starts each room at most this many events before
+   * its end (default 50), and never before its read marker when the unread ones are fewer: older
+   * events are for GetHistory. `Infinity` replays everything since the device's user joined.
+   */
+  newDeviceWindow?: number;
 }
+
+export interface TokenRequest {
+  /** The server refused the last token: make a new one. */
+  refused: boolean;
+}
+
+/** A read receipt; `mine` when it is the signed-in user's own (from another device of theirs). */
+export type Receipt = ReceiptFrame & { mine: boolean };
 
 /** A refusal or a failure, with the API's error code (invalid_argument, unauthenticated, …). */
 export class ChatError extends Error {
@@ -81,7 +100,7 @@ export interface SendRetry {
 export interface ChatEvents {
   event: RoomEvent;
   retrying: SendRetry;
-  receipt: ReceiptFrame;
+  receipt: Receipt;
   typing: TypingFrame;
   presence: PresenceFrame;
   resync: Resync;
@@ -90,7 +109,6 @@ export interface ChatEvents {
 }
 
 type Pending = { event: RoomEvent; attempt: number; resolve(ack: AckEvent): void; reject(err: ChatError): void };
-type EventInit = MessageInitShape<typeof RoomEventSchema>;
 
 /**
  * A chat client: every ChatService call (`api`), and a live session over WebSocket that shows each
@@ -117,6 +135,11 @@ export class ChatClient {
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private unwatch?: () => void;
   private closedByApp = false;
+  private tokenRefused = false;
+  /** The signed-in user (the token's `sub`), to tell their own receipts from others'. */
+  private me = "";
+  /** The store held nothing: this is a new device. */
+  private fresh = false;
   private lastFrameAt = 0;
   private readonly ackDue = new Map<string, number>();
   private saveTimer?: ReturnType<typeof setTimeout>;
@@ -124,9 +147,17 @@ export class ChatClient {
   constructor(private readonly o: ChatClientOptions) {
     if (!o.token && !o.getToken) throw new Error("createChatClient needs token or getToken");
     this.store = o.store ?? memoryStore();
+    this.me = o.token ? (tokenSubject(o.token) ?? "") : "";
     const auth: Interceptor = (next) => async (req) => {
       req.header.set("authorization", `Bearer ${await this.token()}`);
-      return next(req);
+      try {
+        return await next(req);
+      } catch (err) {
+        if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated || !this.o.getToken) throw err;
+        this.tokenRefused = true;
+        req.header.set("authorization", `Bearer ${await this.token()}`);
+        return next(req);
+      }
     };
     this.api = createClient(ChatService, createConnectTransport({ baseUrl: o.baseUrl, interceptors: [auth] }));
   }
@@ -142,6 +173,10 @@ export class ChatClient {
 
   private async start(): Promise<void> {
     await this.load();
+    if (this.fresh) {
+      this.fresh = false;
+      await this.startWindow().catch(() => {});
+    }
     this.closedByApp = false;
     this.watchBrowser();
     if (this.acker === undefined) this.acker = setInterval(() => this.flushAcks(), this.o.ackIntervalMs ?? 1000);
@@ -202,7 +237,32 @@ export class ChatClient {
 
   /** Sends a text message; give `clientId` to match the pending message with its event later. */
   sendText(roomId: string, body: string, clientId = ""): Promise<AckEvent> {
-    return this.send({ roomId, clientId, type: RoomEventType.TEXT, content: { case: "text", value: { body } } });
+    return this.send(messages.text(roomId, body, clientId));
+  }
+
+  /** A text message answering `parentId` (its `parentId` field). */
+  reply(roomId: string, parentId: string, body: string, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.reply(roomId, parentId, body, clientId));
+  }
+
+  /** Replaces the text of your message `targetEventId`; history then shows it with `edited`. */
+  edit(roomId: string, targetEventId: string, body: string, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.edit(roomId, targetEventId, body, clientId));
+  }
+
+  /** Deletes `targetEventId` for everyone; history then shows it empty with `redacted`. */
+  redact(roomId: string, targetEventId: string, reason = "", clientId = ""): Promise<AckEvent> {
+    return this.send(messages.redact(roomId, targetEventId, reason, clientId));
+  }
+
+  /** Adds your reaction `key` to `targetEventId`, or removes it with `add` false. */
+  react(roomId: string, targetEventId: string, key: string, add = true, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.react(roomId, targetEventId, key, add, clientId));
+  }
+
+  /** Sends an attachment whose bytes are already stored at `a.uri` (see docs/api.md, attachments). */
+  sendAttachment(roomId: string, a: AttachmentInit, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.attachment(roomId, a, clientId));
   }
 
   markRead(roomId: string, seq: number | bigint): void {
@@ -320,7 +380,7 @@ export class ChatClient {
         return;
       }
       case "receipt":
-        this.emit("receipt", frame.value);
+        this.emit("receipt", Object.assign(frame.value, { mine: frame.value.profileId === this.me }));
         return;
       case "typing":
         this.emit("typing", frame.value);
@@ -427,6 +487,7 @@ export class ChatClient {
     const authFailed = d?.code === DISCONNECT.authFailed.code;
     const again = !d || d.reconnect || (authFailed && !!this.o.getToken && !this.authRetried);
     if (authFailed) this.authRetried = true;
+    if (authFailed || d?.code === DISCONNECT.authExpired.code) this.tokenRefused = true;
     if (!again) {
       const err = new ChatError(authFailed ? "unauthenticated" : "disconnected", d?.reason ?? "disconnected");
       this.setState("closed");
@@ -506,11 +567,43 @@ export class ChatClient {
   }
 
   private async token(): Promise<string> {
-    return this.o.getToken ? this.o.getToken() : (this.o.token as string);
+    if (!this.o.getToken) return this.o.token as string;
+    const refused = this.tokenRefused;
+    this.tokenRefused = false;
+    const token = await this.o.getToken({ refused });
+    this.me = tokenSubject(token) ?? this.me;
+    return token;
+  }
+
+  /**
+   * A new device: start each room near its end (`newDeviceWindow`) rather than replaying all of
+   * it. A position must not be before where the caller joined (the server would start later than
+   * the client expects): a read marker is never before it, and members with no read marker yet
+   * joined with the room's creation. Public channels with no read marker may be rooms the caller
+   * is not in, and keep the server's rule. Best effort: on failure the server's rule applies.
+   */
+  private async startWindow(): Promise<void> {
+    const window = this.o.newDeviceWindow ?? 50;
+    if (!Number.isFinite(window)) return;
+    let cursor = "";
+    for (let page = 0; page < 20; page++) {
+      const res = await this.api.searchRooms({ cursor, limit: 100 });
+      for (const r of res.rooms) {
+        const last = Number(r.lastSeq);
+        const read = Number(r.readSeq);
+        if (last <= window || this.order.position(r.id) !== undefined) continue;
+        if (read <= 0 && r.type === RoomType.CHANNEL) continue;
+        this.order.set(r.id, Math.max(last - window, Math.min(read, last)));
+      }
+      cursor = res.nextCursor;
+      if (!cursor) break;
+    }
+    this.persist();
   }
 
   private load(): Promise<void> {
     this.loaded ??= this.store.load().then((state) => {
+      this.fresh = state === undefined;
       for (const [room, seq] of Object.entries(state?.positions ?? {})) this.order.set(room, seq);
       for (const { clientId, event } of state?.outbox ?? []) {
         const e = fromJson(RoomEventSchema, event as JsonValue);
@@ -565,4 +658,16 @@ function randomId(): string {
 
 export function createChatClient(options: ChatClientOptions): ChatClient {
   return new ChatClient(options);
+}
+
+/** The `sub` claim of a JWT, read without checking it (the server does). */
+function tokenSubject(token: string): string | undefined {
+  try {
+    const part = token.split(".")[1] ?? "";
+    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
+    const sub = (JSON.parse(json) as { sub?: unknown }).sub;
+    return typeof sub === "string" ? sub : undefined;
+  } catch {
+    return undefined;
+  }
 }
