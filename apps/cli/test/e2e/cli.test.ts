@@ -216,7 +216,9 @@ describe("chat CLI", () => {
       proxy.restore();
       const r = await send.done;
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/^retrying in \d+\.\d s \((no answer|deadline_exceeded|unavailable)\); same client id cli-outage-1, stored once\n/);
+      expect(r.stderr).toMatch(
+        /^retrying in \d+\.\d s \((no answer|deadline_exceeded|unavailable)\); same client id cli-outage-1, stored once\n/,
+      );
       expect(r.stdout).toMatch(/^sent to #general: seq \d+, id /);
       const { events } = await t.as("alice").getHistory({ roomId });
       expect(events.filter((e) => e.clientId === "cli-outage-1")).toHaveLength(1);
