@@ -94,6 +94,11 @@ const schema = z
       .url("must be the Default Service's h2c URL, e.g. http://127.0.0.1:7010")
       .default("http://127.0.0.1:7010"),
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
+    UPLOAD_ENDPOINT: z
+      .string()
+      .refine((v) => v.startsWith("/") || /^https?:\/\//.test(v), "must be an http(s) URL or a path on this server")
+      .optional(),
+    DEV_UPLOADS_DIR: z.string().min(1).default("./data/uploads"),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .merge(gatewaySettings)

@@ -21,7 +21,6 @@ import {
   type Resync,
   type RoomEvent,
   RoomEventSchema,
-  RoomType,
   type ServerFrame,
   ServerFrameSchema,
   type TypingFrame,
@@ -31,6 +30,7 @@ import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream"
 import { type AttachmentInit, type EventInit, messages } from "./messages.js";
 import { backoff, errorCode, isPermanent } from "./retry.js";
 import { OPEN, type Socket, socketClass } from "./socket.js";
+import { newDeviceStarts, onBrowserWake, tokenSubject } from "./starts.js";
 import { type ChatStore, type ClientState, memoryStore } from "./store.js";
 
 export type ConnectionState = "idle" | "connecting" | "live" | "reconnecting" | "closed";
@@ -175,10 +175,16 @@ export class ChatClient {
     await this.load();
     if (this.fresh) {
       this.fresh = false;
-      await this.startWindow().catch(() => {});
+      const starts = await newDeviceStarts(
+        this.api,
+        this.o.newDeviceWindow ?? 50,
+        (id) => this.order.position(id) !== undefined,
+      ).catch(() => new Map<string, number>());
+      for (const [room, seq] of starts) this.order.set(room, seq);
+      this.persist();
     }
     this.closedByApp = false;
-    this.watchBrowser();
+    this.unwatch ??= onBrowserWake(() => this.reconnectNow());
     if (this.acker === undefined) this.acker = setInterval(() => this.flushAcks(), this.o.ackIntervalMs ?? 1000);
     const live = new Promise<void>((resolve, reject) => {
       this.waiting = { resolve, reject };
@@ -527,28 +533,6 @@ export class ChatClient {
     }
   }
 
-  /** In a browser: reconnect at once when the network comes back or the page is looked at again. */
-  private watchBrowser(): void {
-    const g = globalThis as {
-      addEventListener?: (type: string, fn: () => void) => void;
-      removeEventListener?: (type: string, fn: () => void) => void;
-      document?: {
-        visibilityState?: string;
-        addEventListener(t: string, fn: () => void): void;
-        removeEventListener(t: string, fn: () => void): void;
-      };
-    };
-    if (this.unwatch || !g.addEventListener) return;
-    const online = () => this.reconnectNow();
-    const visible = () => g.document?.visibilityState === "visible" && this.reconnectNow();
-    g.addEventListener("online", online);
-    g.document?.addEventListener("visibilitychange", visible);
-    this.unwatch = () => {
-      g.removeEventListener?.("online", online);
-      g.document?.removeEventListener("visibilitychange", visible);
-    };
-  }
-
   private transmit(event: RoomEvent): void {
     this.frame({ requestId: event.clientId, frame: { case: "send", value: event } });
   }
@@ -573,32 +557,6 @@ export class ChatClient {
     const token = await this.o.getToken({ refused });
     this.me = tokenSubject(token) ?? this.me;
     return token;
-  }
-
-  /**
-   * A new device: start each room near its end (`newDeviceWindow`) rather than replaying all of
-   * it. A position must not be before where the caller joined (the server would start later than
-   * the client expects): a read marker is never before it, and members with no read marker yet
-   * joined with the room's creation. Public channels with no read marker may be rooms the caller
-   * is not in, and keep the server's rule. Best effort: on failure the server's rule applies.
-   */
-  private async startWindow(): Promise<void> {
-    const window = this.o.newDeviceWindow ?? 50;
-    if (!Number.isFinite(window)) return;
-    let cursor = "";
-    for (let page = 0; page < 20; page++) {
-      const res = await this.api.searchRooms({ cursor, limit: 100 });
-      for (const r of res.rooms) {
-        const last = Number(r.lastSeq);
-        const read = Number(r.readSeq);
-        if (last <= window || this.order.position(r.id) !== undefined) continue;
-        if (read <= 0 && r.type === RoomType.CHANNEL) continue;
-        this.order.set(r.id, Math.max(last - window, Math.min(read, last)));
-      }
-      cursor = res.nextCursor;
-      if (!cursor) break;
-    }
-    this.persist();
   }
 
   private load(): Promise<void> {
@@ -658,16 +616,4 @@ function randomId(): string {
 
 export function createChatClient(options: ChatClientOptions): ChatClient {
   return new ChatClient(options);
-}
-
-/** The `sub` claim of a JWT, read without checking it (the server does). */
-function tokenSubject(token: string): string | undefined {
-  try {
-    const part = token.split(".")[1] ?? "";
-    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
-    const sub = (JSON.parse(json) as { sub?: unknown }).sub;
-    return typeof sub === "string" ? sub : undefined;
-  } catch {
-    return undefined;
-  }
 }
