@@ -57,6 +57,8 @@ export interface Profile {
     perProcess: number;
     /** Gateway-only processes holding the connections (each under its 20,000 open files); raw ws gets as many. */
     gateways: number;
+    /** The gateways' HEARTBEAT_INTERVAL_SEC (--idle-heartbeat-sec; default the server's, 30 s). */
+    heartbeatSec?: number;
   };
   /** New sessions per second through one gateway process, against raw `ws` (bench/scenarios/connect.ts). */
   connect: { devices: number; processes: number; concurrency: number };

@@ -545,7 +545,10 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         "process after full GCs (`--expose-gc`, asked over IPC): per connection = (reading − reading at the reference " +
         `of ${r.idle.ours.reference} connections) ÷ connections added; RSS is marked *below noise* when it moved by ` +
         "less than 32 MiB, which it can do by itself between two readings (then only the heap figure counts). CPU is " +
-        "the server's while the connections sit idle.",
+        "the server's while the connections sit idle" +
+        (r.idle.ours.heartbeatSec
+          ? ` (heartbeats every ${r.idle.ours.heartbeatSec} s instead of 30 s: ${Math.round(30 / r.idle.ours.heartbeatSec)}× the heartbeat work of as many connections at the default).`
+          : "."),
       "",
     );
     const irows = [r.idle.ours, r.idle.baseline].flatMap((run) =>

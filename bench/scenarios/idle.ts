@@ -24,6 +24,8 @@ export interface IdleLevel {
 
 export interface IdleRun {
   target: "service-chat gateway" | "raw ws";
+  /** The gateways' heartbeat interval when not the default 30 s. */
+  heartbeatSec?: number;
   /** Server processes holding the connections, devices spread evenly (absent in older results: one). */
   processes?: number;
   /** Connections held at the reference reading `empty`. */
@@ -63,6 +65,7 @@ async function measure(
     const reference = Math.max(100, Math.round(levels[0] ? levels[0] / 10 : 100));
     const out = {
       target,
+      ...(kind === "chat" && ctx.profile.idle.heartbeatSec ? { heartbeatSec: ctx.profile.idle.heartbeatSec } : {}),
       processes: procs.length,
       empty: undefined as unknown as MemoryReading,
       reference,
@@ -129,7 +132,7 @@ async function measure(
  * devices (authenticated, registered, replayed); then as many raw `ws` servers with N sockets.
  */
 export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun }> {
-  const { gateways: count, levels } = ctx.profile.idle;
+  const { gateways: count, levels, heartbeatSec } = ctx.profile.idle;
   const perGateway = Math.ceil(Math.max(...levels) / count) + 1000;
   const db = await freshDb(ctx, "idle");
   const queue = queueName(ctx, "nats");
@@ -150,7 +153,10 @@ export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun
           queue,
           services: "gateway",
           chatServiceUri: def.grpcUrl,
-          env: { MAX_CONNECTIONS: String(perGateway) },
+          env: {
+            MAX_CONNECTIONS: String(perGateway),
+            ...(heartbeatSec ? { HEARTBEAT_INTERVAL_SEC: String(heartbeatSec) } : {}),
+          },
         }),
       ),
     );
