@@ -29,6 +29,7 @@ const live: LiveBus = {
 };
 const registry: ConnectionRegistry = {
   register: async () => 1,
+  refresh: async () => {},
   remove: async () => {},
   deviceConnections: async () => [],
   online: async () => new Set(),
