@@ -10,7 +10,13 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { ClientFrameSchema, SyncResponseSchema } from "@service-chat/api";
-import { CachedAuthenticator, type ConnectionRegistry, createLogger, type LiveBus } from "@service-chat/core";
+import {
+  CachedAuthenticator,
+  type ConnectionRegistry,
+  createLogger,
+  type LiveBus,
+  OutageLog,
+} from "@service-chat/core";
 import { gatewaySettings, limitsOf } from "../apps/gateway/src/config.js";
 import { LiveHub } from "../apps/gateway/src/hub.js";
 import type { ChatPort } from "../apps/gateway/src/session/chat-port.js";
@@ -34,6 +40,8 @@ const registry: ConnectionRegistry = {
   deviceConnections: async () => [],
   online: async () => new Set(),
   lastSeen: async () => new Map(),
+  ping: async () => {},
+  forget: async () => {},
   close: async () => {},
 };
 const empty = create(SyncResponseSchema, { hasMore: false });
@@ -59,6 +67,7 @@ const deps: SessionDeps = {
   registry,
   gatewayId: "gw",
   limits: limitsOf(gatewaySettings.parse({})),
+  outage: new OutageLog(logger, "chat service"),
   logger,
   onEnd: (s) => sessions.delete(s),
 };

@@ -12,6 +12,7 @@ import {
   type Logger,
   type Meter,
   newId,
+  OutageLog,
   type Service,
   sleep,
 } from "@service-chat/core";
@@ -68,6 +69,7 @@ export class Gateway implements Service {
       gatewayId: this.gatewayId,
       limits: this.limits,
       logger: o.logger,
+      outage: new OutageLog(o.logger, "chat service"),
       onEnd: (s) => this.sessions.delete(s),
     };
     if (o.meter) this.metrics = new GatewayMetrics(o.meter, () => this.sessions.size, this.limits.maxConnections);

@@ -56,6 +56,11 @@ export function registryContract(name: string, backend: Backend): void {
       return r;
     };
 
+    it("answers a ping while its backend is reachable (readiness)", async () => {
+      const reg = await open();
+      await expect(reg.ping()).resolves.toBeUndefined();
+    });
+
     it("lists a device's connections, oldest first, and only that device's", async () => {
       const reg = await open();
       const p = profile();
@@ -239,6 +244,22 @@ export function registryContract(name: string, backend: Backend): void {
 
       await reg.remove(b); // removing twice is harmless
       expect(await reg.online([p])).toEqual(new Set());
+    });
+
+    it("forgets a profile: its connections and when it was last seen, no one else's", async () => {
+      const reg = await open();
+      const [p, q] = [profile(), profile()];
+      await reg.register(conn(p, "d1"), LONG);
+      await reg.register(conn(p, "d2"), LONG);
+      const other = conn(q, "d1");
+      await reg.register(other, LONG);
+
+      await reg.forget(p);
+      expect(await reg.deviceConnections(p, "d1")).toEqual([]);
+      expect(await reg.deviceConnections(p, "d2")).toEqual([]);
+      expect(await reg.online([p, q])).toEqual(new Set([q]));
+      expect(await reg.lastSeen([p, q])).toEqual(new Map([[q, other.lastHeartbeat]]));
+      await reg.forget(p); // forgetting twice is harmless
     });
 
     it("answers when profiles were last seen: their latest heartbeat, nothing if never", async () => {

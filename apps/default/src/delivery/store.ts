@@ -11,6 +11,8 @@ export interface SyncRoom {
   room_id: string;
   joined_seq: number;
   last_seq: number;
+  /** The room's first stored seq (retention deletes before it). */
+  first_seq: number;
   /** What the device acknowledged (null: nothing yet, or no device). */
   delivered_seq: number | null;
 }
@@ -115,7 +117,7 @@ export class DeliveryStore extends Store {
   async syncRooms(readers: readonly SyncReader[]): Promise<(SyncRoom & { reader: number })[]> {
     if (readers.length === 0) return [];
     const { rows } = await sql<SyncRoom & { reader: number }>`
-      select (q.n - 1)::int as reader, s.room_id, s.joined_seq, r.last_seq, d.delivered_seq
+      select (q.n - 1)::int as reader, s.room_id, s.joined_seq, r.last_seq, r.first_seq, d.delivered_seq
       from unnest(${readers.map((r) => r.profileId)}::text[], ${readers.map((r) => r.deviceId ?? "")}::text[])
         with ordinality as q(profile_id, device_id, n)
       join room_subscriptions s on s.profile_id = q.profile_id and s.state = 'active'

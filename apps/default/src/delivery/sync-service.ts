@@ -18,6 +18,7 @@ import {
 } from "@service-chat/core";
 import { publishToUsers } from "@service-chat/protocol";
 import { requireAccess } from "../authz/access.js";
+import { unreadCount } from "../rooms/present.js";
 import type { DeliveryStore } from "./store.js";
 import { SyncBatcher } from "./sync-batch.js";
 
@@ -106,7 +107,7 @@ export class SyncService {
       frame: { case: "receipt", value: { roomId, profileId: caller.profileId, readSeq: BigInt(readSeq) } },
     });
     await this.toMembers(roomId, toBinary(ServerFrameSchema, frame));
-    return { readSeq, unread: Math.max(0, room.last_seq - readSeq) };
+    return { readSeq, unread: unreadCount(room, readSeq) };
   }
 
   /** Tells the room's other members, live, that the caller is typing; nothing is stored. */

@@ -37,6 +37,7 @@ class Reads implements SyncReads {
         reader,
         room_id,
         joined_seq: 0,
+        first_seq: 1,
         last_seq: this.last,
         delivered_seq: null,
       })),

@@ -59,7 +59,18 @@ export class MemoryRegistry implements ConnectionRegistry {
     return out;
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {}
+
+  async forget(profileId: string): Promise<void> {
+    for (const id of [...(this.byProfile.get(profileId) ?? [])]) {
+      const entry = this.connections.get(id);
+      if (entry) this.drop(entry.info);
+    }
+    this.byProfile.delete(profileId);
+    this.seen.delete(profileId);
+  }
 
   /** Forgets a connection (its last-seen time stays as it was); answers whether it was known. */
   private drop({ connectionId, profileId, deviceId }: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">) {

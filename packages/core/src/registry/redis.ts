@@ -19,6 +19,8 @@
  * reader's (online): gateway clocks are expected to be in sync to well under a TTL.
  */
 import { Redis } from "ioredis";
+import { logClientErrors } from "../client-errors.js";
+import type { Logger } from "../logger.js";
 import type { ConnectionInfo, ConnectionRegistry } from "./ports.js";
 
 type Results = [error: Error | null, result: unknown][] | null;
@@ -59,8 +61,9 @@ function check(results: Results): unknown[] {
 }
 
 /** Opens a registry on `uri` (redis://host:port[/db]) under the key prefix `prefix`. */
-export async function openRedisRegistry(uri: string, prefix: string): Promise<RedisRegistry> {
+export async function openRedisRegistry(uri: string, prefix: string, logger?: Logger): Promise<RedisRegistry> {
   const redis = new Redis(uri, { lazyConnect: true });
+  logClientErrors(redis, "Redis (registry)", logger);
   try {
     await redis.connect();
   } catch (error) {
@@ -171,6 +174,24 @@ export class RedisRegistry implements ConnectionRegistry {
       if (score !== null && score !== undefined) out.set(p, Number(score));
     });
     return out;
+  }
+
+  async forget(profileId: string): Promise<void> {
+    const ids = await this.redis.zrange(this.profKey(profileId), 0, "-1");
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hget(this.connKey(id), "deviceId");
+    const devices = ids.length > 0 ? (check(await pipeline.exec()) as (string | null)[]) : [];
+    const tx = this.redis.multi();
+    ids.forEach((id, i) => {
+      tx.del(this.connKey(id));
+      const deviceId = devices[i];
+      if (deviceId) tx.zrem(this.devKey(profileId, deviceId), id);
+    });
+    check(await tx.del(this.profKey(profileId)).zrem(this.seenKey(), profileId).exec());
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
   }
 
   async close(): Promise<void> {
