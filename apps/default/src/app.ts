@@ -16,6 +16,7 @@ import {
   type Metrics,
   migrate,
   newId,
+  OutageLog,
   oidcAuthenticator,
   openDatabase,
   openQueues,
@@ -46,7 +47,7 @@ import { PersonService } from "./privacy/person-service.js";
 import { PersonStore } from "./privacy/store.js";
 import { RoomService } from "./rooms/room-service.js";
 import { RoomStore } from "./rooms/store.js";
-import { authInterceptor } from "./server/auth.js";
+import { authInterceptor, verifyAuthorization } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
@@ -99,7 +100,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics("chat");
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
-  const interceptors = [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)];
+  // Calls refused while the database is down: one warning per outage, not one per call.
+  const outage = new OutageLog(logger.child({ component: "database" }), "database");
+  const interceptors = [errorInterceptor(logger.child({ component: "rpc" }), outage), authInterceptor(auth)];
 
   const run: Service[] = [];
   let push: PushNotifier | undefined;
@@ -144,7 +147,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         presence: new PresenceService(delivery, registry, live),
       };
       sendLoad = () => services.events.sendLoad;
-      localPort = localChatPort(services, logger.child({ component: "gateway-port" }));
+      localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage);
       const admin = new Admin(delivery, new Set(config.ADMIN_PROFILE_IDS), push);
       const person = new PersonService(new PersonStore(db, outbox), {
         admins: new Set(config.ADMIN_PROFILE_IDS),
@@ -221,6 +224,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       gw?.routes(router);
     },
     interceptors,
+    authorize: (header) => verifyAuthorization(auth, header),
     meter: metrics.meter,
     ...(gw ? { upgrade: (req, socket, head) => gw.upgrade(req, socket, head) } : {}),
     fallback: plainRoutes({

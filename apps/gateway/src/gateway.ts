@@ -10,6 +10,7 @@ import {
   type LiveBus,
   type Logger,
   newId,
+  OutageLog,
   type Service,
   sleep,
 } from "@service-chat/core";
@@ -61,6 +62,7 @@ export class Gateway implements Service {
       gatewayId: this.gatewayId,
       limits: this.limits,
       logger: o.logger,
+      outage: new OutageLog(o.logger, "chat service"),
       onEnd: (s) => this.sessions.delete(s),
     };
     this.ws = webSocketEndpoint({

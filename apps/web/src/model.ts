@@ -93,6 +93,11 @@ export class ChatModel {
   notice: string | undefined;
   /** Set when the session cannot go on (the token is refused and cannot be renewed). */
   ended: string | undefined;
+  /**
+   * A conversation being created: the room pane shows it at once, and what is typed into its
+   * composer waits here until the room exists, then goes to that room (never to another).
+   */
+  draft: { title: string; queued: string[] } | undefined;
 
   private readonly tokens: TokenSource;
   private readonly listeners = new Set<() => void>();
@@ -190,6 +195,7 @@ export class ChatModel {
 
   open(roomId: string | undefined): void {
     if (this.current !== roomId) this.stopTyping();
+    this.draft = undefined;
     this.current = roomId;
     if (roomId) localStorage.setItem(this.lastRoomKey, roomId);
     else localStorage.removeItem(this.lastRoomKey);
@@ -223,18 +229,41 @@ export class ChatModel {
     this.markReadSoon();
   }
 
+  /**
+   * Creates a room and opens it. Meanwhile the pane shows the new conversation (not the room that
+   * was open before), and messages typed into it are sent to the new room once it exists.
+   */
   async createRoom(input: { type: RoomType; name: string; members: string[] }): Promise<void> {
-    const res = await this.call(() =>
-      this.chat.api.createRoom({
-        name: input.name,
-        type: input.type,
-        members: input.members.map((profileId) => ({ profileId })),
-      }),
-    );
-    if (!res.room) return;
-    const room = this.addRoom(res.room);
+    this.open(undefined);
+    const draft = { title: input.name || input.members[0] || "New conversation", queued: [] as string[] };
+    this.draft = draft;
+    this.changed();
+    let room: RoomItem | undefined;
+    try {
+      const res = await this.call(() =>
+        this.chat.api.createRoom({
+          name: input.name,
+          type: input.type,
+          members: input.members.map((profileId) => ({ profileId })),
+        }),
+      );
+      if (res.room) room = this.addRoom(res.room);
+    } finally {
+      if (this.draft === draft) this.draft = undefined;
+      this.changed();
+    }
+    if (!room) return;
     if (input.type === RoomType.DIRECT) room.peer = input.members[0];
-    this.open(room.id);
+    if (this.current === undefined) this.open(room.id);
+    for (const text of draft.queued) void this.send(room.id, text);
+  }
+
+  /** Keeps a message typed into the conversation being created, until it exists. */
+  queueForDraft(body: string): void {
+    const text = body.trim();
+    if (!this.draft || !text) return;
+    this.draft.queued.push(text);
+    this.changed();
   }
 
   async addMembers(profileIds: string[]): Promise<void> {
@@ -246,11 +275,10 @@ export class ChatModel {
     await Promise.all([this.loadMembers(roomId), this.fetchRoom(roomId)]);
   }
 
-  /** Sends a text message to the open room; it shows as pending until the server acknowledges it. */
-  async send(body: string, clientId: string = crypto.randomUUID()): Promise<void> {
-    const roomId = this.current;
+  /** Sends a text message to a room; it shows as pending until the server acknowledges it. */
+  async send(roomId: string, body: string, clientId: string = crypto.randomUUID()): Promise<void> {
     const text = body.trim();
-    if (!roomId || !text) return;
+    if (!text) return;
     this.stopTyping();
     const t = this.timeline(roomId);
     const pending: PendingMessage = { clientId, body: text };
@@ -267,14 +295,13 @@ export class ChatModel {
 
   retry(roomId: string, clientId: string): void {
     const pending = this.timeline(roomId).pending.get(clientId);
-    if (!pending || roomId !== this.current) return;
-    void this.send(pending.body, clientId);
+    if (!pending) return;
+    void this.send(roomId, pending.body, clientId);
   }
 
   /** Tells the room's members that we are typing, at most every few seconds, and when we stop. */
-  typing(text: string): void {
-    const roomId = this.current;
-    if (!roomId || !text.trim()) {
+  typing(roomId: string, text: string): void {
+    if (!text.trim()) {
       this.stopTyping();
       return;
     }

@@ -9,7 +9,7 @@ import {
   toJson,
   toJsonString,
 } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
   type AckEvent,
@@ -28,6 +28,7 @@ import {
 } from "@service-chat/api";
 import { RoomSequencer } from "@service-chat/core/sequencer";
 import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream";
+import { backoff, errorCode, isPermanent } from "./retry.js";
 import { OPEN, type Socket, socketClass } from "./socket.js";
 import { type ChatStore, type ClientState, memoryStore } from "./store.js";
 
@@ -44,8 +45,12 @@ export interface ChatClientOptions {
   store?: ChatStore;
   /** JSON frames on the WebSocket instead of binary protobuf. */
   json?: boolean;
+  /** Reconnect delay: exponential from min (250 ms), capped at max (5 s), full jitter inside the cap. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Delay between attempts of a send the server could not store (transient): from min (250 ms) to max (10 s). */
+  minSendRetryMs?: number;
+  maxSendRetryMs?: number;
   /** How often acknowledgements are sent (batched). */
   ackIntervalMs?: number;
 }
@@ -61,8 +66,21 @@ export class ChatError extends Error {
   }
 }
 
+/** A send that failed for a reason that is not the message's fault; it is tried again after `delayMs`. */
+export interface SendRetry {
+  clientId: string;
+  roomId: string;
+  /** The API's code of the failure (`unavailable`, `internal`, …). */
+  code: string;
+  message: string;
+  /** 1 for the first retry. */
+  attempt: number;
+  delayMs: number;
+}
+
 export interface ChatEvents {
   event: RoomEvent;
+  retrying: SendRetry;
   receipt: ReceiptFrame;
   typing: TypingFrame;
   presence: PresenceFrame;
@@ -71,7 +89,7 @@ export interface ChatEvents {
   error: ChatError;
 }
 
-type Pending = { event: RoomEvent; resolve(ack: AckEvent): void; reject(err: ChatError): void };
+type Pending = { event: RoomEvent; attempt: number; resolve(ack: AckEvent): void; reject(err: ChatError): void };
 type EventInit = MessageInitShape<typeof RoomEventSchema>;
 
 /**
@@ -160,17 +178,17 @@ export class ChatClient {
 
   /**
    * Sends an event. It gets a client id (if it has none) and waits in the outbox until the server
-   * acknowledges it; after a reconnect it is sent again with the same id, so it is stored once.
+   * acknowledges it; after a reconnect, or when the server could not store it (unavailable,
+   * internal, …: a `retrying` event says so), it is sent again with the same id, so it is stored
+   * once. It is refused (ChatError) only when the answer says the message itself is wrong
+   * (invalid_argument, permission_denied, not_found, failed_precondition, …).
    */
   async send(init: EventInit): Promise<AckEvent> {
     await this.load();
     const event = create(RoomEventSchema, { ...init, clientId: init.clientId || randomId() });
-    if (this.state === "idle" || this.state === "closed") {
-      const { ack } = await this.api.sendEvent({ event: [event] });
-      return settle(ack[0]);
-    }
+    if (this.state === "idle" || this.state === "closed") return this.sendByCall(event);
     const done = new Promise<AckEvent>((resolve, reject) =>
-      this.pending.set(event.clientId, { event, resolve, reject }),
+      this.pending.set(event.clientId, { event, attempt: 0, resolve, reject }),
     );
     this.persist();
     if (this.welcomed) this.transmit(event);
@@ -287,13 +305,8 @@ export class ChatClient {
       case "error": {
         const pending = this.pending.get(f.requestId);
         const err = new ChatError(frame.value.code, frame.value.message);
-        if (pending && err.code !== "resource_exhausted") {
-          this.pending.delete(f.requestId);
-          this.persist();
-          pending.reject(err);
-        } else if (pending) {
-          this.later(() => this.welcomed && this.transmit(pending.event), 1000);
-        } else this.emit("error", err);
+        if (pending) this.failed(pending, err);
+        else this.emit("error", err);
         return;
       }
       case "receipt":
@@ -329,10 +342,69 @@ export class ChatClient {
   private onAck(clientId: string, ack: AckEvent): void {
     const pending = this.pending.get(clientId);
     if (!pending) return;
+    if (ack.error) {
+      this.failed(pending, new ChatError(ack.error.code, ack.error.message));
+      return;
+    }
     this.pending.delete(clientId);
     this.persist();
-    if (ack.error) pending.reject(new ChatError(ack.error.code, ack.error.message));
-    else pending.resolve(ack);
+    pending.resolve(ack);
+  }
+
+  /** A send the server did not store: refused for good, or kept and sent again after a backoff. */
+  private failed(pending: Pending, err: ChatError): void {
+    const id = pending.event.clientId;
+    if (isPermanent(err.code)) {
+      this.pending.delete(id);
+      this.persist();
+      pending.reject(err);
+      return;
+    }
+    const delayMs = this.sendDelay(pending.attempt++);
+    this.emit("retrying", {
+      clientId: id,
+      roomId: pending.event.roomId,
+      code: err.code,
+      message: err.message,
+      attempt: pending.attempt,
+      delayMs,
+    });
+    this.later(() => {
+      // After a reconnect the welcome has sent it again already; a second copy is harmless (same id).
+      if (this.welcomed && this.pending.get(id) === pending) this.transmit(pending.event);
+    }, delayMs);
+  }
+
+  /** One SendEvent call at a time, repeated with the same client id until it is stored or refused. */
+  private async sendByCall(event: RoomEvent): Promise<AckEvent> {
+    for (let attempt = 0; ; attempt++) {
+      let err: ChatError;
+      try {
+        const { ack } = await this.api.sendEvent({ event: [event] });
+        const a = ack[0];
+        if (a && !a.error) return a;
+        err = a?.error
+          ? new ChatError(a.error.code, a.error.message)
+          : new ChatError("internal", "no answer for the event");
+      } catch (e) {
+        err = new ChatError(errorCode(e), e instanceof ConnectError ? e.rawMessage : String(e));
+      }
+      if (isPermanent(err.code)) throw err;
+      const delayMs = this.sendDelay(attempt);
+      this.emit("retrying", {
+        clientId: event.clientId,
+        roomId: event.roomId,
+        code: err.code,
+        message: err.message,
+        attempt: attempt + 1,
+        delayMs,
+      });
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+
+  private sendDelay(attempt: number): number {
+    return backoff(attempt, this.o.minSendRetryMs ?? 250, this.o.maxSendRetryMs ?? 10_000);
   }
 
   private onClose(ws: Socket): void {
@@ -357,9 +429,7 @@ export class ChatClient {
   }
 
   private retry(): void {
-    const min = this.o.minBackoffMs ?? 250;
-    const max = this.o.maxBackoffMs ?? 30_000;
-    const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random());
+    const delay = backoff(this.attempt, this.o.minBackoffMs ?? 250, this.o.maxBackoffMs ?? 5000);
     this.attempt++;
     this.setState("reconnecting");
     this.later(() => void this.open(), delay);
@@ -392,7 +462,7 @@ export class ChatClient {
       for (const { clientId, event } of state?.outbox ?? []) {
         const e = fromJson(RoomEventSchema, event as JsonValue);
         e.clientId = clientId;
-        this.pending.set(clientId, { event: e, resolve: () => {}, reject: () => {} });
+        this.pending.set(clientId, { event: e, attempt: 0, resolve: () => {}, reject: () => {} });
       }
     });
     return this.loaded;
@@ -434,12 +504,6 @@ export class ChatClient {
   private emit<K extends keyof ChatEvents>(kind: K, value: ChatEvents[K]): void {
     for (const l of this.listeners.get(kind) ?? []) l(value);
   }
-}
-
-function settle(ack: AckEvent | undefined): AckEvent {
-  if (!ack) throw new ChatError("internal", "no answer for the event");
-  if (ack.error) throw new ChatError(ack.error.code, ack.error.message);
-  return ack;
 }
 
 function randomId(): string {

@@ -1,3 +1,4 @@
 export * from "@service-chat/api";
 export * from "./client.js";
+export * from "./retry.js";
 export * from "./store.js";

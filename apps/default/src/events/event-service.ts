@@ -1,5 +1,14 @@
 import { Direction, type RoomEvent } from "@service-chat/api";
-import { checkCount, checkId, checkLimit, checkText, type Identity, invalid, type Logger } from "@service-chat/core";
+import {
+  checkCount,
+  checkId,
+  checkLimit,
+  checkText,
+  type Identity,
+  invalid,
+  isDatabaseUnavailable,
+  type Logger,
+} from "@service-chat/core";
 import { requireAccess } from "../authz/access.js";
 import { type CommitterLimits, GroupCommitter } from "./committer.js";
 import { historyCursor, pageOf, readHistoryCursor, readSearchCursor, searchCursor } from "./cursors.js";
@@ -57,7 +66,10 @@ export class EventService {
     this.committer = new GroupCommitter(store, storeSends, {
       limits: options.limits,
       onBatchFailure(err, jobs) {
-        logger.warn({ err, jobs }, "send batch failed and rolled back; its calls run again one by one");
+        // A database that is down is reported once per outage where the calls are answered.
+        if (!isDatabaseUnavailable(err)) {
+          logger.warn({ err, jobs }, "send batch failed and rolled back; its calls run again one by one");
+        }
         metrics?.batchFailed();
       },
     });

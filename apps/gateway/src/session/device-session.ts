@@ -4,7 +4,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientFrame, Hello, RoomCursor, ServerFrame, SyncResponse } from "@service-chat/api";
 import { ServerFrameSchema } from "@service-chat/api";
-import type { Authenticator, ConnectionInfo, ConnectionRegistry, Logger } from "@service-chat/core";
+import type { Authenticator, ConnectionInfo, ConnectionRegistry, Logger, OutageLog } from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { Limits } from "../config.js";
 import type { HubMember, LiveHub } from "../hub.js";
@@ -23,6 +23,8 @@ export interface SessionDeps {
   gatewayId: string;
   limits: Limits;
   logger: Logger;
+  /** Hellos refused because ChatService (or its database) is unavailable: one warning per outage. */
+  outage: OutageLog;
   /** Called once the session has ended. */
   onEnd(session: DeviceSession): void;
 }
@@ -163,11 +165,29 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       this.nextBeat = Date.now() + limits.heartbeatMs;
       await this.delivery.replay(h.cursors);
       if ((this.state as State) === "replaying") this.state = "live";
+      this.deps.outage.ok();
     } catch (err) {
+      this.refuseHello(err);
+    }
+  }
+
+  /**
+   * A hello that could not be served: a bad cursor is the device's fault (4001, it must not
+   * reconnect with it); an unavailable service is a 4009 (reconnect with backoff), logged once
+   * per outage; anything else a 4009 logged with its cause.
+   */
+  private refuseHello(err: unknown): void {
+    const code = err instanceof ConnectError ? err.code : undefined;
+    if (code === Code.Unauthenticated) {
+      this.close(DISCONNECT.authFailed);
+    } else if (code === Code.InvalidArgument) {
+      this.close(DISCONNECT.badFrame, `hello.${(err as ConnectError).rawMessage}`);
+    } else if (code === Code.Unavailable) {
+      this.deps.outage.failed(err);
+      this.close(DISCONNECT.internal, "service unavailable; reconnect later");
+    } else {
       this.deps.logger.error({ err }, "session start failed");
-      this.close(
-        err instanceof ConnectError && err.code === Code.Unauthenticated ? DISCONNECT.authFailed : DISCONNECT.internal,
-      );
+      this.close(DISCONNECT.internal);
     }
   }
 

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { type ChatService, ClientFrameSchema, type ServerFrame, SyncResponseSchema } from "@service-chat/api";
-import { createLogger, type Identity, MemoryBus, MemoryRegistry } from "@service-chat/core";
+import { createLogger, type Identity, MemoryBus, MemoryRegistry, OutageLog } from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import { until } from "@service-chat/testing/until";
 import { describe, expect, it } from "vitest";
@@ -37,6 +37,7 @@ function session(identity: Identity, overrides: Partial<Limits> = {}) {
       gatewayId: "gw",
       limits: { ...limits, ...overrides },
       logger: createLogger("silent"),
+      outage: new OutageLog(createLogger("silent"), "chat service"),
       onEnd: () => {},
     },
     {

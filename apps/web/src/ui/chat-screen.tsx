@@ -4,7 +4,7 @@ import { connectionLabel } from "../format.js";
 import { type ChatModel, roomTitle, unread } from "../model.js";
 import { Avatar } from "./avatar.js";
 import { NewRoomForm } from "./forms.js";
-import { RoomView } from "./room-view.js";
+import { Composer, RoomView } from "./room-view.js";
 import { useModel } from "./use-model.js";
 
 export function ChatScreen({ model, onSignOut }: { model: ChatModel; onSignOut(reason?: string): void }) {
@@ -32,6 +32,8 @@ export function ChatScreen({ model, onSignOut }: { model: ChatModel; onSignOut(r
         )}
         {room ? (
           <RoomView key={room.id} model={model} room={room} />
+        ) : model.draft ? (
+          <DraftView model={model} draft={model.draft} />
         ) : (
           <div class="empty">
             <h2>Welcome, {model.me}</h2>
@@ -40,6 +42,31 @@ export function ChatScreen({ model, onSignOut }: { model: ChatModel; onSignOut(r
         )}
       </main>
     </div>
+  );
+}
+
+/** The conversation being created: its composer keeps what is typed until the room exists. */
+function DraftView({ model, draft }: { model: ChatModel; draft: NonNullable<ChatModel["draft"]> }) {
+  return (
+    <section class="room" aria-labelledby="room-title">
+      <header class="room-header">
+        <div class="room-heading">
+          <h2 id="room-title">{draft.title}</h2>
+          <p class="muted members">Starting the conversation…</p>
+        </div>
+      </header>
+      <ol class="messages" aria-label="Messages">
+        {draft.queued.map((body, i) => (
+          <li key={`q${i}`} class="message mine pending">
+            <div class="bubble">
+              <p class="body">{body}</p>
+            </div>
+            <div class="meta">Sending…</div>
+          </li>
+        ))}
+      </ol>
+      <Composer model={model} title={draft.title} />
+    </section>
   );
 }
 

@@ -47,7 +47,7 @@ export function RoomView({ model, room }: { model: ChatModel; room: RoomItem }) 
       <p class="typing" aria-live="polite">
         {typingLine(typers)}
       </p>
-      <Composer model={model} title={title} />
+      <Composer model={model} title={title} roomId={room.id} />
     </section>
   );
 }
@@ -232,7 +232,8 @@ function Content({ e }: { e: RoomEvent }) {
   return <p class="body other">{otherText(e) || "Unsupported message"}</p>;
 }
 
-function Composer({ model, title }: { model: ChatModel; title: string }) {
+/** The composer of one room (`roomId`), or of the conversation being created (no `roomId`). */
+export function Composer({ model, title, roomId }: { model: ChatModel; title: string; roomId?: string }) {
   const [text, setText] = useState("");
   const input = useRef<HTMLTextAreaElement>(null);
 
@@ -243,7 +244,8 @@ function Composer({ model, title }: { model: ChatModel; title: string }) {
   const send = (e?: Event) => {
     e?.preventDefault();
     if (!text.trim()) return;
-    void model.send(text);
+    if (roomId) void model.send(roomId, text);
+    else model.queueForDraft(text);
     setText("");
     input.current?.focus();
   };
@@ -262,7 +264,7 @@ function Composer({ model, title }: { model: ChatModel; title: string }) {
         value={text}
         onInput={(e) => {
           setText(e.currentTarget.value);
-          model.typing(e.currentTarget.value);
+          if (roomId) model.typing(roomId, e.currentTarget.value);
         }}
         onKeyDown={(e) => {
           if (e.key === "Enter" && !e.shiftKey && !e.isComposing) send(e);

@@ -336,6 +336,45 @@ describe("web chat", () => {
     await shot(alice, "07-added-member");
   });
 
+  it("text typed while a new chat is being created goes to that chat, not to the room open before", async () => {
+    await roomButton(alice, "Weekend plans").click();
+    await alice.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    // Hold CreateRoom until the text has been typed and sent, as a slow server would.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let asked = false;
+    await alice.page.route("**/chat.v1.ChatService/CreateRoom", async (route) => {
+      if (!asked) {
+        asked = true;
+        await held;
+      }
+      await route.continue();
+    });
+    await alice.page.getByRole("button", { name: "New conversation" }).click();
+    await alice.page.getByText("Direct message", { exact: true }).click();
+    await alice.page.getByLabel("Person").fill("dave");
+    await alice.page.getByRole("button", { name: "Start chat" }).click();
+    await expect.poll(() => asked).toBe(true);
+    await composer(alice).fill("For dave only");
+    await composer(alice).press("Enter");
+    release();
+    await alice.page.getByRole("heading", { name: "dave" }).waitFor();
+    await alice.page.unroute("**/chat.v1.ChatService/CreateRoom");
+    const weekend = (await roomButton(alice, "Weekend plans").getAttribute("data-room-id")) as string;
+    const dave = (await roomButton(alice, "^dave").getAttribute("data-room-id")) as string;
+    const bodies = async (roomId: string) =>
+      (await t.as("alice").getHistory({ roomId })).events.map((e) =>
+        e.content.case === "text" ? e.content.value.body : "",
+      );
+    await expect.poll(() => bodies(weekend).then((b) => b.length)).toBeGreaterThan(0);
+    expect(await bodies(weekend)).not.toContain("For dave only");
+    await expect.poll(() => bodies(dave)).toContain("For dave only");
+    await expect.poll(() => message(alice, "For dave only").locator(".meta").textContent()).not.toMatch(/Sending/);
+    await roomButton(alice, "Weekend plans").click();
+    await alice.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    expect(await message(alice, "For dave only").count()).toBe(0);
+  });
+
   it("carol signs in with a pasted token on a phone-sized screen and finds the room she was added to", async () => {
     const carol = await person("carol", t.httpUrl);
     await carol.page.setViewportSize({ width: 390, height: 760 });
