@@ -47,15 +47,32 @@ export class PersonService {
       { audit: "erase_person", actor: caller.profileId, profileId, requestedAt: started.requested_at },
       "erasure started",
     );
-    const { rooms, direct } = await this.leaveRooms(caller.profileId, profileId);
+    return this.carryOut(caller.profileId, profileId);
+  }
+
+  /**
+   * Finishes the erasures that were requested more than `graceSec` ago and never completed (the
+   * process erasing stopped), on behalf of whoever requested them; answers how many.
+   */
+  async resumeUnfinished(graceSec: number): Promise<number> {
+    const unfinished = await this.store.unfinishedErasures(graceSec, 100);
+    for (const e of unfinished) {
+      this.o.logger.info(
+        { audit: "erase_person", actor: e.requested_by, profileId: e.profile_id, requestedAt: e.requested_at },
+        "erasure resumed",
+      );
+      await this.carryOut(e.requested_by, e.profile_id);
+    }
+    return unfinished.length;
+  }
+
+  private async carryOut(actor: string, profileId: string): Promise<ErasureResult> {
+    const { rooms, direct } = await this.leaveRooms(actor, profileId);
     const events = await this.redactEvents(profileId);
     await this.store.transaction((tx) => tx.deleteRows(profileId));
     await this.o.registry.forget(profileId);
     const record = await this.store.completeErasure(profileId);
-    this.o.logger.info(
-      { audit: "erase_person", actor: caller.profileId, profileId, events, rooms, direct },
-      "erasure completed",
-    );
+    this.o.logger.info({ audit: "erase_person", actor, profileId, events, rooms, direct }, "erasure completed");
     return { record, eventsRedacted: events, roomsLeft: rooms, directRoomsClosed: direct };
   }
 

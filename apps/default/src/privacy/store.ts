@@ -75,6 +75,18 @@ export class PersonStore extends Store {
       .execute();
   }
 
+  /** Erasures requested more than `graceSec` ago and not completed, oldest first. */
+  unfinishedErasures(graceSec: number, limit: number): Promise<ErasureRow[]> {
+    return this.db
+      .selectFrom("erasures")
+      .selectAll()
+      .where("completed_at", "is", null)
+      .where(sql<boolean>`requested_at < now() - make_interval(secs => ${graceSec})`)
+      .orderBy("requested_at")
+      .limit(limit)
+      .execute();
+  }
+
   async completeErasure(profileId: string): Promise<ErasureRow> {
     return this.db
       .updateTable("erasures")
