@@ -42,7 +42,17 @@ export class PersonService {
   async erase(caller: Identity, profileId: string): Promise<ErasureResult> {
     this.assertAdmin(caller);
     checkProfileId("profile_id", profileId);
-    const started = await this.store.startErasure(profileId, caller.profileId);
+    const started = await this.store.transaction(async (tx) => {
+      const { record, made } = await tx.startErasure(profileId, caller.profileId);
+      await tx.audit.record([
+        {
+          actorId: caller.profileId,
+          action: made ? "person.erasure_requested" : "person.erasure_repeated",
+          targets: [profileId],
+        },
+      ]);
+      return record;
+    });
     this.o.logger.info(
       { audit: "erase_person", actor: caller.profileId, profileId, requestedAt: started.requested_at },
       "erasure started",
@@ -71,7 +81,18 @@ export class PersonService {
     const events = await this.redactEvents(profileId);
     await this.store.transaction((tx) => tx.deleteRows(profileId));
     await this.o.registry.forget(profileId);
-    const record = await this.store.completeErasure(profileId);
+    const record = await this.store.transaction(async (tx) => {
+      const done = await tx.completeErasure(profileId);
+      await tx.audit.record([
+        {
+          actorId: actor,
+          action: "person.erased",
+          targets: [profileId],
+          details: { eventsRedacted: events, roomsLeft: rooms, directRoomsClosed: direct },
+        },
+      ]);
+      return done;
+    });
     this.o.logger.info({ audit: "erase_person", actor, profileId, events, rooms, direct }, "erasure completed");
     return { record, eventsRedacted: events, roomsLeft: rooms, directRoomsClosed: direct };
   }
@@ -91,19 +112,35 @@ export class PersonService {
         const done = await this.store.transaction(async (tx) => {
           const room = await tx.events.lockRoom(roomId);
           if (!room || !(await tx.isActiveMember(roomId, profileId))) return undefined;
+          const why = { erasureOf: profileId };
           if (room.type === "direct") {
             await tx.events.append(room, [systemEvent(actor, SystemEventKind.ROOM_DELETED)]);
             await tx.closeRoom(roomId);
+            await tx.audit.record([{ actorId: actor, action: "room.deleted", roomId, details: why }]);
           } else {
             await tx.removeMember(room, profileId);
             const removal = systemEvent(actor, SystemEventKind.MEMBERS_REMOVED, { profileIds: [profileId] });
             // A room whose last owner goes keeps one: the highest role, then the longest in the room.
             const heir = await tx.successor(roomId);
-            if (heir) await tx.makeOwner(roomId, heir);
+            if (heir) await tx.makeOwner(roomId, heir.profile_id);
             const promotion = heir
-              ? [systemEvent(actor, SystemEventKind.ROLE_CHANGED, { profileIds: [heir], role: "owner" })]
+              ? [systemEvent(actor, SystemEventKind.ROLE_CHANGED, { profileIds: [heir.profile_id], role: "owner" })]
               : [];
             await tx.events.append(room, [removal, ...promotion]);
+            await tx.audit.record([
+              { actorId: actor, action: "members.removed", roomId, targets: [profileId], details: why },
+              ...(heir
+                ? [
+                    {
+                      actorId: actor,
+                      action: "member.role_changed",
+                      roomId,
+                      targets: [heir.profile_id],
+                      details: { role: "owner", previous: heir.role, ...why },
+                    },
+                  ]
+                : []),
+            ]);
           }
           const counts = room.type === "direct" ? { rooms: 1, direct: 1 } : { rooms: 1 };
           await tx.countErasure(profileId, counts);

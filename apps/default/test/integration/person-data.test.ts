@@ -206,6 +206,19 @@ describe("a person's data", () => {
     expect(kinds(after, "membership")).toEqual([]);
     expect(kinds(after, "device")).toEqual([]);
 
+    // The audit log has the request, the removal from the group (as the erasure's), the closed
+    // direct room and the completion with its counts.
+    const audit = (await t.adminAs("root").listAuditLog({ actorId: "root", limit: 100 })).entries;
+    const entry = (action: string, roomId = "") => audit.find((e) => e.action === action && e.roomId === roomId);
+    expect(entry("person.erasure_requested")?.targets).toEqual(["zed"]);
+    expect(JSON.parse(entry("person.erased")?.detailsJson ?? "{}")).toEqual({
+      eventsRedacted: 5,
+      roomsLeft: 2,
+      directRoomsClosed: 1,
+    });
+    expect(entry("members.removed", group)).toMatchObject({ targets: ["zed"], detailsJson: '{"erasureOf":"zed"}' });
+    expect(entry("room.deleted", direct)).toBeDefined();
+
     // Idempotent: again, nothing left to do, the same record.
     const again = await t.adminAs("root").erasePerson({ profileId: "zed" });
     expect(again).toMatchObject({
