@@ -5,7 +5,7 @@ import { SystemEventKind, systemEvent } from "../events/kinds/system.js";
 import { presentEvent } from "../events/present.js";
 import type { ErasureRow, EventPosition, PersonStore } from "./store.js";
 
-/** The export's format name, in its first line (docs/data-lifecycle.md). */
+/** The export's format name, in its first line (docs/privacy.md). */
 export const EXPORT_FORMAT = "service-chat.person-export.v1";
 
 /** What one ErasePerson call did, and the record it completed. */
@@ -25,9 +25,10 @@ export interface PersonServiceOptions {
 }
 
 /**
- * A data subject's rights (docs/data-lifecycle.md): erasure, by a deployment admin, and export,
+ * A data subject's rights (docs/privacy.md): erasure, by a deployment admin, and export,
  * by an admin or the person. An erasure runs in short transactions, each idempotent, and keeps a
- * record in `erasures`: calling it again after a crash finishes what was left.
+ * record in `erasures`: a second call, or the recovery (erasure-recovery.ts), finishes what a
+ * stopped one left.
  */
 export class PersonService {
   private readonly batch: number;
