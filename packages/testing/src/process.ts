@@ -31,9 +31,12 @@ export async function startService(name: string, env: Record<string, string>): P
     env: { ...process.env, SHUTDOWN_UNREADY_SEC: "0", ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // Up to 4 MB of output is kept: tests read it from an offset (`output().length` earlier), and
+  // one access-log line per call fills a smaller window within a test.
   let output = "";
   const keep = (d: Buffer) => {
-    output = (output + d.toString()).slice(-20_000);
+    output += d.toString();
+    if (output.length > 4_000_000) output = output.slice(-2_000_000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
