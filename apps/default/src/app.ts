@@ -46,6 +46,7 @@ import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
 import { RetentionWorker } from "./lifecycle/retention-worker.js";
 import { RetentionStore } from "./lifecycle/store.js";
+import { ErasureRecovery } from "./privacy/erasure-recovery.js";
 import { PersonService } from "./privacy/person-service.js";
 import { PersonStore } from "./privacy/store.js";
 import { RoomService } from "./rooms/room-service.js";
@@ -138,6 +139,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     const outbox: OutboxSink | undefined = roles.has("relay")
       ? { origin: newId(), committed: (events) => relay?.handoff(events) }
       : undefined;
+    const person = new PersonService(new PersonStore(db, outbox), {
+      admins: new Set(config.ADMIN_PROFILE_IDS),
+      registry,
+      logger: logger.child({ component: "person-data" }),
+    });
     if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
       push = new PushNotifier({
         url: config.PUSH_WEBHOOK_URL,
@@ -170,11 +176,6 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       sendLoad = () => services.events.sendLoad;
       localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage);
       const admin = new Admin(delivery, new AuditStore(db), new Set(config.ADMIN_PROFILE_IDS), push);
-      const person = new PersonService(new PersonStore(db, outbox), {
-        admins: new Set(config.ADMIN_PROFILE_IDS),
-        registry,
-        logger: logger.child({ component: "person-data" }),
-      });
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
         router.service(AdminService, adminHandlers(admin, person));
@@ -198,6 +199,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           logger.child({ component: "retention" }),
           metrics.meter,
         ),
+        new ErasureRecovery(person, config.RETENTION_INTERVAL_MS, logger.child({ component: "person-data" })),
       );
     }
     if (roles.has("fanout")) {

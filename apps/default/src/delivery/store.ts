@@ -179,6 +179,12 @@ export class DeliveryStore extends Store {
     return rows.map((r) => r.profile_id);
   }
 
+  /** The room's first stored seq (retention deletes before it); 1 for a room not found. */
+  async firstSeq(roomId: string): Promise<number> {
+    const row = await this.db.selectFrom("rooms").select("first_seq").where("id", "=", roomId).executeTakeFirst();
+    return row?.first_seq ?? 1;
+  }
+
   /** The room's system events from `seq` on, newest first (the membership changes are among them). */
   systemEventsFrom(roomId: string, seq: number): Promise<EventRow[]> {
     return this.db
