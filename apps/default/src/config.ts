@@ -94,6 +94,9 @@ const schema = z
       .url("must be the Default Service's h2c URL, e.g. http://127.0.0.1:7010")
       .default("http://127.0.0.1:7010"),
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
+    API_RATE_SEND_EVENTS_PER_SEC: z.coerce.number().int().min(0).max(1_000_000).default(100),
+    API_RATE_ROOMS_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(30),
+    API_RATE_MEMBERSHIP_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(300),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .merge(gatewaySettings)

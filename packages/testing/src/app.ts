@@ -28,6 +28,13 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
+/** Tests call the API far faster than a person does: the per-caller limits are off unless a test sets them. */
+const NO_API_LIMITS = {
+  API_RATE_SEND_EVENTS_PER_SEC: "0",
+  API_RATE_ROOMS_PER_MIN: "0",
+  API_RATE_MEMBERSHIP_PER_MIN: "0",
+};
+
 /**
  * Starts the real Default Service on free ports against a fresh database: an in-memory PGlite, or
  * a new database on the PostgreSQL server that is dropped afterwards. Clients talk to it over
@@ -35,7 +42,14 @@ export interface TestApp {
  */
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const { uri, drop } = await freshDatabase();
-  const config = loadConfig({ DB_URI: uri, HTTP_PORT: "0", GRPC_PORT: "0", LOG_LEVEL: "silent", ...env });
+  const config = loadConfig({
+    DB_URI: uri,
+    HTTP_PORT: "0",
+    GRPC_PORT: "0",
+    LOG_LEVEL: "silent",
+    ...NO_API_LIMITS,
+    ...env,
+  });
   const logger = createLogger(config.LOG_LEVEL);
   const app = await createApp(config, logger);
   const running = startServices(app.services, logger);

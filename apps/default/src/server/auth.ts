@@ -1,4 +1,4 @@
-import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { type ContextValues, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { type Authenticator, type Identity, unauthenticated } from "@service-chat/core";
 
 const IDENTITY = createContextKey<Identity | undefined>(undefined, { description: "the verified caller" });
@@ -27,6 +27,9 @@ export function authInterceptor(auth: Authenticator): Interceptor {
     return next(req);
   };
 }
+
+/** The verified caller in an interceptor that runs after `authInterceptor`. */
+export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);
 
 export function caller(ctx: HandlerContext): Identity {
   const id = ctx.values.get(IDENTITY);
