@@ -182,6 +182,17 @@ describe("hostile input", () => {
     dave.close();
   });
 
+  it("refuses a development token for a sub holding a NUL", async () => {
+    const res = await fetch(`${t.httpUrl}/dev/token`, {
+      method: "POST",
+      body: JSON.stringify({ sub: "eve\u0000admin" }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(
+      /^sub must be .* without spaces or control characters$/,
+    );
+  });
+
   it("closes a hello with a malformed cursor with 4001, not to be retried, naming the cursor", async () => {
     for (const cursor of [
       { roomId: "not-a-uuid", seq: 0n },
