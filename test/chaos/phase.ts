@@ -75,6 +75,24 @@ function prng(seed: number) {
   };
 }
 
+/** A development token from whichever Default Service answers (they share the signer's key file). */
+async function devToken(cluster: Cluster, sub: string, device?: string): Promise<string> {
+  let last: unknown;
+  for (const d of cluster.defaults) {
+    try {
+      const res = await fetch(`${d.httpUrl}/dev/token`, {
+        method: "POST",
+        body: JSON.stringify({ sub, ...(device ? { device_id: device } : {}) }),
+      });
+      if (res.ok) return ((await res.json()) as { token: string }).token;
+      last = new Error(`dev token: ${res.status}`);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
 /** Rooms created through the gateways, and one resuming device per user (half on each gateway). */
 export async function setUpTraffic(cluster: Cluster): Promise<Traffic> {
   const tokens = new Map<string, Promise<string>>();
@@ -82,14 +100,9 @@ export async function setUpTraffic(cluster: Cluster): Promise<Traffic> {
     const key = `${sub}/${device ?? ""}`;
     let t = tokens.get(key);
     if (!t) {
-      t = (async () => {
-        const res = await fetch(`${cluster.defaults[0]?.httpUrl}/dev/token`, {
-          method: "POST",
-          body: JSON.stringify({ sub, ...(device ? { device_id: device } : {}) }),
-        });
-        return ((await res.json()) as { token: string }).token;
-      })();
+      t = devToken(cluster, sub, device);
       tokens.set(key, t);
+      t.catch(() => tokens.delete(key)); // asked again next time, of another Default Service
     }
     return t;
   };
@@ -129,6 +142,7 @@ export async function setUpTraffic(cluster: Cluster): Promise<Traffic> {
     );
   });
   await Promise.all([...deviceOf.values()].map((d) => d.start()));
+  await Promise.all(users.map((u) => token(u))); // the sender's, while every process is up
   return {
     rooms,
     deviceOf,
