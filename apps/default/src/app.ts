@@ -57,6 +57,7 @@ import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
+import { apiRateLimits } from "./server/rate-limits.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
 import { devUploads } from "./server/uploads.js";
@@ -122,7 +123,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const { auth, devSigner } = await authenticator(config, logger);
   // Calls refused while the database is down: one warning per outage, not one per call.
   const outage = new OutageLog(logger.child({ component: "database" }), "database");
-  const interceptors = [errorInterceptor(logger.child({ component: "rpc" }), outage), authInterceptor(auth)];
+  const interceptors = [
+    errorInterceptor(logger.child({ component: "rpc" }), outage),
+    authInterceptor(auth),
+    apiRateLimits(config),
+  ];
   const accessLog = accessLogInterceptor(logger.child({ component: "access" }));
 
   const run: Service[] = [];

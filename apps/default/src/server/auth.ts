@@ -28,11 +28,11 @@ export function authInterceptor(auth: Authenticator): Interceptor {
   };
 }
 
+/** The verified caller in an interceptor that runs after `authInterceptor`. */
+export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);
+
 export function caller(ctx: HandlerContext): Identity {
   const id = ctx.values.get(IDENTITY);
   if (!id) throw unauthenticated("not authenticated");
   return id;
 }
-
-/** The verified caller of a call, if the auth interceptor has seen one (for the access log). */
-export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);

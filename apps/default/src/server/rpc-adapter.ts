@@ -4,6 +4,8 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import {
+  Code,
+  ConnectError,
   type ConnectRouter,
   createConnectRouter,
   createContextKey,
@@ -39,6 +41,27 @@ const refusedInterceptor: Interceptor = (next) => async (req) => {
   return next(req);
 };
 
+/**
+ * A unary call past its deadline (`grpc-timeout`, `connect-timeout-ms`) is answered
+ * `deadline_exceeded` then, not whenever the work ends. The work itself is not undone: a send
+ * stored after its deadline stays stored, and its client id makes a retry return the same ack.
+ */
+const deadlineInterceptor: Interceptor = (next) => async (req) => {
+  if (req.stream) return next(req);
+  const { signal } = req;
+  if (signal.aborted) throw ConnectError.from(signal.reason, Code.DeadlineExceeded);
+  let onAbort!: () => void;
+  const expired = new Promise<never>((_, reject) => {
+    onAbort = () => reject(ConnectError.from(signal.reason, Code.DeadlineExceeded));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([next(req), expired]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+};
+
 const gunzip = promisify(zlib.gunzip);
 const brotli = promisify(zlib.brotliDecompress);
 
@@ -54,7 +77,7 @@ const brotli = promisify(zlib.brotliDecompress);
  */
 export function rpcAdapter(o: RpcAdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
   const router = createConnectRouter({
-    interceptors: [...o.interceptors, refusedInterceptor],
+    interceptors: [...o.interceptors, refusedInterceptor, deadlineInterceptor],
     readMaxBytes: o.readMaxBytes,
   });
   o.routes(router);
