@@ -216,6 +216,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     readinessChecks(config, { database, stream, registry, remoteChat: roles.has("gateway") && !localPort }),
     config.SHUTDOWN_UNREADY_SEC * 1000,
     logger.child({ component: "readiness" }),
+    metrics.meter,
   );
   const routes = chatRoutes;
   const gw = gateway;
