@@ -22,8 +22,11 @@ import {
   openDatabase,
   openQueues,
   openRegistry,
+  openTracing,
+  otlpTracesUrl,
   pendingMigrations,
   type Service,
+  type Tracing,
 } from "@service-chat/core";
 import { chatClientPort, forwardChat, Gateway, type OpenChatPort } from "@service-chat/gateway";
 import { AuditStore } from "./audit/store.js";
@@ -53,6 +56,7 @@ import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
+import { propagationInterceptor, tracingInterceptor } from "./server/tracing.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
 
@@ -73,6 +77,8 @@ export interface App {
   live: LiveBus;
   registry: ConnectionRegistry;
   metrics: Metrics;
+  /** Present when traces are exported (OTEL_EXPORTER_OTLP_*). */
+  tracing?: Tracing;
   gateway?: Gateway;
   devSigner?: DevSigner;
   /** SendEvent's group committer, when this process serves the API: batches running, jobs waiting (for tests). */
@@ -91,6 +97,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const needsDb = roles.has("api") || roles.has("relay") || roles.has("fanout");
   const identity = processIdentity(config);
   const metrics = createMetrics(identity.serviceName, { instanceId: identity.instanceId });
+  const tracesUrl = otlpTracesUrl(config);
+  const tracing = tracesUrl
+    ? await openTracing({ ...identity, url: tracesUrl, sampleRatio: config.OTEL_TRACES_SAMPLER_ARG })
+    : undefined;
   const dbMetrics = new DatabaseMetrics(metrics.meter);
   const database = needsDb
     ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE, onQuery: dbMetrics.onQuery })
@@ -151,6 +161,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           limits: sendLimits(config, database.kind),
           logger: logger.child({ component: "send" }),
           metrics: new SendMetrics(metrics.meter),
+          ...(tracing ? { tracing } : {}),
         }),
         sync: new SyncService(delivery, live, {
           maxBacklog: config.SYNC_MAX_BACKLOG,
@@ -174,6 +185,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         stream,
         logger: logger.child({ component: "outbox-relay" }),
         metrics: pipelineMetrics,
+        ...(tracing ? { tracing } : {}),
         ...relaySettings(config),
       });
       run.push(relay);
@@ -188,6 +200,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           members: new MembershipCache(delivery, config.FANOUT_CACHE_ROOMS),
           logger: logger.child({ component: "fanout" }),
           metrics: pipelineMetrics,
+          ...(tracing ? { tracing } : {}),
           ...(notifier ? { onDelivered: (event, recipients) => notifier.notify(event, recipients) } : {}),
         }),
       );
@@ -198,7 +211,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   if (roles.has("gateway")) {
     let openPort = localPort;
     if (!openPort) {
-      const chat = remoteClient(config.CHAT_SERVICE_URI);
+      const chat = remoteClient(config.CHAT_SERVICE_URI, tracing);
       if (!chatRoutes) chatRoutes = (router) => router.service(ChatService, forwardChat(chat));
       openPort = chatClientPort(chat);
     }
@@ -218,6 +231,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     logger.child({ component: "readiness" }),
     metrics.meter,
   );
+  if (gateway && tracing) gateway.hub.tracing = tracing;
   const routes = chatRoutes;
   const gw = gateway;
   const server = new RpcServer({
@@ -229,7 +243,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       gw?.routes(router);
     },
     interceptors,
-    outer: [accessLog],
+    outer: tracing ? [accessLog, tracingInterceptor(tracing)] : [accessLog],
     meter: metrics.meter,
     ...(gw ? { upgrade: (req, socket, head) => gw.upgrade(req, socket, head) } : {}),
     fallback: plainRoutes({
@@ -253,11 +267,18 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     live,
     registry,
     metrics,
+    ...(tracing ? { tracing } : {}),
     ...(gateway ? { gateway } : {}),
     ...(devSigner ? { devSigner } : {}),
     ...(sendLoad ? { sendLoad } : {}),
     async close() {
-      await Promise.allSettled([stream.close(), live.close(), registry.close(), metrics.shutdown()]);
+      await Promise.allSettled([
+        stream.close(),
+        live.close(),
+        registry.close(),
+        metrics.shutdown(),
+        tracing?.shutdown(),
+      ]);
       await database?.close();
     },
   };
@@ -337,9 +358,15 @@ async function authenticator(config: Config, logger: Logger): Promise<{ auth: Au
  * Service sit next to each other, and gzip of every Sync page cost the Default Service more CPU
  * than anything else it did in a reconnect storm.
  */
-function remoteClient(uri: string): Client<typeof ChatService> {
+function remoteClient(uri: string, tracing: Tracing | undefined): Client<typeof ChatService> {
   return createClient(
     ChatService,
-    createConnectTransport({ baseUrl: uri, httpVersion: "2", useBinaryFormat: true, acceptCompression: [] }),
+    createConnectTransport({
+      baseUrl: uri,
+      httpVersion: "2",
+      useBinaryFormat: true,
+      acceptCompression: [],
+      interceptors: [propagationInterceptor(tracing)],
+    }),
   );
 }

@@ -96,6 +96,19 @@ const schema = z
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP collector's URL, e.g. http://otel:4318")
+      .optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP traces URL, e.g. http://otel:4318/v1/traces")
+      .optional(),
+    OTEL_TRACES_SAMPLER_ARG: z.coerce
+      .number({ invalid_type_error: "must be a number between 0 and 1" })
+      .min(0, "must be between 0 and 1")
+      .max(1, "must be between 0 and 1")
+      .default(1),
     OTEL_SERVICE_NAME: z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")

@@ -20,4 +20,5 @@ export * from "./registry/open.js";
 export * from "./registry/ports.js";
 export * from "./request-context.js";
 export * from "./sequencer.js";
+export * from "./tracing.js";
 export * from "./validate.js";
