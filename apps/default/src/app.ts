@@ -51,6 +51,7 @@ import { RoomStore } from "./rooms/store.js";
 import { accessLogInterceptor } from "./server/access-log.js";
 import { authInterceptor } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
+import { deadlineInterceptor } from "./server/deadline.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
@@ -123,7 +124,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   );
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
-  const interceptors = [errorInterceptor(logger.child({ component: "rpc" })), authInterceptor(auth)];
+  const interceptors = [
+    deadlineInterceptor(),
+    errorInterceptor(logger.child({ component: "rpc" })),
+    authInterceptor(auth),
+  ];
   const accessLog = accessLogInterceptor(logger.child({ component: "access" }));
 
   const run: Service[] = [];
@@ -253,6 +258,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       ready: () => readiness.report(),
     }),
     logger: logger.child({ component: "rpc-server" }),
+    corsOrigins: config.CORS_ALLOWED_ORIGINS,
   });
   run.push(server);
   if (gateway) run.push(gateway);

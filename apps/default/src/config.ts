@@ -96,6 +96,19 @@ const schema = z
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
+    CORS_ALLOWED_ORIGINS: z
+      .string()
+      .default("")
+      .transform((v) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (list) => list.every((o) => o === "*" || /^https?:\/\/[^/\s]+$/.test(o)),
+        "must be a comma-separated list of origins like https://chat.example.com (scheme, host, optional port; no path), or *",
+      ),
     OTEL_EXPORTER_OTLP_ENDPOINT: z
       .string()
       .url("must be the OTLP/HTTP collector's URL, e.g. http://otel:4318")

@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { AppError, type DevSigner, type Logger, type Metrics } from "@service-chat/core";
 import type { ReadinessReport } from "./readiness.js";
 import { staticFiles } from "./static.js";
+import { answerUnimplemented } from "./unimplemented.js";
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -47,6 +48,7 @@ export function plainRoutes(routes: PlainRoutes) {
         if (req.method !== "POST") return json(res, 405, { error: 'use POST with a JSON body like {"sub":"alice"}' });
         return json(res, 200, { token: await routes.devSigner.sign(parseTokenRequest(await readBody(req))) });
       }
+      if (answerUnimplemented(req, res, path ?? "/")) return;
       if (await web(req, res, path ?? "/")) return;
       return json(res, 404, { error: `no route for ${path}` });
     } catch (err) {

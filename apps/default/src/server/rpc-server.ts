@@ -5,6 +5,7 @@ import type { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { aborted, type Logger, type Meter, type Service } from "@service-chat/core";
+import { withCors } from "./cors.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 
 export interface RpcServerOptions {
@@ -25,6 +26,8 @@ export interface RpcServerOptions {
   /** Takes over HTTP/1.1 upgrades (WebSocket); answers false for paths it does not serve. */
   upgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   logger: Logger;
+  /** Origins whose browsers may call (CORS); none: no CORS headers at all. */
+  corsOrigins?: readonly string[];
 }
 
 export interface Ports {
@@ -62,12 +65,13 @@ export class RpcServer implements Service {
 
   async run(signal: AbortSignal): Promise<void> {
     const o = this.options;
-    const handler = connectNodeAdapter({
+    const adapter = connectNodeAdapter({
       routes: o.routes,
       interceptors: this.interceptors,
       readMaxBytes: READ_MAX_BYTES,
       fallback: o.fallback as never,
     });
+    const handler = o.corsOrigins?.length ? withCors(adapter, o.corsOrigins) : adapter;
     const h1 = http.createServer(handler);
     h1.on("upgrade", (req, socket, head) => {
       if (!o.upgrade?.(req, socket, head)) socket.destroy();
