@@ -3,9 +3,14 @@ import { type Authenticator, type Identity, unauthenticated } from "@service-cha
 
 const IDENTITY = createContextKey<Identity | undefined>(undefined, { description: "the verified caller" });
 
-/** Every RPC needs `Authorization: Bearer <JWT>`; the verified identity travels in the context. */
+/**
+ * Every RPC needs `Authorization: Bearer <JWT>` (except server reflection); the verified identity
+ * travels in the context.
+ */
 export function authInterceptor(auth: Authenticator): Interceptor {
   return (next) => async (req) => {
+    // Server reflection serves the API's public schema only (server/reflection.ts).
+    if (req.service.typeName.startsWith("grpc.reflection.")) return next(req);
     const header = req.header.get("authorization");
     if (!header) throw unauthenticated("missing Authorization header (Bearer token)");
     const match = /^Bearer\s+(\S+)$/i.exec(header);

@@ -6,6 +6,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { aborted, type Logger, type Meter, type Service } from "@service-chat/core";
 import { withCors } from "./cors.js";
+import { addReflection } from "./reflection.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 
 export interface RpcServerOptions {
@@ -66,7 +67,10 @@ export class RpcServer implements Service {
   async run(signal: AbortSignal): Promise<void> {
     const o = this.options;
     const adapter = connectNodeAdapter({
-      routes: o.routes,
+      routes: (router) => {
+        o.routes(router);
+        addReflection(router);
+      },
       interceptors: this.interceptors,
       readMaxBytes: READ_MAX_BYTES,
       fallback: o.fallback as never,
