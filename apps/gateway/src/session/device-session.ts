@@ -164,7 +164,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       await this.delivery.replay(h.cursors);
       if ((this.state as State) === "replaying") this.state = "live";
     } catch (err) {
-      this.deps.logger.error({ err }, "session start failed");
+      this.deps.logger.error({ err, connection_id: this.connectionId }, "session start failed");
       this.close(
         err instanceof ConnectError && err.code === Code.Unauthenticated ? DISCONNECT.authFailed : DISCONNECT.internal,
       );
