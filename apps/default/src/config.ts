@@ -122,6 +122,32 @@ const schema = z
     API_RATE_MEMBERSHIP_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(300),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
+    CORS_ALLOWED_ORIGINS: z
+      .string()
+      .default("")
+      .transform((v) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (list) => list.every((o) => o === "*" || /^https?:\/\/[^/\s]+$/.test(o)),
+        "must be a comma-separated list of origins like https://chat.example.com (scheme, host, optional port; no path), or *",
+      ),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP collector's URL, e.g. http://otel:4318")
+      .optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP traces URL, e.g. http://otel:4318/v1/traces")
+      .optional(),
+    OTEL_TRACES_SAMPLER_ARG: z.coerce
+      .number({ invalid_type_error: "must be a number between 0 and 1" })
+      .min(0, "must be between 0 and 1")
+      .max(1, "must be between 0 and 1")
+      .default(1),
     OTEL_SERVICE_NAME: z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")

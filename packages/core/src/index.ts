@@ -22,4 +22,5 @@ export * from "./registry/memory.js";
 export * from "./registry/open.js";
 export * from "./registry/ports.js";
 export * from "./request-context.js";
+export * from "./tracing.js";
 export * from "./validate.js";

@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { AppError, type DevSigner, isWellFormed, type Logger, type Metrics } from "@service-chat/core";
 import type { ReadinessReport } from "./readiness.js";
 import { staticFiles } from "./static.js";
+import { answerUnimplemented } from "./unimplemented.js";
 import type { devUploads } from "./uploads.js";
 
 type Req = IncomingMessage | Http2ServerRequest;
@@ -57,6 +58,7 @@ export function plainRoutes(routes: PlainRoutes) {
         const body = () => readBody(req, 16 * 1024);
         if (await routes.devUploads(req as IncomingMessage, res as ServerResponse, path ?? "/", body)) return;
       }
+      if (answerUnimplemented(req, res, path ?? "/")) return;
       if (await web(req, res, path ?? "/")) return;
       return json(res, 404, { error: `no route for ${path}` });
     } catch (err) {

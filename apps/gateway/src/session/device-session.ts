@@ -193,7 +193,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       this.deps.outage.failed(err);
       this.close(DISCONNECT.internal, "service unavailable; reconnect later");
     } else {
-      this.deps.logger.error({ err }, "session start failed");
+      this.deps.logger.error({ err, connection_id: this.connectionId }, "session start failed");
       this.close(DISCONNECT.internal);
     }
   }
