@@ -1,6 +1,6 @@
 /**
  * The benchmark suite: `npm run bench` (quick profile) or `npm run bench -- --full`.
- * Options: --only=send,fanout,rooms,storm,idle,backends,path  --path-series=rooms,room100,…
+ * Options: --only=send,fanout,rooms,storm,idle,connect,backends,path  --path-series=rooms,room100,…
  * --path-backends=embedded,postgres (some of the path scenario)  --cpu-prof (servers write .cpuprofile
  * files to .tmp/bench-profiles)  --out=DIR (default bench/results)  --name=LABEL (result files
  * named <date>-<profile>-LABEL)  --report=FILE.json (rewrite the report of an earlier run).
@@ -17,6 +17,7 @@ import { environment, sweepStale } from "./lib/infra.js";
 import { killAllNow, ROOT, stopAll } from "./lib/proc.js";
 import { writeReport } from "./lib/report.js";
 import { backends } from "./scenarios/backends.js";
+import { connectRate } from "./scenarios/connect.js";
 import { fanOut } from "./scenarios/fanout.js";
 import { idle } from "./scenarios/idle.js";
 import { messagePath } from "./scenarios/path.js";
@@ -37,7 +38,7 @@ const profile = {
     backends: (opt("path-backends")?.split(",") as typeof chosen.path.backends | undefined) ?? chosen.path.backends,
   },
 };
-const ALL = ["send", "fanout", "rooms", "storm", "idle", "backends", "path"];
+const ALL = ["send", "fanout", "rooms", "storm", "idle", "connect", "backends", "path"];
 const only = new Set(opt("only")?.split(",") ?? ALL);
 const outDir = opt("out") ?? join(ROOT, "bench/results");
 
@@ -116,6 +117,7 @@ try {
     }
   }
   if (only.has("idle")) results.idle = await idle(ctx);
+  if (only.has("connect")) results.connect = await connectRate(ctx);
   if (only.has("backends")) results.backends = await backends(ctx, results);
   if (only.has("path")) results.path = await messagePath(ctx);
 } catch (err) {

@@ -24,17 +24,32 @@ export interface IdleLevel {
 
 export interface IdleRun {
   target: "service-chat gateway" | "raw ws";
+  /** Server processes holding the connections, devices spread evenly (absent in older results: one). */
+  processes?: number;
   /** Connections held at the reference reading `empty`. */
   reference: number;
   empty: MemoryReading;
   levels: IdleLevel[];
 }
 
+/** The memory of several processes after GC, added up. */
+async function totalMemory(procs: Child[]): Promise<MemoryReading> {
+  const readings = await Promise.all(procs.map((p) => memoryAfterGc(p)));
+  const sum = (k: keyof MemoryReading) => readings.reduce((a, r) => a + r[k], 0);
+  return {
+    rss: sum("rss"),
+    heapUsed: sum("heapUsed"),
+    heapTotal: sum("heapTotal"),
+    external: sum("external"),
+    arrayBuffers: sum("arrayBuffers"),
+  };
+}
+
 async function measure(
   ctx: Ctx,
   target: IdleRun["target"],
-  proc: Child,
-  url: string,
+  procs: Child[],
+  urls: string[],
   kind: "chat" | "raw",
   tag: string,
 ): Promise<IdleRun> {
@@ -46,7 +61,13 @@ async function measure(
     // The reference point is a warm process already holding a few connections: what a process
     // needs at start (modules, JIT, allocator pages) is not per connection.
     const reference = Math.max(100, Math.round(levels[0] ? levels[0] / 10 : 100));
-    const out = { target, empty: undefined as unknown as MemoryReading, reference, levels: [] as IdleLevel[] };
+    const out = {
+      target,
+      processes: procs.length,
+      empty: undefined as unknown as MemoryReading,
+      reference,
+      levels: [] as IdleLevel[],
+    };
     let have = 0;
     for (const level of [reference, ...levels]) {
       const add = level - have;
@@ -56,7 +77,8 @@ async function measure(
       const results = await Promise.all(
         gens.map((g, i) =>
           g.call<{ connected: number; failed: number; firstError?: string }>("devices.connect", {
-            url,
+            url: urls[0],
+            urls,
             kind,
             track: "none",
             keyFile: ctx.keyFile,
@@ -76,11 +98,11 @@ async function measure(
       have = level;
       await sleep(1000);
       if (level === reference) {
-        out.empty = await memoryAfterGc(proc);
+        out.empty = await totalMemory(procs);
         continue;
       }
       const { cpu } = await withCpu(ctx, () => sleep(holdMs));
-      const memory = await memoryAfterGc(proc);
+      const memory = await totalMemory(procs);
       const added = level - failed - reference;
       out.levels.push({
         connections: level - failed,
@@ -101,11 +123,14 @@ async function measure(
 }
 
 /**
- * Scenario 4: memory per idle connection. A gateway-only process (SERVICES=gateway) in front of a
- * Default Service process; its RSS and heap after GC with no connection and with N idle devices
- * (authenticated, registered, subscribed, replayed); then the raw `ws` server with N sockets.
+ * Scenario 4: memory per idle connection. Gateway-only processes (SERVICES=gateway, registry on
+ * Redis) in front of a Default Service process, the devices spread evenly over them, each process
+ * under its 20,000 open files; their RSS and heap after GC, added up, with a few and with N idle
+ * devices (authenticated, registered, replayed); then as many raw `ws` servers with N sockets.
  */
 export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun }> {
+  const { gateways: count, levels } = ctx.profile.idle;
+  const perGateway = Math.ceil(Math.max(...levels) / count) + 1000;
   const db = await freshDb(ctx, "idle");
   const queue = queueName(ctx, "nats");
   const def = await launch(ctx, {
@@ -117,27 +142,50 @@ export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun
   });
   let ours: IdleRun;
   try {
-    const gw = await launch(ctx, {
-      name: "gateway (idle)",
-      backend: "nats",
-      queue,
-      services: "gateway",
-      chatServiceUri: def.grpcUrl,
-    });
+    const gws = await Promise.all(
+      Array.from({ length: count }, (_, g) =>
+        launch(ctx, {
+          name: `gateway (idle) ${g + 1}`,
+          backend: "nats",
+          queue,
+          services: "gateway",
+          chatServiceUri: def.grpcUrl,
+          env: { MAX_CONNECTIONS: String(perGateway) },
+        }),
+      ),
+    );
     try {
-      ours = await measure(ctx, "service-chat gateway", gw.proc, gw.wsUrl, "chat", `${ctx.runId}-idle`);
+      ours = await measure(
+        ctx,
+        "service-chat gateway",
+        gws.map((g) => g.proc),
+        gws.map((g) => g.wsUrl),
+        "chat",
+        `${ctx.runId}-idle`,
+      );
     } finally {
-      await gw.proc.stop();
+      await Promise.allSettled(gws.map((g) => g.proc.stop()));
     }
   } finally {
     await def.proc.stop();
   }
-  const base = spawnNode("raw ws idle", "baseline", "bench/baselines/ws-broadcast.ts", { probe: true });
+  const bases = Array.from({ length: count }, (_, g) =>
+    spawnNode(`raw ws idle ${g + 1}`, "baseline", "bench/baselines/ws-broadcast.ts", { probe: true }),
+  );
   try {
-    const port = Number((await base.once((m) => typeof m.listening === "number", 30_000)).listening);
-    const baseline = await measure(ctx, "raw ws", base, `ws://127.0.0.1:${port}/`, "raw", `${ctx.runId}-idle-raw`);
+    const ports = await Promise.all(
+      bases.map(async (b) => Number((await b.once((m) => typeof m.listening === "number", 30_000)).listening)),
+    );
+    const baseline = await measure(
+      ctx,
+      "raw ws",
+      bases,
+      ports.map((p) => `ws://127.0.0.1:${p}/`),
+      "raw",
+      `${ctx.runId}-idle-raw`,
+    );
     return { ours, baseline };
   } finally {
-    await base.stop();
+    await Promise.allSettled(bases.map((b) => b.stop()));
   }
 }

@@ -9,6 +9,7 @@ import {
   type ConnectionRegistry,
   type LiveBus,
   type Logger,
+  type Meter,
   newId,
   OutageLog,
   type Service,
@@ -17,6 +18,7 @@ import {
 import { DISCONNECT } from "@service-chat/protocol";
 import { type GatewaySettings, type Limits, limitsOf } from "./config.js";
 import { LiveHub } from "./hub.js";
+import { GatewayMetrics } from "./metrics.js";
 import type { OpenChatPort } from "./session/chat-port.js";
 import { DeviceSession, type SessionDeps, tickInterval } from "./session/device-session.js";
 import type { Sink } from "./session/writer.js";
@@ -32,6 +34,8 @@ export interface GatewayOptions {
   /** The gateway's settings (apps/gateway/src/config.ts). */
   settings: GatewaySettings;
   logger: Logger;
+  /** Where the gateway's metrics go (connections held, refused); none: not reported. */
+  meter?: Meter;
 }
 
 /**
@@ -49,6 +53,7 @@ export class Gateway implements Service {
   private readonly limits: Limits;
   readonly gatewayId: string;
   private accepting = true;
+  private readonly metrics?: GatewayMetrics;
 
   constructor(private readonly o: GatewayOptions) {
     this.limits = limitsOf(o.settings);
@@ -65,6 +70,7 @@ export class Gateway implements Service {
       outage: new OutageLog(o.logger, "chat service"),
       onEnd: (s) => this.sessions.delete(s),
     };
+    if (o.meter) this.metrics = new GatewayMetrics(o.meter, () => this.sessions.size, this.limits.maxConnections);
     this.ws = webSocketEndpoint({
       maxFrameBytes: o.settings.MAX_FRAME_BYTES,
       createSession: (sink, token) => this.open(sink, token),
@@ -112,10 +118,29 @@ export class Gateway implements Service {
     await this.hub.stop();
   }
 
+  /** Device connections held now (WebSocket and HTTP/2, those still waiting for their hello included). */
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * A new device connection. One beyond MAX_CONNECTIONS is refused at once, before its hello (no
+   * token check, no registry, no Sync), with `full` and how long to wait: the devices already here
+   * go on as before instead of everyone slowing down.
+   */
   private open(sink: Sink, headerToken?: string): DeviceSession {
     const session = new DeviceSession(this.deps, sink, headerToken);
-    if (!this.accepting) session.close(DISCONNECT.shutdown);
-    else this.sessions.add(session);
+    if (!this.accepting) {
+      this.metrics?.refused("shutdown");
+      session.close(DISCONNECT.shutdown);
+    } else if (this.sessions.size >= this.limits.maxConnections) {
+      this.metrics?.refused("full");
+      session.close(
+        DISCONNECT.full,
+        `retry after ${this.limits.fullRetryAfterMs / 1000} s`,
+        this.limits.fullRetryAfterMs,
+      );
+    } else this.sessions.add(session);
     return session;
   }
 }

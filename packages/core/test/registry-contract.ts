@@ -56,6 +56,11 @@ export function registryContract(name: string, backend: Backend): void {
       return r;
     };
 
+    it("answers a ping while its backend is reachable (readiness)", async () => {
+      const reg = await open();
+      await expect(reg.ping()).resolves.toBeUndefined();
+    });
+
     it("lists a device's connections, oldest first, and only that device's", async () => {
       const reg = await open();
       const p = profile();

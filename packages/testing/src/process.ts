@@ -27,12 +27,16 @@ export async function startService(name: string, env: Record<string, string>): P
   const [http, grpc] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, ["apps/default/dist/main.js"], {
     cwd: ROOT,
-    env: { ...process.env, ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
+    // No wait between turning not ready and draining unless a test asks for one.
+    env: { ...process.env, SHUTDOWN_UNREADY_SEC: "0", ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // Up to 4 MB of output is kept: tests read it from an offset (`output().length` earlier), and
+  // one access-log line per call fills a smaller window within a test.
   let output = "";
   const keep = (d: Buffer) => {
-    output = (output + d.toString()).slice(-20_000);
+    output += d.toString();
+    if (output.length > 4_000_000) output = output.slice(-2_000_000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);

@@ -13,6 +13,7 @@ export interface Schema {
   devices: DevicesTable;
   push_dead_letters: DeadLettersTable;
   erasures: ErasuresTable;
+  audit_log: AuditLogTable;
 }
 
 export type RoomKind = "direct" | "group" | "channel";
@@ -118,6 +119,17 @@ export interface ErasuresTable {
   events_redacted: Generated<number>;
   rooms_left: Generated<number>;
   direct_rooms_closed: Generated<number>;
+}
+
+export interface AuditLogTable {
+  id: string;
+  created_at: Generated<Date>;
+  actor_id: string;
+  action: string;
+  room_id: string | null;
+  targets: ColumnType<string[], string, never>;
+  details: ColumnType<Record<string, unknown>, string, never>;
+  request_id: string;
 }
 
 export type RoomRow = Selectable<RoomsTable>;

@@ -46,6 +46,15 @@ export class RoomService {
       await tx.events.append(room, [
         systemEvent(caller.profileId, SystemEventKind.ROOM_CREATED, { profileIds: members.map((m) => m.profileId) }),
       ]);
+      await tx.audit.record([
+        {
+          actorId: caller.profileId,
+          action: "room.created",
+          roomId: room.id,
+          targets: members.map((m) => m.profileId),
+          details: { type },
+        },
+      ]);
       return room;
     });
     return presentRoom(row, row.last_seq);
@@ -63,6 +72,15 @@ export class RoomService {
       await tx.insertMembers(firstMembers(room.id, caller, "owner", [other], "owner"));
       await tx.events.append(room, [
         systemEvent(caller.profileId, SystemEventKind.ROOM_CREATED, { profileIds: [other.profileId] }),
+      ]);
+      await tx.audit.record([
+        {
+          actorId: caller.profileId,
+          action: "room.created",
+          roomId: room.id,
+          targets: [other.profileId],
+          details: { type: "direct" },
+        },
       ]);
       return room;
     });
@@ -111,6 +129,9 @@ export class RoomService {
       if (!retentionOnly && req.retention !== undefined) assertCan(sub.role, "room.retention");
       if (room.type === "channel" && changes.name !== undefined) checkName("name", changes.name, true);
       await tx.events.append(room, [systemEvent(caller.profileId, SystemEventKind.ROOM_UPDATED, { fields })]);
+      await tx.audit.record([
+        { actorId: caller.profileId, action: "room.updated", roomId: room.id, details: { fields } },
+      ]);
       return { updated: await tx.update(room.id, changes), readSeq: sub.read_seq };
     });
     return presentRoom(row.updated, row.readSeq);
@@ -124,6 +145,7 @@ export class RoomService {
       await requireAccess(tx.access, room.id, caller.profileId, "room.delete", room);
       await tx.events.append(room, [systemEvent(caller.profileId, SystemEventKind.ROOM_DELETED)]);
       await tx.markDeleted(roomId);
+      await tx.audit.record([{ actorId: caller.profileId, action: "room.deleted", roomId }]);
     });
     return roomId;
   }

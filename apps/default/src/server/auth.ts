@@ -1,4 +1,4 @@
-import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { type ContextValues, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { type Authenticator, type Identity, unauthenticated } from "@service-chat/core";
 
 const IDENTITY = createContextKey<Identity | undefined>(undefined, { description: "the verified caller" });
@@ -33,3 +33,6 @@ export function caller(ctx: HandlerContext): Identity {
   if (!id) throw unauthenticated("not authenticated");
   return id;
 }
+
+/** The verified caller of a call, if the auth interceptor has seen one (for the access log). */
+export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);

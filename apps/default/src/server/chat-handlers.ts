@@ -14,6 +14,7 @@ import {
   GetHistoryResponseSchema,
   GetPresenceResponseSchema,
   GetRoomResponseSchema,
+  ListAuditLogResponseSchema,
   ListPushDeadLettersResponseSchema,
   MarkReadResponseSchema,
   RemoveRoomSubscriptionsResponseSchema,
@@ -168,6 +169,10 @@ export function adminHandlers(admin: Admin, person: PersonService): ServiceImpl<
       for await (const lines of person.export(caller(ctx), req.profileId)) {
         yield create(ExportPersonResponseSchema, { lines });
       }
+    },
+    async listAuditLog(req, ctx) {
+      const page = await admin.listAudit(caller(ctx), req);
+      return create(ListAuditLogResponseSchema, { entries: page.items, nextCursor: page.nextCursor });
     },
   };
 }

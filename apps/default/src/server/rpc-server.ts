@@ -15,6 +15,8 @@ export interface RpcServerOptions {
   interceptors: Interceptor[];
   /** Checks a call's Authorization header, before its body is read. */
   authorize: (header: string | undefined) => Promise<Identity>;
+  /** Interceptors ahead of the metrics one (request id and access log): they see everything. */
+  outer?: Interceptor[];
   /** When given, every unary RPC served is timed (chat_rpc_server_duration_seconds), ahead of `interceptors`. */
   meter?: Meter;
   /** Everything that is not an RPC: health, readiness, dev token. */
@@ -53,9 +55,11 @@ export class RpcServer implements Service {
   private readonly interceptors: Interceptor[];
 
   constructor(private readonly options: RpcServerOptions) {
-    this.interceptors = options.meter
-      ? [rpcMetricsInterceptor(options.meter), ...options.interceptors]
-      : options.interceptors;
+    this.interceptors = [
+      ...(options.outer ?? []),
+      ...(options.meter ? [rpcMetricsInterceptor(options.meter)] : []),
+      ...options.interceptors,
+    ];
   }
 
   async run(signal: AbortSignal): Promise<void> {

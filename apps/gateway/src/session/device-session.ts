@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -9,6 +8,7 @@ import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { Limits } from "../config.js";
 import type { HubMember, LiveHub } from "../hub.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
+import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
 import { admit, type Device, refresh, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
@@ -47,7 +47,7 @@ type State = DispatchTarget["state"];
  * keeps the clock (hello timeout, heartbeats, silence, token expiry) and the ending.
  */
 export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget {
-  readonly connectionId = randomUUID();
+  readonly connectionId = connectionId();
   profileId = "";
   state: State = "hello";
   port: ChatPort | undefined;
@@ -116,8 +116,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.cleanup();
   }
 
-  /** Sends the disconnect frame, then closes the transport. */
-  close(reason: Disconnect, detail?: string): void {
+  /** Sends the disconnect frame (with how long to wait before reconnecting, if said), then closes the transport. */
+  close(reason: Disconnect, detail?: string, retryAfterMs = 0): void {
     if (this.state === "closed") return;
     this.writer.write(
       create(ServerFrameSchema, {
@@ -127,6 +127,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
             code: reason.code,
             reason: detail ? `${reason.reason}: ${detail}` : reason.reason,
             reconnect: reason.reconnect,
+            retryAfterMs,
           },
         },
       }),
@@ -158,12 +159,13 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.port = this.deps.openPort(device);
     const { hub, limits } = this.deps;
     try {
-      await register(this.deps, this.connection(Date.now()));
+      // Live frames for the device are held from here on, so nothing between the replay and live
+      // is missed; the registry write (one round trip) goes on while the replay is read.
       await hub.add(this);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
-      await this.delivery.replay(h.cursors);
+      await Promise.all([register(this.deps, this.connection(Date.now())), this.delivery.replay(h.cursors)]);
       if ((this.state as State) === "replaying") this.state = "live";
       this.deps.outage.ok();
     } catch (err) {

@@ -21,6 +21,8 @@ const limits: Limits = {
   sendQueueMaxBytes: 1024 * 1024,
   replayPageSize: 500,
   maxHeldFrames: 10_000,
+  maxConnections: 100,
+  fullRetryAfterMs: 5000,
 };
 
 /** A session on an in-memory hub and registry, whose ChatService answers an empty Sync. */

@@ -177,6 +177,12 @@ export class NatsStream implements EventStream {
   }
 
   /** Stops every consumer (leaving in-flight entries unacknowledged), then closes the connection. */
+  /** A round trip to the server, then one to JetStream (the stream's info). */
+  async ping(): Promise<void> {
+    await this.nc.rtt();
+    await this.jsm.streams.info(this.name);
+  }
+
   async close(): Promise<void> {
     this.closing.abort();
     await Promise.allSettled(this.running);

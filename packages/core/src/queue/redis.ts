@@ -20,6 +20,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import { logClientErrors } from "../client-errors.js";
 import { raceAbort, sleep } from "../lifecycle.js";
 import { LocalFirstBus } from "./local-first.js";
 import { checkPartition, type EventStream, type LiveBus, type QueueOptions, type StreamEntry } from "./ports.js";
@@ -54,10 +55,13 @@ export function redisTarget(uri: string, name: string): { uri: string; name: str
 export async function openRedis(uri: string, options: QueueOptions): Promise<{ stream: EventStream; live: LiveBus }> {
   const target = redisTarget(uri, options.name);
   const redis = new Redis(target.uri, { lazyConnect: true });
+  logClientErrors(redis, "Redis (stream)", options.logger);
   await redis.connect();
   const redeliveryMs = options.redeliveryMs ?? DEFAULT_REDELIVERY_MS;
   const stream = new RedisStream(redis, target.name, options.partitions, redeliveryMs);
-  const bus = new RedisBus(redis.duplicate({ enableAutoPipelining: true }), target.name);
+  const busClient = redis.duplicate({ enableAutoPipelining: true });
+  logClientErrors(busClient, "Redis (live bus)", options.logger);
+  const bus = new RedisBus(busClient, target.name);
   // Redis sends a publisher's messages back to it: tagged, dropped, handed over in process instead.
   return { stream, live: new LocalFirstBus(bus, "tagged") };
 }
@@ -164,6 +168,10 @@ export class RedisStream implements EventStream {
     const undelivered =
       info.lag == null ? (await this.redis.xrange(key, `(${info["last-delivered-id"]}`, "+")).length : Number(info.lag);
     return undelivered + Number(info.pending);
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
   }
 
   async close(): Promise<void> {

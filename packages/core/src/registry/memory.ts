@@ -48,6 +48,8 @@ export class MemoryRegistry implements ConnectionRegistry {
     return out;
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {}
 
   async forget(profileId: string): Promise<void> {

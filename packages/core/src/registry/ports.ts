@@ -29,6 +29,8 @@ export interface ConnectionRegistry {
   online(profileIds: readonly string[]): Promise<Set<string>>;
   /** When each profile was last seen connected (unix ms); absent if never. */
   lastSeen(profileIds: readonly string[]): Promise<Map<string, number>>;
+  /** Resolves when the backend answers a round trip now; rejects (or hangs) while it cannot. For /readyz. */
+  ping(): Promise<void>;
   close(): Promise<void>;
   /** Forgets a profile (its erasure): every connection of it and when it was last seen. */
   forget(profileId: string): Promise<void>;

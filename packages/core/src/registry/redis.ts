@@ -17,6 +17,8 @@
  * reader's (online): gateway clocks are expected to be in sync to well under a TTL.
  */
 import { Redis } from "ioredis";
+import { logClientErrors } from "../client-errors.js";
+import type { Logger } from "../logger.js";
 import type { ConnectionInfo, ConnectionRegistry } from "./ports.js";
 
 type Results = [error: Error | null, result: unknown][] | null;
@@ -30,8 +32,9 @@ function check(results: Results): unknown[] {
 }
 
 /** Opens a registry on `uri` (redis://host:port[/db]) under the key prefix `prefix`. */
-export async function openRedisRegistry(uri: string, prefix: string): Promise<RedisRegistry> {
+export async function openRedisRegistry(uri: string, prefix: string, logger?: Logger): Promise<RedisRegistry> {
   const redis = new Redis(uri, { lazyConnect: true });
+  logClientErrors(redis, "Redis (registry)", logger);
   try {
     await redis.connect();
   } catch (error) {
@@ -135,6 +138,10 @@ export class RedisRegistry implements ConnectionRegistry {
       if (deviceId) tx.zrem(this.devKey(profileId, deviceId), id);
     });
     check(await tx.del(this.profKey(profileId)).zrem(this.seenKey(), profileId).exec());
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
   }
 
   async close(): Promise<void> {
