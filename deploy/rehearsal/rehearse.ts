@@ -4,7 +4,9 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { RoomType } from "@service-chat/api";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ChatService, RoomType } from "@service-chat/api";
 import { type ChatClient, createChatClient, type RoomEvent } from "@service-chat/sdk";
 import { type Issuer, startIssuer, until } from "@service-chat/testing";
 import { parse } from "yaml";
@@ -179,6 +181,24 @@ export async function rehearse(say: (line: string) => void = console.log): Promi
     await until("every carol device to get 'before the stop'", () =>
       carolSaw.every((s) => texts(s).includes("before the stop")),
     );
+
+    // gRPC over h2c through the proxy's :8081, to a gateway, forwarded to a Default Service.
+    const grpc = createClient(
+      ChatService,
+      createGrpcTransport({
+        baseUrl: `http://${proxy.ip}:8081`,
+        interceptors: [
+          (next) => async (req) => {
+            req.header.set("authorization", `Bearer ${await issuer!.sign({ sub: "carol" })}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
+    const history = await grpc.getHistory({ roomId: room!.id });
+    const bodies = history.events.flatMap((e) => (e.content.case === "text" ? [e.content.value.body] : []));
+    if (!bodies.includes("before the stop")) throw new Error(`gRPC through the proxy's h2c port: ${bodies}`);
+    say("gRPC over h2c through the proxy answers (GetHistory via a gateway)");
 
     // Stop gateway-1 as an orchestrator would (SIGTERM): its devices resume on gateway-2.
     const code = await procs.get("gateway-1")!.stop();

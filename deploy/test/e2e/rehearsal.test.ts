@@ -10,6 +10,7 @@ describe.skipIf(process.getuid?.() !== 0)("the deployment rehearsal", () => {
     const lines: string[] = [];
     await rehearse((line) => lines.push(line));
     expect(lines).toContain("a message sent on gateway-1 reached a device on gateway-2");
+    expect(lines).toContain("gRPC over h2c through the proxy answers (GetHistory via a gateway)");
     expect(lines).toContain("its devices resumed on gateway-2: every message once, in order");
     expect(lines.at(-1)).toBe("/readyz: every running Service Chat process and the proxy answer 200");
   });
