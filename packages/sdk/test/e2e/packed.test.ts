@@ -52,6 +52,7 @@ describe("the packed SDK and CLI", () => {
     expect(files).toContain("index.js");
     expect(files).toContain("index.d.ts");
     await expect(stat(join(sdk, "src"))).rejects.toThrow();
+    await expect(stat(join(sdk, "dist/.tsbuildinfo"))).rejects.toThrow();
     // Nothing compiles TypeScript at run time once installed.
     await expect(stat(join(dir, "node_modules/tsx"))).rejects.toThrow();
   });
