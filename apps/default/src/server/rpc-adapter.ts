@@ -4,8 +4,6 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import {
-  Code,
-  ConnectError,
   type ConnectRouter,
   createConnectRouter,
   createContextKey,

@@ -52,6 +52,7 @@ describe("the packed SDK and CLI", () => {
     expect(files).toContain("index.js");
     expect(files).toContain("index.d.ts");
     await expect(stat(join(sdk, "src"))).rejects.toThrow();
+    await expect(stat(join(sdk, "dist/.tsbuildinfo"))).rejects.toThrow();
     // Nothing compiles TypeScript at run time once installed.
     await expect(stat(join(dir, "node_modules/tsx"))).rejects.toThrow();
   });
@@ -73,6 +74,26 @@ describe("the packed SDK and CLI", () => {
     });
     // Only what bob missed: no repeat of what the first run showed, nothing lost.
     expect(JSON.parse(resume.stdout).seen).toEqual([{ seq: 3, kind: "text", body: "sent while bob was away" }]);
+  });
+
+  it("the SDK's declarations type-check a TypeScript program that uses it (strict, NodeNext)", async () => {
+    await writeFile(
+      join(dir, "typed.ts"),
+      [
+        'import { type ChatClient, createChatClient, type RoomEvent, RoomType } from "@service-chat/sdk";',
+        'import { fileStore } from "@service-chat/sdk/node";',
+        'const chat: ChatClient = createChatClient({ baseUrl: "http://x", token: "t", store: fileStore("s.json") });',
+        'chat.on("event", (e: RoomEvent) => console.log(e.seq + 1n));',
+        'void chat.api.createRoom({ name: "n", type: RoomType.GROUP });',
+        "// @ts-expect-error: a typo in a call's field is caught",
+        'void chat.api.createRoom({ nmae: "n" });',
+        "",
+      ].join("\n"),
+    );
+    const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
+    const args = ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext"];
+    const types = ["--types", "node", "--typeRoots", join(ROOT, "node_modules/@types")];
+    await run(process.execPath, [tsc, ...args, "--target", "es2022", ...types, "typed.ts"], { cwd: dir });
   });
 
   it("the SDK in a browser bundle (esbuild, platform browser) with no Node built-in in it", async () => {
