@@ -25,8 +25,8 @@ import {
   ServerFrameSchema,
   type TypingFrame,
 } from "@service-chat/api";
-import { RoomSequencer } from "@service-chat/core/sequencer";
 import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream";
+import { RoomSequencer } from "@service-chat/protocol/sequencer";
 import { type AttachmentInit, type EventInit, messages } from "./messages.js";
 import { backoff, errorCode, isPermanent } from "./retry.js";
 import { OPEN, type Socket, socketClass } from "./socket.js";

@@ -35,7 +35,14 @@ export interface TestApp {
  */
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const { uri, drop } = await freshDatabase();
-  const config = loadConfig({ DB_URI: uri, HTTP_PORT: "0", GRPC_PORT: "0", LOG_LEVEL: "silent", ...env });
+  const config = loadConfig({
+    DB_URI: uri,
+    HTTP_PORT: "0",
+    GRPC_PORT: "0",
+    LOG_LEVEL: "silent",
+    SHUTDOWN_UNREADY_SEC: "0",
+    ...env,
+  });
   const logger = createLogger(config.LOG_LEVEL);
   const app = await createApp(config, logger);
   const running = startServices(app.services, logger);
@@ -63,7 +70,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     signer,
     httpUrl,
     grpcUrl,
-    db: (app.database as NonNullable<App["database"]>).db,
+    // A gateway-only app has no database of its own.
+    db: app.database?.db as Kysely<Schema>,
     as(user, protocol = "connect", claims = {}) {
       let token: Promise<string> | undefined;
       return createClient(

@@ -1,81 +1,106 @@
-import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import net from "node:net";
 
+/**
+ * A TCP proxy between a service and one of its servers (PostgreSQL, NATS, Redis) that a test can
+ * break on purpose, without touching the server that other tests share:
+ * - `cut()` drops every open connection at once, as a server restart or a broken network does;
+ *   new connections go through;
+ * - `down()` cuts and refuses new connections (connection refused) until `up()`, as a stopped
+ *   server does.
+ */
 export interface FaultProxy {
-  /** Where to connect instead of the target: 127.0.0.1 and a free port. */
-  host: string;
-  port: number;
-  /** `url` with its host and port replaced by the proxy's (any scheme: http://, postgresql://, …). */
-  through(url: string): string;
-  /** Breaks every open connection (no goodbye, as a dead network or a stopped server) and refuses new ones. */
-  cut(): void;
-  /** Accepts connections again. */
-  restore(): void;
-  /** Connections open through the proxy right now. */
+  /** The proxy's own port, on 127.0.0.1. */
+  readonly port: number;
+  /** `uri` with its host and port replaced by the proxy's (e.g. a postgresql:// URI). */
+  via(uri: string): string;
+  /** Connections open through the proxy now. */
   readonly open: number;
+  /** Connections the proxy has accepted so far. */
+  readonly accepted: number;
+  cut(): void;
+  down(): Promise<void>;
+  up(): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
- * A TCP proxy in front of a server, for faults a test can switch on and off: `cut()` drops every
- * connection and refuses new ones, as if the server (PostgreSQL, a gateway, the network) went away;
- * `restore()` lets connections through again. The server itself is never touched, so shared
- * servers stay up for everyone else.
+ * Starts a proxy on a free port of 127.0.0.1 that forwards every connection to `to`: a host and
+ * port, or a URL that has both (http://, postgresql://, …).
  */
-export async function faultProxy({ target }: { target: string }): Promise<FaultProxy> {
-  const { hostname, port } = parseTarget(target);
-  const pairs = new Set<Socket>();
-  let down = false;
-  const server = createServer((client) => {
-    if (down) return void client.destroy();
-    const upstream = connect(port, hostname);
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      pairs.add(a);
-      a.on("error", () => {});
-      a.on("close", () => {
-        pairs.delete(a);
-        b.destroy();
-      });
-      a.pipe(b);
-    }
+export async function faultProxy(to: { host: string; port: number } | string): Promise<FaultProxy> {
+  const target = typeof to === "string" ? hostAndPort(to) : to;
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    accepted++;
+    const upstream = net.connect(target.port, target.host);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream);
+    upstream.pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const own = (server.address() as AddressInfo).port;
+  const listen = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve((server.address() as net.AddressInfo).port);
+      });
+    });
+  const port = await listen(0);
+  const cut = () => {
+    for (const [client, upstream] of pairs) {
+      // A reset, not a polite FIN: what a client sees when its server goes away mid-session.
+      client.resetAndDestroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+  };
+  const stopListening = () =>
+    new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
   return {
-    host: "127.0.0.1",
-    port: own,
-    through(url) {
-      const u = new URL(url);
+    port,
+    via(uri) {
+      const u = new URL(uri);
       u.hostname = "127.0.0.1";
-      u.port = String(own);
+      u.port = String(port);
       return u.toString();
     },
-    cut() {
-      down = true;
-      for (const s of pairs) s.destroy();
-    },
-    restore() {
-      down = false;
-    },
     get open() {
-      return Math.floor(pairs.size / 2);
+      return pairs.size;
     },
-    close() {
-      down = true;
-      for (const s of pairs) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
+    get accepted() {
+      return accepted;
+    },
+    cut,
+    async down() {
+      const closed = stopListening();
+      cut();
+      await closed;
+    },
+    async up() {
+      if (!server.listening) await listen(port);
+    },
+    async close() {
+      const closed = stopListening();
+      cut();
+      await closed;
     },
   };
 }
 
-/** "host:port", or a URL with a host and port. */
-function parseTarget(target: string): { hostname: string; port: number } {
-  const u = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? new URL(target) : new URL(`tcp://${target}`);
+function hostAndPort(url: string): { host: string; port: number } {
+  const u = new URL(url);
   const port = Number(u.port);
   if (!u.hostname || !Number.isInteger(port) || port <= 0) {
-    throw new Error(`faultProxy: target ${target} needs a host and a port`);
+    throw new Error(`faultProxy: ${url} needs a host and a port`);
   }
-  return { hostname: u.hostname.replace(/^\[|\]$/g, ""), port };
+  return { host: u.hostname.replace(/^\[|\]$/g, ""), port };
 }

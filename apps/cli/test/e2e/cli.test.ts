@@ -206,14 +206,14 @@ describe("chat CLI", () => {
   });
 
   it("send says 'retrying' while the server cannot be reached, and stores the message once when it is back", async () => {
-    const proxy = await faultProxy({ target: t.httpUrl });
+    const proxy = await faultProxy(t.httpUrl);
     try {
-      proxy.cut();
+      await proxy.down();
       const send = start(["send", "general", "through", "the", "outage", "--client-id", "cli-outage-1"], {
-        CHAT_URL: proxy.through(t.httpUrl),
+        CHAT_URL: proxy.via(t.httpUrl),
       });
       await until("the first retry", () => /retrying in/.test(send.run.stderr) || send.run.code !== null);
-      proxy.restore();
+      await proxy.up();
       const r = await send.done;
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(

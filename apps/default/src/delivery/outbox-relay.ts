@@ -221,7 +221,8 @@ export class OutboxRelay implements Service {
     await Promise.all([...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events))));
     await this.o.store.markPublished(items.map((i) => i.outboxId));
     for (const { event } of items) this.remember(event.roomId, Number(event.seq));
-    this.o.metrics?.published(items.length);
+    const oldest = items[0]?.event.serverTs;
+    this.o.metrics?.published(items.length, oldest ? Number(oldest.seconds) * 1000 + oldest.nanos / 1e6 : undefined);
   }
 
   private remember(roomId: string, seq: number): void {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { AppError, type DevSigner, type Logger, type Metrics } from "@service-chat/core";
+import type { ReadinessReport } from "./readiness.js";
 import { staticFiles } from "./static.js";
 import type { devUploads } from "./uploads.js";
 
@@ -8,8 +9,8 @@ type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
 export interface PlainRoutes {
-  /** Resolves when the service can take traffic; rejects naming what is not ready. */
-  ready(): Promise<void>;
+  /** Whether the process can take traffic, dependency by dependency. */
+  ready(): Promise<ReadinessReport>;
   /** Present only when the development signer is active. */
   devSigner?: DevSigner;
   logger: Logger;
@@ -34,12 +35,13 @@ export function plainRoutes(routes: PlainRoutes) {
       if (path === "/metrics" && routes.metrics)
         return routes.metrics.handle(req as IncomingMessage, res as ServerResponse);
       if (path === "/readyz") {
-        try {
-          await routes.ready();
-          return json(res, 200, { status: "ready" });
-        } catch (err) {
-          return json(res, 503, { status: "not ready", reason: (err as Error).message });
-        }
+        const { ready, checks } = await routes.ready();
+        if (ready) return json(res, 200, { status: "ready", checks });
+        const reason = Object.entries(checks)
+          .filter(([, v]) => v !== "ok")
+          .map(([k, v]) => `${k}: ${v}`)
+          .join("; ");
+        return json(res, 503, { status: "not ready", reason, checks });
       }
       if (path === "/dev/token" && !routes.devSigner) {
         return json(res, 404, {

@@ -3,8 +3,8 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { aborted, type Logger, type Meter, type Service } from "@service-chat/core";
+import { aborted, type Identity, type Logger, type Meter, type Service } from "@service-chat/core";
+import { rpcAdapter } from "./rpc-adapter.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 
 export interface RpcServerOptions {
@@ -13,6 +13,10 @@ export interface RpcServerOptions {
   grpcPort: number;
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** Checks a call's Authorization header, before its body is read. */
+  authorize: (header: string | undefined) => Promise<Identity>;
+  /** Interceptors ahead of the metrics one (request id and access log): they see everything. */
+  outer?: Interceptor[];
   /** When given, every unary RPC served is timed (chat_rpc_server_duration_seconds), ahead of `interceptors`. */
   meter?: Meter;
   /** Everything that is not an RPC: health, readiness, dev token. */
@@ -51,18 +55,22 @@ export class RpcServer implements Service {
   private readonly interceptors: Interceptor[];
 
   constructor(private readonly options: RpcServerOptions) {
-    this.interceptors = options.meter
-      ? [rpcMetricsInterceptor(options.meter), ...options.interceptors]
-      : options.interceptors;
+    this.interceptors = [
+      ...(options.outer ?? []),
+      ...(options.meter ? [rpcMetricsInterceptor(options.meter)] : []),
+      ...options.interceptors,
+    ];
   }
 
   async run(signal: AbortSignal): Promise<void> {
     const o = this.options;
-    const handler = connectNodeAdapter({
+    const handler = rpcAdapter({
       routes: o.routes,
       interceptors: this.interceptors,
       readMaxBytes: READ_MAX_BYTES,
-      fallback: o.fallback as never,
+      authorize: o.authorize,
+      fallback: o.fallback,
+      onError: (err, procedure) => o.logger.error({ err, procedure }, "rpc handler failed"),
     });
     const h1 = http.createServer(handler);
     h1.on("upgrade", (req, socket, head) => {

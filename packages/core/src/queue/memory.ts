@@ -59,6 +59,8 @@ export class MemoryStream implements EventStream {
     return this.log(partition).length - (this.groups.get(`${group}\u0000${partition}`)?.acked ?? 0);
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {
     for (const wake of this.waiters) wake();
   }

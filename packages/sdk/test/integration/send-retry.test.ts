@@ -16,12 +16,12 @@ const clients: ChatClient[] = [];
 beforeAll(async () => {
   const fresh = await freshDatabase("postgres");
   drop = fresh.drop;
-  db = await faultProxy({ target: fresh.uri });
-  t = await startTestApp({ DB_URI: db.through(fresh.uri), HEARTBEAT_INTERVAL_SEC: "1" });
+  db = await faultProxy(fresh.uri);
+  t = await startTestApp({ DB_URI: db.via(fresh.uri), HEARTBEAT_INTERVAL_SEC: "1" });
 });
 afterAll(async () => {
   for (const c of clients) c.close();
-  db?.restore();
+  await db?.up();
   await t?.stop();
   await db?.close();
   await drop?.();
@@ -64,7 +64,7 @@ describe("sends while the database is away", () => {
     for (let i = 0; i < 20; i++) send(i);
     await Promise.all(sends);
 
-    db.cut();
+    await db.down();
     const outage = new Promise((r) => setTimeout(r, 10_000)); // the outage itself, not a wait for something
     for (let i = 20; i < 80; i++) {
       send(i);
@@ -72,7 +72,7 @@ describe("sends while the database is away", () => {
     }
     await until("a send to be retried during the outage", () => retries.length > 0);
     await outage;
-    db.restore();
+    await db.up();
     for (let i = 80; i < 100; i++) send(i);
 
     const results = await Promise.allSettled(sends);
@@ -90,10 +90,10 @@ describe("sends while the database is away", () => {
     const roomId = room?.id as string;
     const retries: SendRetry[] = [];
     c.on("retrying", (r) => retries.push(r));
-    db.cut();
+    await db.down();
     const sent = c.sendText(roomId, "through the outage", "call-1");
     await until("the call-only send to be retried", () => retries.length >= 2);
-    db.restore();
+    await db.up();
     const ack = await sent;
     expect(ack.seq).toBeGreaterThan(1n);
     expect(await stored(roomId, "call-")).toEqual(["call-1"]);
