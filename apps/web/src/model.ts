@@ -27,6 +27,8 @@ export interface RoomItem {
   lastSeq: number;
   /** The signed-in user's read marker. */
   readSeq: number;
+  /** The first seq still stored: retention removed the events before it (they are not unread). */
+  firstSeq: number;
   memberCount: number;
   /** When something last happened in the room (ms), for the order of the list. */
   activity: number;
@@ -69,7 +71,7 @@ const TYPING_SHOWN_MS = 6000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 5000;
 
-export const unread = (room: RoomItem): number => Math.max(0, room.lastSeq - room.readSeq);
+export const unread = (room: RoomItem): number => Math.max(0, room.lastSeq - Math.max(room.readSeq, room.firstSeq - 1));
 
 export function roomTitle(room: RoomItem): string {
   if (room.name) return room.name;
@@ -406,6 +408,7 @@ export class ChatModel {
       description: room.description,
       lastSeq: Math.max(Number(room.lastSeq), old?.lastSeq ?? 0),
       readSeq: Math.max(Number(room.readSeq), old?.readSeq ?? 0),
+      firstSeq: Math.max(Number(room.firstSeq), old?.firstSeq ?? 0),
       memberCount: room.memberCount,
       activity: Math.max(ms(room.updatedAt), ms(room.createdAt), old?.activity ?? 0),
       ...(old?.peer ? { peer: old.peer } : {}),
