@@ -59,6 +59,7 @@ import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
+import { devUploads } from "./server/uploads.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
 
@@ -260,6 +261,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       logger,
       metrics,
       ...(devSigner ? { devSigner } : {}),
+      ...uploadRoutes(config, devSigner ? auth : undefined),
       ready: () => readiness.report(),
     }),
     logger: logger.child({ component: "rpc-server" }),
@@ -373,4 +375,11 @@ function remoteClient(uri: string): Client<typeof ChatService> {
     ChatService,
     createConnectTransport({ baseUrl: uri, httpVersion: "2", useBinaryFormat: true, acceptCompression: [] }),
   );
+}
+
+/** Attachments: the deployment's upload endpoint, or (development tokens, none set) the local store. */
+function uploadRoutes(config: Config, devAuth: Authenticator | undefined) {
+  if (config.UPLOAD_ENDPOINT) return { uploadEndpoint: config.UPLOAD_ENDPOINT };
+  if (!devAuth) return {};
+  return { uploadEndpoint: "/dev/uploads", devUploads: devUploads(config.DEV_UPLOADS_DIR, (t) => devAuth.verify(t)) };
 }

@@ -112,6 +112,11 @@ const schema = z
     RETENTION_MAX_EVENTS: z.coerce.number().int().min(0).max(1e15).default(0),
     RETENTION_INTERVAL_MS: z.coerce.number().int().min(10).max(86_400_000).default(60_000),
     RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
+    UPLOAD_ENDPOINT: z
+      .string()
+      .refine((v) => v.startsWith("/") || /^https?:\/\//.test(v), "must be an http(s) URL or a path on this server")
+      .optional(),
+    DEV_UPLOADS_DIR: z.string().min(1).default("./data/uploads"),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
     OTEL_SERVICE_NAME: z

@@ -10,7 +10,7 @@ import type { HubMember, LiveHub } from "../hub.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
 import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
-import { admit, type Device, refresh, register, welcome } from "./handshake.js";
+import { admit, type Device, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
 import { FrameWriter, type Sink } from "./writer.js";
 
@@ -71,8 +71,12 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.delivery = new OrderedDelivery(this, deps.limits, deps.logger);
   }
 
-  /** The session's clock, called every `tickInterval`: deadlines and heartbeats. */
-  tick(now: number): void {
+  /**
+   * The session's clock, called every `tickInterval`: deadlines and heartbeats. A heartbeat sends
+   * `pong` and adds the connection to `due`, which the gateway refreshes in the registry for all
+   * sessions of the tick at once.
+   */
+  tick(now: number, due?: ConnectionInfo[]): void {
     const { limits } = this.deps;
     if (this.state === "closed") return;
     if (this.state === "hello") {
@@ -84,7 +88,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
     else if (this.nextBeat !== 0 && now >= this.nextBeat) {
       this.nextBeat = now + limits.heartbeatMs;
-      void this.heartbeat();
+      this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+      due?.push(this.connection(now));
     }
   }
 
@@ -203,13 +208,6 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       connectedAt: this.connectedAt,
       lastHeartbeat,
     };
-  }
-
-  private async heartbeat(): Promise<void> {
-    this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
-    await refresh(this.deps, this.connection(Date.now())).catch((err: unknown) =>
-      this.deps.logger.warn({ err }, "registry refresh failed"),
-    );
   }
 
   private cleanup(): void {
