@@ -28,6 +28,8 @@ export interface RoomItem {
   lastSeq: number;
   /** The signed-in user's read marker. */
   readSeq: number;
+  /** The first seq still stored: retention removed the events before it (they are not unread). */
+  firstSeq: number;
   memberCount: number;
   /** When something last happened in the room (ms), for the order of the list. */
   activity: number;
@@ -77,11 +79,15 @@ const TYPING_SHOWN_MS = 6000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 5000;
 
-/** Messages from others after the read marker: room changes, edits, reactions and your own do not count. */
+/**
+ * Messages from others after the read marker: room changes, edits, reactions and your own do not
+ * count, nor events removed by retention (before first_seq).
+ */
 export function unread(room: RoomItem): number {
+  const from = Math.max(room.readSeq, room.firstSeq - 1);
   let quiet = 0;
-  for (const seq of room.quiet) if (seq > room.readSeq && seq <= room.lastSeq) quiet++;
-  return Math.max(0, room.lastSeq - room.readSeq - quiet);
+  for (const seq of room.quiet) if (seq > from && seq <= room.lastSeq) quiet++;
+  return Math.max(0, room.lastSeq - from - quiet);
 }
 
 /** Whether an event counts as unread for `me`: a message (not a room change, edit or reaction) from someone else. */
@@ -603,6 +609,7 @@ export class ChatModel {
       description: room.description,
       lastSeq: Math.max(Number(room.lastSeq), old?.lastSeq ?? 0),
       readSeq: Math.max(Number(room.readSeq), old?.readSeq ?? 0),
+      firstSeq: Math.max(Number(room.firstSeq), old?.firstSeq ?? 0),
       memberCount: room.memberCount,
       activity: Math.max(ms(room.updatedAt), ms(room.createdAt), old?.activity ?? 0),
       ...(old?.peer ? { peer: old.peer } : {}),
