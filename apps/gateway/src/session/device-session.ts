@@ -158,8 +158,11 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.port = this.deps.openPort(device);
     const { hub, limits } = this.deps;
     try {
-      await register(this.deps, this.connection(Date.now()));
+      // In the hub before the registry: a newer connection that sees this one in the registry can
+      // then always replace it, whichever gateway it is on.
       await hub.add(this);
+      if ((this.state as State) === "closed") return;
+      if (!(await register(this.deps, this.connection(Date.now())))) return this.close(DISCONNECT.replaced);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
