@@ -139,7 +139,11 @@ export class ChatModel {
     this.tokens = new TokenSource(session);
     this.chat = createChatClient({
       baseUrl: location.origin,
-      getToken: this.tokens.get,
+      // Renewal lives in the SDK: it says when the server refused the token it was given.
+      getToken: ({ refused }) => {
+        if (refused) this.tokens.invalidate();
+        return this.tokens.get();
+      },
       deviceId: deviceId(),
       store: localStorageStore(`chat.sdk.${session.user}`),
     });
