@@ -145,7 +145,11 @@ export class ChatModel {
     this.tokens = new TokenSource(session);
     this.chat = createChatClient({
       baseUrl: location.origin,
-      getToken: this.tokens.get,
+      // Renewal lives in the SDK: it says when the server refused the token it was given.
+      getToken: ({ refused }) => {
+        if (refused) this.tokens.invalidate();
+        return this.tokens.get();
+      },
       deviceId: deviceId(),
       store: localStorageStore(`chat.sdk.${session.user}`),
     });
@@ -195,6 +199,7 @@ export class ChatModel {
       () => document.removeEventListener("visibilitychange", onVisible),
       () => clearInterval(ticker),
     );
+    void this.loadWebConfig();
     await this.loadRooms().catch((err) => this.fail("Your rooms could not be loaded", err));
     const last = localStorage.getItem(this.lastRoomKey);
     if (last && this.rooms.has(last)) this.open(last);
@@ -382,12 +387,10 @@ export class ChatModel {
    */
   attach(roomId: string, file: File): Promise<void> {
     return this.act(`${file.name} could not be sent`, async () => {
-      const config = (await fetch("/web-config.json").then((r) => (r.ok ? r.json() : {}))) as {
-        uploadEndpoint?: string;
-      };
-      if (!config.uploadEndpoint) throw new Error("this server takes no attachments (no upload endpoint is set up)");
+      const endpoint = this.uploadEndpoint || (await this.loadWebConfig());
+      if (!endpoint) throw new Error("this server takes no attachments (no upload endpoint is set up)");
       const mimeType = file.type || "application/octet-stream";
-      const asked = await fetch(new URL(config.uploadEndpoint, location.origin), {
+      const asked = await fetch(new URL(endpoint, location.origin), {
         method: "POST",
         headers: { authorization: `Bearer ${await this.tokens.get()}`, "content-type": "application/json" },
         body: JSON.stringify({ filename: file.name, mimeType, sizeBytes: file.size }),
@@ -403,6 +406,18 @@ export class ChatModel {
       if (!put.ok) throw new Error(`the upload failed (${put.status})`);
       await this.chat.sendAttachment(roomId, { uri: answer.uri, mimeType, sizeBytes: file.size, filename: file.name });
     });
+  }
+
+  /** Where attachments are uploaded (`UPLOAD_ENDPOINT`): "" when the server takes none, undefined until known. */
+  uploadEndpoint: string | undefined;
+
+  private async loadWebConfig(): Promise<string> {
+    const config = (await fetch("/web-config.json")
+      .then((r) => (r.ok ? r.json() : {}))
+      .catch(() => ({}))) as { uploadEndpoint?: string };
+    this.uploadEndpoint = config.uploadEndpoint ?? "";
+    this.changed();
+    return this.uploadEndpoint;
   }
 
   /** Whether desktop notifications can be asked for (the browser has them and they are not decided yet). */

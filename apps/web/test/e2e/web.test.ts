@@ -120,7 +120,10 @@ describe("web chat", () => {
     page.on("pageerror", (err) => logs.push(`${name}: page error: ${err.message}`));
     page.on("console", (msg) => {
       // The browser reports failed connections itself while the network is down; those are expected.
-      if (msg.type() === "error" && !/net::ERR_|Failed to load resource/.test(msg.text())) {
+      if (
+        msg.type() === "error" &&
+        !/net::ERR_|Failed to load resource|WebSocket connection to .* failed/.test(msg.text())
+      ) {
         logs.push(`${name}: console: ${msg.text()}`);
       }
     });
