@@ -1,7 +1,8 @@
 /**
  * The benchmark suite: `npm run bench` (quick profile) or `npm run bench -- --full`.
  * Options: --only=send,fanout,rooms,storm,idle,connect,backends,path  --path-series=rooms,room100,…
- * --path-backends=embedded,postgres (some of the path scenario)  --cpu-prof (servers write .cpuprofile
+ * --path-backends=embedded,postgres (some of the path scenario)  --idle-heartbeat-sec=N (the idle
+ * gateways' heartbeat, to see heartbeat CPU in a short hold)  --cpu-prof (servers write .cpuprofile
  * files to .tmp/bench-profiles)  --out=DIR (default bench/results)  --name=LABEL (result files
  * named <date>-<profile>-LABEL)  --report=FILE.json (rewrite the report of an earlier run).
  *
@@ -30,8 +31,10 @@ const opt = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.spli
 const chosen = PROFILES[argv.includes("--full") ? "full" : "quick"];
 // --path-series=rooms,room100,room1000,room1000Json and --path-backends=embedded,postgres pick
 // some of the message-path scenario's series.
+const heartbeat = opt("idle-heartbeat-sec");
 const profile = {
   ...chosen,
+  idle: { ...chosen.idle, ...(heartbeat ? { heartbeatSec: Number(heartbeat) } : {}) },
   path: {
     ...chosen.path,
     series: (opt("path-series")?.split(",") as typeof chosen.path.series | undefined) ?? chosen.path.series,

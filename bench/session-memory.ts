@@ -4,7 +4,7 @@
  * a gateway, with a token of a real token's length each — and no socket (what `ws` and the kernel
  * hold per connection is the same for the raw `ws` baseline: scenario 4 measures both).
  *
- *   node --expose-gc --import tsx bench/session-memory.ts [N=20000]
+ *   node --conditions=@service-chat/source --expose-gc --import tsx bench/session-memory.ts [N=20000]
  *
  * Prints bytes per session: (heap after GC with N sessions − heap after GC before) ÷ N.
  */
@@ -35,6 +35,7 @@ const live: LiveBus = {
 };
 const registry: ConnectionRegistry = {
   register: async () => 1,
+  refresh: async () => {},
   remove: async () => {},
   deviceConnections: async () => [],
   online: async () => new Set(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the tests need on this machine, started or installed when missing: PostgreSQL, Redis, NATS
 # with JetStream, RabbitMQ (integration, e2e), Chromium (the web chat's test), docker-compose and
-# caddy (the deployment tests). Run by `npm test`, `npm run test:integration` and `npm run test:e2e`
+# caddy (the deployment tests), Prometheus (the alert rules and a real scrape). Run by `npm test`, `npm run test:integration` and `npm run test:e2e`
 # before the tests, and by .ci/run. Starting a server or installing a package needs root; without
 # it, this says what is missing and the tests that need it say what to run.
 set -uo pipefail
@@ -53,12 +53,13 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 missing=()
+command -v promtool >/dev/null || missing+=(prometheus)           # checks the alert rules; a real Prometheus scrapes a server
 command -v docker-compose >/dev/null || missing+=(docker-compose) # validates docker-compose.yml
 command -v caddy >/dev/null || missing+=(caddy)                   # validates the Compose proxy's Caddyfile
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (the deployment tests use them)"
   apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
     { echo "could not install ${missing[*]}: apt-get install -y ${missing[*]}" >&2; status=1; }
 fi
 

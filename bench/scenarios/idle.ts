@@ -1,6 +1,11 @@
 import { type Ctx, freshDb, launch, queueName, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
+import { Histogram, type Percentiles } from "../lib/hist.js";
 import { type Child, type MemoryReading, memoryAfterGc, sleep, spawnNode, startGenerator } from "../lib/proc.js";
+import { chatAs, createRoom } from "../lib/setup.js";
+import type { StepStats } from "../workers/devices.js";
+import type { FanSendResult } from "../workers/send.js";
+import { drain, nextStepId } from "./fanout.js";
 
 /** How much RSS drifts between two readings of the same process after GC, on this kind of machine. */
 const RSS_NOISE = 32 * 2 ** 20;
@@ -22,12 +27,33 @@ export interface IdleLevel {
   idleCpu: CpuReport;
 }
 
+/** Messages into a room of some of the idle devices while the others stay idle. */
+export interface IdleRoomStep {
+  members: number;
+  /** Devices connected in all, the room's members among them. */
+  connected: number;
+  rate: number;
+  sent: number;
+  acked: number;
+  /** Acknowledged messages × the room's members. */
+  expected: number;
+  received: number;
+  duplicates: number;
+  latency: Percentiles;
+  firstError?: string;
+  cpu: CpuReport;
+}
+
 export interface IdleRun {
   target: "service-chat gateway" | "raw ws";
+  /** The gateways' heartbeat interval when not the default 30 s. */
+  heartbeatSec?: number;
   /** Server processes holding the connections, devices spread evenly (absent in older results: one). */
   processes?: number;
   /** Connections held at the reference reading `empty`. */
   reference: number;
+  /** Service Chat only: a room of some of them gets messages while the rest idle (absent in older results). */
+  room?: IdleRoomStep;
   empty: MemoryReading;
   levels: IdleLevel[];
 }
@@ -45,6 +71,67 @@ async function totalMemory(procs: Child[]): Promise<MemoryReading> {
   };
 }
 
+/**
+ * With every device connected: a room of the first `members` users, and messages into it at `rate`
+ * for `stepMs` from another process, timed from send to each member's device (the others idle).
+ */
+async function roomStep(
+  ctx: Ctx,
+  gens: Child[],
+  chatUrl: string,
+  tag: string,
+  connected: number,
+): Promise<IdleRoomStep> {
+  const { members, rate, stepMs, drainMs } = ctx.profile.idle.room;
+  const k = Math.min(members, connected);
+  const owner = `${tag}-0`;
+  const roomId = await createRoom(
+    chatAs(chatUrl, ctx.signer, owner),
+    `${tag} room`,
+    Array.from({ length: k - 1 }, (_, i) => `${tag}-${i + 1}`),
+  );
+  const sender = await startGenerator("idle room sender");
+  try {
+    const id = nextStepId();
+    await Promise.all(
+      gens.map((g) => g.call("devices.stepBegin", { id, maxMsgs: Math.ceil((rate * stepMs) / 1000) + 16 })),
+    );
+    ctx.log(`idle: ${rate} msg/s into a room of ${k} of the ${connected} idle devices`);
+    const { result, cpu } = await withCpu(ctx, async () => {
+      const sent = await sender.call<FanSendResult>("fan.send", {
+        kind: "chat",
+        url: chatUrl,
+        user: owner,
+        roomId,
+        keyFile: ctx.keyFile,
+        step: id,
+        rate,
+        durationMs: stepMs,
+        bodyBytes: ctx.profile.send.bodyBytes,
+      });
+      const stats: StepStats[] = await drain(gens, sent.acked * k, drainMs);
+      return { sent, stats };
+    });
+    const hist = new Histogram();
+    for (const st of result.stats) hist.merge(st.hist);
+    return {
+      members: k,
+      connected,
+      rate,
+      sent: result.sent.sent,
+      acked: result.sent.acked,
+      expected: result.sent.acked * k,
+      received: result.stats.reduce((n, st) => n + st.received, 0),
+      duplicates: result.stats.reduce((n, st) => n + st.dups, 0),
+      latency: hist.summary(),
+      ...(result.sent.firstError ? { firstError: result.sent.firstError } : {}),
+      cpu,
+    };
+  } finally {
+    await sender.stop();
+  }
+}
+
 async function measure(
   ctx: Ctx,
   target: IdleRun["target"],
@@ -52,6 +139,7 @@ async function measure(
   urls: string[],
   kind: "chat" | "raw",
   tag: string,
+  chatUrl?: string,
 ): Promise<IdleRun> {
   const { levels, holdMs, perProcess } = ctx.profile.idle;
   const top = Math.max(...levels);
@@ -61,8 +149,9 @@ async function measure(
     // The reference point is a warm process already holding a few connections: what a process
     // needs at start (modules, JIT, allocator pages) is not per connection.
     const reference = Math.max(100, Math.round(levels[0] ? levels[0] / 10 : 100));
-    const out = {
+    const out: IdleRun = {
       target,
+      ...(kind === "chat" && ctx.profile.idle.heartbeatSec ? { heartbeatSec: ctx.profile.idle.heartbeatSec } : {}),
       processes: procs.length,
       empty: undefined as unknown as MemoryReading,
       reference,
@@ -80,7 +169,8 @@ async function measure(
             url: urls[0],
             urls,
             kind,
-            track: "none",
+            // Marked messages are timed (the room step); an idle device's frames cost nothing more.
+            track: kind === "chat" ? "latency" : "none",
             keyFile: ctx.keyFile,
             users: Array.from(
               { length: Math.max(0, Math.min(share, add - i * share)) },
@@ -115,6 +205,10 @@ async function measure(
         idleCpu: cpu,
       });
     }
+    if (chatUrl) {
+      const last = out.levels.at(-1);
+      if (last) out.room = await roomStep(ctx, gens, chatUrl, tag, last.connections);
+    }
     await Promise.all(gens.map((g) => g.call("devices.close")));
     return out;
   } finally {
@@ -129,7 +223,7 @@ async function measure(
  * devices (authenticated, registered, replayed); then as many raw `ws` servers with N sockets.
  */
 export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun }> {
-  const { gateways: count, levels } = ctx.profile.idle;
+  const { gateways: count, levels, heartbeatSec } = ctx.profile.idle;
   const perGateway = Math.ceil(Math.max(...levels) / count) + 1000;
   const db = await freshDb(ctx, "idle");
   const queue = queueName(ctx, "nats");
@@ -150,7 +244,10 @@ export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun
           queue,
           services: "gateway",
           chatServiceUri: def.grpcUrl,
-          env: { MAX_CONNECTIONS: String(perGateway) },
+          env: {
+            MAX_CONNECTIONS: String(perGateway),
+            ...(heartbeatSec ? { HEARTBEAT_INTERVAL_SEC: String(heartbeatSec) } : {}),
+          },
         }),
       ),
     );
@@ -162,6 +259,7 @@ export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun
         gws.map((g) => g.wsUrl),
         "chat",
         `${ctx.runId}-idle`,
+        def.grpcUrl,
       );
     } finally {
       await Promise.allSettled(gws.map((g) => g.proc.stop()));

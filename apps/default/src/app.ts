@@ -23,8 +23,11 @@ import {
   openDatabase,
   openQueues,
   openRegistry,
+  openTracing,
+  otlpTracesUrl,
   pendingMigrations,
   type Service,
+  type Tracing,
 } from "@service-chat/core";
 import { chatClientPort, forwardChat, Gateway, type OpenChatPort } from "@service-chat/gateway";
 import { AuditStore } from "./audit/store.js";
@@ -46,6 +49,7 @@ import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
 import { RetentionWorker } from "./lifecycle/retention-worker.js";
 import { RetentionStore } from "./lifecycle/store.js";
+import { ErasureRecovery } from "./privacy/erasure-recovery.js";
 import { PersonService } from "./privacy/person-service.js";
 import { PersonStore } from "./privacy/store.js";
 import { RoomService } from "./rooms/room-service.js";
@@ -53,11 +57,15 @@ import { RoomStore } from "./rooms/store.js";
 import { accessLogInterceptor } from "./server/access-log.js";
 import { authInterceptor, verifyAuthorization } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
+import { deadlineInterceptor } from "./server/deadline.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
+import { apiRateLimits } from "./server/rate-limits.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
+import { propagationInterceptor, tracingInterceptor } from "./server/tracing.js";
+import { devUploads } from "./server/uploads.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
 
@@ -78,6 +86,8 @@ export interface App {
   live: LiveBus;
   registry: ConnectionRegistry;
   metrics: Metrics;
+  /** Present when traces are exported (OTEL_EXPORTER_OTLP_*). */
+  tracing?: Tracing;
   gateway?: Gateway;
   devSigner?: DevSigner;
   /** SendEvent's group committer, when this process serves the API: batches running, jobs waiting (for tests). */
@@ -96,6 +106,10 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const needsDb = roles.has("api") || roles.has("relay") || roles.has("fanout");
   const identity = processIdentity(config);
   const metrics = createMetrics(identity.serviceName, { instanceId: identity.instanceId });
+  const tracesUrl = otlpTracesUrl(config);
+  const tracing = tracesUrl
+    ? await openTracing({ ...identity, url: tracesUrl, sampleRatio: config.OTEL_TRACES_SAMPLER_ARG })
+    : undefined;
   const dbMetrics = new DatabaseMetrics(metrics.meter);
   const database = needsDb
     ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE, onQuery: dbMetrics.onQuery })
@@ -120,7 +134,12 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   const { auth, devSigner } = await authenticator(config, logger);
   // Calls refused while the database is down: one warning per outage, not one per call.
   const outage = new OutageLog(logger.child({ component: "database" }), "database");
-  const interceptors = [errorInterceptor(logger.child({ component: "rpc" }), outage), authInterceptor(auth)];
+  const interceptors = [
+    deadlineInterceptor(),
+    errorInterceptor(logger.child({ component: "rpc" }), outage),
+    authInterceptor(auth),
+    apiRateLimits(config),
+  ];
   const accessLog = accessLogInterceptor(logger.child({ component: "access" }));
 
   const run: Service[] = [];
@@ -137,6 +156,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     const outbox: OutboxSink | undefined = roles.has("relay")
       ? { origin: newId(), committed: (events) => relay?.handoff(events) }
       : undefined;
+    const person = new PersonService(new PersonStore(db, outbox), {
+      admins: new Set(config.ADMIN_PROFILE_IDS),
+      registry,
+      logger: logger.child({ component: "person-data" }),
+    });
     if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
       push = new PushNotifier({
         url: config.PUSH_WEBHOOK_URL,
@@ -158,6 +182,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           limits: sendLimits(config, database.kind),
           logger: logger.child({ component: "send" }),
           metrics: new SendMetrics(metrics.meter),
+          ...(tracing ? { tracing } : {}),
         }),
         sync: new SyncService(delivery, live, {
           maxBacklog: config.SYNC_MAX_BACKLOG,
@@ -169,11 +194,6 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       sendLoad = () => services.events.sendLoad;
       localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage);
       const admin = new Admin(delivery, new AuditStore(db), new Set(config.ADMIN_PROFILE_IDS), push);
-      const person = new PersonService(new PersonStore(db, outbox), {
-        admins: new Set(config.ADMIN_PROFILE_IDS),
-        registry,
-        logger: logger.child({ component: "person-data" }),
-      });
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
         router.service(AdminService, adminHandlers(admin, person));
@@ -187,6 +207,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         stream,
         logger: logger.child({ component: "outbox-relay" }),
         metrics: pipelineMetrics,
+        ...(tracing ? { tracing } : {}),
         ...relaySettings(config),
       });
       run.push(relay);
@@ -197,6 +218,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           logger.child({ component: "retention" }),
           metrics.meter,
         ),
+        new ErasureRecovery(person, config.RETENTION_INTERVAL_MS, logger.child({ component: "person-data" })),
       );
     }
     if (roles.has("fanout")) {
@@ -209,6 +231,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           members: new MembershipCache(delivery, config.FANOUT_CACHE_ROOMS),
           logger: logger.child({ component: "fanout" }),
           metrics: pipelineMetrics,
+          ...(tracing ? { tracing } : {}),
           ...(notifier ? { onDelivered: (event, recipients) => notifier.notify(event, recipients) } : {}),
         }),
       );
@@ -219,7 +242,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   if (roles.has("gateway")) {
     let openPort = localPort;
     if (!openPort) {
-      const chat = remoteClient(config.CHAT_SERVICE_URI);
+      const chat = remoteClient(config.CHAT_SERVICE_URI, tracing);
       if (!chatRoutes) chatRoutes = (router) => router.service(ChatService, forwardChat(chat));
       openPort = chatClientPort(chat);
     }
@@ -238,7 +261,9 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     readinessChecks(config, { database, stream, registry, remoteChat: roles.has("gateway") && !localPort }),
     config.SHUTDOWN_UNREADY_SEC * 1000,
     logger.child({ component: "readiness" }),
+    metrics.meter,
   );
+  if (gateway && tracing) gateway.hub.tracing = tracing;
   const routes = chatRoutes;
   const gw = gateway;
   const server = new RpcServer({
@@ -251,16 +276,18 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     },
     interceptors,
     authorize: (header) => verifyAuthorization(auth, header),
-    outer: [accessLog],
+    outer: tracing ? [accessLog, tracingInterceptor(tracing)] : [accessLog],
     meter: metrics.meter,
     ...(gw ? { upgrade: (req, socket, head) => gw.upgrade(req, socket, head) } : {}),
     fallback: plainRoutes({
       logger,
       metrics,
       ...(devSigner ? { devSigner } : {}),
+      ...uploadRoutes(config, devSigner ? auth : undefined),
       ready: () => readiness.report(),
     }),
     logger: logger.child({ component: "rpc-server" }),
+    corsOrigins: config.CORS_ALLOWED_ORIGINS,
   });
   run.push(server);
   if (gateway) run.push(gateway);
@@ -275,11 +302,18 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     live,
     registry,
     metrics,
+    ...(tracing ? { tracing } : {}),
     ...(gateway ? { gateway } : {}),
     ...(devSigner ? { devSigner } : {}),
     ...(sendLoad ? { sendLoad } : {}),
     async close() {
-      await Promise.allSettled([stream.close(), live.close(), registry.close(), metrics.shutdown()]);
+      await Promise.allSettled([
+        stream.close(),
+        live.close(),
+        registry.close(),
+        metrics.shutdown(),
+        tracing?.shutdown(),
+      ]);
       await database?.close();
     },
   };
@@ -366,9 +400,22 @@ async function authenticator(config: Config, logger: Logger): Promise<{ auth: Au
  * Service sit next to each other, and gzip of every Sync page cost the Default Service more CPU
  * than anything else it did in a reconnect storm.
  */
-function remoteClient(uri: string): Client<typeof ChatService> {
+function remoteClient(uri: string, tracing: Tracing | undefined): Client<typeof ChatService> {
   return createClient(
     ChatService,
-    createConnectTransport({ baseUrl: uri, httpVersion: "2", useBinaryFormat: true, acceptCompression: [] }),
+    createConnectTransport({
+      baseUrl: uri,
+      httpVersion: "2",
+      useBinaryFormat: true,
+      acceptCompression: [],
+      interceptors: [propagationInterceptor(tracing)],
+    }),
   );
+}
+
+/** Attachments: the deployment's upload endpoint, or (development tokens, none set) the local store. */
+function uploadRoutes(config: Config, devAuth: Authenticator | undefined) {
+  if (config.UPLOAD_ENDPOINT) return { uploadEndpoint: config.UPLOAD_ENDPOINT };
+  if (!devAuth) return {};
+  return { uploadEndpoint: "/dev/uploads", devUploads: devUploads(config.DEV_UPLOADS_DIR, (t) => devAuth.verify(t)) };
 }

@@ -112,8 +112,42 @@ const schema = z
     RETENTION_MAX_EVENTS: z.coerce.number().int().min(0).max(1e15).default(0),
     RETENTION_INTERVAL_MS: z.coerce.number().int().min(10).max(86_400_000).default(60_000),
     RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
+    UPLOAD_ENDPOINT: z
+      .string()
+      .refine((v) => v.startsWith("/") || /^https?:\/\//.test(v), "must be an http(s) URL or a path on this server")
+      .optional(),
+    DEV_UPLOADS_DIR: z.string().min(1).default("./data/uploads"),
+    API_RATE_SEND_EVENTS_PER_SEC: z.coerce.number().int().min(0).max(1_000_000).default(100),
+    API_RATE_ROOMS_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(30),
+    API_RATE_MEMBERSHIP_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(300),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
+    CORS_ALLOWED_ORIGINS: z
+      .string()
+      .default("")
+      .transform((v) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (list) => list.every((o) => o === "*" || /^https?:\/\/[^/\s]+$/.test(o)),
+        "must be a comma-separated list of origins like https://chat.example.com (scheme, host, optional port; no path), or *",
+      ),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP collector's URL, e.g. http://otel:4318")
+      .optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP traces URL, e.g. http://otel:4318/v1/traces")
+      .optional(),
+    OTEL_TRACES_SAMPLER_ARG: z.coerce
+      .number({ invalid_type_error: "must be a number between 0 and 1" })
+      .min(0, "must be between 0 and 1")
+      .max(1, "must be between 0 and 1")
+      .default(1),
     OTEL_SERVICE_NAME: z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")

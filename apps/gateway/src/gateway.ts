@@ -6,6 +6,7 @@ import { GatewayService } from "@service-chat/api";
 import {
   type Authenticator,
   aborted,
+  type ConnectionInfo,
   type ConnectionRegistry,
   type LiveBus,
   type Logger,
@@ -21,6 +22,7 @@ import { LiveHub } from "./hub.js";
 import { GatewayMetrics } from "./metrics.js";
 import type { OpenChatPort } from "./session/chat-port.js";
 import { DeviceSession, type SessionDeps, tickInterval } from "./session/device-session.js";
+import { refresh } from "./session/handshake.js";
 import type { Sink } from "./session/writer.js";
 import { connectStream } from "./stream.js";
 import { webSocketEndpoint } from "./ws.js";
@@ -94,10 +96,15 @@ export class Gateway implements Service {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    // One clock for every session instead of timers per connection.
+    // One clock for every session instead of timers per connection; the heartbeats of a tick are
+    // refreshed in the registry together, in one round trip.
     const ticker = setInterval(() => {
       const now = Date.now();
-      for (const s of this.sessions) s.tick(now);
+      const due: ConnectionInfo[] = [];
+      for (const s of this.sessions) s.tick(now, due);
+      if (due.length > 0) {
+        void refresh(this.deps, due).catch((err: unknown) => this.o.logger.warn({ err }, "registry refresh failed"));
+      }
     }, tickInterval(this.limits));
     try {
       await this.serve(signal);

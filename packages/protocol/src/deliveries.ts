@@ -32,8 +32,15 @@ export function encodeRecipient(profileId: string): Uint8Array {
 }
 
 /** `publishToUsers` for recipients encoded with `encodeRecipient`: building a message is a copy. */
-export function publishToRecipients(live: LivePublisher, recipients: readonly Uint8Array[], frame: Uint8Array): void {
-  const frameField = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(frame).finish();
+export function publishToRecipients(
+  live: LivePublisher,
+  recipients: readonly Uint8Array[],
+  frame: Uint8Array,
+  /** The publishing span's traceparent (LiveDelivery.traceparent), when traced. */
+  trace?: string,
+): void {
+  const writer = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(frame);
+  const frameField = (trace ? writer.tag(3, WireType.LengthDelimited).string(trace) : writer).finish();
   for (let i = 0; i < recipients.length; i += RECIPIENTS_PER_MESSAGE) {
     live.publish([DELIVERIES_SUBJECT], Buffer.concat([...recipients.slice(i, i + RECIPIENTS_PER_MESSAGE), frameField]));
   }

@@ -152,18 +152,20 @@ export class DeliveryStore extends Store {
   }
 
   /**
-   * The profiles sharing at least one room with `profileId` (both active members), limited to
-   * `among` when given; `profileId` itself only when given in `among`.
+   * The profiles sharing at least one room that is not deleted with `profileId` (both active
+   * members), limited to `among` when given; `profileId` itself only when given in `among`.
    */
   async coMembers(profileId: string, among?: string[]): Promise<string[]> {
     let query = this.db
       .selectFrom("room_subscriptions as mine")
       .innerJoin("room_subscriptions as other", "other.room_id", "mine.room_id")
+      .innerJoin("rooms", "rooms.id", "mine.room_id")
       .select("other.profile_id")
       .distinct()
       .where("mine.profile_id", "=", profileId)
       .where("mine.state", "=", "active")
-      .where("other.state", "=", "active");
+      .where("other.state", "=", "active")
+      .where("rooms.deleted_at", "is", null);
     query = among ? query.where("other.profile_id", "in", among) : query.where("other.profile_id", "!=", profileId);
     return (await query.execute()).map((r) => r.profile_id);
   }
@@ -177,6 +179,12 @@ export class DeliveryStore extends Store {
       .where("state", "=", "active")
       .execute();
     return rows.map((r) => r.profile_id);
+  }
+
+  /** The room's first stored seq (retention deletes before it); 1 for a room not found. */
+  async firstSeq(roomId: string): Promise<number> {
+    const row = await this.db.selectFrom("rooms").select("first_seq").where("id", "=", roomId).executeTakeFirst();
+    return row?.first_seq ?? 1;
   }
 
   /** The room's system events from `seq` on, newest first (the membership changes are among them). */

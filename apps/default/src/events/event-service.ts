@@ -4,10 +4,13 @@ import {
   checkId,
   checkLimit,
   checkText,
+  currentTraceParent,
   type Identity,
   invalid,
   isDatabaseUnavailable,
   type Logger,
+  linkTo,
+  type Tracing,
 } from "@service-chat/core";
 import { requireAccess } from "../authz/access.js";
 import { type CommitterLimits, GroupCommitter } from "./committer.js";
@@ -52,18 +55,22 @@ export interface EventServiceOptions {
   limits: CommitterLimits;
   logger: Logger;
   metrics?: SendMetrics;
+  /** Present when tracing is on: each batch is a `send.commit` span. */
+  tracing?: Tracing;
 }
 
 /** Messages: sending (validated, authorised, idempotent, dense seq), history and search. */
 export class EventService {
   private readonly committer: GroupCommitter<EventStore, SendJob, SendAck[]>;
+  private readonly tracing: Tracing | undefined;
 
   constructor(
     private readonly store: EventStore,
     options: EventServiceOptions,
   ) {
-    const { logger, metrics } = options;
-    this.committer = new GroupCommitter(store, storeSends, {
+    const { logger, metrics, tracing } = options;
+    this.tracing = tracing;
+    this.committer = new GroupCommitter(store, tracing ? tracedStoreSends(tracing) : storeSends, {
       limits: options.limits,
       onBatchFailure(err, jobs) {
         // A database that is down is reported once per outage where the calls are answered.
@@ -101,7 +108,9 @@ export class EventService {
     });
     await Promise.all(
       [...byRoom].map(async ([roomId, group]) => {
-        const stored = await this.committer.run(roomId, group.length, { caller, roomId, group });
+        const trace = this.tracing ? currentTraceParent() : undefined;
+        const job: SendJob = trace ? { caller, roomId, group, trace } : { caller, roomId, group };
+        const stored = await this.committer.run(roomId, group.length, job);
         group.forEach((g, i) => {
           acks[g.index] = stored[i] as SendAck;
         });
@@ -149,4 +158,21 @@ export class EventService {
     );
     return { items: page.map(presentEvent), nextCursor };
   }
+}
+
+/**
+ * `storeSends` in a `send.commit` span: a child of the first traced call of the batch, linked to
+ * the others; the events it stores carry the span to the outbox relay.
+ */
+function tracedStoreSends(tracing: Tracing) {
+  return (tx: EventStore, jobs: SendJob[]): Promise<SendAck[][]> => {
+    const traced = jobs.filter((j) => j.trace);
+    if (traced.length === 0) return storeSends(tx, jobs);
+    const links = traced.slice(1).flatMap((j) => linkTo(j.trace as string) ?? []);
+    const options = { parent: traced[0]?.trace as string, links, attributes: { "chat.jobs": jobs.length } };
+    return tracing.span("send.commit", options, async () => {
+      tx.trace = currentTraceParent();
+      return storeSends(tx, jobs);
+    });
+  };
 }

@@ -5,7 +5,7 @@ import { SystemEventKind, systemEvent } from "../events/kinds/system.js";
 import { presentEvent } from "../events/present.js";
 import type { ErasureRow, EventPosition, PersonStore } from "./store.js";
 
-/** The export's format name, in its first line (docs/data-lifecycle.md). */
+/** The export's format name, in its first line (docs/privacy.md). */
 export const EXPORT_FORMAT = "service-chat.person-export.v1";
 
 /** What one ErasePerson call did, and the record it completed. */
@@ -25,9 +25,10 @@ export interface PersonServiceOptions {
 }
 
 /**
- * A data subject's rights (docs/data-lifecycle.md): erasure, by a deployment admin, and export,
+ * A data subject's rights (docs/privacy.md): erasure, by a deployment admin, and export,
  * by an admin or the person. An erasure runs in short transactions, each idempotent, and keeps a
- * record in `erasures`: calling it again after a crash finishes what was left.
+ * record in `erasures`: a second call, or the recovery (erasure-recovery.ts), finishes what a
+ * stopped one left.
  */
 export class PersonService {
   private readonly batch: number;
@@ -42,20 +43,58 @@ export class PersonService {
   async erase(caller: Identity, profileId: string): Promise<ErasureResult> {
     this.assertAdmin(caller);
     checkProfileId("profile_id", profileId);
-    const started = await this.store.startErasure(profileId, caller.profileId);
+    const started = await this.store.transaction(async (tx) => {
+      const { record, made } = await tx.startErasure(profileId, caller.profileId);
+      await tx.audit.record([
+        {
+          actorId: caller.profileId,
+          action: made ? "person.erasure_requested" : "person.erasure_repeated",
+          targets: [profileId],
+        },
+      ]);
+      return record;
+    });
     this.o.logger.info(
       { audit: "erase_person", actor: caller.profileId, profileId, requestedAt: started.requested_at },
       "erasure started",
     );
-    const { rooms, direct } = await this.leaveRooms(caller.profileId, profileId);
+    return this.carryOut(caller.profileId, profileId);
+  }
+
+  /**
+   * Finishes the erasures that were requested more than `graceSec` ago and never completed (the
+   * process erasing stopped), on behalf of whoever requested them; answers how many.
+   */
+  async resumeUnfinished(graceSec: number): Promise<number> {
+    const unfinished = await this.store.unfinishedErasures(graceSec, 100);
+    for (const e of unfinished) {
+      this.o.logger.info(
+        { audit: "erase_person", actor: e.requested_by, profileId: e.profile_id, requestedAt: e.requested_at },
+        "erasure resumed",
+      );
+      await this.carryOut(e.requested_by, e.profile_id);
+    }
+    return unfinished.length;
+  }
+
+  private async carryOut(actor: string, profileId: string): Promise<ErasureResult> {
+    const { rooms, direct } = await this.leaveRooms(actor, profileId);
     const events = await this.redactEvents(profileId);
     await this.store.transaction((tx) => tx.deleteRows(profileId));
     await this.o.registry.forget(profileId);
-    const record = await this.store.completeErasure(profileId);
-    this.o.logger.info(
-      { audit: "erase_person", actor: caller.profileId, profileId, events, rooms, direct },
-      "erasure completed",
-    );
+    const record = await this.store.transaction(async (tx) => {
+      const done = await tx.completeErasure(profileId);
+      await tx.audit.record([
+        {
+          actorId: actor,
+          action: "person.erased",
+          targets: [profileId],
+          details: { eventsRedacted: events, roomsLeft: rooms, directRoomsClosed: direct },
+        },
+      ]);
+      return done;
+    });
+    this.o.logger.info({ audit: "erase_person", actor, profileId, events, rooms, direct }, "erasure completed");
     return { record, eventsRedacted: events, roomsLeft: rooms, directRoomsClosed: direct };
   }
 
@@ -74,19 +113,35 @@ export class PersonService {
         const done = await this.store.transaction(async (tx) => {
           const room = await tx.events.lockRoom(roomId);
           if (!room || !(await tx.isActiveMember(roomId, profileId))) return undefined;
+          const why = { erasureOf: profileId };
           if (room.type === "direct") {
             await tx.events.append(room, [systemEvent(actor, SystemEventKind.ROOM_DELETED)]);
             await tx.closeRoom(roomId);
+            await tx.audit.record([{ actorId: actor, action: "room.deleted", roomId, details: why }]);
           } else {
             await tx.removeMember(room, profileId);
             const removal = systemEvent(actor, SystemEventKind.MEMBERS_REMOVED, { profileIds: [profileId] });
             // A room whose last owner goes keeps one: the highest role, then the longest in the room.
             const heir = await tx.successor(roomId);
-            if (heir) await tx.makeOwner(roomId, heir);
+            if (heir) await tx.makeOwner(roomId, heir.profile_id);
             const promotion = heir
-              ? [systemEvent(actor, SystemEventKind.ROLE_CHANGED, { profileIds: [heir], role: "owner" })]
+              ? [systemEvent(actor, SystemEventKind.ROLE_CHANGED, { profileIds: [heir.profile_id], role: "owner" })]
               : [];
             await tx.events.append(room, [removal, ...promotion]);
+            await tx.audit.record([
+              { actorId: actor, action: "members.removed", roomId, targets: [profileId], details: why },
+              ...(heir
+                ? [
+                    {
+                      actorId: actor,
+                      action: "member.role_changed",
+                      roomId,
+                      targets: [heir.profile_id],
+                      details: { role: "owner", previous: heir.role, ...why },
+                    },
+                  ]
+                : []),
+            ]);
           }
           const counts = room.type === "direct" ? { rooms: 1, direct: 1 } : { rooms: 1 };
           await tx.countErasure(profileId, counts);

@@ -1,4 +1,5 @@
 import { sql } from "kysely";
+import { AuditStore } from "../audit/store.js";
 import type { EventRow, RoomRow, SubscriptionRow } from "../db/schema.js";
 import { type Db, Store } from "../db/store.js";
 import { EVENT_COLUMNS, EventStore, type OutboxSink } from "../events/store.js";
@@ -29,6 +30,8 @@ export type Membership = SubscriptionRow & Pick<RoomRow, "type" | "name" | "dele
 export class PersonStore extends Store {
   /** The room lock and the membership system events, in this store's transaction. */
   readonly events: EventStore;
+  /** The audit log, in this store's transaction. */
+  readonly audit: AuditStore;
 
   constructor(
     db: Db,
@@ -36,6 +39,7 @@ export class PersonStore extends Store {
   ) {
     super(db);
     this.events = new EventStore(db, sink);
+    this.audit = new AuditStore(db);
   }
 
   protected override bind(tx: Db): this {
@@ -48,14 +52,17 @@ export class PersonStore extends Store {
 
   // --- the erasure record ---
 
-  /** The person's erasure record, made by this call if there was none. */
-  async startErasure(profileId: string, requestedBy: string): Promise<ErasureRow> {
-    await this.db
+  /** The person's erasure record, made by this call if there was none (then answers true too). */
+  async startErasure(profileId: string, requestedBy: string): Promise<{ record: ErasureRow; made: boolean }> {
+    const made = await this.db
       .insertInto("erasures")
       .values({ profile_id: profileId, requested_by: requestedBy })
       .onConflict((oc) => oc.column("profile_id").doNothing())
-      .execute();
-    return this.erasure(profileId) as Promise<ErasureRow>;
+      .executeTakeFirst();
+    return {
+      record: (await this.erasure(profileId)) as ErasureRow,
+      made: Number(made.numInsertedOrUpdatedRows ?? 0n) > 0,
+    };
   }
 
   erasure(profileId: string): Promise<ErasureRow | undefined> {
@@ -72,6 +79,18 @@ export class PersonStore extends Store {
         direct_rooms_closed: eb("direct_rooms_closed", "+", counts.direct ?? 0),
       }))
       .where("profile_id", "=", profileId)
+      .execute();
+  }
+
+  /** Erasures requested more than `graceSec` ago and not completed, oldest first. */
+  unfinishedErasures(graceSec: number, limit: number): Promise<ErasureRow[]> {
+    return this.db
+      .selectFrom("erasures")
+      .selectAll()
+      .where("completed_at", "is", null)
+      .where(sql<boolean>`requested_at < now() - make_interval(secs => ${graceSec})`)
+      .orderBy("requested_at")
+      .limit(limit)
       .execute();
   }
 
@@ -131,14 +150,14 @@ export class PersonStore extends Store {
    * When the room has active members but no owner left: the one to become owner — the highest
    * role, then the longest in the room. Undefined when an owner remains or nobody does.
    */
-  async successor(roomId: string): Promise<string | undefined> {
-    const { rows } = await sql<{ profile_id: string }>`
-      select profile_id from room_subscriptions
+  async successor(roomId: string): Promise<{ profile_id: string; role: string } | undefined> {
+    const { rows } = await sql<{ profile_id: string; role: string }>`
+      select profile_id, role from room_subscriptions
       where room_id = ${roomId} and state = 'active'
         and not exists (select 1 from room_subscriptions o where o.room_id = ${roomId} and o.state = 'active' and o.role = 'owner')
       order by array_position(array['admin', 'moderator', 'member', 'guest'], role), joined_at, profile_id
       limit 1`.execute(this.db);
-    return rows[0]?.profile_id;
+    return rows[0];
   }
 
   async makeOwner(roomId: string, profileId: string): Promise<void> {

@@ -16,17 +16,23 @@ export async function verifyAuthorization(auth: Authenticator, header: string | 
 }
 
 /**
- * Every RPC needs `Authorization: Bearer <JWT>`; the verified identity travels in the context.
+ * Every RPC needs `Authorization: Bearer <JWT>` (except server reflection); the verified identity
+ * travels in the context.
  * The server checks the header before it reads a request's body (rpc-adapter.ts): its answer is
  * taken from there, so a refused token costs one check, not two.
  */
 export function authInterceptor(auth: Authenticator): Interceptor {
   return (next) => async (req) => {
+    // Server reflection serves the API's public schema only (server/reflection.ts).
+    if (isOpen(req.service.typeName)) return next(req);
     const checked = req.contextValues.get(CHECKED_AUTHORIZATION);
     req.contextValues.set(IDENTITY, await (checked ?? verifyAuthorization(auth, req.header.get("authorization"))));
     return next(req);
   };
 }
+
+/** The verified caller in an interceptor that runs after `authInterceptor`. */
+export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);
 
 export function caller(ctx: HandlerContext): Identity {
   const id = ctx.values.get(IDENTITY);
@@ -34,5 +40,5 @@ export function caller(ctx: HandlerContext): Identity {
   return id;
 }
 
-/** The verified caller of a call, if the auth interceptor has seen one (for the access log). */
-export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);
+/** Services served without a token: server reflection, which describes the public API only. */
+export const isOpen = (typeName: string): boolean => typeName.startsWith("grpc.reflection.");

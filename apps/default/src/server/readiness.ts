@@ -1,5 +1,5 @@
 import http2 from "node:http2";
-import { aborted, type Logger, type Service, sleep } from "@service-chat/core";
+import { aborted, type Logger, type Meter, type Service, sleep } from "@service-chat/core";
 
 /** One dependency of this process: resolves when it answers now, rejects naming what is wrong. */
 export interface ReadinessCheck {
@@ -27,12 +27,24 @@ export class Readiness implements Service {
   private draining = false;
   /** The last state reported, to log changes (readiness flapping) once each. */
   private lastReady: boolean | undefined;
+  private readonly changes?: { add(n: number): void };
 
   constructor(
     private readonly checks: ReadinessCheck[],
     private readonly unreadyMs: number,
     private readonly logger: Logger,
-  ) {}
+    meter?: Meter,
+  ) {
+    if (!meter) return;
+    meter
+      .createObservableGauge("chat_ready", { description: "1 when the last /readyz answered ready, else 0" })
+      .addCallback((r) => {
+        if (this.lastReady !== undefined) r.observe(this.lastReady ? 1 : 0);
+      });
+    this.changes = meter.createCounter("chat_readiness_changes_total", {
+      description: "Times /readyz changed its answer (ready to not ready or back)",
+    });
+  }
 
   async report(): Promise<ReadinessReport> {
     const results = await Promise.all(this.checks.map(async (c) => [c.name, await outcome(c)] as const));
@@ -40,6 +52,7 @@ export class Readiness implements Service {
     if (this.draining) checks.process = "draining";
     const ready = Object.values(checks).every((v) => v === "ok");
     if (ready !== this.lastReady) {
+      if (this.lastReady !== undefined) this.changes?.add(1);
       if (this.lastReady !== undefined || !ready) {
         (ready ? this.logger.info.bind(this.logger) : this.logger.warn.bind(this.logger))(
           { checks },

@@ -4,6 +4,8 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { aborted, type Identity, type Logger, type Meter, type Service } from "@service-chat/core";
+import { withCors } from "./cors.js";
+import { addReflection } from "./reflection.js";
 import { rpcAdapter } from "./rpc-adapter.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 
@@ -27,6 +29,8 @@ export interface RpcServerOptions {
   /** Takes over HTTP/1.1 upgrades (WebSocket); answers false for paths it does not serve. */
   upgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   logger: Logger;
+  /** Origins whose browsers may call (CORS); none: no CORS headers at all. */
+  corsOrigins?: readonly string[];
 }
 
 export interface Ports {
@@ -64,14 +68,18 @@ export class RpcServer implements Service {
 
   async run(signal: AbortSignal): Promise<void> {
     const o = this.options;
-    const handler = rpcAdapter({
-      routes: o.routes,
+    const adapter = rpcAdapter({
+      routes: (router) => {
+        o.routes(router);
+        addReflection(router);
+      },
       interceptors: this.interceptors,
       readMaxBytes: READ_MAX_BYTES,
       authorize: o.authorize,
       fallback: o.fallback,
       onError: (err, procedure) => o.logger.error({ err, procedure }, "rpc handler failed"),
     });
+    const handler = o.corsOrigins?.length ? withCors(adapter, o.corsOrigins) : adapter;
     const h1 = http.createServer(handler);
     h1.on("upgrade", (req, socket, head) => {
       if (!o.upgrade?.(req, socket, head)) socket.destroy();
@@ -84,7 +92,15 @@ export class RpcServer implements Service {
     });
     const listen = (server: http.Server | http2.Http2Server, port: number) =>
       new Promise<number>((resolve, reject) => {
-        server.once("error", reject);
+        server.once("error", (err: NodeJS.ErrnoException) =>
+          reject(
+            err.code === "EADDRINUSE"
+              ? new Error(
+                  `port ${port} on ${o.host} is already in use (${port === o.httpPort ? "HTTP_PORT" : "GRPC_PORT"})`,
+                )
+              : err,
+          ),
+        );
         server.listen(port, o.host, LISTEN_BACKLOG, () => resolve((server.address() as AddressInfo).port));
       });
     const ports = { http: await listen(h1, o.httpPort), grpc: await listen(h2, o.grpcPort) };

@@ -41,6 +41,7 @@ beforeAll(async () => {
     PUSH_WEBHOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/push`,
     PUSH_WEBHOOK_SECRET: "webhook-secret-for-tests",
     PUSH_MAX_ATTEMPTS: "1",
+    RETENTION_INTERVAL_MS: "100",
   });
 });
 afterAll(async () => {
@@ -205,6 +206,19 @@ describe("a person's data", () => {
     expect(kinds(after, "membership")).toEqual([]);
     expect(kinds(after, "device")).toEqual([]);
 
+    // The audit log has the request, the removal from the group (as the erasure's), the closed
+    // direct room and the completion with its counts.
+    const audit = (await t.adminAs("root").listAuditLog({ actorId: "root", limit: 100 })).entries;
+    const entry = (action: string, roomId = "") => audit.find((e) => e.action === action && e.roomId === roomId);
+    expect(entry("person.erasure_requested")?.targets).toEqual(["zed"]);
+    expect(JSON.parse(entry("person.erased")?.detailsJson ?? "{}")).toEqual({
+      eventsRedacted: 5,
+      roomsLeft: 2,
+      directRoomsClosed: 1,
+    });
+    expect(entry("members.removed", group)).toMatchObject({ targets: ["zed"], detailsJson: '{"erasureOf":"zed"}' });
+    expect(entry("room.deleted", direct)).toBeDefined();
+
     // Idempotent: again, nothing left to do, the same record.
     const again = await t.adminAs("root").erasePerson({ profileId: "zed" });
     expect(again).toMatchObject({
@@ -229,22 +243,31 @@ describe("a person's data", () => {
     expect(await roles(t.as("pam"), alsoOwned.id)).toEqual({ pam: "owner" });
   });
 
-  it("finishes an erasure that stopped half way, keeping the first request's record", async () => {
+  it("finishes an erasure that stopped half way by itself, keeping the first request's record", async () => {
     const group = await groupRoom(t, "kim", "yan");
     for (let i = 0; i < 4; i++) await sendOk(t.as("yan"), text(group, `yan secret ${i}`));
-    // As a crashed erasure leaves it: the record made, two events emptied, the membership still there.
-    await t.db
-      .insertInto("erasures")
-      .values({ profile_id: "yan", requested_by: "root", requested_at: new Date("2026-01-02T03:04:05Z") })
-      .execute();
-    await sql`update room_events set content = '{}', redacted = true, search = null, client_id = null
-      where room_id = ${group} and sender_id = 'yan' and seq <= 3`.execute(t.db);
-
-    const done = await t.adminAs("root").erasePerson({ profileId: "yan" });
-    expect(done).toMatchObject({ eventsRedacted: 2n, roomsLeft: 1 });
-    expect(done.requestedAt?.seconds).toBe(BigInt(Date.parse("2026-01-02T03:04:05Z") / 1000));
+    // As a process that stopped mid-erasure leaves it: the record made, two events emptied, the
+    // membership still there. Nobody calls ErasePerson again: the recovery (role relay) finishes it.
+    await t.db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto("erasures")
+        .values({ profile_id: "yan", requested_by: "root", requested_at: new Date("2026-01-02T03:04:05Z") })
+        .execute();
+      await sql`update room_events set content = '{}', redacted = true, search = null, client_id = null
+        where room_id = ${group} and sender_id = 'yan' and seq <= 3`.execute(tx);
+    });
+    const record = await until("the erasure completed", async () => {
+      const row = await t.db.selectFrom("erasures").selectAll().where("profile_id", "=", "yan").executeTakeFirst();
+      return row?.completed_at ? row : undefined;
+    });
+    expect(record).toMatchObject({ requested_by: "root", events_redacted: 2, rooms_left: 1 });
     const history = await fullHistory(t.as("kim"), group);
     expect(json(history)).not.toMatch(/secret/);
     expect(history.filter((e) => e.source?.profileId === "yan").every((e) => e.redacted)).toBe(true);
+    expect(await roles(t.as("kim"), group)).toEqual({ kim: "owner" });
+    // Called again, it finds nothing to do and shows the first request's time.
+    const again = await t.adminAs("root").erasePerson({ profileId: "yan" });
+    expect(again).toMatchObject({ eventsRedacted: 0n, roomsLeft: 0 });
+    expect(again.requestedAt?.seconds).toBe(BigInt(Date.parse("2026-01-02T03:04:05Z") / 1000));
   });
 });

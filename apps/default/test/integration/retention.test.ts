@@ -121,7 +121,8 @@ describe("retention", () => {
     expect(Number(rows.n)).toBe(20);
     // Live delivery saw every event, in order: nothing was deleted before it was published.
     await until("every event delivered", () => inbox.deduped(roomId).at(-1) === 202);
-    expect(inbox.deduped(roomId)).toEqual(range(3, 202));
+    // (the two events before the sends may or may not have reached it before it listened)
+    expect(inbox.deduped(roomId).filter((s) => s >= 3)).toEqual(range(3, 202));
     await inbox.close();
   });
 

@@ -10,7 +10,7 @@ import type { HubMember, LiveHub } from "../hub.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
 import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
-import { admit, type Device, refresh, register, welcome } from "./handshake.js";
+import { admit, type Device, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
 import { FrameWriter, type Sink } from "./writer.js";
 
@@ -71,8 +71,12 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.delivery = new OrderedDelivery(this, deps.limits, deps.logger);
   }
 
-  /** The session's clock, called every `tickInterval`: deadlines and heartbeats. */
-  tick(now: number): void {
+  /**
+   * The session's clock, called every `tickInterval`: deadlines and heartbeats. A heartbeat sends
+   * `pong` and adds the connection to `due`, which the gateway refreshes in the registry for all
+   * sessions of the tick at once.
+   */
+  tick(now: number, due?: ConnectionInfo[]): void {
     const { limits } = this.deps;
     if (this.state === "closed") return;
     if (this.state === "hello") {
@@ -84,7 +88,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
     else if (this.nextBeat !== 0 && now >= this.nextBeat) {
       this.nextBeat = now + limits.heartbeatMs;
-      void this.heartbeat();
+      this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+      due?.push(this.connection(now));
     }
   }
 
@@ -160,12 +165,18 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     const { hub, limits } = this.deps;
     try {
       // Live frames for the device are held from here on, so nothing between the replay and live
-      // is missed; the registry write (one round trip) goes on while the replay is read.
+      // is missed. In the hub before the registry: a newer connection that sees this one in the
+      // registry can then always replace it, whichever gateway it is on. The registry write (one
+      // round trip) goes on while the replay is read.
       await hub.add(this);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
-      await Promise.all([register(this.deps, this.connection(Date.now())), this.delivery.replay(h.cursors)]);
+      const [kept] = await Promise.all([
+        register(this.deps, this.connection(Date.now())),
+        this.delivery.replay(h.cursors),
+      ]);
+      if (!kept) return this.close(DISCONNECT.replaced);
       if ((this.state as State) === "replaying") this.state = "live";
       this.deps.outage.ok();
     } catch (err) {
@@ -188,7 +199,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       this.deps.outage.failed(err);
       this.close(DISCONNECT.internal, "service unavailable; reconnect later");
     } else {
-      this.deps.logger.error({ err }, "session start failed");
+      this.deps.logger.error({ err, connection_id: this.connectionId }, "session start failed");
       this.close(DISCONNECT.internal);
     }
   }
@@ -203,13 +214,6 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       connectedAt: this.connectedAt,
       lastHeartbeat,
     };
-  }
-
-  private async heartbeat(): Promise<void> {
-    this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
-    await refresh(this.deps, this.connection(Date.now())).catch((err: unknown) =>
-      this.deps.logger.warn({ err }, "registry refresh failed"),
-    );
   }
 
   private cleanup(): void {

@@ -9,6 +9,8 @@ import type { ChatPort } from "./chat-port.js";
 
 /** What dispatch needs of its session. */
 export interface DispatchTarget {
+  /** For the session's log lines. */
+  readonly connectionId?: string;
   readonly state: "hello" | "replaying" | "live" | "closed";
   /** The device's ChatService, from the moment its hello is accepted. */
   readonly port: ChatPort | undefined;
@@ -84,7 +86,7 @@ export class Dispatcher {
         return;
       }
       this.ready = this.session.hello(f.value).catch((err: unknown) => {
-        this.logger.error({ err }, "hello failed");
+        this.logger.error({ err, connection_id: this.session.connectionId }, "hello failed");
         this.session.close(DISCONNECT.internal);
       });
       return;
@@ -177,7 +179,7 @@ export class Dispatcher {
       else this.error(requestId, codeToString(err.code), err.rawMessage);
       return;
     }
-    this.logger.error({ err }, "frame failed");
+    this.logger.error({ err, connection_id: this.session.connectionId }, "frame failed");
     this.error(requestId, "internal", "internal error");
   }
 }

@@ -5,6 +5,7 @@ import { type ChatModel, roomTitle, unread } from "../model.js";
 import { Avatar } from "./avatar.js";
 import { NewRoomForm } from "./forms.js";
 import { Composer, RoomView } from "./room-view.js";
+import { SearchBox } from "./search.js";
 import { useModel } from "./use-model.js";
 
 export function ChatScreen({ model, onSignOut }: { model: ChatModel; onSignOut(reason?: string): void }) {
@@ -93,10 +94,16 @@ function Sidebar({ model, onSignOut }: { model: ChatModel; onSignOut(): void }) 
         </button>
       </header>
       {state === "closed" && (
-        <button class="quiet reconnect" type="button" onClick={() => model.connect()}>
+        <button class="quiet reconnect" type="button" onClick={() => model.reconnectNow()}>
           Reconnect
         </button>
       )}
+      {model.canAskNotifications && (
+        <button class="quiet notify" type="button" onClick={() => void model.askNotifications()}>
+          Turn on notifications
+        </button>
+      )}
+      <SearchBox model={model} />
       <div class="sidebar-actions">
         <button class="primary" type="button" aria-expanded={creating} onClick={() => setCreating(!creating)}>
           {creating ? "Close" : "New conversation"}

@@ -27,6 +27,17 @@ export class MemoryRegistry implements ConnectionRegistry {
     return this.live(this.byDevice, deviceKey(profileId, deviceId)).length;
   }
 
+  async refresh(connections: readonly ConnectionInfo[], ttlMs: number): Promise<void> {
+    const now = this.now();
+    for (const c of connections) {
+      const entry = this.connections.get(c.connectionId);
+      if (!entry || entry.expires <= now) continue;
+      entry.info = { ...entry.info, lastHeartbeat: c.lastHeartbeat };
+      entry.expires = now + ttlMs;
+      this.seen.set(c.profileId, Math.max(this.seen.get(c.profileId) ?? 0, c.lastHeartbeat));
+    }
+  }
+
   async remove(connection: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void> {
     if (this.drop(connection)) this.seen.set(connection.profileId, this.now());
   }

@@ -271,7 +271,8 @@ export type AuditEntry = Message<"chat.v1.AuditEntry"> & {
 
   /**
    * What it did: room.created, room.updated, room.deleted, members.added, members.removed,
-   * member.role_changed, push.dead_letters_replayed.
+   * member.role_changed, push.dead_letters_replayed, person.erasure_requested,
+   * person.erasure_repeated, person.erased (docs/privacy.md).
    *
    * @generated from field: string action = 4;
    */
