@@ -92,7 +92,7 @@ describe("the image's contents, built as the Dockerfile builds them", () => {
     );
   });
 
-  it("start from the CMD with the image's environment, answer /readyz, pass the HEALTHCHECK, stop on SIGTERM", async () => {
+  it("start from the CMD with the image's environment, answer /readyz and serve the web chat, pass the HEALTHCHECK, stop on SIGTERM", async () => {
     const app = join(scratch, "run/app");
     const [http, grpc] = [await freePort(), await freePort()];
     const env = {
@@ -117,6 +117,8 @@ describe("the image's contents, built as the Dockerfile builds them", () => {
       const res = await fetch(`http://127.0.0.1:${http}/readyz`).catch(() => undefined);
       return res?.ok === true;
     });
+    const web = await fetch(`http://127.0.0.1:${http}/`);
+    expect(await web.text()).toMatch(/^<!doctype html>/i); // the web chat is in the image too
     const check = runtime.steps.find((s) => s.keyword === "HEALTHCHECK")!;
     const probe = JSON.parse(check.text.slice(check.text.indexOf("["))) as string[];
     const r = spawnSync(process.execPath, probe.slice(1), { env, encoding: "utf8" });
