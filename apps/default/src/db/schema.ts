@@ -12,6 +12,7 @@ export interface Schema {
   device_cursors: DeviceCursorsTable;
   devices: DevicesTable;
   push_dead_letters: DeadLettersTable;
+  push_retries: PushRetriesTable;
 }
 
 export type RoomKind = "direct" | "group" | "channel";
@@ -101,6 +102,16 @@ export interface DeadLettersTable {
   attempts: number;
   last_error: string;
   created_at: Timestamp;
+}
+
+export interface PushRetriesTable {
+  id: string;
+  room_id: string;
+  event_id: string;
+  payload: Json;
+  attempts: number;
+  last_error: string;
+  due_at: Timestamp;
 }
 
 export type RoomRow = Selectable<RoomsTable>;
