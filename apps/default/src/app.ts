@@ -48,6 +48,7 @@ import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
+import { processMetrics } from "./server/process-metrics.js";
 import { apiRateLimits } from "./server/rate-limits.js";
 import { RpcServer } from "./server/rpc-server.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
@@ -95,6 +96,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   });
   const registry = await openRegistry(config.CACHE_URI, `${config.QUEUE_USER_EVENT_DELIVERY_NAME}:registry`);
   const metrics = createMetrics("chat");
+  processMetrics(metrics.meter);
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
   // Calls refused while the database is down: one warning per outage, not one per call.
