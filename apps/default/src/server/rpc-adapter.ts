@@ -88,7 +88,10 @@ export function rpcAdapter(o: RpcAdapterOptions): (req: NodeRequest, res: NodeRe
       o.fallback(req, res);
       return;
     }
-    serve(o, handler, req, res).catch((err: unknown) => o.onError(err, handler.method.name));
+    serve(o, handler, req, res).catch((err: unknown) => {
+      // A client that went away mid-request is not the server's failure.
+      if (!req.destroyed && !res.destroyed) o.onError(err, handler.method.name);
+    });
   };
 }
 
