@@ -134,7 +134,29 @@ async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeR
       }
     }
   }
-  await universalResponseToNodeResponse(await handler(uReq), res as http.ServerResponse);
+  const uRes = await handler(uReq);
+  if (/^application\/grpc(\+proto)?$/.test(contentType)) {
+    // gRPC parses message by message inside the call: its parse failure ends up as the trailer's
+    // status, `internal`. A request that is not the method's message is the client's error.
+    const name = handler.method.input.name;
+    const fix = () => {
+      if (uRes.trailer === undefined) return;
+      const message = decodeURIComponent(uRes.trailer.get("grpc-message") ?? "");
+      if (uRes.trailer.get("grpc-status") === "13" && message.startsWith("parse binary")) {
+        uRes.trailer.set("grpc-status", String(Code.InvalidArgument));
+        uRes.trailer.set("grpc-message", encodeURIComponent(`request: is not a binary ${name} message`));
+      }
+    };
+    fix();
+    const body = uRes.body;
+    if (body) {
+      uRes.body = (async function* () {
+        yield* body;
+        fix();
+      })();
+    }
+  }
+  await universalResponseToNodeResponse(uRes, res as http.ServerResponse);
 }
 
 function decodes(handler: UniversalHandler, body: Uint8Array): boolean {
