@@ -228,6 +228,56 @@ export class DeliveryStore extends Store {
     return Number(backlog.n);
   }
 
+  // --- push retries ---
+
+  /** Keeps a notification for another attempt at `dueAt`; `id` given: the claimed row, updated. */
+  async savePushRetry(retry: {
+    id?: string;
+    room_id: string;
+    event_id: string;
+    payload: unknown;
+    attempts: number;
+    last_error: string;
+    dueAt: Date;
+  }): Promise<void> {
+    const { id, dueAt, payload, ...rest } = retry;
+    const values = { ...rest, payload: JSON.stringify(payload), due_at: dueAt };
+    if (id) await this.db.updateTable("push_retries").set(values).where("id", "=", id).execute();
+    else
+      await this.db
+        .insertInto("push_retries")
+        .values({ id: newId(), ...values })
+        .execute();
+  }
+
+  /**
+   * Claims up to `limit` retries that are due, for `leaseMs`: their due time moves that far ahead,
+   * so no other process takes them meanwhile and a process that dies leaves them to come due again.
+   */
+  async claimPushRetries(
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ id: string; payload: unknown; attempts: number }[]> {
+    const due = this.db
+      .selectFrom("push_retries")
+      .select("id")
+      .where("due_at", "<=", new Date())
+      .orderBy("due_at")
+      .limit(limit)
+      .forUpdate()
+      .skipLocked();
+    return this.db
+      .updateTable("push_retries")
+      .set({ due_at: new Date(Date.now() + leaseMs) })
+      .where("id", "in", due)
+      .returning(["id", "payload", "attempts"])
+      .execute();
+  }
+
+  async deletePushRetry(id: string): Promise<void> {
+    await this.db.deleteFrom("push_retries").where("id", "=", id).execute();
+  }
+
   // --- push dead letters ---
 
   /** Keeps a notification given up on; answers how many are kept now. */

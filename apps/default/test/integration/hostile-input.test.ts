@@ -1,4 +1,5 @@
 import http from "node:http";
+import http2 from "node:http2";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Code } from "@connectrpc/connect";
 import { PresenceState, RoomEventType, RoomType } from "@service-chat/api";
@@ -106,6 +107,38 @@ describe("hostile input", () => {
       code: "invalid_argument",
       message: "body: is not a binary CreateRoomRequest message",
     });
+  });
+
+  it("answers a gRPC message that does not decode with invalid_argument, not internal", async () => {
+    const session = http2.connect(t.grpcUrl);
+    try {
+      const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, garbage.length]), garbage]);
+      const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/chat.v1.ChatService/CreateRoom",
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${token}`,
+        });
+        let headers: http2.IncomingHttpHeaders = {};
+        stream.on("response", (h) => {
+          headers = h;
+        });
+        stream.on("trailers", (h) => resolve(h));
+        stream.on("end", () => resolve(headers)); // trailers-only
+        stream.on("error", reject);
+        stream.resume();
+        stream.end(frame);
+      });
+      expect(trailers["grpc-status"]).toBe("3");
+      expect(decodeURIComponent(String(trailers["grpc-message"]))).toBe(
+        "request: is not a binary CreateRoomRequest message",
+      );
+    } finally {
+      session.close();
+    }
   });
 
   it("still serves ordinary JSON and binary calls, and a body compressed with gzip", async () => {
