@@ -116,7 +116,9 @@ const act = async (n: number) => {
   }
 };
 
-const metric = (text: string, name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1]);
+/** A series' value: the first line of `name` whose labels include `labels` (e.g. 'state="used"'). */
+const metric = (text: string, name: string, labels = "") =>
+  Number(new RegExp(`^${name}\\{[^}]*${labels}[^}]*\\} (\\S+)$`, "m").exec(text)?.[1]);
 const samples: { at: number; rss: number; heap: number; fds: number; p99: number; max: number }[] = [];
 const began = Date.now();
 const end = began + minutes * 60_000;
@@ -129,11 +131,11 @@ while (Date.now() < end) {
     const text = await (await fetch(`${service.httpUrl}/metrics`)).text();
     samples.push({
       at: (Date.now() - began) / 60_000,
-      rss: metric(text, "chat_process_resident_memory"),
-      heap: metric(text, "chat_process_heap_used"),
-      fds: metric(text, "chat_process_open_fds"),
-      p99: metric(text, "chat_process_event_loop_delay_p99"),
-      max: metric(text, "chat_process_event_loop_delay_max"),
+      rss: metric(text, "process_resident_memory_bytes"),
+      heap: metric(text, "nodejs_heap_bytes", 'state="used"'),
+      fds: metric(text, "process_open_fds"),
+      p99: metric(text, "nodejs_eventloop_delay_seconds", 'percentile="99"'),
+      max: metric(text, "nodejs_eventloop_delay_seconds", 'percentile="100"'),
     });
   }
   if (Date.now() >= nextReconnect) {

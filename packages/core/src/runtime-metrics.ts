@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import type { Meter } from "@opentelemetry/api";
 
@@ -6,7 +7,7 @@ const GC_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 const GC_KINDS: Record<number, string> = { 1: "minor", 2: "major", 4: "incremental", 8: "weakcb" };
 
 /**
- * The process and the Node.js runtime, read when scraped: CPU, resident memory, heap, event-loop
+ * The process and the Node.js runtime, read when scraped: CPU, resident memory, open descriptors, heap, event-loop
  * delay (sampled every 20 ms; percentiles since the previous scrape), GC pauses by kind. Written
  * here rather than taken from a runtime-instrumentation package: a few lines over
  * `process` and `perf_hooks`, and none of those packages is verified on Node 20 with this SDK set.
@@ -25,6 +26,13 @@ export function registerRuntimeMetrics(meter: Meter): () => void {
   meter
     .createObservableGauge("process_resident_memory_bytes", { description: "Resident set size", unit: "By" })
     .addCallback((r) => r.observe(process.memoryUsage.rss()));
+  meter.createObservableGauge("process_open_fds", { description: "Open file descriptors (Linux)" }).addCallback((r) => {
+    try {
+      r.observe(readdirSync("/proc/self/fd").length);
+    } catch {
+      // not Linux: no figure
+    }
+  });
   meter
     .createObservableGauge("nodejs_heap_bytes", { description: "V8 heap, used and total", unit: "By" })
     .addCallback((r) => {
