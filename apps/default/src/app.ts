@@ -18,6 +18,7 @@ import {
   type Metrics,
   migrate,
   newId,
+  OutageLog,
   oidcAuthenticator,
   openDatabase,
   openQueues,
@@ -46,10 +47,15 @@ import type { CommitterLimits } from "./events/committer.js";
 import { EventService } from "./events/event-service.js";
 import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
+import { RetentionWorker } from "./lifecycle/retention-worker.js";
+import { RetentionStore } from "./lifecycle/store.js";
+import { ErasureRecovery } from "./privacy/erasure-recovery.js";
+import { PersonService } from "./privacy/person-service.js";
+import { PersonStore } from "./privacy/store.js";
 import { RoomService } from "./rooms/room-service.js";
 import { RoomStore } from "./rooms/store.js";
 import { accessLogInterceptor } from "./server/access-log.js";
-import { authInterceptor } from "./server/auth.js";
+import { authInterceptor, verifyAuthorization } from "./server/auth.js";
 import { adminHandlers, chatHandlers } from "./server/chat-handlers.js";
 import { deadlineInterceptor } from "./server/deadline.js";
 import { errorInterceptor } from "./server/errors.js";
@@ -58,6 +64,7 @@ import { plainRoutes } from "./server/http-routes.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
 import { propagationInterceptor, tracingInterceptor } from "./server/tracing.js";
+import { devUploads } from "./server/uploads.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
 
@@ -124,9 +131,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
   );
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
+  // Calls refused while the database is down: one warning per outage, not one per call.
+  const outage = new OutageLog(logger.child({ component: "database" }), "database");
   const interceptors = [
     deadlineInterceptor(),
-    errorInterceptor(logger.child({ component: "rpc" })),
+    errorInterceptor(logger.child({ component: "rpc" }), outage),
     authInterceptor(auth),
   ];
   const accessLog = accessLogInterceptor(logger.child({ component: "access" }));
@@ -145,6 +154,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     const outbox: OutboxSink | undefined = roles.has("relay")
       ? { origin: newId(), committed: (events) => relay?.handoff(events) }
       : undefined;
+    const person = new PersonService(new PersonStore(db, outbox), {
+      admins: new Set(config.ADMIN_PROFILE_IDS),
+      registry,
+      logger: logger.child({ component: "person-data" }),
+    });
     if (config.PUSH_WEBHOOK_URL && roles.has("fanout")) {
       push = new PushNotifier({
         url: config.PUSH_WEBHOOK_URL,
@@ -171,15 +185,16 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         sync: new SyncService(delivery, live, {
           maxBacklog: config.SYNC_MAX_BACKLOG,
           pageSize: config.SYNC_PAGE_SIZE,
+          readsInFlight: database.kind === "pglite" ? 1 : 2,
         }),
         presence: new PresenceService(delivery, registry, live),
       };
       sendLoad = () => services.events.sendLoad;
-      localPort = localChatPort(services, logger.child({ component: "gateway-port" }));
+      localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage);
       const admin = new Admin(delivery, new AuditStore(db), new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
-        router.service(AdminService, adminHandlers(admin));
+        router.service(AdminService, adminHandlers(admin, person));
       };
     }
     if (roles.has("relay")) {
@@ -194,6 +209,15 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         ...relaySettings(config),
       });
       run.push(relay);
+      run.push(
+        new RetentionWorker(
+          new RetentionStore(db),
+          retentionSettings(config),
+          logger.child({ component: "retention" }),
+          metrics.meter,
+        ),
+        new ErasureRecovery(person, config.RETENTION_INTERVAL_MS, logger.child({ component: "person-data" })),
+      );
     }
     if (roles.has("fanout")) {
       if (push) run.push(push);
@@ -227,6 +251,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       registry,
       settings: config,
       logger: logger.child({ component: "gateway" }),
+      meter: metrics.meter,
     });
   }
 
@@ -248,6 +273,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       gw?.routes(router);
     },
     interceptors,
+    authorize: (header) => verifyAuthorization(auth, header),
     outer: tracing ? [accessLog, tracingInterceptor(tracing)] : [accessLog],
     meter: metrics.meter,
     ...(gw ? { upgrade: (req, socket, head) => gw.upgrade(req, socket, head) } : {}),
@@ -255,6 +281,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       logger,
       metrics,
       ...(devSigner ? { devSigner } : {}),
+      ...uploadRoutes(config, devSigner ? auth : undefined),
       ready: () => readiness.report(),
     }),
     logger: logger.child({ component: "rpc-server" }),
@@ -349,6 +376,13 @@ export const relaySettings = (c: Config): RelaySettings => ({
   retentionMs: c.OUTBOX_RETENTION_SEC * 1000,
 });
 
+/** The retention worker's settings (RETENTION_*): the default policy, how often, how much per step. */
+export const retentionSettings = (c: Config) => ({
+  defaults: { maxAgeSec: c.RETENTION_MAX_AGE_SEC, maxEvents: c.RETENTION_MAX_EVENTS },
+  intervalMs: c.RETENTION_INTERVAL_MS,
+  batchSize: c.RETENTION_BATCH_SIZE,
+});
+
 async function authenticator(config: Config, logger: Logger): Promise<{ auth: Authenticator; devSigner?: DevSigner }> {
   if (config.OAUTH2_ISSUER) {
     const oidc = oidcAuthenticator(config.OAUTH2_ISSUER, config.OAUTH2_JWT_VERIFY_AUDIENCE as string);
@@ -375,4 +409,11 @@ function remoteClient(uri: string, tracing: Tracing | undefined): Client<typeof 
       interceptors: [propagationInterceptor(tracing)],
     }),
   );
+}
+
+/** Attachments: the deployment's upload endpoint, or (development tokens, none set) the local store. */
+function uploadRoutes(config: Config, devAuth: Authenticator | undefined) {
+  if (config.UPLOAD_ENDPOINT) return { uploadEndpoint: config.UPLOAD_ENDPOINT };
+  if (!devAuth) return {};
+  return { uploadEndpoint: "/dev/uploads", devUploads: devUploads(config.DEV_UPLOADS_DIR, (t) => devAuth.verify(t)) };
 }

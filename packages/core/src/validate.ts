@@ -53,3 +53,8 @@ export function checkCount(field: string, length: number, max: number, min = 0):
   if (length < min) throw invalid(field, min === 1 ? "must not be empty" : `needs at least ${min} entries`);
   if (length > max) throw invalid(field, `has more than ${max} entries`);
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether a string is valid Unicode: no lone surrogate (which UTF-8 and the database cannot hold). */
+export const isWellFormed = (s: string): boolean => !LONE_SURROGATE.test(s);

@@ -22,11 +22,15 @@ export async function startIssuer(audience: string) {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sign = async (claims: Record<string, unknown>, opts: { key?: KeyPair["privateKey"]; exp?: number } = {}) => {
+  const sign = async (
+    claims: Record<string, unknown>,
+    opts: { key?: KeyPair["privateKey"]; exp?: number | null } = {},
+  ) => {
     const jwt = new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "k1" }).setIssuedAt();
     if (!("iss" in claims)) jwt.setIssuer(url);
     if (!("aud" in claims)) jwt.setAudience(audience);
-    jwt.setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 3600);
+    // exp: null signs a token that never expires (which the service must refuse).
+    if (opts.exp !== null) jwt.setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 3600);
     return jwt.sign(opts.key ?? privateKey);
   };
   return { url, sign, close: () => new Promise<void>((r) => server.close(() => r())) };

@@ -12,6 +12,7 @@ export interface Schema {
   device_cursors: DeviceCursorsTable;
   devices: DevicesTable;
   push_dead_letters: DeadLettersTable;
+  erasures: ErasuresTable;
   audit_log: AuditLogTable;
 }
 
@@ -34,6 +35,11 @@ export interface RoomsTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Date | null;
+  /** The room's own retention (null: the deployment's default; 0: for ever): migration 0008. */
+  retention_max_age_sec: number | null;
+  retention_max_events: number | null;
+  /** The first seq still stored (retention deletes from the start). */
+  first_seq: Generated<number>;
 }
 
 export interface SubscriptionsTable {
@@ -102,6 +108,17 @@ export interface DeadLettersTable {
   attempts: number;
   last_error: string;
   created_at: Timestamp;
+}
+
+/** A person erased (migration 0008): the record, and where a resumed erasure finds its counts. */
+export interface ErasuresTable {
+  profile_id: string;
+  requested_by: string;
+  requested_at: Timestamp;
+  completed_at: Date | null;
+  events_redacted: Generated<number>;
+  rooms_left: Generated<number>;
+  direct_rooms_closed: Generated<number>;
 }
 
 export interface AuditLogTable {

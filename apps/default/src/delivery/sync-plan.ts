@@ -22,8 +22,9 @@ export interface SyncPlan {
 /**
  * Plans a Sync page. Each room starts from the cursor the device gives, else the one it
  * acknowledged, else where the member joined — never before they joined nor after the room's last
- * seq. A room more than `maxBacklog` events behind starts `maxBacklog` events before its end and
- * is named in `resync`. Seqs are dense, so each room's share is known before reading: the page's
+ * seq. A room more than `maxBacklog` events behind starts `maxBacklog` events before its end, and
+ * one whose start was removed by retention starts at its first stored seq; either way the room is
+ * named in `resync`, so the device learns where it continues instead of meeting a gap. Seqs are dense, so each room's share is known before reading: the page's
  * `limit` events are shared out in room order (rooms as given).
  */
 export function planSyncPage(
@@ -37,16 +38,16 @@ export function planSyncPage(
   for (const r of rooms) {
     let from = Math.max(given.get(r.room_id) ?? r.delivered_seq ?? r.joined_seq, r.joined_seq);
     from = Math.min(from, r.last_seq);
+    let reason: string | undefined;
     if (r.last_seq - from > maxBacklog) {
-      const resumeAt = r.last_seq - maxBacklog;
-      plan.resync.push({
-        roomId: r.room_id,
-        fromSeq: resumeAt + 1,
-        lastSeq: r.last_seq,
-        reason: `more than ${maxBacklog} events behind; older ones are in GetHistory`,
-      });
-      from = resumeAt;
+      from = r.last_seq - maxBacklog;
+      reason = `more than ${maxBacklog} events behind; older ones are in GetHistory`;
     }
+    if (from < r.first_seq - 1) {
+      from = r.first_seq - 1;
+      reason = `events before seq ${r.first_seq} were removed by the room's retention policy`;
+    }
+    if (reason) plan.resync.push({ roomId: r.room_id, fromSeq: from + 1, lastSeq: r.last_seq, reason });
     const take = Math.max(0, Math.min(r.last_seq - from, limit - taken));
     if (take > 0) plan.ranges.push({ roomId: r.room_id, after: from, upTo: from + take });
     taken += take;

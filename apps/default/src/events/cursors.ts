@@ -28,9 +28,14 @@ export interface SearchPosition {
   id: string;
 }
 
+const MAX_TIME_MS = Date.UTC(9999, 11, 31);
+
 export function readSearchCursor(cursor: string): SearchPosition | undefined {
   const c = decodeCursor("cursor", cursor, { t: "number", s: "number", id: "string" });
-  return c ? { serverTs: new Date(c.t), seq: c.s, id: c.id } : undefined;
+  if (!c) return undefined;
+  // A server time: after 1970 and before year 10000 (what the database's timestamps hold).
+  if (c.t < 0 || c.t >= MAX_TIME_MS || c.s < 0) throw invalid("cursor", "is not a cursor this server issued");
+  return { serverTs: new Date(c.t), seq: c.s, id: c.id };
 }
 
 export const searchCursor = (last: SearchPosition) =>

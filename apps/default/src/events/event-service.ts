@@ -7,6 +7,7 @@ import {
   currentTraceParent,
   type Identity,
   invalid,
+  isDatabaseUnavailable,
   type Logger,
   linkTo,
   type Tracing,
@@ -44,6 +45,11 @@ export interface Page<T> {
   nextCursor: string;
 }
 
+/** A history page, with where the room's stored events begin (retention deletes before it). */
+export interface HistoryPage extends Page<RoomEvent> {
+  firstSeq: number;
+}
+
 export interface EventServiceOptions {
   /** The group committer's limits (SEND_BATCH_*). */
   limits: CommitterLimits;
@@ -67,7 +73,10 @@ export class EventService {
     this.committer = new GroupCommitter(store, tracing ? tracedStoreSends(tracing) : storeSends, {
       limits: options.limits,
       onBatchFailure(err, jobs) {
-        logger.warn({ err, jobs }, "send batch failed and rolled back; its calls run again one by one");
+        // A database that is down is reported once per outage where the calls are answered.
+        if (!isDatabaseUnavailable(err)) {
+          logger.warn({ err, jobs }, "send batch failed and rolled back; its calls run again one by one");
+        }
         metrics?.batchFailed();
       },
     });
@@ -111,13 +120,13 @@ export class EventService {
   }
 
   /** A page of a room's history, newest first unless `direction` is forward. */
-  async history(caller: Identity, q: HistoryQuery): Promise<Page<RoomEvent>> {
+  async history(caller: Identity, q: HistoryQuery): Promise<HistoryPage> {
     checkId("room_id", q.roomId);
     const limit = checkLimit("limit", q.limit, DEFAULT_PAGE, MAX_PAGE);
     if (!(q.direction in Direction)) throw invalid("direction", `${q.direction} is not a known value`);
     const forward = q.direction === Direction.FORWARD;
     const { afterSeq } = readHistoryCursor(q.cursor, q.roomId, forward);
-    await requireAccess(this.store.access, q.roomId, caller.profileId, "room.read");
+    const { room } = await requireAccess(this.store.access, q.roomId, caller.profileId, "room.read");
     const rows = await this.store.history({
       roomId: q.roomId,
       forward,
@@ -125,7 +134,7 @@ export class EventService {
       ...(afterSeq !== undefined ? { afterSeq } : {}),
     });
     const { page, nextCursor } = pageOf(rows, limit, (last) => historyCursor(q.roomId, forward, last.seq));
-    return { items: page.map(presentEvent), nextCursor };
+    return { items: page.map(presentEvent), nextCursor, firstSeq: room.first_seq };
   }
 
   /** Full-text search over text in the rooms the caller belongs to, newest first. */

@@ -8,7 +8,9 @@ import { EventStore, type OutboxSink } from "../events/store.js";
 
 /** A new room's fields, metadata as JSON text. */
 export type RoomFields = Pick<RoomRow, "type" | "name" | "description" | "creator_id"> & { metadata: string };
-export type RoomChanges = Partial<Pick<RoomRow, "name" | "description">> & { metadata?: string };
+export type RoomChanges = Partial<
+  Pick<RoomRow, "name" | "description" | "retention_max_age_sec" | "retention_max_events">
+> & { metadata?: string };
 export type NewMember = Insertable<SubscriptionsTable>;
 
 export interface RoomSearchPage {

@@ -2,20 +2,31 @@ import { type ContextValues, createContextKey, type HandlerContext, type Interce
 import { type Authenticator, type Identity, unauthenticated } from "@service-chat/core";
 
 const IDENTITY = createContextKey<Identity | undefined>(undefined, { description: "the verified caller" });
+/** The check of the Authorization header the server made before reading the body (rpc-adapter.ts). */
+export const CHECKED_AUTHORIZATION = createContextKey<Promise<Identity> | undefined>(undefined, {
+  description: "the Authorization header, checked before the body was read",
+});
+
+/** The caller an `Authorization: Bearer <JWT>` header names; an AppError `unauthenticated` if none. */
+export async function verifyAuthorization(auth: Authenticator, header: string | null | undefined): Promise<Identity> {
+  if (!header) throw unauthenticated("missing Authorization header (Bearer token)");
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw unauthenticated("the Authorization header must be 'Bearer <token>'");
+  return auth.verify(match[1] as string);
+}
 
 /**
  * Every RPC needs `Authorization: Bearer <JWT>` (except server reflection); the verified identity
  * travels in the context.
+ * The server checks the header before it reads a request's body (rpc-adapter.ts): its answer is
+ * taken from there, so a refused token costs one check, not two.
  */
 export function authInterceptor(auth: Authenticator): Interceptor {
   return (next) => async (req) => {
     // Server reflection serves the API's public schema only (server/reflection.ts).
-    if (req.service.typeName.startsWith("grpc.reflection.")) return next(req);
-    const header = req.header.get("authorization");
-    if (!header) throw unauthenticated("missing Authorization header (Bearer token)");
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw unauthenticated("the Authorization header must be 'Bearer <token>'");
-    req.contextValues.set(IDENTITY, await auth.verify(match[1] as string));
+    if (isPublic(req.service.typeName)) return next(req);
+    const checked = req.contextValues.get(CHECKED_AUTHORIZATION);
+    req.contextValues.set(IDENTITY, await (checked ?? verifyAuthorization(auth, req.header.get("authorization"))));
     return next(req);
   };
 }
@@ -28,3 +39,6 @@ export function caller(ctx: HandlerContext): Identity {
 
 /** The verified caller of a call, if the auth interceptor has seen one (for the access log). */
 export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);
+
+/** Services callable without a token: server reflection, which serves the public schema only. */
+export const isPublic = (serviceTypeName: string): boolean => serviceTypeName.startsWith("grpc.reflection.");

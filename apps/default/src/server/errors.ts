@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { type ErrorDetail, ErrorDetailSchema } from "@service-chat/api";
-import { AppError, type ErrorCode, type Logger } from "@service-chat/core";
+import { AppError, type ErrorCode, isDatabaseUnavailable, type Logger, type OutageLog } from "@service-chat/core";
 
 /**
  * The one place domain errors become protocol errors: an RPC's error, and the ErrorDetail of a
@@ -32,20 +32,47 @@ export function errorDetail(err: AppError): ErrorDetail {
   return create(ErrorDetailSchema, { code: WIRE_NAMES[err.code], message: err.message });
 }
 
-export function toConnectError(err: unknown, logger: Logger, procedure: string): ConnectError {
+/**
+ * A domain error as its Connect code; a database that cannot be reached as `unavailable` (the
+ * client retries; `outage` logs it once per outage); anything else as `internal`, logged with its
+ * cause and never shown.
+ */
+export function toConnectError(err: unknown, logger: Logger, procedure: string, outage?: OutageLog): ConnectError {
   if (err instanceof AppError) return new ConnectError(err.message, CODES[err.code]);
   if (err instanceof ConnectError) return err;
+  if (isDatabaseUnavailable(err)) {
+    if (outage) outage.failed(err);
+    else logger.warn({ err, procedure }, "database unavailable");
+    return new ConnectError(DATABASE_UNAVAILABLE, Code.Unavailable);
+  }
   logger.error({ err, procedure }, "internal error");
   return new ConnectError("internal error", Code.Internal);
 }
 
-/** Maps every error a handler (or a later interceptor) throws; unknown errors are logged, not shown. */
-export function errorInterceptor(logger: Logger): Interceptor {
+export const DATABASE_UNAVAILABLE = "the service cannot reach its database; retry shortly";
+
+/**
+ * Maps every error a handler (or a later interceptor) throws; unknown errors are logged, not shown.
+ * A call that succeeds ends a database outage in `outage`'s log.
+ */
+export function errorInterceptor(logger: Logger, outage?: OutageLog): Interceptor {
   return (next) => async (req) => {
     try {
-      return await next(req);
+      const res = await next(req);
+      outage?.ok();
+      if (!res.stream) return res;
+      // A streamed answer fails while it is read: map those errors too.
+      const messages = res.message;
+      const mapped = async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw toConnectError(err, logger, req.method.name, outage);
+        }
+      };
+      return { ...res, message: mapped() };
     } catch (err) {
-      throw toConnectError(err, logger, req.method.name);
+      throw toConnectError(err, logger, req.method.name, outage);
     }
   };
 }

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { AckEvent, PresenceState, RoomCursor, RoomEvent, SyncResponse } from "@service-chat/api";
 import { SyncResponseSchema } from "@service-chat/api";
-import { type Identity, type Logger, unauthenticated } from "@service-chat/core";
+import { type Identity, type Logger, type OutageLog, unauthenticated } from "@service-chat/core";
 import type { ChatPort, OpenChatPort, PortDevice } from "@service-chat/gateway";
 import { type ChatServices, presentAck } from "./chat-handlers.js";
 import { toConnectError } from "./errors.js";
@@ -12,8 +12,8 @@ import { toConnectError } from "./errors.js";
  * check per frame. Answers and refusals are exactly the RPCs' (the same presenters, and errors
  * through the one mapping in errors.ts), so a device cannot tell which port it is on.
  */
-export function localChatPort(services: ChatServices, logger: Logger): OpenChatPort {
-  return (device) => new LocalChatPort(services, device, logger);
+export function localChatPort(services: ChatServices, logger: Logger, outage?: OutageLog): OpenChatPort {
+  return (device) => new LocalChatPort(services, device, logger, outage);
 }
 
 class LocalChatPort implements ChatPort {
@@ -21,6 +21,7 @@ class LocalChatPort implements ChatPort {
     private readonly services: ChatServices,
     private readonly device: PortDevice,
     private readonly logger: Logger,
+    private readonly outage?: OutageLog,
   ) {}
 
   send(events: RoomEvent[]): Promise<AckEvent[]> {
@@ -61,9 +62,11 @@ class LocalChatPort implements ChatPort {
     const { identity } = this.device;
     try {
       if (identity.expiresAt !== undefined && Date.now() >= identity.expiresAt) throw unauthenticated("token expired");
-      return await call(identity);
+      const answer = await call(identity);
+      this.outage?.ok();
+      return answer;
     } catch (err) {
-      throw toConnectError(err, this.logger, procedure);
+      throw toConnectError(err, this.logger, procedure, this.outage);
     }
   }
 }

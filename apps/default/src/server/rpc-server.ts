@@ -3,10 +3,10 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { aborted, type Logger, type Meter, type Service } from "@service-chat/core";
+import { aborted, type Identity, type Logger, type Meter, type Service } from "@service-chat/core";
 import { withCors } from "./cors.js";
 import { addReflection } from "./reflection.js";
+import { rpcAdapter } from "./rpc-adapter.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 
 export interface RpcServerOptions {
@@ -15,6 +15,8 @@ export interface RpcServerOptions {
   grpcPort: number;
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** Checks a call's Authorization header, before its body is read. */
+  authorize: (header: string | undefined) => Promise<Identity>;
   /** Interceptors ahead of the metrics one (request id and access log): they see everything. */
   outer?: Interceptor[];
   /** When given, every unary RPC served is timed (chat_rpc_server_duration_seconds), ahead of `interceptors`. */
@@ -66,14 +68,16 @@ export class RpcServer implements Service {
 
   async run(signal: AbortSignal): Promise<void> {
     const o = this.options;
-    const adapter = connectNodeAdapter({
+    const adapter = rpcAdapter({
       routes: (router) => {
         o.routes(router);
         addReflection(router);
       },
       interceptors: this.interceptors,
       readMaxBytes: READ_MAX_BYTES,
-      fallback: o.fallback as never,
+      authorize: o.authorize,
+      fallback: o.fallback,
+      onError: (err, procedure) => o.logger.error({ err, procedure }, "rpc handler failed"),
     });
     const handler = o.corsOrigins?.length ? withCors(adapter, o.corsOrigins) : adapter;
     const h1 = http.createServer(handler);

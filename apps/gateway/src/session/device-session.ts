@@ -1,16 +1,16 @@
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientFrame, Hello, RoomCursor, ServerFrame, SyncResponse } from "@service-chat/api";
 import { ServerFrameSchema } from "@service-chat/api";
-import type { Authenticator, ConnectionInfo, ConnectionRegistry, Logger } from "@service-chat/core";
+import type { Authenticator, ConnectionInfo, ConnectionRegistry, Logger, OutageLog } from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { Limits } from "../config.js";
 import type { HubMember, LiveHub } from "../hub.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
+import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
-import { admit, type Device, refresh, register, welcome } from "./handshake.js";
+import { admit, type Device, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
 import { FrameWriter, type Sink } from "./writer.js";
 
@@ -23,6 +23,8 @@ export interface SessionDeps {
   gatewayId: string;
   limits: Limits;
   logger: Logger;
+  /** Hellos refused because ChatService (or its database) is unavailable: one warning per outage. */
+  outage: OutageLog;
   /** Called once the session has ended. */
   onEnd(session: DeviceSession): void;
 }
@@ -45,7 +47,7 @@ type State = DispatchTarget["state"];
  * keeps the clock (hello timeout, heartbeats, silence, token expiry) and the ending.
  */
 export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget {
-  readonly connectionId = randomUUID();
+  readonly connectionId = connectionId();
   profileId = "";
   state: State = "hello";
   port: ChatPort | undefined;
@@ -69,8 +71,12 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.delivery = new OrderedDelivery(this, deps.limits, deps.logger);
   }
 
-  /** The session's clock, called every `tickInterval`: deadlines and heartbeats. */
-  tick(now: number): void {
+  /**
+   * The session's clock, called every `tickInterval`: deadlines and heartbeats. A heartbeat sends
+   * `pong` and adds the connection to `due`, which the gateway refreshes in the registry for all
+   * sessions of the tick at once.
+   */
+  tick(now: number, due?: ConnectionInfo[]): void {
     const { limits } = this.deps;
     if (this.state === "closed") return;
     if (this.state === "hello") {
@@ -82,7 +88,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
     else if (this.nextBeat !== 0 && now >= this.nextBeat) {
       this.nextBeat = now + limits.heartbeatMs;
-      void this.heartbeat();
+      this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+      due?.push(this.connection(now));
     }
   }
 
@@ -114,8 +121,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.cleanup();
   }
 
-  /** Sends the disconnect frame, then closes the transport. */
-  close(reason: Disconnect, detail?: string): void {
+  /** Sends the disconnect frame (with how long to wait before reconnecting, if said), then closes the transport. */
+  close(reason: Disconnect, detail?: string, retryAfterMs = 0): void {
     if (this.state === "closed") return;
     this.writer.write(
       create(ServerFrameSchema, {
@@ -125,6 +132,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
             code: reason.code,
             reason: detail ? `${reason.reason}: ${detail}` : reason.reason,
             reconnect: reason.reconnect,
+            retryAfterMs,
           },
         },
       }),
@@ -156,18 +164,37 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.port = this.deps.openPort(device);
     const { hub, limits } = this.deps;
     try {
-      await register(this.deps, this.connection(Date.now()));
+      // Live frames for the device are held from here on, so nothing between the replay and live
+      // is missed; the registry write (one round trip) goes on while the replay is read.
       await hub.add(this);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
-      await this.delivery.replay(h.cursors);
+      await Promise.all([register(this.deps, this.connection(Date.now())), this.delivery.replay(h.cursors)]);
       if ((this.state as State) === "replaying") this.state = "live";
+      this.deps.outage.ok();
     } catch (err) {
+      this.refuseHello(err);
+    }
+  }
+
+  /**
+   * A hello that could not be served: a bad cursor is the device's fault (4001, it must not
+   * reconnect with it); an unavailable service is a 4009 (reconnect with backoff), logged once
+   * per outage; anything else a 4009 logged with its cause.
+   */
+  private refuseHello(err: unknown): void {
+    const code = err instanceof ConnectError ? err.code : undefined;
+    if (code === Code.Unauthenticated) {
+      this.close(DISCONNECT.authFailed);
+    } else if (code === Code.InvalidArgument) {
+      this.close(DISCONNECT.badFrame, `hello.${(err as ConnectError).rawMessage}`);
+    } else if (code === Code.Unavailable) {
+      this.deps.outage.failed(err);
+      this.close(DISCONNECT.internal, "service unavailable; reconnect later");
+    } else {
       this.deps.logger.error({ err, connection_id: this.connectionId }, "session start failed");
-      this.close(
-        err instanceof ConnectError && err.code === Code.Unauthenticated ? DISCONNECT.authFailed : DISCONNECT.internal,
-      );
+      this.close(DISCONNECT.internal);
     }
   }
 
@@ -181,13 +208,6 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       connectedAt: this.connectedAt,
       lastHeartbeat,
     };
-  }
-
-  private async heartbeat(): Promise<void> {
-    this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
-    await refresh(this.deps, this.connection(Date.now())).catch((err: unknown) =>
-      this.deps.logger.warn({ err }, "registry refresh failed"),
-    );
   }
 
   private cleanup(): void {

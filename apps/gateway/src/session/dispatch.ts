@@ -29,6 +29,9 @@ export interface DispatchLimits {
   maxPendingSends: number;
 }
 
+/** Where a device's chain of calls starts: one settled promise for every session. */
+const IDLE: Promise<void> = Promise.resolve();
+
 /** Events per call to the port: SendEvent's largest. */
 const SEND_BATCH = 100;
 
@@ -59,7 +62,7 @@ export class Dispatcher {
   /** Sends taken by the port call in flight. */
   private sending = 0;
   /** The other calls, one after another. */
-  private calls: Promise<void> = Promise.resolve();
+  private calls: Promise<void> = IDLE;
 
   constructor(
     private readonly session: DispatchTarget,

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type RoomCursor, type ServerFrame, ServerFrameSchema, type SyncResponse } from "@service-chat/api";
-import { type Logger, RoomSequencer } from "@service-chat/core";
-import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
+import type { Logger } from "@service-chat/core";
+import { DISCONNECT, type Disconnect, RoomSequencer } from "@service-chat/protocol";
 
 /** What the ordered delivery needs of its session. */
 export interface DeliveryTarget {

@@ -1,5 +1,6 @@
 import { type JWTPayload, errors as joseErrors } from "jose";
 import { AppError, unauthenticated } from "../errors.js";
+import { isWellFormed } from "../validate.js";
 
 /** Who is calling, from a verified token. */
 export interface Identity {
@@ -17,6 +18,8 @@ export interface Authenticator {
 }
 
 const MAX_CLAIM = 256;
+/** Control characters (NUL included): no id or name in a token may carry one. */
+const CONTROL = /[\u0000-\u001F\u007F]/;
 
 export function identityFromClaims(claims: JWTPayload): Identity {
   const claim = (name: string): string => {
@@ -24,15 +27,20 @@ export function identityFromClaims(claims: JWTPayload): Identity {
     if (v === undefined || v === null) return "";
     if (typeof v !== "string" || v.length > MAX_CLAIM)
       throw unauthenticated(`token claim ${name} is not a short string`);
+    if (CONTROL.test(v) || !isWellFormed(v)) {
+      throw unauthenticated(`token claim ${name} contains control characters or invalid Unicode`);
+    }
     return v;
   };
   const profileId = claim("sub");
   if (!profileId) throw unauthenticated("token has no subject (sub)");
+  // A token that never expires cannot be withdrawn: every token must say when it ends.
+  if (typeof claims.exp !== "number") throw unauthenticated("token has no expiry (exp)");
   return {
     profileId,
     contactId: claim("contact_id"),
     deviceId: claim("device_id"),
-    ...(typeof claims.exp === "number" ? { expiresAt: claims.exp * 1000 } : {}),
+    expiresAt: claims.exp * 1000,
   };
 }
 

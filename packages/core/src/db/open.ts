@@ -97,8 +97,11 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
           oid === INT8 ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     });
-    // An idle client that loses its server must not crash the process; the next query reports it.
+    // A client that loses its server must not crash the process: an idle one is reported by the
+    // pool's "error"; one checked out also emits "error" (pg does, besides failing its query) with
+    // no listener of the pool's, so each client gets one of its own. Its query reports the loss.
     pool.on("error", () => {});
+    pool.on("connect", (client) => client.on("error", () => {}));
     const log = queryLog(options.onQuery);
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
     const stats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });

@@ -40,15 +40,28 @@ return 0`;
 const noop = () => {};
 const asBuffer = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
+/**
+ * redis://host:port[/path]: a numeric path selects the database (as Redis URIs do); any other path
+ * (`redis://redis:6379/delivery`) is a namespace put before every key and channel: `delivery:<name>:…`.
+ */
+export function redisTarget(uri: string, name: string): { uri: string; name: string } {
+  const url = new URL(uri);
+  const path = decodeURIComponent(url.pathname.replace(/^\/+|\/+$/g, ""));
+  if (path === "" || /^\d+$/.test(path)) return { uri, name };
+  url.pathname = "";
+  return { uri: url.toString(), name: `${path}:${name}` };
+}
+
 export async function openRedis(uri: string, options: QueueOptions): Promise<{ stream: EventStream; live: LiveBus }> {
-  const redis = new Redis(uri, { lazyConnect: true });
+  const target = redisTarget(uri, options.name);
+  const redis = new Redis(target.uri, { lazyConnect: true });
   logClientErrors(redis, "Redis (stream)", options.logger);
   await redis.connect();
   const redeliveryMs = options.redeliveryMs ?? DEFAULT_REDELIVERY_MS;
-  const stream = new RedisStream(redis, options.name, options.partitions, redeliveryMs);
+  const stream = new RedisStream(redis, target.name, options.partitions, redeliveryMs);
   const busClient = redis.duplicate({ enableAutoPipelining: true });
   logClientErrors(busClient, "Redis (live bus)", options.logger);
-  const bus = new RedisBus(busClient, options.name);
+  const bus = new RedisBus(busClient, target.name);
   // Redis sends a publisher's messages back to it: tagged, dropped, handed over in process instead.
   return { stream, live: new LocalFirstBus(bus, "tagged") };
 }

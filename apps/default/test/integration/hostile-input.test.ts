@@ -1,0 +1,209 @@
+import http from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { Code } from "@connectrpc/connect";
+import { RoomType } from "@service-chat/api";
+import {
+  failsWith,
+  groupRoom,
+  type Issuer,
+  startIssuer,
+  startTestApp,
+  type TestApp,
+  wsDevice,
+} from "@service-chat/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** A POST answered, whatever happens to the rest of the body the server chose not to read. */
+function post(url: string, body: Buffer | string, headers: Record<string, string>) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(url, { method: "POST", headers }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => {
+        text += d.toString();
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The longest the event loop of this process (where the service runs) stood still during `work`. */
+async function longestStall(work: () => Promise<unknown>): Promise<number> {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  try {
+    await work();
+  } finally {
+    h.disable();
+  }
+  return h.max / 1e6;
+}
+
+const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+const nestedObject = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+
+describe("hostile input", () => {
+  let t: TestApp;
+  let token: string;
+  beforeAll(async () => {
+    t = await startTestApp();
+    token = await t.signer.sign({ sub: "mallory" });
+  });
+  afterAll(async () => {
+    await t.stop();
+  });
+  const rpc = (method: string) => `${t.httpUrl}/chat.v1.ChatService/${method}`;
+
+  it("refuses a call without a valid token before reading its body: 6 MB of nesting stall nothing", async () => {
+    const body = nested(3 * 1024 * 1024);
+    for (const authorization of [undefined, "Bearer not.a.token"]) {
+      let answer: { status: number; body: string } | undefined;
+      const stall = await longestStall(async () => {
+        answer = await post(rpc("CreateRoom"), body, {
+          "content-type": "application/json",
+          ...(authorization ? { authorization } : {}),
+        });
+      });
+      expect(answer?.status).toBe(401);
+      expect(JSON.parse(answer?.body ?? "{}")).toMatchObject({ code: "unauthenticated" });
+      expect(stall).toBeLessThan(500);
+    }
+  });
+
+  it("refuses JSON nested deeper than 64 levels before parsing it, naming the body", async () => {
+    for (const body of [
+      nested(3 * 1024 * 1024),
+      nestedObject(200_000),
+      `{"name":"x","metadata":${nestedObject(100)}}`,
+    ]) {
+      let answer: { status: number; body: string } | undefined;
+      const stall = await longestStall(async () => {
+        answer = await post(rpc("CreateRoom"), body, {
+          "content-type": "application/json",
+          authorization: `Bearer ${token}`,
+        });
+      });
+      expect(answer?.status).toBe(400);
+      expect(JSON.parse(answer?.body ?? "{}")).toEqual({
+        code: "invalid_argument",
+        message: "body: nests deeper than 64 levels",
+      });
+      expect(stall).toBeLessThan(500);
+    }
+  });
+
+  it("answers a binary body that does not decode with invalid_argument, not internal", async () => {
+    const answer = await post(rpc("CreateRoom"), Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), {
+      "content-type": "application/proto",
+      authorization: `Bearer ${token}`,
+    });
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body)).toEqual({
+      code: "invalid_argument",
+      message: "body: is not a binary CreateRoomRequest message",
+    });
+  });
+
+  it("still serves ordinary JSON and binary calls, and a body compressed with gzip", async () => {
+    const alice = t.as("alice");
+    const { room } = await alice.createRoom({ name: "fine", type: RoomType.GROUP, metadata: { a: { b: [1, 2] } } });
+    expect(room?.metadata).toEqual({ a: { b: [1, 2] } });
+    const binary = t.as("alice", "connect-binary");
+    await expect(binary.getRoom({ roomId: room?.id as string })).resolves.toMatchObject({ room: { name: "fine" } });
+    const { gzipSync } = await import("node:zlib");
+    const answer = await post(rpc("GetRoom"), gzipSync(JSON.stringify({ roomId: room?.id })), {
+      "content-type": "application/json",
+      "content-encoding": "gzip",
+      authorization: `Bearer ${await t.signer.sign({ sub: "alice" })}`,
+    });
+    expect(answer.status, answer.body).toBe(200);
+  });
+
+  it.each([
+    ["a NUL character", { note: "a\u0000b" }],
+    ["a NUL character", { "k\u0000": 1 }],
+    ["a lone surrogate", { note: "\ud800" }],
+    ["a lone surrogate", { list: ["ok", "\udc00x"] }],
+  ])("refuses room metadata containing %s, storing nothing", async (what, metadata) => {
+    const alice = t.as("alice");
+    const before = await t.db
+      .selectFrom("rooms")
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .executeTakeFirst();
+    const err = await failsWith(
+      alice.createRoom({ name: "m", type: RoomType.GROUP, metadata }),
+      Code.InvalidArgument,
+      "metadata",
+    );
+    expect(err.rawMessage).toContain(what);
+    const after = await t.db
+      .selectFrom("rooms")
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .executeTakeFirst();
+    expect(Number(after?.n)).toBe(Number(before?.n));
+    const roomId = await groupRoom(t, "alice");
+    await failsWith(alice.updateRoom({ roomId, metadata }), Code.InvalidArgument, "metadata");
+  });
+
+  it.each([9e15, -9e15, -1])("refuses a forged search cursor whose time is %d", async (time) => {
+    const cursor = Buffer.from(JSON.stringify({ v: 1, t: time, s: 1, id: "x" })).toString("base64url");
+    await failsWith(t.as("alice").searchEvents({ query: "hello", cursor }), Code.InvalidArgument, "cursor");
+  });
+
+  it("refuses a token whose sub holds a NUL before any write", async () => {
+    const bad = await t.signer.sign({ sub: "eve\u0000admin" });
+    const err = await failsWith(t.withToken(bad).createRoom({ name: "x", type: RoomType.GROUP }), Code.Unauthenticated);
+    expect(err.rawMessage).toContain("sub");
+  });
+
+  it("closes a hello with a malformed cursor with 4001, not to be retried, naming the cursor", async () => {
+    for (const cursor of [
+      { roomId: "not-a-uuid", seq: 0n },
+      { roomId: "00000000-0000-4000-8000-000000000000", seq: -1n },
+    ]) {
+      const device = await wsDevice(t.httpUrl, { case: "hello", value: { token, deviceId: "d1", cursors: [cursor] } });
+      const closed = await device.closed;
+      expect(closed.code).toBe(4001);
+      const last = device.frames.at(-1)?.frame;
+      expect(last?.case).toBe("disconnect");
+      if (last?.case !== "disconnect") return;
+      expect(last.value.reconnect).toBe(false);
+      expect(last.value.reason).toMatch(/^bad frame: hello\.cursors\[0\]\.(room_id|seq): /);
+    }
+  });
+
+  it("refuses a deeply nested first WebSocket frame before parsing it", async () => {
+    const device = await wsDevice(t.httpUrl, undefined, { json: true });
+    let closed: { code: number; reason: string } | undefined;
+    const stall = await longestStall(async () => {
+      device.raw(nestedObject(40_000)); // 234 KiB
+      closed = await device.closed;
+    });
+    expect(closed?.code).toBe(4001);
+    expect(device.frames.at(-1)?.frame.value).toMatchObject({ reason: "bad frame: frame nests deeper than 64 levels" });
+    expect(stall).toBeLessThan(300);
+  });
+});
+
+describe("tokens that never expire", () => {
+  let issuer: Issuer;
+  let t: TestApp;
+  beforeAll(async () => {
+    issuer = await startIssuer("hostile-test");
+    t = await startTestApp({ OAUTH2_ISSUER: issuer.url, OAUTH2_JWT_VERIFY_AUDIENCE: "hostile-test" });
+  });
+  afterAll(async () => {
+    await t.stop();
+    await issuer.close();
+  });
+
+  it("are refused: every token must carry exp", async () => {
+    const forever = await issuer.sign({ sub: "alice" }, { exp: null });
+    const err = await failsWith(t.withToken(forever).searchRooms({}), Code.Unauthenticated);
+    expect(err.rawMessage).toBe("token has no expiry (exp)");
+    const fine = await issuer.sign({ sub: "alice" });
+    await expect(t.withToken(fine).searchRooms({})).resolves.toBeDefined();
+  });
+});
