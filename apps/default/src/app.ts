@@ -190,7 +190,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         presence: new PresenceService(delivery, registry, live),
       };
       sendLoad = () => services.events.sendLoad;
-      localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage);
+      localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage, tracing);
       const admin = new Admin(delivery, new AuditStore(db), new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
