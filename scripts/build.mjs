@@ -6,7 +6,7 @@
  * With `--web`, also builds the web chat when it is missing or stale.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync } from "node:fs";
+import { cpSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
@@ -19,6 +19,8 @@ const run = (args) => {
 };
 
 run([tsc, "-b", "tsconfig.build.json"]);
+// Copied afresh each time: a migration renamed or removed in the sources must not linger here.
+rmSync(`${root}apps/default/dist/db/migrations`, { recursive: true, force: true });
 cpSync(`${root}apps/default/src/db/migrations`, `${root}apps/default/dist/db/migrations`, {
   recursive: true,
   filter: (src) => !src.endsWith(".ts"),

@@ -193,7 +193,8 @@ export interface Server {
 }
 
 /**
- * Starts a Service Chat process (`node --import tsx apps/default/src/main.ts`) on free ports and
+ * Starts a Service Chat process (`node --conditions=@service-chat/source --import tsx
+ * apps/default/src/main.ts`) on free ports and
  * waits until ready; `cpus` pins it (taskset -c) from its first instruction.
  */
 export async function startServer(

@@ -387,7 +387,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         : `${s.caughtUp} of ${s.devices} caught up within ${s.deadlineSeconds} s, ${s.lost} lost`,
       "–",
       "–",
-      "10,000 in ≤ 10 s, 0 lost",
+      "10,000 in ≤ 10 s (issue 17: ≤ 3 s), 0 lost, 0 shown twice",
       s.devices >= 10_000
         ? verdict(all && s.allCaughtUpSeconds <= 10 && s.lost === 0)
         : s.lost === 0 && all

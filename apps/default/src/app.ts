@@ -61,6 +61,8 @@ import { deadlineInterceptor } from "./server/deadline.js";
 import { errorInterceptor } from "./server/errors.js";
 import { localChatPort } from "./server/gateway-port.js";
 import { plainRoutes } from "./server/http-routes.js";
+import { processMetrics } from "./server/process-metrics.js";
+import { apiRateLimits } from "./server/rate-limits.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
 import { propagationInterceptor, tracingInterceptor } from "./server/tracing.js";
@@ -129,6 +131,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     `${config.QUEUE_USER_EVENT_DELIVERY_NAME}:registry`,
     logger.child({ component: "registry" }),
   );
+  processMetrics(metrics.meter);
   const pipelineMetrics = new PipelineMetrics(metrics.meter);
   const { auth, devSigner } = await authenticator(config, logger);
   // Calls refused while the database is down: one warning per outage, not one per call.
@@ -137,6 +140,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     deadlineInterceptor(),
     errorInterceptor(logger.child({ component: "rpc" }), outage),
     authInterceptor(auth),
+    apiRateLimits(config),
   ];
   const accessLog = accessLogInterceptor(logger.child({ component: "access" }));
 

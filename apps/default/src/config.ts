@@ -117,6 +117,9 @@ const schema = z
       .refine((v) => v.startsWith("/") || /^https?:\/\//.test(v), "must be an http(s) URL or a path on this server")
       .optional(),
     DEV_UPLOADS_DIR: z.string().min(1).default("./data/uploads"),
+    API_RATE_SEND_EVENTS_PER_SEC: z.coerce.number().int().min(0).max(1_000_000).default(100),
+    API_RATE_ROOMS_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(30),
+    API_RATE_MEMBERSHIP_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(300),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
     CORS_ALLOWED_ORIGINS: z

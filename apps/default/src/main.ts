@@ -15,8 +15,10 @@ const app = await createApp(config, logger);
 const running = startServices(app.services, logger);
 stopOnSignals(running, logger);
 
-const ports = await app.server.ports;
-if (app.devSigner) {
+// A role that fails (a port already in use, a backend it cannot go on without) stops the others:
+// the process then exits non-zero with one line saying why, so that a supervisor restarts it.
+const ports = await Promise.race([app.server.ports, running.done.then(() => undefined)]);
+if (ports && app.devSigner) {
   const base = `http://${config.BIND_HOST}:${ports.http}`;
   console.error(`
 Service Chat is running (HTTP ${base}, gRPC h2c ${config.BIND_HOST}:${ports.grpc}).
@@ -28,4 +30,8 @@ Then call the API:         curl -s ${base}/chat.v1.ChatService/SearchRooms \\
 }
 await running.done;
 await app.close();
+if (running.failure) {
+  console.error(`service-chat: ${running.failure.message}`);
+  process.exit(1);
+}
 logger.info("stopped");

@@ -28,6 +28,8 @@ export interface RoomItem {
   lastSeq: number;
   /** The signed-in user's read marker. */
   readSeq: number;
+  /** The first seq still stored: retention removed the events before it (they are not unread). */
+  firstSeq: number;
   memberCount: number;
   /** When something last happened in the room (ms), for the order of the list. */
   activity: number;
@@ -77,11 +79,15 @@ const TYPING_SHOWN_MS = 6000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 5000;
 
-/** Messages from others after the read marker: room changes, edits, reactions and your own do not count. */
+/**
+ * Messages from others after the read marker: room changes, edits, reactions and your own do not
+ * count, nor events removed by retention (before first_seq).
+ */
 export function unread(room: RoomItem): number {
+  const from = Math.max(room.readSeq, room.firstSeq - 1);
   let quiet = 0;
-  for (const seq of room.quiet) if (seq > room.readSeq && seq <= room.lastSeq) quiet++;
-  return Math.max(0, room.lastSeq - room.readSeq - quiet);
+  for (const seq of room.quiet) if (seq > from && seq <= room.lastSeq) quiet++;
+  return Math.max(0, room.lastSeq - from - quiet);
 }
 
 /** Whether an event counts as unread for `me`: a message (not a room change, edit or reaction) from someone else. */
@@ -139,7 +145,11 @@ export class ChatModel {
     this.tokens = new TokenSource(session);
     this.chat = createChatClient({
       baseUrl: location.origin,
-      getToken: this.tokens.get,
+      // Renewal lives in the SDK: it says when the server refused the token it was given.
+      getToken: ({ refused }) => {
+        if (refused) this.tokens.invalidate();
+        return this.tokens.get();
+      },
       deviceId: deviceId(),
       store: localStorageStore(`chat.sdk.${session.user}`),
     });
@@ -189,6 +199,7 @@ export class ChatModel {
       () => document.removeEventListener("visibilitychange", onVisible),
       () => clearInterval(ticker),
     );
+    void this.loadWebConfig();
     await this.loadRooms().catch((err) => this.fail("Your rooms could not be loaded", err));
     const last = localStorage.getItem(this.lastRoomKey);
     if (last && this.rooms.has(last)) this.open(last);
@@ -376,12 +387,10 @@ export class ChatModel {
    */
   attach(roomId: string, file: File): Promise<void> {
     return this.act(`${file.name} could not be sent`, async () => {
-      const config = (await fetch("/web-config.json").then((r) => (r.ok ? r.json() : {}))) as {
-        uploadEndpoint?: string;
-      };
-      if (!config.uploadEndpoint) throw new Error("this server takes no attachments (no upload endpoint is set up)");
+      const endpoint = this.uploadEndpoint || (await this.loadWebConfig());
+      if (!endpoint) throw new Error("this server takes no attachments (no upload endpoint is set up)");
       const mimeType = file.type || "application/octet-stream";
-      const asked = await fetch(new URL(config.uploadEndpoint, location.origin), {
+      const asked = await fetch(new URL(endpoint, location.origin), {
         method: "POST",
         headers: { authorization: `Bearer ${await this.tokens.get()}`, "content-type": "application/json" },
         body: JSON.stringify({ filename: file.name, mimeType, sizeBytes: file.size }),
@@ -397,6 +406,18 @@ export class ChatModel {
       if (!put.ok) throw new Error(`the upload failed (${put.status})`);
       await this.chat.sendAttachment(roomId, { uri: answer.uri, mimeType, sizeBytes: file.size, filename: file.name });
     });
+  }
+
+  /** Where attachments are uploaded (`UPLOAD_ENDPOINT`): "" when the server takes none, undefined until known. */
+  uploadEndpoint: string | undefined;
+
+  private async loadWebConfig(): Promise<string> {
+    const config = (await fetch("/web-config.json")
+      .then((r) => (r.ok ? r.json() : {}))
+      .catch(() => ({}))) as { uploadEndpoint?: string };
+    this.uploadEndpoint = config.uploadEndpoint ?? "";
+    this.changed();
+    return this.uploadEndpoint;
   }
 
   /** Whether desktop notifications can be asked for (the browser has them and they are not decided yet). */
@@ -603,6 +624,7 @@ export class ChatModel {
       description: room.description,
       lastSeq: Math.max(Number(room.lastSeq), old?.lastSeq ?? 0),
       readSeq: Math.max(Number(room.readSeq), old?.readSeq ?? 0),
+      firstSeq: Math.max(Number(room.firstSeq), old?.firstSeq ?? 0),
       memberCount: room.memberCount,
       activity: Math.max(ms(room.updatedAt), ms(room.createdAt), old?.activity ?? 0),
       ...(old?.peer ? { peer: old.peer } : {}),

@@ -1,19 +1,35 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { freePort, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envOf, execForm, REPO, type Stage, stages } from "../dockerfile.js";
 
 // With no Docker engine here, the image's contents are built the way the Dockerfile builds them:
 // its instructions carried out in order in a scratch folder per stage (COPY from the repository
-// minus .dockerignore's paths, RUN in the WORKDIR, COPY --from the build stage), then its CMD run
+// minus what .dockerignore leaves out, RUN in the WORKDIR, COPY --from the build stage), then its CMD run
 // with its ENV from the runtime folder alone. A file the Dockerfile forgets to copy fails here.
 
 const [build, runtime] = stages() as [Stage, Stage];
 const scratch = mkdtempSync(join(tmpdir(), "chat-image-"));
-const IGNORED = new Set(["node_modules", "dist", "data", ".git", ".tmp", "test-results", "coverage"]);
+// .dockerignore as the build context reads it: a bare name (or one after a leading double star) matches
+// any part of a path, a/b a path and what is under it, *.ext a suffix.
+const ignoreRules = readFileSync(join(REPO, ".dockerignore"), "utf8")
+  .split("\n")
+  .map((l) => l.trim().replace(/^\*\*\//, ""))
+  .filter((l) => l !== "" && !l.startsWith("#"));
+const ignored = (path: string) => {
+  const rel = relative(REPO, path);
+  const parts = rel.split("/");
+  return ignoreRules.some((r) =>
+    r.startsWith("*.")
+      ? rel.endsWith(r.slice(1))
+      : r.includes("/")
+        ? rel === r || rel.startsWith(`${r}/`)
+        : parts.includes(r),
+  );
+};
 let child: ChildProcess | undefined;
 let output = "";
 
@@ -35,7 +51,7 @@ function carryOut(stage: Stage, root: string, from: Record<string, string>): str
         cpSync(origin, target, {
           recursive: true,
           verbatimSymlinks: true,
-          filter: (p) => step.from !== undefined || !p.split("/").some((part) => IGNORED.has(part)),
+          filter: (p) => step.from !== undefined || !ignored(p),
         });
       }
     } else if (step.keyword === "RUN" && stage === build) {
@@ -76,7 +92,7 @@ describe("the image's contents, built as the Dockerfile builds them", () => {
     );
   });
 
-  it("start from the CMD with the image's environment, answer /readyz, pass the HEALTHCHECK, stop on SIGTERM", async () => {
+  it("start from the CMD with the image's environment, answer /readyz and serve the web chat, pass the HEALTHCHECK, stop on SIGTERM", async () => {
     const app = join(scratch, "run/app");
     const [http, grpc] = [await freePort(), await freePort()];
     const env = {
@@ -101,6 +117,8 @@ describe("the image's contents, built as the Dockerfile builds them", () => {
       const res = await fetch(`http://127.0.0.1:${http}/readyz`).catch(() => undefined);
       return res?.ok === true;
     });
+    const web = await fetch(`http://127.0.0.1:${http}/`);
+    expect(await web.text()).toMatch(/^<!doctype html>/i); // the web chat is in the image too
     const check = runtime.steps.find((s) => s.keyword === "HEALTHCHECK")!;
     const probe = JSON.parse(check.text.slice(check.text.indexOf("["))) as string[];
     const r = spawnSync(process.execPath, probe.slice(1), { env, encoding: "utf8" });

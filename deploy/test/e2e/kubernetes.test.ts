@@ -95,9 +95,9 @@ describe("the probes, asked of each Deployment's roles running with the ConfigMa
         SERVICES: roleOf(d),
         BIND_HOST: "127.0.0.1",
         DB_URI: db.uri,
-        QUEUE_USER_EVENT_DELIVERY_URI: "nats://127.0.0.1:4222",
-        QUEUE_USER_EVENT_DELIVERY_NAME: `k8s_${process.pid}`,
-        CACHE_URI: "redis://127.0.0.1:6379",
+        // In-process queue and registry: the probes ask each process about itself, and nothing is left behind.
+        QUEUE_USER_EVENT_DELIVERY_URI: "mem://",
+        CACHE_URI: "mem://",
         OAUTH2_ISSUER: issuer.url,
         CHAT_SERVICE_URI: api ? new URL(api.grpcUrl).host : "127.0.0.1:1",
       };

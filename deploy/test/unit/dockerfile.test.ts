@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import { validate } from "dockerfile-utils";
 import { describe, expect, it } from "vitest";
-import { DOCKERFILE, envOf, execForm, stages } from "../dockerfile.js";
+import { DOCKERFILE, envOf, execForm, REPO, stages } from "../dockerfile.js";
 
 // The image as the Dockerfile describes it (no Docker engine needed): linted, then held to what
 // production asks of it. deploy/test/e2e/image.test.ts builds its contents and runs them.
@@ -48,6 +49,13 @@ describe("Dockerfile", () => {
 
   it("has a HEALTHCHECK on /healthz", () => {
     expect(last("HEALTHCHECK")?.text).toMatch(/\bCMD\b.*\/healthz/);
+  });
+
+  it("keeps secrets files out of the build context (.dockerignore)", () => {
+    const ignored = readFileSync(`${REPO}.dockerignore`, "utf8").split("\n");
+    expect(ignored).toContain(".env");
+    expect(ignored).toContain("**/secrets.env");
+    expect(ignored).toContain("**/node_modules");
   });
 
   it("listens beyond loopback and keeps no secret in the image", () => {

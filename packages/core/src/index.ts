@@ -17,6 +17,7 @@ export * from "./metrics.js";
 export * from "./queue/memory.js";
 export * from "./queue/open.js";
 export * from "./queue/ports.js";
+export * from "./rate-limit.js";
 export * from "./registry/memory.js";
 export * from "./registry/open.js";
 export * from "./registry/ports.js";

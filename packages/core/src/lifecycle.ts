@@ -11,6 +11,8 @@ export interface Running {
   stop(): Promise<void>;
   /** Resolves when every service has returned (after stop, or because one failed). */
   done: Promise<void>;
+  /** The error of the first service that failed, if one did: the process should exit non-zero. */
+  readonly failure: Error | undefined;
 }
 
 /**
@@ -19,11 +21,13 @@ export interface Running {
  */
 export function startServices(services: Service[], logger: Logger): Running {
   const controllers = services.map(() => new AbortController());
+  let failure: Error | undefined;
   const runs = services.map((service, i) =>
     service.run((controllers[i] as AbortController).signal).then(
       () => logger.debug({ service: service.name }, "service stopped"),
       (err: unknown) => {
         logger.error({ service: service.name, err }, "service failed");
+        failure ??= err instanceof Error ? err : new Error(`${service.name} failed: ${String(err)}`);
         void stop();
       },
     ),
@@ -38,7 +42,13 @@ export function startServices(services: Service[], logger: Logger): Running {
     })();
     return stopping;
   };
-  return { stop, done: Promise.all(runs).then(() => undefined) };
+  return {
+    stop,
+    done: Promise.all(runs).then(() => undefined),
+    get failure() {
+      return failure;
+    },
+  };
 }
 
 /** Stops `running` on SIGTERM or SIGINT; a second signal exits at once. */

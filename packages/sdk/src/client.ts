@@ -436,7 +436,7 @@ export class ChatClient {
       pending.reject(err);
       return;
     }
-    const delayMs = this.sendDelay(pending.attempt++);
+    const delayMs = this.sendDelay(err.code, pending.attempt++);
     this.emit("retrying", {
       clientId: id,
       roomId: pending.event.roomId,
@@ -466,7 +466,7 @@ export class ChatClient {
         err = new ChatError(errorCode(e), e instanceof ConnectError ? e.rawMessage : String(e));
       }
       if (isPermanent(err.code)) throw err;
-      const delayMs = this.sendDelay(attempt);
+      const delayMs = this.sendDelay(err.code, attempt);
       this.emit("retrying", {
         clientId: event.clientId,
         roomId: event.roomId,
@@ -479,7 +479,10 @@ export class ChatClient {
     }
   }
 
-  private sendDelay(attempt: number): number {
+  private sendDelay(code: string, attempt: number): number {
+    // Over the rate: the budget refills steadily, so wait about a second each time (growing would
+    // only delay a busy sender that the server would take again a moment later).
+    if (code === "resource_exhausted") return 1000 + Math.round(500 * Math.random());
     return backoff(attempt, this.o.minSendRetryMs ?? 250, this.o.maxSendRetryMs ?? 10_000);
   }
 

@@ -28,6 +28,13 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
+/** Tests call the API far faster than a person does: the per-caller limits are off unless a test sets them. */
+const NO_API_LIMITS = {
+  API_RATE_SEND_EVENTS_PER_SEC: "0",
+  API_RATE_ROOMS_PER_MIN: "0",
+  API_RATE_MEMBERSHIP_PER_MIN: "0",
+};
+
 /**
  * Starts the real Default Service on free ports against a fresh database: an in-memory PGlite, or
  * a new database on the PostgreSQL server that is dropped afterwards. Clients talk to it over
@@ -41,6 +48,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     GRPC_PORT: "0",
     LOG_LEVEL: "silent",
     SHUTDOWN_UNREADY_SEC: "0",
+    ...NO_API_LIMITS,
     ...env,
   });
   const logger = createLogger(config.LOG_LEVEL);

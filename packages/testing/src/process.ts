@@ -22,9 +22,16 @@ export interface ServiceProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-/** Starts a service process on free ports with `env` added, and waits until it answers /readyz. */
-export async function startService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
-  const [http, grpc] = [await freePort(), await freePort()];
+/**
+ * Starts a service process with `env` added, on `ports` (a restart on the ports it had) or on free
+ * ones, and waits until it answers /readyz.
+ */
+export async function startService(
+  name: string,
+  env: Record<string, string>,
+  ports?: { http: number; grpc: number },
+): Promise<ServiceProcess> {
+  const [http, grpc] = ports ? [ports.http, ports.grpc] : [await freePort(), await freePort()];
   const child = spawn(process.execPath, ["apps/default/dist/main.js"], {
     cwd: ROOT,
     // No wait between turning not ready and draining unless a test asks for one.

@@ -14,6 +14,7 @@ export interface Schema {
   push_dead_letters: DeadLettersTable;
   erasures: ErasuresTable;
   audit_log: AuditLogTable;
+  push_retries: PushRetriesTable;
 }
 
 export type RoomKind = "direct" | "group" | "channel";
@@ -130,6 +131,16 @@ export interface AuditLogTable {
   targets: ColumnType<string[], string, never>;
   details: ColumnType<Record<string, unknown>, string, never>;
   request_id: string;
+}
+
+export interface PushRetriesTable {
+  id: string;
+  room_id: string;
+  event_id: string;
+  payload: Json;
+  attempts: number;
+  last_error: string;
+  due_at: Timestamp;
 }
 
 export type RoomRow = Selectable<RoomsTable>;

@@ -39,16 +39,23 @@ interface Job {
   payload: PushPayload;
   attempts: number;
   due: number;
+  /** The push_retries row of a retry (claimed from the database). */
+  retryId?: string;
 }
 
 const CONCURRENCY = 8;
+/** Retries claimed from the database at a time. */
+const CLAIM_BATCH = 100;
+/** How long a claimed retry is this process's before it comes due again for anyone. */
+const CLAIM_LEASE_MS = 60_000;
 
 /**
  * Calls the push webhook for members with no live connection: a small JSON body signed with
  * HMAC-SHA256 (`X-Chat-Signature: t=<unix s>,v1=<hex of HMAC(secret, "<t>.<body>")>`). Failures
  * are retried with exponential backoff; after the last attempt the notification is kept in
- * push_dead_letters, from where an admin can replay it. Retries in progress live in memory: a
- * restart forgets them (the message itself is safe in history; only the nudge is lost).
+ * push_dead_letters, from where an admin can replay it. A notification waiting for a retry is kept
+ * in the database (push_retries), and claimed when due by one of the processes that push, so a
+ * restart loses none; a process that dies mid-attempt leaves it to come due again after its lease.
  */
 export class PushNotifier implements Service {
   readonly name = "push";
@@ -74,7 +81,31 @@ export class PushNotifier implements Service {
   async run(signal: AbortSignal): Promise<void> {
     const workers = Array.from({ length: CONCURRENCY }, () => this.work(signal));
     signal.addEventListener("abort", () => this.wake(), { once: true });
-    await Promise.all(workers);
+    await Promise.all([...workers, this.claimRetries(signal)]);
+  }
+
+  /** Takes the retries that are due from the database into the queue, while there is room for them. */
+  private async claimRetries(signal: AbortSignal): Promise<void> {
+    const period = Math.min(1000, this.o.baseDelayMs);
+    let failing = false;
+    while (!signal.aborted) {
+      const room = Math.min(CLAIM_BATCH, this.o.maxQueue - this.queue.length);
+      if (room > 0) {
+        try {
+          const claimed = await this.o.store.claimPushRetries(room, CLAIM_LEASE_MS);
+          failing = false;
+          for (const r of claimed) {
+            this.queue.push({ payload: r.payload as PushPayload, attempts: r.attempts, due: 0, retryId: r.id });
+          }
+          if (claimed.length > 0) this.wake();
+          if (claimed.length === room) continue;
+        } catch (err) {
+          if (!failing) this.o.logger.warn({ err }, "push retries cannot be read; trying again");
+          failing = true;
+        }
+      }
+      await this.idle(period, signal);
+    }
   }
 
   /** Waits until woken by new work, `ms` passed, or `signal` aborted. */
@@ -121,7 +152,10 @@ export class PushNotifier implements Service {
   private async attempt(job: Job): Promise<void> {
     const online = await this.o.registry.online(job.payload.recipients);
     const offline = job.payload.recipients.filter((p) => !online.has(p));
-    if (offline.length === 0) return;
+    if (offline.length === 0) {
+      if (job.retryId) await this.o.store.deletePushRetry(job.retryId);
+      return;
+    }
     const payload = { ...job.payload, recipients: offline };
     const body = JSON.stringify(payload);
     const t = Math.floor(Date.now() / 1000);
@@ -135,15 +169,36 @@ export class PushNotifier implements Service {
         signal: AbortSignal.timeout(10_000),
       });
       await res.arrayBuffer().catch(() => {});
-      if (res.ok) return;
+      if (res.ok) {
+        if (job.retryId) await this.o.store.deletePushRetry(job.retryId);
+        return;
+      }
       error = `webhook answered ${res.status}`;
     } catch (err) {
       error = `webhook unreachable: ${(err as Error).name}`;
     }
     const attempts = job.attempts + 1;
-    if (attempts >= this.o.maxAttempts) return this.deadLetter({ ...job, payload, attempts }, error);
+    if (attempts >= this.o.maxAttempts) {
+      await this.deadLetter({ ...job, payload, attempts }, error);
+      if (job.retryId) await this.o.store.deletePushRetry(job.retryId);
+      return;
+    }
     const delay = this.o.baseDelayMs * 2 ** job.attempts * (0.8 + Math.random() * 0.4);
-    this.enqueue(payload, attempts, Date.now() + delay);
+    await this.o.store
+      .savePushRetry({
+        ...(job.retryId ? { id: job.retryId } : {}),
+        room_id: payload.room_id,
+        event_id: payload.event_id,
+        payload,
+        attempts,
+        last_error: error,
+        dueAt: new Date(Date.now() + delay),
+      })
+      .catch((err: unknown) => {
+        // The database is out of reach too: keep the retry in memory rather than lose it.
+        this.o.logger.warn({ err, event: payload.event_id }, "push retry kept in memory only");
+        this.enqueue(payload, attempts, Date.now() + delay);
+      });
   }
 
   private async deadLetter(job: Job, error: string): Promise<void> {

@@ -152,18 +152,20 @@ export class DeliveryStore extends Store {
   }
 
   /**
-   * The profiles sharing at least one room with `profileId` (both active members), limited to
-   * `among` when given; `profileId` itself only when given in `among`.
+   * The profiles sharing at least one room that is not deleted with `profileId` (both active
+   * members), limited to `among` when given; `profileId` itself only when given in `among`.
    */
   async coMembers(profileId: string, among?: string[]): Promise<string[]> {
     let query = this.db
       .selectFrom("room_subscriptions as mine")
       .innerJoin("room_subscriptions as other", "other.room_id", "mine.room_id")
+      .innerJoin("rooms", "rooms.id", "mine.room_id")
       .select("other.profile_id")
       .distinct()
       .where("mine.profile_id", "=", profileId)
       .where("mine.state", "=", "active")
-      .where("other.state", "=", "active");
+      .where("other.state", "=", "active")
+      .where("rooms.deleted_at", "is", null);
     query = among ? query.where("other.profile_id", "in", among) : query.where("other.profile_id", "!=", profileId);
     return (await query.execute()).map((r) => r.profile_id);
   }
@@ -224,6 +226,56 @@ export class DeliveryStore extends Store {
       .where("published_at", "is", null)
       .executeTakeFirstOrThrow();
     return Number(backlog.n);
+  }
+
+  // --- push retries ---
+
+  /** Keeps a notification for another attempt at `dueAt`; `id` given: the claimed row, updated. */
+  async savePushRetry(retry: {
+    id?: string;
+    room_id: string;
+    event_id: string;
+    payload: unknown;
+    attempts: number;
+    last_error: string;
+    dueAt: Date;
+  }): Promise<void> {
+    const { id, dueAt, payload, ...rest } = retry;
+    const values = { ...rest, payload: JSON.stringify(payload), due_at: dueAt };
+    if (id) await this.db.updateTable("push_retries").set(values).where("id", "=", id).execute();
+    else
+      await this.db
+        .insertInto("push_retries")
+        .values({ id: newId(), ...values })
+        .execute();
+  }
+
+  /**
+   * Claims up to `limit` retries that are due, for `leaseMs`: their due time moves that far ahead,
+   * so no other process takes them meanwhile and a process that dies leaves them to come due again.
+   */
+  async claimPushRetries(
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ id: string; payload: unknown; attempts: number }[]> {
+    const due = this.db
+      .selectFrom("push_retries")
+      .select("id")
+      .where("due_at", "<=", new Date())
+      .orderBy("due_at")
+      .limit(limit)
+      .forUpdate()
+      .skipLocked();
+    return this.db
+      .updateTable("push_retries")
+      .set({ due_at: new Date(Date.now() + leaseMs) })
+      .where("id", "in", due)
+      .returning(["id", "payload", "attempts"])
+      .execute();
+  }
+
+  async deletePushRetry(id: string): Promise<void> {
+    await this.db.deleteFrom("push_retries").where("id", "=", id).execute();
   }
 
   // --- push dead letters ---

@@ -24,12 +24,15 @@ export async function verifyAuthorization(auth: Authenticator, header: string | 
 export function authInterceptor(auth: Authenticator): Interceptor {
   return (next) => async (req) => {
     // Server reflection serves the API's public schema only (server/reflection.ts).
-    if (isPublic(req.service.typeName)) return next(req);
+    if (isOpen(req.service.typeName)) return next(req);
     const checked = req.contextValues.get(CHECKED_AUTHORIZATION);
     req.contextValues.set(IDENTITY, await (checked ?? verifyAuthorization(auth, req.header.get("authorization"))));
     return next(req);
   };
 }
+
+/** The verified caller in an interceptor that runs after `authInterceptor`. */
+export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);
 
 export function caller(ctx: HandlerContext): Identity {
   const id = ctx.values.get(IDENTITY);
@@ -37,8 +40,5 @@ export function caller(ctx: HandlerContext): Identity {
   return id;
 }
 
-/** The verified caller of a call, if the auth interceptor has seen one (for the access log). */
-export const callerOf = (values: ContextValues): Identity | undefined => values.get(IDENTITY);
-
-/** Services callable without a token: server reflection, which serves the public schema only. */
-export const isPublic = (serviceTypeName: string): boolean => serviceTypeName.startsWith("grpc.reflection.");
+/** Services served without a token: server reflection, which describes the public API only. */
+export const isOpen = (typeName: string): boolean => typeName.startsWith("grpc.reflection.");

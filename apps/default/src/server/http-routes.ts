@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { AppError, type DevSigner, type Logger, type Metrics } from "@service-chat/core";
+import { AppError, type DevSigner, isWellFormed, type Logger, type Metrics } from "@service-chat/core";
 import type { ReadinessReport } from "./readiness.js";
 import { staticFiles } from "./static.js";
 import { answerUnimplemented } from "./unimplemented.js";
@@ -96,8 +96,17 @@ function parseTokenRequest(body: string) {
   const str = (k: string, required = false) => {
     const x = v?.[k];
     if (x === undefined && !required) return undefined;
-    if (typeof x !== "string" || x.length === 0 || x.length > 128 || /\s/.test(x)) {
-      throw new AppError("invalid_argument", `${k} must be a string of 1 to 128 characters without spaces`);
+    if (
+      typeof x !== "string" ||
+      x.length === 0 ||
+      x.length > 128 ||
+      /[\s\u0000-\u001F\u007F]/.test(x) ||
+      !isWellFormed(x)
+    ) {
+      throw new AppError(
+        "invalid_argument",
+        `${k} must be a string of 1 to 128 characters without spaces or control characters`,
+      );
     }
     return x;
   };

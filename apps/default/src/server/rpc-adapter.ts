@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import {
+  Code,
   type ConnectRouter,
   createConnectRouter,
   createContextKey,
@@ -13,7 +14,7 @@ import {
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { AppError, type Identity, invalid, MAX_JSON_DEPTH, nestsDeeperThan } from "@service-chat/core";
-import { CHECKED_AUTHORIZATION, isPublic } from "./auth.js";
+import { CHECKED_AUTHORIZATION, isOpen } from "./auth.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -65,18 +66,10 @@ export function rpcAdapter(o: RpcAdapterOptions): (req: NodeRequest, res: NodeRe
       o.fallback(req, res);
       return;
     }
-    // Server reflection needs no token (auth.ts, isPublic): the library reads its stream as is.
-    const served = isPublic(handler.service.typeName)
-      ? handler(
-          universalRequestFromNodeRequest(
-            req as http.IncomingMessage,
-            res as http.ServerResponse,
-            undefined,
-            createContextValues(),
-          ),
-        ).then((r) => universalResponseToNodeResponse(r, res as http.ServerResponse))
-      : serve(o, handler, req, res);
-    served.catch((err: unknown) => o.onError(err, handler.method.name));
+    serve(o, handler, req, res).catch((err: unknown) => {
+      // A client that went away mid-request is not the server's failure.
+      if (!req.destroyed && !res.destroyed) o.onError(err, handler.method.name);
+    });
   };
 }
 
@@ -89,12 +82,15 @@ async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeR
     context,
   );
   const contentType = String(req.headers["content-type"] ?? "").toLowerCase();
-  const checked = o.authorize(req.headers.authorization);
-  context.set(CHECKED_AUTHORIZATION, checked);
-  const authorized = await checked.then(
-    () => true,
-    () => false,
-  );
+  let authorized = true;
+  if (!isOpen(handler.service.typeName)) {
+    const checked = o.authorize(req.headers.authorization);
+    context.set(CHECKED_AUTHORIZATION, checked);
+    authorized = await checked.then(
+      () => true,
+      () => false,
+    );
+  }
   if (!authorized) {
     uReq = standIn(uReq, contentType);
     discardBody(req, res);
@@ -119,7 +115,29 @@ async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeR
       }
     }
   }
-  await universalResponseToNodeResponse(await handler(uReq), res as http.ServerResponse);
+  const uRes = await handler(uReq);
+  if (/^application\/grpc(\+proto)?$/.test(contentType)) {
+    // gRPC parses message by message inside the call: its parse failure ends up as the trailer's
+    // status, `internal`. A request that is not the method's message is the client's error.
+    const name = handler.method.input.name;
+    const fix = () => {
+      if (uRes.trailer === undefined) return;
+      const message = decodeURIComponent(uRes.trailer.get("grpc-message") ?? "");
+      if (uRes.trailer.get("grpc-status") === "13" && message.startsWith("parse binary")) {
+        uRes.trailer.set("grpc-status", String(Code.InvalidArgument));
+        uRes.trailer.set("grpc-message", encodeURIComponent(`request: is not a binary ${name} message`));
+      }
+    };
+    fix();
+    const body = uRes.body;
+    if (body) {
+      uRes.body = (async function* () {
+        yield* body;
+        fix();
+      })();
+    }
+  }
+  await universalResponseToNodeResponse(uRes, res as http.ServerResponse);
 }
 
 function decodes(handler: UniversalHandler, body: Uint8Array): boolean {

@@ -92,7 +92,15 @@ export class RpcServer implements Service {
     });
     const listen = (server: http.Server | http2.Http2Server, port: number) =>
       new Promise<number>((resolve, reject) => {
-        server.once("error", reject);
+        server.once("error", (err: NodeJS.ErrnoException) =>
+          reject(
+            err.code === "EADDRINUSE"
+              ? new Error(
+                  `port ${port} on ${o.host} is already in use (${port === o.httpPort ? "HTTP_PORT" : "GRPC_PORT"})`,
+                )
+              : err,
+          ),
+        );
         server.listen(port, o.host, LISTEN_BACKLOG, () => resolve((server.address() as AddressInfo).port));
       });
     const ports = { http: await listen(h1, o.httpPort), grpc: await listen(h2, o.grpcPort) };

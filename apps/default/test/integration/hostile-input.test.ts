@@ -1,14 +1,17 @@
 import http from "node:http";
+import http2 from "node:http2";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Code } from "@connectrpc/connect";
-import { RoomType } from "@service-chat/api";
+import { PresenceState, RoomEventType, RoomType } from "@service-chat/api";
 import {
   failsWith,
   groupRoom,
   type Issuer,
+  sendOk,
   startIssuer,
   startTestApp,
   type TestApp,
+  text,
   wsDevice,
 } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -106,6 +109,38 @@ describe("hostile input", () => {
     });
   });
 
+  it("answers a gRPC message that does not decode with invalid_argument, not internal", async () => {
+    const session = http2.connect(t.grpcUrl);
+    try {
+      const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, garbage.length]), garbage]);
+      const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/chat.v1.ChatService/CreateRoom",
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${token}`,
+        });
+        let headers: http2.IncomingHttpHeaders = {};
+        stream.on("response", (h) => {
+          headers = h;
+        });
+        stream.on("trailers", (h) => resolve(h));
+        stream.on("end", () => resolve(headers)); // trailers-only
+        stream.on("error", reject);
+        stream.resume();
+        stream.end(frame);
+      });
+      expect(trailers["grpc-status"]).toBe("3");
+      expect(decodeURIComponent(String(trailers["grpc-message"]))).toBe(
+        "request: is not a binary CreateRoomRequest message",
+      );
+    } finally {
+      session.close();
+    }
+  });
+
   it("still serves ordinary JSON and binary calls, and a body compressed with gzip", async () => {
     const alice = t.as("alice");
     const { room } = await alice.createRoom({ name: "fine", type: RoomType.GROUP, metadata: { a: { b: [1, 2] } } });
@@ -156,6 +191,39 @@ describe("hostile input", () => {
     const bad = await t.signer.sign({ sub: "eve\u0000admin" });
     const err = await failsWith(t.withToken(bad).createRoom({ name: "x", type: RoomType.GROUP }), Code.Unauthenticated);
     expect(err.rawMessage).toContain("sub");
+  });
+
+  it("shows no presence through a deleted room, and sends none through it", async () => {
+    const roomId = await groupRoom(t, "carol", "dave");
+    const presence = async () => (await t.as("carol").getPresence({ profileIds: ["dave"] })).presence;
+    expect(await presence()).toHaveLength(1);
+    await t.as("carol").deleteRoom({ roomId });
+    expect(await presence()).toEqual([]);
+    const dave = await wsDevice(t.httpUrl, {
+      case: "hello",
+      value: { token: await t.signer.sign({ sub: "dave" }), deviceId: "dave-1" },
+    });
+    await dave.waitFor((f) => f.frame.case === "synced");
+    await t.as("carol").setPresence({ state: PresenceState.AWAY });
+    // A marker through a room they still share shows the order: carol's presence would be before it.
+    const shared = await groupRoom(t, "erin", "dave");
+    await sendOk(t.as("erin"), text(shared, "marker"));
+    await dave.waitFor(
+      (f) => f.frame.case === "event" && f.frame.value.roomId === shared && f.frame.value.type === RoomEventType.TEXT,
+    );
+    expect(dave.frames.filter((f) => f.frame.case === "presence")).toEqual([]);
+    dave.close();
+  });
+
+  it("refuses a development token for a sub holding a NUL", async () => {
+    const res = await fetch(`${t.httpUrl}/dev/token`, {
+      method: "POST",
+      body: JSON.stringify({ sub: "eve\u0000admin" }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(
+      /^sub must be .* without spaces or control characters$/,
+    );
   });
 
   it("closes a hello with a malformed cursor with 4001, not to be retried, naming the cursor", async () => {

@@ -20,6 +20,21 @@ const room = (
 const none = new Map<string, number>();
 
 describe("planSyncPage", () => {
+  it("moves a device whose cursor is before the member's latest join to where they joined, and says so", () => {
+    // Removed after 2, added again by event 5 (joined after 4): 3 and 4 are not theirs to see.
+    const plan = planSyncPage([room("a", 6, 4, 2), room("b", 6, 4)], new Map([["b", 1]]), 100, 1000);
+    expect(plan.ranges).toEqual([
+      { roomId: "a", after: 4, upTo: 6 },
+      { roomId: "b", after: 4, upTo: 6 },
+    ]);
+    expect(plan.resync.map((r) => [r.roomId, r.fromSeq])).toEqual([
+      ["a", 5],
+      ["b", 5],
+    ]);
+    // A device already past the join is not told anything.
+    expect(planSyncPage([room("a", 6, 4, 5)], none, 100, 1000).resync).toEqual([]);
+  });
+
   it("starts from the cursor given, else the device's acknowledged one, else where the member joined", () => {
     const plan = planSyncPage(
       [room("a", 10, 0, 4), room("b", 10, 2, 6), room("c", 10, 3)],

@@ -177,15 +177,18 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     const { hub, limits } = this.deps;
     try {
       // Live frames for the device are held from here on, so nothing between the replay and live
-      // is missed; the registry write (one round trip) goes on while the replay is read.
+      // is missed. In the hub before the registry: a newer connection that sees this one in the
+      // registry can then always replace it, whichever gateway it is on. The registry write (one
+      // round trip) goes on while the replay is read.
       await hub.add(this);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
-      const [, replayed] = await Promise.all([
+      const [kept, replayed] = await Promise.all([
         register(this.deps, this.connection(Date.now())),
         this.delivery.replay(h.cursors),
       ]);
+      if (!kept) return this.close(DISCONNECT.replaced);
       this.deps.counts?.replayed(replayed);
       if ((this.state as State) === "replaying") this.state = "live";
       this.deps.outage.ok();

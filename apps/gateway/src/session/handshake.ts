@@ -64,16 +64,22 @@ const ttl = (r: Pick<Registration, "limits">) => r.limits.heartbeatMs * 3;
 
 /**
  * Registers the connection (at hello; each heartbeat refreshes it), and closes this device's oldest
- * connections beyond the limit, wherever they are.
+ * connections beyond the limit, wherever they are. Answers false when this connection is itself
+ * beyond it: a newer one of the device registered meanwhile (connects that race), so this one
+ * must end as replaced. Every connection registers before it looks, and all see the registry's
+ * one order (oldest first), so whatever the interleaving only the newest `max` stay.
  */
-export async function register(r: Registration, connection: ConnectionInfo): Promise<void> {
+export async function register(r: Registration, connection: ConnectionInfo): Promise<boolean> {
   const count = await r.registry.register(connection, ttl(r));
   const max = r.limits.maxConnectionsPerDevice;
-  if (count <= max) return;
+  if (count <= max) return true;
   const mine = await r.registry.deviceConnections(connection.profileId, connection.deviceId);
+  let kept = true;
   for (const old of mine.slice(0, Math.max(0, mine.length - max))) {
-    if (old.connectionId !== connection.connectionId) r.hub.replace(old.connectionId, old.gatewayId);
+    if (old.connectionId === connection.connectionId) kept = false;
+    else r.hub.replace(old.connectionId, old.gatewayId);
   }
+  return kept;
 }
 
 /** Keeps these connections (the heartbeats of one tick) in the registry for another three heartbeats, in one round trip. */

@@ -158,3 +158,46 @@ describe("shutdown", () => {
     expect(d.frames.find((f) => f.frame.case === "disconnect")?.frame.value).toMatchObject({ reconnect: true });
   });
 });
+
+describe("connects of one device that race (MAX_CONNECTIONS_PER_DEVICE=1)", () => {
+  // Two gateways sharing the Redis registry and the NATS live bus, as a cluster does: a replaced
+  // connection on the other gateway is told over the bus.
+  const apps: TestApp[] = [];
+  beforeAll(async () => {
+    const name = `race${process.pid}${Date.now()}`;
+    for (let i = 0; i < 2; i++) {
+      apps.push(
+        await startTestApp({
+          CACHE_URI: "redis://127.0.0.1:6379",
+          QUEUE_USER_EVENT_DELIVERY_URI: "nats://127.0.0.1:4222",
+          QUEUE_USER_EVENT_DELIVERY_NAME: name,
+          GATEWAY_ID: `${name}-${i}`,
+          DEV_SIGNER_KEY_FILE: `/tmp/${name}.jwk`,
+        }),
+      );
+    }
+  });
+  afterAll(async () => {
+    for (const a of apps) await a.stop();
+  });
+
+  it("leave exactly one connection open, every other replaced (4004)", async () => {
+    const CONNECTS = 400;
+    const hello = { token: await apps[0]!.signer.sign({ sub: "racer", device_id: "same" }) };
+    const devices = await Promise.all(
+      Array.from({ length: CONNECTS }, (_, i) => wsDevice(apps[i % 2]!.httpUrl, { case: "hello", value: hello })),
+    );
+    const codes = new Map<Device, number>();
+    for (const d of devices) void d.closed.then(({ code }) => codes.set(d, code));
+    // Every connection is either replaced or welcomed and still open, and only one is open.
+    await until("all but one connection to be replaced", () => codes.size === CONNECTS - 1, { timeoutMs: 90_000 });
+    const open = devices.filter((d) => !codes.has(d));
+    expect(open).toHaveLength(1);
+    expect([...codes.values()].every((c) => c === 4004)).toBe(true);
+    await open[0]!.waitFor((f) => f.frame.case === "welcome");
+    // And it stays the one: nothing closes it afterwards.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(codes.size).toBe(CONNECTS - 1);
+    open[0]!.close();
+  });
+});

@@ -99,7 +99,7 @@ function Sidebar({ model, onSignOut }: { model: ChatModel; onSignOut(): void }) 
         </button>
       )}
       {model.canAskNotifications && (
-        <button class="quiet" type="button" onClick={() => void model.askNotifications()}>
+        <button class="quiet notify" type="button" onClick={() => void model.askNotifications()}>
           Turn on notifications
         </button>
       )}

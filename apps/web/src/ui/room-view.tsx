@@ -312,7 +312,7 @@ export function Composer({
             if (e.key === "Escape") onReplyDone?.();
           }}
         />
-        {roomId && <AttachButton model={model} roomId={roomId} />}
+        {roomId && model.uploadEndpoint && <AttachButton model={model} roomId={roomId} />}
         <button class="primary" type="submit" disabled={!text.trim()}>
           Send
         </button>

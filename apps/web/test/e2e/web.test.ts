@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { RoomEventType, RoomType } from "@service-chat/api";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { ClientFrameSchema, RoomEventType, RoomType, ServerFrameSchema } from "@service-chat/api";
 import { startTestApp, type TestApp, UNTIL_TIMEOUT_MS } from "@service-chat/testing";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -119,7 +120,10 @@ describe("web chat", () => {
     page.on("pageerror", (err) => logs.push(`${name}: page error: ${err.message}`));
     page.on("console", (msg) => {
       // The browser reports failed connections itself while the network is down; those are expected.
-      if (msg.type() === "error" && !/net::ERR_|Failed to load resource/.test(msg.text())) {
+      if (
+        msg.type() === "error" &&
+        !/net::ERR_|Failed to load resource|WebSocket connection to .* failed/.test(msg.text())
+      ) {
         logs.push(`${name}: console: ${msg.text()}`);
       }
     });
@@ -622,6 +626,57 @@ describe("web chat", () => {
       await message(bob, "Back to planning").waitFor();
       expect(await bob.page.evaluate(() => (globalThis as unknown as { notes: unknown[] }).notes.length)).toBe(1);
     });
+  });
+
+  it("a message the server cannot store yet shows 'Retrying…' and goes out by itself, once", async () => {
+    const erin = await person("erin", t.httpUrl);
+    // Between erin's page and the server: while `failing`, sends are refused as `unavailable`.
+    let failing = true;
+    let refused = 0;
+    await erin.page.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => ws.send(m));
+      ws.onMessage((m) => {
+        const frame = typeof m === "string" ? undefined : fromBinary(ClientFrameSchema, new Uint8Array(m));
+        if (!failing || frame?.frame.case !== "send") return server.send(m);
+        // Not passed on: answered as a server without its database answers, nothing stored.
+        refused++;
+        const { clientId, roomId } = frame.frame.value;
+        const ack = create(ServerFrameSchema, {
+          requestId: frame.requestId,
+          frame: {
+            case: "ack",
+            value: { clientId, roomId, error: { code: "unavailable", message: "the database is not reachable" } },
+          },
+        });
+        ws.send(Buffer.from(toBinary(ServerFrameSchema, ack)));
+      });
+    });
+    const { room } = await t.as("alice").createRoom({
+      name: "Retry room",
+      type: RoomType.GROUP,
+      members: [{ profileId: "erin" }],
+    });
+    await erin.page.goto(erin.url);
+    await erin.page.getByLabel("Your name").fill("erin");
+    await erin.page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await connection(erin).getByText("Connected").waitFor();
+    await roomButton(erin, "Retry room").click();
+    await composer(erin).fill("Stored once, in the end");
+    await composer(erin).press("Enter");
+    await message(erin, "Stored once, in the end")
+      .getByText(/^Retrying…/)
+      .waitFor();
+    await shot(erin, "13-retrying");
+    expect(refused).toBeGreaterThan(0);
+    failing = false;
+    await expect
+      .poll(() => message(erin, "Stored once, in the end").locator(".meta").textContent())
+      .not.toMatch(/Retrying|Sending|Not sent/);
+    const { events } = await t.as("alice").getHistory({ roomId: room?.id as string });
+    const bodies = events.map((e) => (e.content.case === "text" ? e.content.value.body : ""));
+    expect(bodies.filter((b) => b === "Stored once, in the end")).toHaveLength(1);
+    await erin.context.close();
   });
 
   it("shows no page errors", () => {

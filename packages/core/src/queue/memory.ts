@@ -1,23 +1,37 @@
 import { raceAbort } from "../lifecycle.js";
 import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
 
+/** Acknowledged entries are dropped in chunks of this many (a splice per entry would cost more). */
+const TRIM_CHUNK = 1024;
+
 /**
  * In-process stream: the embedded default and fast tests. Durable for the life of the process
- * (shared by every consumer in it), which is what "embedded" promises.
+ * (shared by every consumer in it), which is what "embedded" promises. Bounded: an entry every
+ * consumer group of its partition has acknowledged is dropped (in chunks of TRIM_CHUNK), so memory
+ * follows the backlog, not everything ever published. A group that starts later begins at the
+ * oldest entry kept.
  */
 export class MemoryStream implements EventStream {
   private readonly logs: Uint8Array[][];
-  /** Per group and partition: index of the next entry to acknowledge, deliveries of it so far. */
-  private readonly groups = new Map<string, { acked: number; deliveries: number; busy: boolean }>();
+  /** Per partition, the position (since the stream opened) of the first entry kept in `logs`. */
+  private readonly base: number[];
+  /** Per group and partition: position of the next entry to acknowledge, deliveries of it so far. */
+  private readonly groups = new Map<string, { partition: number; acked: number; deliveries: number; busy: boolean }>();
   private readonly waiters = new Set<() => void>();
 
   constructor(readonly partitions: number) {
     this.logs = Array.from({ length: partitions }, () => []);
+    this.base = Array.from({ length: partitions }, () => 0);
   }
 
   async publish(partition: number, entries: Uint8Array[]): Promise<void> {
     this.log(partition).push(...entries);
     for (const wake of this.waiters) wake();
+  }
+
+  /** Entries of a partition held in memory now (published and not yet trimmed). */
+  retained(partition: number): number {
+    return this.log(partition).length;
   }
 
   async consume(
@@ -28,27 +42,34 @@ export class MemoryStream implements EventStream {
   ): Promise<void> {
     const log = this.log(partition);
     const key = `${group}\u0000${partition}`;
-    const state = this.groups.get(key) ?? { acked: 0, deliveries: 0, busy: false };
+    const state = this.groups.get(key) ?? {
+      partition,
+      acked: this.base[partition] as number,
+      deliveries: 0,
+      busy: false,
+    };
     this.groups.set(key, state);
     while (!signal.aborted) {
-      if (state.busy || state.acked >= log.length) {
+      const base = this.base[partition] as number;
+      if (state.busy || state.acked >= base + log.length) {
         await this.wait(signal);
         continue;
       }
       state.busy = true;
-      const index = state.acked;
+      const position = state.acked;
       state.deliveries++;
       // A consumer that stops mid-handler is a consumer that died: its entry is not acknowledged.
       const outcome = await raceAbort(
-        handler({ data: log[index] as Uint8Array, deliveries: state.deliveries }).then(
+        handler({ data: log[position - base] as Uint8Array, deliveries: state.deliveries }).then(
           () => "done",
           () => "failed",
         ),
         signal,
       );
-      if (outcome.done && outcome.value === "done" && state.acked === index) {
+      if (outcome.done && outcome.value === "done" && state.acked === position) {
         state.acked++;
         state.deliveries = 0;
+        this.trim(partition);
       }
       state.busy = false;
       for (const wake of this.waiters) wake();
@@ -56,13 +77,25 @@ export class MemoryStream implements EventStream {
   }
 
   async lag(group: string, partition: number): Promise<number> {
-    return this.log(partition).length - (this.groups.get(`${group}\u0000${partition}`)?.acked ?? 0);
+    const base = this.base[checkPartition(partition, this.partitions)] as number;
+    return base + this.log(partition).length - (this.groups.get(`${group}\u0000${partition}`)?.acked ?? base);
   }
 
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     for (const wake of this.waiters) wake();
+  }
+
+  /** Drops the entries every group of the partition has acknowledged, once there are enough of them. */
+  private trim(partition: number): void {
+    let slowest = Number.POSITIVE_INFINITY;
+    for (const g of this.groups.values()) if (g.partition === partition) slowest = Math.min(slowest, g.acked);
+    const base = this.base[partition] as number;
+    const done = slowest - base;
+    if (done < TRIM_CHUNK) return;
+    this.log(partition).splice(0, done);
+    this.base[partition] = slowest;
   }
 
   private log(partition: number): Uint8Array[] {
