@@ -65,7 +65,7 @@ import { processMetrics } from "./server/process-metrics.js";
 import { apiRateLimits } from "./server/rate-limits.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
-import { propagationInterceptor, tracingInterceptor } from "./server/tracing.js";
+import { propagationInterceptor, tracedPort, tracingInterceptor } from "./server/tracing.js";
 import { devUploads } from "./server/uploads.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
@@ -246,7 +246,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     if (!openPort) {
       const chat = remoteClient(config.CHAT_SERVICE_URI, tracing);
       if (!chatRoutes) chatRoutes = (router) => router.service(ChatService, forwardChat(chat));
-      openPort = chatClientPort(chat);
+      openPort = tracing ? tracedPort(chatClientPort(chat), tracing) : chatClientPort(chat);
     }
     gateway = new Gateway({
       auth,

@@ -121,6 +121,31 @@ it("follows one message from the gateway's RPC through the Default Service, the 
   expect(rpc.attributes["chat.request_id"]).toBe(edge.attributes["chat.request_id"]);
 });
 
+it("traces a device's send through a gateway-only process: the send frame, then the Default Service's call", async () => {
+  const roomId = await groupRoom(service, "tg-alice", "tg-bob");
+  const token = await gateway.signer.sign({ sub: "tg-bob", device_id: "tablet" });
+  const bob = await wsDevice(gateway.httpUrl, { case: "hello", value: { token } });
+  await bob.waitFor((f) => f.frame.case === "synced");
+  bob.send({ requestId: "g1", frame: { case: "send", value: text(roomId, "from the tablet", { clientId: "tg-1" }) } });
+  await bob.waitFor((f) => f.frame.case === "ack" && f.requestId === "g1");
+  const spans = await until("the device send's spans", async () => {
+    await gateway.app.tracing?.flush();
+    await service.app.tracing?.flush();
+    const root = collector.spans.find(
+      (s) => s.name === "chat.v1.GatewayService/send" && s.attributes["chat.device_id"] === "tablet",
+    );
+    if (!root) return false;
+    const trace = collector.spans.filter((s) => s.traceId === root.traceId);
+    return trace.some((s) => s.name === "send.commit") && trace;
+  });
+  const root = spans.find((s) => s.name === "chat.v1.GatewayService/send");
+  const rpc = spans.find((s) => s.name === "chat.v1.ChatService/SendEvent");
+  expect(root?.service).toBe("chat-gateway");
+  expect(rpc?.service).toBe("chat-api-fanout-relay");
+  expect(rpc?.parentSpanId).toBe(root?.spanId);
+  expect(spans.find((s) => s.name === "send.commit")?.parentSpanId).toBe(rpc?.spanId);
+});
+
 it("exports nothing and makes no Tracing when no OTLP endpoint is set", async () => {
   const plain = await startTestApp();
   try {
