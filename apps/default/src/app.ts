@@ -64,7 +64,7 @@ import { plainRoutes } from "./server/http-routes.js";
 import { apiRateLimits } from "./server/rate-limits.js";
 import { check, Readiness, type ReadinessCheck, remoteReady } from "./server/readiness.js";
 import { RpcServer } from "./server/rpc-server.js";
-import { propagationInterceptor, tracingInterceptor } from "./server/tracing.js";
+import { propagationInterceptor, tracedPort, tracingInterceptor } from "./server/tracing.js";
 import { devUploads } from "./server/uploads.js";
 import { SubscriptionStore } from "./subscriptions/store.js";
 import { SubscriptionService } from "./subscriptions/subscription-service.js";
@@ -192,7 +192,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         presence: new PresenceService(delivery, registry, live),
       };
       sendLoad = () => services.events.sendLoad;
-      localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage);
+      localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage, tracing);
       const admin = new Admin(delivery, new AuditStore(db), new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
         router.service(ChatService, chatHandlers(services));
@@ -244,7 +244,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     if (!openPort) {
       const chat = remoteClient(config.CHAT_SERVICE_URI, tracing);
       if (!chatRoutes) chatRoutes = (router) => router.service(ChatService, forwardChat(chat));
-      openPort = chatClientPort(chat);
+      openPort = tracing ? tracedPort(chatClientPort(chat), tracing) : chatClientPort(chat);
     }
     gateway = new Gateway({
       auth,

@@ -24,6 +24,7 @@ import type { OpenChatPort } from "./session/chat-port.js";
 import { DeviceSession, type SessionDeps, tickInterval } from "./session/device-session.js";
 import { refresh } from "./session/handshake.js";
 import type { Sink } from "./session/writer.js";
+import { SessionMetrics } from "./session-metrics.js";
 import { connectStream } from "./stream.js";
 import { webSocketEndpoint } from "./ws.js";
 
@@ -71,6 +72,7 @@ export class Gateway implements Service {
       logger: o.logger,
       outage: new OutageLog(o.logger, "chat service"),
       onEnd: (s) => this.sessions.delete(s),
+      ...(o.meter ? { counts: new SessionMetrics(o.meter, () => this.sessions) } : {}),
     };
     if (o.meter) this.metrics = new GatewayMetrics(o.meter, () => this.sessions.size, this.limits.maxConnections);
     this.ws = webSocketEndpoint({

@@ -102,6 +102,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     };
     const timer = setTimeout(done, ms);
+    // An abort that already happened fires no event: resolve at once rather than after `ms`.
+    if (signal?.aborted) return done();
     signal?.addEventListener("abort", done, { once: true });
   });
 }

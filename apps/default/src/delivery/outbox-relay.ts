@@ -228,8 +228,9 @@ export class OutboxRelay implements Service {
    */
   private publish(items: Published[]): Promise<void> {
     const tracing = this.o.tracing;
-    const traces = tracing ? [...new Set(items.flatMap((i) => (i.trace ? [i.trace] : [])))] : [];
-    if (!tracing || traces.length === 0) return this.publishNow(items);
+    if (!tracing) return this.publishNow(items);
+    const traces = [...new Set(items.flatMap((i) => (i.trace ? [i.trace] : [])))];
+    if (traces.length === 0) return this.publishNow(items);
     const links = traces.slice(1).flatMap((t) => linkTo(t) ?? []);
     return tracing.span(
       "outbox.publish",

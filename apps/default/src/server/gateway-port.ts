@@ -1,7 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import type { AckEvent, PresenceState, RoomCursor, RoomEvent, SyncResponse } from "@service-chat/api";
 import { SyncResponseSchema } from "@service-chat/api";
-import { type Identity, type Logger, type OutageLog, unauthenticated } from "@service-chat/core";
+import {
+  type Identity,
+  type Logger,
+  type OutageLog,
+  SpanKind,
+  type Tracing,
+  unauthenticated,
+} from "@service-chat/core";
 import type { ChatPort, OpenChatPort, PortDevice } from "@service-chat/gateway";
 import { type ChatServices, presentAck } from "./chat-handlers.js";
 import { toConnectError } from "./errors.js";
@@ -12,8 +19,13 @@ import { toConnectError } from "./errors.js";
  * check per frame. Answers and refusals are exactly the RPCs' (the same presenters, and errors
  * through the one mapping in errors.ts), so a device cannot tell which port it is on.
  */
-export function localChatPort(services: ChatServices, logger: Logger, outage?: OutageLog): OpenChatPort {
-  return (device) => new LocalChatPort(services, device, logger, outage);
+export function localChatPort(
+  services: ChatServices,
+  logger: Logger,
+  outage?: OutageLog,
+  tracing?: Tracing,
+): OpenChatPort {
+  return (device) => new LocalChatPort(services, device, logger, outage, tracing);
 }
 
 class LocalChatPort implements ChatPort {
@@ -22,10 +34,16 @@ class LocalChatPort implements ChatPort {
     private readonly device: PortDevice,
     private readonly logger: Logger,
     private readonly outage?: OutageLog,
+    private readonly tracing?: Tracing,
   ) {}
 
+  /** With tracing on, a device's send is the root span of its message's trace, as an RPC's would be. */
   send(events: RoomEvent[]): Promise<AckEvent[]> {
-    return this.run("SendEvent", async (caller) => (await this.services.events.send(caller, events)).map(presentAck));
+    const go = () =>
+      this.run("SendEvent", async (caller) => (await this.services.events.send(caller, events)).map(presentAck));
+    if (!this.tracing) return go();
+    const attributes = { "chat.device_id": this.device.deviceId, "chat.events": events.length };
+    return this.tracing.span("chat.v1.GatewayService/send", { kind: SpanKind.SERVER, attributes }, go);
   }
 
   ack(cursors: RoomCursor[]): Promise<void> {

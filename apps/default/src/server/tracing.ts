@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { currentTraceParent, extract, requestContext, SpanKind, type Tracing } from "@service-chat/core";
+import type { OpenChatPort } from "@service-chat/gateway";
 import { REQUEST_ID_HEADER } from "./access-log.js";
 import { codeString } from "./errors.js";
 
@@ -44,5 +45,22 @@ export function propagationInterceptor(tracing: Tracing | undefined): Intercepto
     const trace = tracing ? currentTraceParent() : undefined;
     if (trace) req.header.set("traceparent", trace);
     return next(req);
+  };
+}
+
+/**
+ * A gateway-only process's device ports with tracing on: a device's `send` is the root span of its
+ * message's trace (`chat.v1.GatewayService/send`), and the call to the Default Service carries it
+ * (propagationInterceptor). Only `send` is wrapped; the port is otherwise the same object.
+ */
+export function tracedPort(open: OpenChatPort, tracing: Tracing): OpenChatPort {
+  return (device) => {
+    const port = open(device);
+    const send = port.send.bind(port);
+    port.send = (events) => {
+      const attributes = { "chat.device_id": device.deviceId, "chat.events": events.length };
+      return tracing.span("chat.v1.GatewayService/send", { kind: SpanKind.SERVER, attributes }, () => send(events));
+    };
+    return port;
   };
 }

@@ -29,7 +29,7 @@ afterAll(async () => {
 
 /** Metric names (without _bucket/_sum/_count) named in `text`. */
 const namesIn = (text: string) =>
-  new Set([...text.matchAll(/\b((?:chat|process|nodejs)_[a-z_]+|target_info)\b/g)].map((m) => base(m[1] as string)));
+  new Set([...text.matchAll(/\b((?:chat|process|nodejs)_[a-z0-9_]+|target_info)\b/g)].map((m) => base(m[1] as string)));
 const base = (name: string) => name.replace(/_(bucket|sum|count)$/, "");
 
 describe("deploy/observability", () => {

@@ -74,6 +74,10 @@ it("follows one message from the gateway's RPC through the Default Service, the 
   const token = await gateway.signer.sign({ sub: "tr-bob", device_id: "phone" });
   const bob = await wsDevice(gateway.httpUrl, { case: "hello", value: { token } });
   await bob.waitFor((f) => f.frame.case === "welcome");
+  // A first message delivered live shows the relay leads: from then on it takes committed events
+  // (and their trace) as they commit, not from the table.
+  const warm = await sendOk(service.as("tr-alice"), text(roomId, "warm-up"));
+  await bob.waitFor((f) => f.frame.case === "event" && f.frame.value.id === warm.eventId);
 
   // Sent to the gateway-only process, which forwards it to the Default Service.
   const ack = await sendOk(gateway.as("tr-alice"), text(roomId, "traced"));
@@ -117,11 +121,72 @@ it("follows one message from the gateway's RPC through the Default Service, the 
   expect(rpc.attributes["chat.request_id"]).toBe(edge.attributes["chat.request_id"]);
 });
 
+it("traces a device's send through a gateway-only process: the send frame, then the Default Service's call", async () => {
+  const roomId = await groupRoom(service, "tg-alice", "tg-bob");
+  const token = await gateway.signer.sign({ sub: "tg-bob", device_id: "tablet" });
+  const bob = await wsDevice(gateway.httpUrl, { case: "hello", value: { token } });
+  await bob.waitFor((f) => f.frame.case === "synced");
+  bob.send({ requestId: "g1", frame: { case: "send", value: text(roomId, "from the tablet", { clientId: "tg-1" }) } });
+  await bob.waitFor((f) => f.frame.case === "ack" && f.requestId === "g1");
+  const spans = await until("the device send's spans", async () => {
+    await gateway.app.tracing?.flush();
+    await service.app.tracing?.flush();
+    const root = collector.spans.find(
+      (s) => s.name === "chat.v1.GatewayService/send" && s.attributes["chat.device_id"] === "tablet",
+    );
+    if (!root) return false;
+    const trace = collector.spans.filter((s) => s.traceId === root.traceId);
+    return trace.some((s) => s.name === "send.commit") && trace;
+  });
+  const root = spans.find((s) => s.name === "chat.v1.GatewayService/send");
+  const rpc = spans.find((s) => s.name === "chat.v1.ChatService/SendEvent");
+  expect(root?.service).toBe("chat-gateway");
+  expect(rpc?.service).toBe("chat-api-fanout-relay");
+  expect(rpc?.parentSpanId).toBe(root?.spanId);
+  expect(spans.find((s) => s.name === "send.commit")?.parentSpanId).toBe(rpc?.spanId);
+});
+
 it("exports nothing and makes no Tracing when no OTLP endpoint is set", async () => {
   const plain = await startTestApp();
   try {
     expect(plain.app.tracing).toBeUndefined();
   } finally {
     await plain.stop();
+  }
+});
+
+it("traces a message a device sends over its stream, from the send frame to the devices it reaches", async () => {
+  const endpoint = `http://127.0.0.1:${(collector.server.address() as AddressInfo).port}`;
+  const solo = await startTestApp({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SERVICE_NAME: "chat-solo" });
+  try {
+    const roomId = await groupRoom(solo, "ts-alice", "ts-bob");
+    const bob = await wsDevice(solo.httpUrl, {
+      case: "hello",
+      value: { token: await solo.signer.sign({ sub: "ts-bob", device_id: "b" }) },
+    });
+    const alice = await wsDevice(solo.httpUrl, {
+      case: "hello",
+      value: { token: await solo.signer.sign({ sub: "ts-alice", device_id: "a" }) },
+    });
+    await bob.waitFor((f) => f.frame.case === "synced");
+    await alice.waitFor((f) => f.frame.case === "synced");
+    // As above: once a message was delivered live, the relay leads and takes events as they commit.
+    const warm = await sendOk(solo.as("ts-alice"), text(roomId, "warm-up"));
+    await bob.waitFor((f) => f.frame.case === "event" && f.frame.value.id === warm.eventId);
+    alice.send({ requestId: "s1", frame: { case: "send", value: text(roomId, "hi", { clientId: "ts-1" }) } });
+    await bob.waitFor((f) => f.frame.case === "event" && f.frame.value.clientId === "ts-1");
+    const trace = await until("the stream send's trace", async () => {
+      await solo.app.tracing?.flush();
+      const root = collector.spans.find((s) => s.service === "chat-solo" && s.name === "chat.v1.GatewayService/send");
+      if (!root) return false;
+      const spans = collector.spans.filter((s) => s.traceId === root.traceId);
+      // The relay's span may end after fan-out's (it marks the rows published afterwards).
+      return spans.length >= 5 && spans;
+    });
+    expect(trace.map((s) => s.name).sort()).toEqual(
+      ["chat.v1.GatewayService/send", "fanout", "gateway.deliver", "outbox.publish", "send.commit"].sort(),
+    );
+  } finally {
+    await solo.stop();
   }
 });

@@ -7,6 +7,7 @@ import type { Authenticator, ConnectionInfo, ConnectionRegistry, Logger, OutageL
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { Limits } from "../config.js";
 import type { HubMember, LiveHub } from "../hub.js";
+import type { SessionMetrics } from "../session-metrics.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
 import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
@@ -27,6 +28,8 @@ export interface SessionDeps {
   outage: OutageLog;
   /** Called once the session has ended. */
   onEnd(session: DeviceSession): void;
+  /** Frames, disconnects and replays counted for the metrics (absent without metrics). */
+  counts?: SessionMetrics;
 }
 
 /**
@@ -97,6 +100,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
   receive(frame: ClientFrame): void {
     if (this.state === "closed") return;
     this.lastHeard = Date.now();
+    this.deps.counts?.frameReceived(frame.frame.case);
     this.dispatcher.receive(frame);
   }
 
@@ -117,6 +121,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
   /** The transport closed (the device went away). */
   end(): void {
     if (this.state === "closed") return;
+    this.deps.counts?.disconnected(0);
     this.state = "closed";
     this.cleanup();
   }
@@ -124,6 +129,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
   /** Sends the disconnect frame (with how long to wait before reconnecting, if said), then closes the transport. */
   close(reason: Disconnect, detail?: string, retryAfterMs = 0): void {
     if (this.state === "closed") return;
+    this.deps.counts?.disconnected(reason.code);
     this.writer.write(
       create(ServerFrameSchema, {
         frame: {
@@ -145,7 +151,13 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
   /** Writes a frame to the device; one that has fallen too far behind is closed as slow. */
   emit(frame: ServerFrame, bytes?: Uint8Array): void {
     if (this.state === "closed") return;
+    this.deps.counts?.frameSent(frame.frame.case);
     if (!this.writer.write(frame, bytes)) this.close(DISCONNECT.slow);
+  }
+
+  /** Bytes written to the device and not yet sent (for the metrics). */
+  get queuedBytes(): number {
+    return this.writer.queuedBytes;
   }
 
   /** One Sync page for the ordered delivery, through the device's port. */
@@ -172,11 +184,12 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
-      const [kept] = await Promise.all([
+      const [kept, replayed] = await Promise.all([
         register(this.deps, this.connection(Date.now())),
         this.delivery.replay(h.cursors),
       ]);
       if (!kept) return this.close(DISCONNECT.replaced);
+      this.deps.counts?.replayed(replayed);
       if ((this.state as State) === "replaying") this.state = "live";
       this.deps.outage.ok();
     } catch (err) {

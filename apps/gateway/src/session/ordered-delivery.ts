@@ -49,14 +49,16 @@ export class OrderedDelivery {
   /**
    * Replays what the device missed from its cursors (rooms not named start from its acknowledged
    * cursor), says `synced`, then passes on what arrived meanwhile. Rejects if Sync fails.
+   * Answers how many events the replay wrote.
    */
-  async replay(cursors: RoomCursor[]): Promise<void> {
+  async replay(cursors: RoomCursor[]): Promise<number> {
     for (const c of cursors) this.order.set(c.roomId, Number(c.seq));
-    await this.sync(cursors);
-    if (this.stopped) return;
+    const events = await this.sync(cursors);
+    if (this.stopped) return events;
     this.target.emit(create(ServerFrameSchema, { frame: { case: "synced", value: {} } }));
     this.replaying = false;
     this.release();
+    return events;
   }
 
   /** A live frame: written now, held (replay or gap fill under way), or dropped (already written). */
@@ -101,11 +103,12 @@ export class OrderedDelivery {
   }
 
   /** Sync pages until nothing is missing; events pass the per-room order check. */
-  private async sync(cursors: RoomCursor[]): Promise<void> {
+  private async sync(cursors: RoomCursor[]): Promise<number> {
     let position = cursors;
+    let written = 0;
     for (;;) {
       const page = await this.target.sync(position, this.limits.replayPageSize);
-      if (this.stopped) return;
+      if (this.stopped) return written;
       for (const r of page.resync) {
         this.order.set(r.roomId, Number(r.fromSeq) - 1);
         this.target.emit(create(ServerFrameSchema, { frame: { case: "resync", value: r } }));
@@ -113,12 +116,13 @@ export class OrderedDelivery {
       for (const e of page.events) {
         if (this.order.offer(e.roomId, Number(e.seq)) === "deliver") {
           this.target.emit(create(ServerFrameSchema, { frame: { case: "event", value: e } }));
+          written++;
         }
       }
       for (const c of page.cursors) {
         if ((this.order.position(c.roomId) ?? -1) < Number(c.seq)) this.order.set(c.roomId, Number(c.seq));
       }
-      if (!page.hasMore) return;
+      if (!page.hasMore) return written;
       position = page.cursors;
     }
   }

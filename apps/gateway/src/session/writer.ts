@@ -78,6 +78,11 @@ export class FrameWriter {
     return this.waiting <= this.maxBytes;
   }
 
+  /** Bytes written while the device was behind and not yet known sent (0 when it keeps up). */
+  get queuedBytes(): number {
+    return this.backlogged ? this.waiting : 0;
+  }
+
   /** Ends the transport after the frames written so far. */
   end(reason: Disconnect): void {
     this.sink.end(reason);
