@@ -1,3 +1,4 @@
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 
 /**
@@ -14,7 +15,15 @@ import { defineConfig } from "vitest/config";
  */
 const appsIntegration = ["apps/*/test/integration/**/*.test.ts"];
 
+/**
+ * The workspace packages from their TypeScript sources (package.json "exports"), not their builds;
+ * otherwise vitest's own server conditions (Vite's without "module").
+ */
+const conditions = ["@service-chat/source", ...defaultServerConditions.filter((c) => c !== "module")];
+
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     testTimeout: 120_000,
     hookTimeout: 120_000,
@@ -24,7 +33,11 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
-          include: ["packages/*/test/unit/**/*.test.ts", "apps/*/test/unit/**/*.test.ts"],
+          include: [
+            "packages/*/test/unit/**/*.test.ts",
+            "apps/*/test/unit/**/*.test.ts",
+            "deploy/test/unit/**/*.test.ts",
+          ],
           setupFiles: ["packages/testing/src/no-servers.ts"],
         },
       },
@@ -39,7 +52,11 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: "e2e", include: ["packages/*/test/e2e/**/*.test.ts", "apps/*/test/e2e/**/*.test.ts"] },
+        test: {
+          name: "e2e",
+          include: ["packages/*/test/e2e/**/*.test.ts", "apps/*/test/e2e/**/*.test.ts", "deploy/test/e2e/**/*.test.ts"],
+          globalSetup: ["packages/testing/src/build.ts"],
+        },
       },
     ],
   },

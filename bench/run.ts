@@ -1,7 +1,8 @@
 /**
  * The benchmark suite: `npm run bench` (quick profile) or `npm run bench -- --full`.
- * Options: --only=send,fanout,rooms,storm,idle,backends,path  --path-series=rooms,room100,…
- * --path-backends=embedded,postgres (some of the path scenario)  --cpu-prof (servers write .cpuprofile
+ * Options: --only=send,fanout,rooms,storm,idle,connect,backends,path  --path-series=rooms,room100,…
+ * --path-backends=embedded,postgres (some of the path scenario)  --idle-heartbeat-sec=N (the idle
+ * gateways' heartbeat, to see heartbeat CPU in a short hold)  --cpu-prof (servers write .cpuprofile
  * files to .tmp/bench-profiles)  --out=DIR (default bench/results)  --name=LABEL (result files
  * named <date>-<profile>-LABEL)  --report=FILE.json (rewrite the report of an earlier run).
  *
@@ -17,6 +18,7 @@ import { environment, sweepStale } from "./lib/infra.js";
 import { killAllNow, ROOT, stopAll } from "./lib/proc.js";
 import { writeReport } from "./lib/report.js";
 import { backends } from "./scenarios/backends.js";
+import { connectRate } from "./scenarios/connect.js";
 import { fanOut } from "./scenarios/fanout.js";
 import { idle } from "./scenarios/idle.js";
 import { messagePath } from "./scenarios/path.js";
@@ -29,15 +31,17 @@ const opt = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.spli
 const chosen = PROFILES[argv.includes("--full") ? "full" : "quick"];
 // --path-series=rooms,room100,room1000,room1000Json and --path-backends=embedded,postgres pick
 // some of the message-path scenario's series.
+const heartbeat = opt("idle-heartbeat-sec");
 const profile = {
   ...chosen,
+  idle: { ...chosen.idle, ...(heartbeat ? { heartbeatSec: Number(heartbeat) } : {}) },
   path: {
     ...chosen.path,
     series: (opt("path-series")?.split(",") as typeof chosen.path.series | undefined) ?? chosen.path.series,
     backends: (opt("path-backends")?.split(",") as typeof chosen.path.backends | undefined) ?? chosen.path.backends,
   },
 };
-const ALL = ["send", "fanout", "rooms", "storm", "idle", "backends", "path"];
+const ALL = ["send", "fanout", "rooms", "storm", "idle", "connect", "backends", "path"];
 const only = new Set(opt("only")?.split(",") ?? ALL);
 const outDir = opt("out") ?? join(ROOT, "bench/results");
 
@@ -116,6 +120,7 @@ try {
     }
   }
   if (only.has("idle")) results.idle = await idle(ctx);
+  if (only.has("connect")) results.connect = await connectRate(ctx);
   if (only.has("backends")) results.backends = await backends(ctx, results);
   if (only.has("path")) results.path = await messagePath(ctx);
 } catch (err) {

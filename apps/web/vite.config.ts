@@ -1,4 +1,4 @@
-import { defineConfig, type Plugin } from "vite";
+import { defaultClientConditions, defineConfig, type Plugin } from "vite";
 
 /**
  * Writes dist/.inputs.json: the source files the bundle was made of and when the build started,
@@ -33,6 +33,8 @@ const server = "http://127.0.0.1:7000";
 
 export default defineConfig({
   esbuild: { jsx: "automatic", jsxImportSource: "preact" },
+  // The workspace packages from their TypeScript sources (package.json "exports"), not their builds.
+  resolve: { conditions: ["@service-chat/source", ...defaultClientConditions] },
   server: {
     proxy: {
       "/chat.v1.ChatService": server,

@@ -50,7 +50,23 @@ export interface Profile {
     /** Typing signals sent on the devices' streams per event sent. */
     typingPerEvent: number;
   };
-  idle: { levels: number[]; holdMs: number; perProcess: number };
+  idle: {
+    levels: number[];
+    holdMs: number;
+    /** Sockets per device process, at most (each process on a source address of its own). */
+    perProcess: number;
+    /** Gateway-only processes holding the connections (each under its 20,000 open files); raw ws gets as many. */
+    gateways: number;
+    /** The gateways' HEARTBEAT_INTERVAL_SEC (--idle-heartbeat-sec; default the server's, 30 s). */
+    heartbeatSec?: number;
+    /**
+     * Then, with everyone connected, messages into a room of `members` of the idle devices while the
+     * others stay idle: `rate` per second for `stepMs` (latency and delivery, no baseline).
+     */
+    room: { members: number; rate: number; stepMs: number; drainMs: number };
+  };
+  /** New sessions per second through one gateway process, against raw `ws` (bench/scenarios/connect.ts). */
+  connect: { devices: number; processes: number; concurrency: number };
   storm: {
     devices: number;
     roomSize: number;
@@ -112,8 +128,15 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
       mix: { text: 0.8, reaction: 0.1, edit: 0.05, reply: 0.05 },
       typingPerEvent: 0.2,
     },
-    idle: { levels: [2000], holdMs: 5000, perProcess: 1000 },
-    storm: { devices: 1000, roomSize: 20, whileDown: 5, processes: 2, gateways: 1 },
+    idle: {
+      levels: [2000],
+      holdMs: 5000,
+      perProcess: 1000,
+      gateways: 2,
+      room: { members: 1000, rate: 5, stepMs: 3000, drainMs: 8000 },
+    },
+    connect: { devices: 2000, processes: 2, concurrency: 100 },
+    storm: { devices: 1000, roomSize: 20, whileDown: 6, processes: 2, gateways: 2 },
     backends: { list: ["mem", "redis"], sendMs: 3000, fanRates: 2, stepMs: 2500 },
     path: {
       warmupMs: 3000,
@@ -162,8 +185,15 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
       mix: { text: 0.8, reaction: 0.1, edit: 0.05, reply: 0.05 },
       typingPerEvent: 0.2,
     },
-    idle: { levels: [5000, 10000, 18000], holdMs: 35000, perProcess: 6000 },
-    storm: { devices: 10000, roomSize: 20, whileDown: 5, processes: 2, gateways: 2 },
+    idle: {
+      levels: [10000, 50000, 100000],
+      holdMs: 35000,
+      perProcess: 6000,
+      gateways: 6,
+      room: { members: 1000, rate: 10, stepMs: 8000, drainMs: 15000 },
+    },
+    connect: { devices: 10000, processes: 2, concurrency: 200 },
+    storm: { devices: 10000, roomSize: 20, whileDown: 6, processes: 2, gateways: 2 },
     backends: { list: ["mem", "nats", "redis"], sendMs: 8000, fanRates: 2, stepMs: 6000 },
     path: {
       warmupMs: 4000,

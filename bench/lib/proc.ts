@@ -158,13 +158,14 @@ export interface NodeOptions {
 }
 
 /**
- * Starts `node --import tsx <script>` from the repository root with an IPC channel; with `cpus`,
+ * Starts `node --conditions=@service-chat/source --import tsx <script>` (the workspace packages
+ * from their sources) from the repository root with an IPC channel; with `cpus`,
  * through `taskset -c CPUS` (which sets the affinity and then becomes node: same pid, same channel).
  */
 export function spawnNode(name: string, kind: Kind, script: string, options: NodeOptions = {}): Child {
   const args = [...(options.flags ?? [])];
   if (options.probe) args.push("--expose-gc");
-  args.push("--import", "tsx");
+  args.push("--conditions=@service-chat/source", "--import", "tsx");
   if (options.probe) args.push("--import", PROBE);
   args.push(script);
   const [command, argv] = options.cpus
@@ -192,7 +193,8 @@ export interface Server {
 }
 
 /**
- * Starts a Service Chat process (`node --import tsx apps/default/src/main.ts`) on free ports and
+ * Starts a Service Chat process (`node --conditions=@service-chat/source --import tsx
+ * apps/default/src/main.ts`) on free ports and
  * waits until ready; `cpus` pins it (taskset -c) from its first instruction.
  */
 export async function startServer(

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendRun } from "../scenarios/backends.js";
+import type { ConnectRun } from "../scenarios/connect.js";
 import { type FanRun, type FanStep, keptUp } from "../scenarios/fanout.js";
 import type { IdleRun } from "../scenarios/idle.js";
 import type { PathRun } from "../scenarios/path.js";
@@ -32,6 +33,8 @@ export interface Results {
   rooms?: RoomsRun;
   storm?: StormResult;
   idle?: { ours: IdleRun; baseline: IdleRun };
+  /** Absent from results of runs before the scenario existed. */
+  connect?: { ours: ConnectRun; baseline: ConnectRun };
   backends?: BackendRun[];
   /** Absent from results of runs before the scenario existed. */
   path?: PathRun;
@@ -349,17 +352,42 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
       verdict(Number.isFinite(rh) ? rh <= 2 && (!Number.isFinite(rr) || rr <= 2) : undefined),
     ]);
   }
+  const room = r.idle?.ours.room;
+  if (room) {
+    const ratio = room.expected ? room.received / room.expected : Number.NaN;
+    rows.push([
+      `a room of ${fmt(room.members)} while the other ${fmt(room.connected - room.members)} idle (${room.rate} msg/s)`,
+      `p95 ${ms(room.latency.p95)} ms, max ${ms(room.latency.max)} ms, ${pct(ratio)} delivered`,
+      "–",
+      "–",
+      "p95 ≤ 100 ms, all delivered",
+      verdict(Number.isFinite(ratio) ? room.latency.p95 <= 100 && ratio >= 1 : undefined),
+    ]);
+  }
+  if (r.connect) {
+    const { ours: o, baseline: b } = r.connect;
+    const rc = ratio(o.perSecond, b.perSecond);
+    rows.push([
+      `connect rate (${fmt(o.devices)} new sessions, one gateway process)`,
+      `${fmt(Math.round(o.perSecond))}/s${o.failed ? `, ${o.failed} failed` : ""}`,
+      `raw ws ${fmt(Math.round(b.perSecond))}/s`,
+      times(rc),
+      "≥ 2,000/s per process and ≥ 0.5× raw ws",
+      verdict(Number.isFinite(rc) ? o.perSecond >= 2000 && rc >= 0.5 && o.failed === 0 : undefined),
+    ]);
+  }
   if (r.storm) {
     const s = r.storm;
     const all = Number.isFinite(s.allCaughtUpSeconds);
     rows.push([
-      `reconnect storm (${s.devices} devices)`,
+      `reconnect storm (${s.devices} devices${s.gateways ? `, ${s.gateways} gateway processes` : ""})`,
       all
-        ? `all caught up in ${s.allCaughtUpSeconds.toFixed(2)} s, ${s.lost} lost`
+        ? `all caught up in ${s.allCaughtUpSeconds.toFixed(2)} s (per device p50 ${ms(s.perDeviceCatchUpMs.p50)} ms, ` +
+          `max ${ms(s.perDeviceCatchUpMs.max)} ms), ${s.lost} lost, ${s.duplicates} shown twice`
         : `${s.caughtUp} of ${s.devices} caught up within ${s.deadlineSeconds} s, ${s.lost} lost`,
       "–",
       "–",
-      "10,000 in ≤ 10 s, 0 lost",
+      "10,000 in ≤ 10 s (issue 17: ≤ 3 s), 0 lost, 0 shown twice",
       s.devices >= 10_000
         ? verdict(all && s.allCaughtUpSeconds <= 10 && s.lost === 0)
         : s.lost === 0 && all
@@ -521,13 +549,18 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
     out.push(
       "## 4. Idle connections",
       "",
-      "Service Chat: a gateway-only process (SERVICES=gateway) in front of a Default Service process; each device " +
+      (r.idle.ours.processes && r.idle.ours.processes > 1
+        ? `Service Chat: ${r.idle.ours.processes} gateway-only processes (SERVICES=gateway, registry on Redis) in front of a Default Service process, the devices spread evenly over them and over source addresses 127.0.0.x, memory added up over the processes (raw ws: as many servers); each device `
+        : "Service Chat: a gateway-only process (SERVICES=gateway) in front of a Default Service process; each device ") +
         "sent hello with its token, was registered and subscribed, got its (empty) replay and `synced`, then stays " +
         "idle (a ping every 25 s). Raw ws: the broadcast server holding plain sockets. Memory is read from the server " +
         "process after full GCs (`--expose-gc`, asked over IPC): per connection = (reading − reading at the reference " +
         `of ${r.idle.ours.reference} connections) ÷ connections added; RSS is marked *below noise* when it moved by ` +
         "less than 32 MiB, which it can do by itself between two readings (then only the heap figure counts). CPU is " +
-        "the server's while the connections sit idle.",
+        "the server's while the connections sit idle" +
+        (r.idle.ours.heartbeatSec
+          ? ` (heartbeats every ${r.idle.ours.heartbeatSec} s instead of 30 s: ${Math.round(30 / r.idle.ours.heartbeatSec)}× the heartbeat work of as many connections at the default).`
+          : "."),
       "",
     );
     const irows = [r.idle.ours, r.idle.baseline].flatMap((run) =>
@@ -569,6 +602,62 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
     );
   }
 
+  if (room) {
+    out.push(
+      "",
+      `Then, everyone still connected, ${room.rate} messages per second into a room of ${fmt(room.members)} of ` +
+        `these devices (sent with SendEvent to the Default Service by another process) while the other ` +
+        `${fmt(room.connected - room.members)} stay idle; latency is from send to each member's device.`,
+      "",
+      table(
+        ["members", "connected", "sent (acked)", "delivered", "shown twice", "p50 / p95 / p99 / max", ...CPU_HEAD],
+        [
+          [
+            fmt(room.members),
+            fmt(room.connected),
+            `${room.sent} (${room.acked})${room.firstError ? ` ${room.firstError}` : ""}`,
+            `${fmt(room.received)} of ${fmt(room.expected)}`,
+            String(room.duplicates),
+            `${ms(room.latency.p50)} / ${ms(room.latency.p95)} / ${ms(room.latency.p99)} / ${ms(room.latency.max)} ms`,
+            ...cpuCells(room.cpu),
+          ],
+        ],
+      ),
+      "",
+    );
+  }
+
+  if (r.connect) {
+    const { ours, baseline } = r.connect;
+    out.push(
+      "## 4b. Connect rate",
+      "",
+      `${fmt(ours.devices)} new devices, each a user of its own with no room, ${ours.inFlight} connecting at once from ` +
+        "two device processes (source addresses 127.0.0.2, 127.0.0.3), to one gateway-only process (SERVICES=gateway, " +
+        "registry on Redis, ChatService forwarded to a Default Service process). A session counts once `synced` " +
+        "arrives: upgrade, hello, token check, registry write, (empty) replay through Sync, `synced`. Raw ws: the " +
+        "broadcast server accepting as many plain sockets from the same processes, counted at `open`. Seconds: from " +
+        "the first attempt to the last device live, in the slower device process (tokens are minted before).",
+      "",
+      table(
+        ["", "devices live", "failed", "seconds", "sessions/s", "ratio", "close codes", ...CPU_HEAD],
+        [ours, baseline].map((run) => [
+          run.target,
+          fmt(run.connected),
+          `${run.failed}${run.firstError ? ` (${run.firstError})` : ""}`,
+          run.seconds.toFixed(2),
+          fmt(Math.round(run.perSecond)),
+          run === ours ? times(ratio(ours.perSecond, baseline.perSecond)) : "–",
+          Object.entries(run.closeCodes)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(", ") || "–",
+          ...cpuCells(run.cpu),
+        ]),
+      ),
+      "",
+    );
+  }
+
   if (r.storm) {
     const s = r.storm;
     out.push(
@@ -581,15 +670,19 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
             "in front of the server, forwarding ChatService calls to it as a deployment's gateways do. "
           : "to the server's gateway. ") +
         `Every socket is cut at once; ${s.sentWhileDown} messages are sent while ` +
-        `they are down and ${s.sentDuringReconnect} more while they come back. Each device reconnects as the SDK does ` +
-        "(after 250 ms × U(0.5, 1.5), doubling on failure) and resumes with hello cursors. *Lost* counts seqs a " +
+        `they are down (${(2 * s.sentWhileDown) / s.rooms} missed per device) and ${s.sentDuringReconnect} more while they come back. ` +
+        (s.reconnectWindowMs
+          ? `Each device reconnects at a random moment of a ${s.reconnectWindowMs} ms window (±${s.reconnectWindowMs / 2} ms), then as the SDK does (doubling on failure) `
+          : "Each device reconnects as the SDK does (after 250 ms × U(0.5, 1.5), doubling on failure) ") +
+        "and resumes with hello cursors. *Lost* counts seqs a " +
         "device skipped; *accept queue overflows* is the kernel's ListenOverflows counter over the storm (SYNs " +
         "dropped because the server's accept queue was full: those clients retry after 1, 3, 7, 15 … s).",
       "",
       table(
         [
           "devices",
-          "all caught up",
+          "all caught up on what they missed",
+          "… and on what came meanwhile",
           "all synced",
           "per device p50 / p95 / max",
           "lost",
@@ -606,6 +699,11 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
             Number.isFinite(s.allCaughtUpSeconds)
               ? `${s.allCaughtUpSeconds.toFixed(2)} s`
               : `${s.caughtUp} of ${s.devices} in ${s.deadlineSeconds} s`,
+            s.withLiveSeconds === undefined
+              ? "–"
+              : Number.isFinite(s.withLiveSeconds)
+                ? `${s.withLiveSeconds.toFixed(2)} s`
+                : "not all",
             Number.isFinite(s.allSyncedSeconds) ? `${s.allSyncedSeconds.toFixed(2)} s` : "not all",
             `${ms(s.perDeviceCatchUpMs.p50)} / ${ms(s.perDeviceCatchUpMs.p95)} / ${ms(s.perDeviceCatchUpMs.max)} ms`,
             String(s.lost),

@@ -1,6 +1,11 @@
 import { type Ctx, freshDb, launch, queueName, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
+import { Histogram, type Percentiles } from "../lib/hist.js";
 import { type Child, type MemoryReading, memoryAfterGc, sleep, spawnNode, startGenerator } from "../lib/proc.js";
+import { chatAs, createRoom } from "../lib/setup.js";
+import type { StepStats } from "../workers/devices.js";
+import type { FanSendResult } from "../workers/send.js";
+import { drain, nextStepId } from "./fanout.js";
 
 /** How much RSS drifts between two readings of the same process after GC, on this kind of machine. */
 const RSS_NOISE = 32 * 2 ** 20;
@@ -22,21 +27,119 @@ export interface IdleLevel {
   idleCpu: CpuReport;
 }
 
+/** Messages into a room of some of the idle devices while the others stay idle. */
+export interface IdleRoomStep {
+  members: number;
+  /** Devices connected in all, the room's members among them. */
+  connected: number;
+  rate: number;
+  sent: number;
+  acked: number;
+  /** Acknowledged messages × the room's members. */
+  expected: number;
+  received: number;
+  duplicates: number;
+  latency: Percentiles;
+  firstError?: string;
+  cpu: CpuReport;
+}
+
 export interface IdleRun {
   target: "service-chat gateway" | "raw ws";
+  /** The gateways' heartbeat interval when not the default 30 s. */
+  heartbeatSec?: number;
+  /** Server processes holding the connections, devices spread evenly (absent in older results: one). */
+  processes?: number;
   /** Connections held at the reference reading `empty`. */
   reference: number;
+  /** Service Chat only: a room of some of them gets messages while the rest idle (absent in older results). */
+  room?: IdleRoomStep;
   empty: MemoryReading;
   levels: IdleLevel[];
+}
+
+/** The memory of several processes after GC, added up. */
+async function totalMemory(procs: Child[]): Promise<MemoryReading> {
+  const readings = await Promise.all(procs.map((p) => memoryAfterGc(p)));
+  const sum = (k: keyof MemoryReading) => readings.reduce((a, r) => a + r[k], 0);
+  return {
+    rss: sum("rss"),
+    heapUsed: sum("heapUsed"),
+    heapTotal: sum("heapTotal"),
+    external: sum("external"),
+    arrayBuffers: sum("arrayBuffers"),
+  };
+}
+
+/**
+ * With every device connected: a room of the first `members` users, and messages into it at `rate`
+ * for `stepMs` from another process, timed from send to each member's device (the others idle).
+ */
+async function roomStep(
+  ctx: Ctx,
+  gens: Child[],
+  chatUrl: string,
+  tag: string,
+  connected: number,
+): Promise<IdleRoomStep> {
+  const { members, rate, stepMs, drainMs } = ctx.profile.idle.room;
+  const k = Math.min(members, connected);
+  const owner = `${tag}-0`;
+  const roomId = await createRoom(
+    chatAs(chatUrl, ctx.signer, owner),
+    `${tag} room`,
+    Array.from({ length: k - 1 }, (_, i) => `${tag}-${i + 1}`),
+  );
+  const sender = await startGenerator("idle room sender");
+  try {
+    const id = nextStepId();
+    await Promise.all(
+      gens.map((g) => g.call("devices.stepBegin", { id, maxMsgs: Math.ceil((rate * stepMs) / 1000) + 16 })),
+    );
+    ctx.log(`idle: ${rate} msg/s into a room of ${k} of the ${connected} idle devices`);
+    const { result, cpu } = await withCpu(ctx, async () => {
+      const sent = await sender.call<FanSendResult>("fan.send", {
+        kind: "chat",
+        url: chatUrl,
+        user: owner,
+        roomId,
+        keyFile: ctx.keyFile,
+        step: id,
+        rate,
+        durationMs: stepMs,
+        bodyBytes: ctx.profile.send.bodyBytes,
+      });
+      const stats: StepStats[] = await drain(gens, sent.acked * k, drainMs);
+      return { sent, stats };
+    });
+    const hist = new Histogram();
+    for (const st of result.stats) hist.merge(st.hist);
+    return {
+      members: k,
+      connected,
+      rate,
+      sent: result.sent.sent,
+      acked: result.sent.acked,
+      expected: result.sent.acked * k,
+      received: result.stats.reduce((n, st) => n + st.received, 0),
+      duplicates: result.stats.reduce((n, st) => n + st.dups, 0),
+      latency: hist.summary(),
+      ...(result.sent.firstError ? { firstError: result.sent.firstError } : {}),
+      cpu,
+    };
+  } finally {
+    await sender.stop();
+  }
 }
 
 async function measure(
   ctx: Ctx,
   target: IdleRun["target"],
-  proc: Child,
-  url: string,
+  procs: Child[],
+  urls: string[],
   kind: "chat" | "raw",
   tag: string,
+  chatUrl?: string,
 ): Promise<IdleRun> {
   const { levels, holdMs, perProcess } = ctx.profile.idle;
   const top = Math.max(...levels);
@@ -46,7 +149,14 @@ async function measure(
     // The reference point is a warm process already holding a few connections: what a process
     // needs at start (modules, JIT, allocator pages) is not per connection.
     const reference = Math.max(100, Math.round(levels[0] ? levels[0] / 10 : 100));
-    const out = { target, empty: undefined as unknown as MemoryReading, reference, levels: [] as IdleLevel[] };
+    const out: IdleRun = {
+      target,
+      ...(kind === "chat" && ctx.profile.idle.heartbeatSec ? { heartbeatSec: ctx.profile.idle.heartbeatSec } : {}),
+      processes: procs.length,
+      empty: undefined as unknown as MemoryReading,
+      reference,
+      levels: [] as IdleLevel[],
+    };
     let have = 0;
     for (const level of [reference, ...levels]) {
       const add = level - have;
@@ -56,9 +166,11 @@ async function measure(
       const results = await Promise.all(
         gens.map((g, i) =>
           g.call<{ connected: number; failed: number; firstError?: string }>("devices.connect", {
-            url,
+            url: urls[0],
+            urls,
             kind,
-            track: "none",
+            // Marked messages are timed (the room step); an idle device's frames cost nothing more.
+            track: kind === "chat" ? "latency" : "none",
             keyFile: ctx.keyFile,
             users: Array.from(
               { length: Math.max(0, Math.min(share, add - i * share)) },
@@ -76,11 +188,11 @@ async function measure(
       have = level;
       await sleep(1000);
       if (level === reference) {
-        out.empty = await memoryAfterGc(proc);
+        out.empty = await totalMemory(procs);
         continue;
       }
       const { cpu } = await withCpu(ctx, () => sleep(holdMs));
-      const memory = await memoryAfterGc(proc);
+      const memory = await totalMemory(procs);
       const added = level - failed - reference;
       out.levels.push({
         connections: level - failed,
@@ -93,6 +205,10 @@ async function measure(
         idleCpu: cpu,
       });
     }
+    if (chatUrl) {
+      const last = out.levels.at(-1);
+      if (last) out.room = await roomStep(ctx, gens, chatUrl, tag, last.connections);
+    }
     await Promise.all(gens.map((g) => g.call("devices.close")));
     return out;
   } finally {
@@ -101,11 +217,14 @@ async function measure(
 }
 
 /**
- * Scenario 4: memory per idle connection. A gateway-only process (SERVICES=gateway) in front of a
- * Default Service process; its RSS and heap after GC with no connection and with N idle devices
- * (authenticated, registered, subscribed, replayed); then the raw `ws` server with N sockets.
+ * Scenario 4: memory per idle connection. Gateway-only processes (SERVICES=gateway, registry on
+ * Redis) in front of a Default Service process, the devices spread evenly over them, each process
+ * under its 20,000 open files; their RSS and heap after GC, added up, with a few and with N idle
+ * devices (authenticated, registered, replayed); then as many raw `ws` servers with N sockets.
  */
 export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun }> {
+  const { gateways: count, levels, heartbeatSec } = ctx.profile.idle;
+  const perGateway = Math.ceil(Math.max(...levels) / count) + 1000;
   const db = await freshDb(ctx, "idle");
   const queue = queueName(ctx, "nats");
   const def = await launch(ctx, {
@@ -117,27 +236,54 @@ export async function idle(ctx: Ctx): Promise<{ ours: IdleRun; baseline: IdleRun
   });
   let ours: IdleRun;
   try {
-    const gw = await launch(ctx, {
-      name: "gateway (idle)",
-      backend: "nats",
-      queue,
-      services: "gateway",
-      chatServiceUri: def.grpcUrl,
-    });
+    const gws = await Promise.all(
+      Array.from({ length: count }, (_, g) =>
+        launch(ctx, {
+          name: `gateway (idle) ${g + 1}`,
+          backend: "nats",
+          queue,
+          services: "gateway",
+          chatServiceUri: def.grpcUrl,
+          env: {
+            MAX_CONNECTIONS: String(perGateway),
+            ...(heartbeatSec ? { HEARTBEAT_INTERVAL_SEC: String(heartbeatSec) } : {}),
+          },
+        }),
+      ),
+    );
     try {
-      ours = await measure(ctx, "service-chat gateway", gw.proc, gw.wsUrl, "chat", `${ctx.runId}-idle`);
+      ours = await measure(
+        ctx,
+        "service-chat gateway",
+        gws.map((g) => g.proc),
+        gws.map((g) => g.wsUrl),
+        "chat",
+        `${ctx.runId}-idle`,
+        def.grpcUrl,
+      );
     } finally {
-      await gw.proc.stop();
+      await Promise.allSettled(gws.map((g) => g.proc.stop()));
     }
   } finally {
     await def.proc.stop();
   }
-  const base = spawnNode("raw ws idle", "baseline", "bench/baselines/ws-broadcast.ts", { probe: true });
+  const bases = Array.from({ length: count }, (_, g) =>
+    spawnNode(`raw ws idle ${g + 1}`, "baseline", "bench/baselines/ws-broadcast.ts", { probe: true }),
+  );
   try {
-    const port = Number((await base.once((m) => typeof m.listening === "number", 30_000)).listening);
-    const baseline = await measure(ctx, "raw ws", base, `ws://127.0.0.1:${port}/`, "raw", `${ctx.runId}-idle-raw`);
+    const ports = await Promise.all(
+      bases.map(async (b) => Number((await b.once((m) => typeof m.listening === "number", 30_000)).listening)),
+    );
+    const baseline = await measure(
+      ctx,
+      "raw ws",
+      bases,
+      ports.map((p) => `ws://127.0.0.1:${p}/`),
+      "raw",
+      `${ctx.runId}-idle-raw`,
+    );
     return { ours, baseline };
   } finally {
-    await base.stop();
+    await Promise.allSettled(bases.map((b) => b.stop()));
   }
 }

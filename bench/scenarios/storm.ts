@@ -4,6 +4,9 @@ import { Histogram, type Percentiles } from "../lib/hist.js";
 import { type Child, type Server, sleep, startGenerator } from "../lib/proc.js";
 import { chatAs, createRoom, mapPool, sendTexts } from "../lib/setup.js";
 
+/** Every device reconnects at a random moment of this window: within ±250 ms of its middle. */
+export const RECONNECT_WINDOW_MS = 500;
+
 interface CaughtUp {
   devices: number;
   caughtUp: number;
@@ -23,14 +26,21 @@ export interface StormResult {
   devices: number;
   /** Gateway-only processes beside the server's own gateway (absent in older results: none). */
   gateways?: number;
+  /** Devices reconnect at a random moment of this window (absent in older results: the SDK's first backoff). */
+  reconnectWindowMs?: number;
   rooms: number;
   roomSize: number;
   connectSeconds: number;
   connectFailed: number;
   sentWhileDown: number;
   sentDuringReconnect: number;
-  /** From the reconnect signal until every device had every event of each of its rooms (NaN: not all by the deadline). */
+  /**
+   * From the reconnect signal until every device had shown every event it missed while down (NaN:
+   * not all by the deadline). Older results: until it had also shown the one sent while they came back.
+   */
   allCaughtUpSeconds: number;
+  /** Until every device had also shown the events sent while they came back (absent in older results). */
+  withLiveSeconds?: number;
   /** From the reconnect signal until every device had its `synced` (NaN: not all by the deadline). */
   allSyncedSeconds: number;
   deadlineSeconds: number;
@@ -53,8 +63,8 @@ export interface StormResult {
 
 /**
  * Scenario 5: N devices in rooms of 20 (each in two rooms), all connected; every socket dies at
- * once; messages are sent while they are down and while they come back; each device reconnects
- * the way the SDK does and resumes from its positions. Measures the time until all caught up,
+ * once; messages are sent while they are down and while they come back (12 per device); each device
+ * reconnects within ±250 ms of the others and resumes from its positions. Measures the time until all caught up,
  * and counts what was lost or shown twice.
  */
 export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise<StormResult> {
@@ -131,32 +141,43 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
     ctx.log(`storm: dropping all ${n} connections; ${whileDown} messages per room while they are down`);
     const deadlineMs = 120_000;
     const overflowsBefore = listenOverflows();
+    let missedResult: CaughtUp[] = [];
     const { result, cpu } = await withCpu(ctx, async () => {
       await Promise.all(gens.map((g) => g.call("storm.drop")));
       await sendRound(whileDown, "down");
-      await Promise.all(gens.map((g) => g.call("storm.reconnect", {})));
+      // What each device missed: its catch-up is timed to the last of these.
+      const missed = { ...expected };
+      await Promise.all(gens.map((g) => g.call("storm.reconnect", { windowMs: RECONNECT_WINDOW_MS })));
+      const caughtUpOnMissed = Promise.all(
+        gens.map((g) => g.call<CaughtUp>("storm.waitCaughtUp", { expected: missed, timeoutMs: deadlineMs })),
+      );
       // One more per room while they come back: live delivery racing the replay.
       await sleep(100);
       await sendRound(1, "during");
+      missedResult = await caughtUpOnMissed;
       const waits = await Promise.all(
-        gens.map((g) => g.call<CaughtUp>("storm.waitCaughtUp", { expected, timeoutMs: deadlineMs })),
+        gens.map((g) => g.call<CaughtUp>("storm.waitCaughtUp", { expected, timeoutMs: deadlineMs, again: true })),
       );
       return waits;
     });
     const hist = new Histogram();
-    for (const w of result) hist.merge(w.catchUp);
+    for (const w of missedResult) hist.merge(w.catchUp);
     const closeCodes: Record<string, number> = {};
     for (const w of result) for (const [k, v] of Object.entries(w.closeCodes)) closeCodes[k] = (closeCodes[k] ?? 0) + v;
     const out: StormResult = {
       devices: n,
       gateways: extra,
+      reconnectWindowMs: RECONNECT_WINDOW_MS,
       rooms: roomCount,
       roomSize,
       connectSeconds,
       connectFailed,
       sentWhileDown: roomCount * whileDown,
       sentDuringReconnect: roomCount,
-      allCaughtUpSeconds: result.some((w) => w.allCaughtUpMs < 0)
+      allCaughtUpSeconds: missedResult.some((w) => w.allCaughtUpMs < 0)
+        ? Number.NaN
+        : Math.max(...missedResult.map((w) => w.allCaughtUpMs)) / 1000,
+      withLiveSeconds: result.some((w) => w.allCaughtUpMs < 0)
         ? Number.NaN
         : Math.max(...result.map((w) => w.allCaughtUpMs)) / 1000,
       allSyncedSeconds: result.some((w) => w.lastSyncedMs < 0)

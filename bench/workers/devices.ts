@@ -17,6 +17,8 @@ type Track = "latency" | "seq" | "none";
 interface Device {
   user: string;
   token: string;
+  /** The server this device connects to (ConnectArgs.urls round robin, else ConnectArgs.url). */
+  url: string;
   localAddress?: string;
   ws?: WebSocket;
   state: "connecting" | "live" | "down" | "closed";
@@ -153,7 +155,7 @@ function open(d: Device, timeoutMs = 130_000): Promise<void> {
   const c = config as Config;
   d.attempts++;
   d.state = "connecting";
-  const ws = new WebSocket(c.url, {
+  const ws = new WebSocket(d.url, {
     perMessageDeflate: false,
     ...(d.localAddress ? { localAddress: d.localAddress } : {}),
   });
@@ -209,6 +211,8 @@ async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): 
 
 export interface ConnectArgs {
   url: string;
+  /** Servers to spread the devices over, round robin (instead of `url`). */
+  urls?: string[];
   kind: "chat" | "raw";
   track: Track;
   keyFile: string;
@@ -238,6 +242,7 @@ export async function connectDevices(a: ConnectArgs) {
       added.push({
         user,
         token: tokens[j] as string,
+        url: a.urls?.[(i + j) % a.urls.length] ?? a.url,
         ...(localAddress ? { localAddress } : {}),
         state: "closed",
         rooms: roomsOf.get(user) ?? [],
@@ -399,11 +404,13 @@ export function drop() {
 }
 
 /**
- * Every device reconnects as the SDK does: after 250 ms × U(0.5, 1.5), then with doubling
- * backoff on failure, and resumes with hello cursors = its positions.
+ * Every device reconnects: its first attempt at a uniformly random moment of the next `windowMs`
+ * (default 500: all within ±250 ms of 250 ms), then as the SDK does, with doubling backoff from
+ * 250 ms × U(0.5, 1.5) on failure, and resumes with hello cursors = its positions.
  */
-export function reconnect(a: { minBackoffMs?: number }) {
+export function reconnect(a: { minBackoffMs?: number; windowMs?: number }) {
   const min = a.minBackoffMs ?? 250;
+  const windowMs = a.windowMs ?? 2 * min;
   storm.startedAt = now();
   storm.expected = undefined;
   storm.gaps = 0;
@@ -413,7 +420,7 @@ export function reconnect(a: { minBackoffMs?: number }) {
   for (const d of devices) {
     d.attempts = 0;
     const attempt = (n: number) => {
-      const delay = Math.min(30_000, min * 2 ** n) * (0.5 + Math.random());
+      const delay = n === 0 ? windowMs * Math.random() : Math.min(30_000, min * 2 ** n) * (0.5 + Math.random());
       setTimeout(() => {
         open(d).catch(() => {
           storm.failedAttempts++;
@@ -426,9 +433,13 @@ export function reconnect(a: { minBackoffMs?: number }) {
   return { startedAt: storm.startedAt };
 }
 
-/** Waits until every device has every event up to `expected` (room → last seq) in each of its rooms. */
-export async function waitCaughtUp(a: { expected: Record<string, number>; timeoutMs: number }) {
+/**
+ * Waits until every device has every event up to `expected` (room → last seq) in each of its rooms.
+ * `again`: a later target than the last call's — each device's time is taken afresh.
+ */
+export async function waitCaughtUp(a: { expected: Record<string, number>; timeoutMs: number; again?: boolean }) {
   storm.expected = new Map(Object.entries(a.expected));
+  if (a.again) for (const d of devices) d.caughtUpAt = undefined;
   // The expected seqs are known only once every message was sent: a device that had them all
   // before counts from when it showed the last one, not from now.
   for (const d of devices) {

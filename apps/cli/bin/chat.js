@@ -1,5 +1,10 @@
 #!/usr/bin/env node
-import { register } from "tsx/esm/api";
+// The `chat` command: its compiled code (dist/, made by `npm run build`; always there once installed).
+import { existsSync } from "node:fs";
 
-register();
-await import("../src/main.ts");
+const main = new URL("../dist/main.js", import.meta.url);
+if (!existsSync(main)) {
+  console.error("chat: not built yet; run `npm run build` in the repository first");
+  process.exit(2);
+}
+await import(main.href);

@@ -45,6 +45,14 @@ export class Context {
     return this.client;
   }
 
+  /** The caller's profile id: the token's `sub` claim. */
+  me(): string {
+    if (!this.token) throw notAuthenticated();
+    const sub = tokenClaim(this.token, "sub");
+    if (!sub) throw notAuthenticated("the token names nobody (no sub claim): set a valid CHAT_TOKEN");
+    return sub;
+  }
+
   get api(): Client<typeof ChatService> {
     return this.chat().api;
   }
@@ -85,5 +93,16 @@ export class Context {
     const n = Number(raw);
     if (!/^\d+$/.test(raw) || n < 1 || n > max) throw this.usage(`--limit must be a whole number from 1 to ${max}`);
     return n;
+  }
+}
+
+/** A string claim of a JWT, read without checking it (the server does). */
+export function tokenClaim(token: string | undefined, name: string): string | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(token?.split(".")[1] ?? "", "base64url").toString("utf8"));
+    const value = claims?.[name];
+    return typeof value === "string" && value ? value : undefined;
+  } catch {
+    return undefined;
   }
 }

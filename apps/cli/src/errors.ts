@@ -100,6 +100,12 @@ const HINTS: Partial<Record<string, string>> = {
   not_found: "your rooms are listed by: chat rooms list",
 };
 
+/** The server said no: its code and message, and what to do about it where the CLI knows. */
+function refused(code: string, message: string): CliError {
+  const hint = /join it first/.test(message) ? "join with: chat rooms join <room>" : HINTS[code];
+  return new CliError(EXIT.refused, `${code}: ${message}${hint ? `; ${hint}` : ""}`);
+}
+
 /** Turns anything thrown while running a command into a CliError. */
 export function toCliError(err: unknown, url: string): CliError {
   if (err instanceof CliError) return err;
@@ -113,15 +119,14 @@ export function toCliError(err: unknown, url: string): CliError {
     }
     if (rpc === "unimplemented") return unreachable(url, "it does not serve chat.v1.ChatService");
     if (rpc === "deadline_exceeded") return unreachable(url, "no answer in time");
-    const hint = HINTS[rpc];
-    return new CliError(EXIT.refused, `${rpc}: ${message}${hint ? `; ${hint}` : ""}`);
+    return refused(rpc, message);
   }
   const code = (err as { code?: unknown })?.code;
   if (typeof code === "string" && /^[a-z_]+$/.test(code)) {
     if (code === "unauthenticated") {
       return notAuthenticated(`the server refused the token (${(err as Error).message}): set a valid CHAT_TOKEN`);
     }
-    return new CliError(EXIT.refused, `${code}: ${(err as Error).message}`);
+    return refused(code, (err as Error).message);
   }
   return new CliError(EXIT.refused, `internal: ${err instanceof Error ? err.message : String(err)}`);
 }

@@ -28,6 +28,15 @@ export const USAGE: Record<string, { usage: string; about: string; options?: str
     about: "add members (members already in stay as they are)",
     options: ["--role <role>     owner, admin, moderator, member (default) or guest"],
   },
+  "rooms join": {
+    usage: "chat rooms join <room> [--role member|guest]",
+    about: "join a public channel yourself (as member, or guest)",
+    options: ["--role <role>     member (default) or guest"],
+  },
+  "rooms leave": {
+    usage: "chat rooms leave <room>",
+    about: "leave a room",
+  },
   "rooms remove": {
     usage: "chat rooms remove <room> <user>...",
     about: "remove members; remove yourself to leave",

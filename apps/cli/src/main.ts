@@ -34,6 +34,8 @@ const COMMANDS: Record<string, { load: () => Promise<Run>; options: string[] }> 
   "rooms members": { load: async () => (await rooms()).members, options: ["limit"] },
   "rooms add": { load: async () => (await rooms()).add, options: ["role"] },
   "rooms remove": { load: async () => (await rooms()).remove, options: [] },
+  "rooms join": { load: async () => (await rooms()).join, options: ["role"] },
+  "rooms leave": { load: async () => (await rooms()).leave, options: [] },
   send: { load: async () => (await messages()).send, options: ["client-id"] },
   history: { load: async () => (await messages()).history, options: ["limit"] },
   search: { load: async () => (await messages()).search, options: ["room", "limit"] },
@@ -78,7 +80,7 @@ function route(positionals: string[], help: boolean): { name: string; args: stri
   if (first === "rooms") {
     if (!second || second === "help") {
       if (help || second === "help") return { help: groupHelp("rooms") };
-      throw usageError("missing what to do with rooms: create, list, members, add or remove", "rooms");
+      throw usageError("missing what to do with rooms: create, list, members, add, remove, join or leave", "rooms");
     }
     return check({ name: `rooms ${second}`, args: positionals.slice(2) }, "rooms");
   }

@@ -44,7 +44,11 @@ const schema = z
       ),
     QUEUE_USER_EVENT_DELIVERY_NAME: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
+      .max(64, "must be at most 64 characters")
+      .regex(
+        /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+        "must be letters, digits, '_' or '-', in parts joined by single dots (e.g. user.event.delivery)",
+      )
       .default("chat"),
     QUEUE_PARTITIONS: z.coerce.number().int().min(1).max(256).default(8),
     QUEUE_REDELIVERY_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
@@ -91,13 +95,63 @@ const schema = z
       ),
     CHAT_SERVICE_URI: z
       .string()
-      .url("must be the Default Service's h2c URL, e.g. http://127.0.0.1:7010")
-      .default("http://127.0.0.1:7010"),
+      .default("http://127.0.0.1:7010")
+      // host:port alone (as Compose files write it) means plaintext h2c: http://host:port.
+      .transform((v) => (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(v) ? v : `http://${v}`))
+      .refine(
+        (v) => URL.canParse(v) && ["http:", "https:"].includes(new URL(v).protocol) && new URL(v).hostname !== "",
+        "must be the Default Service's h2c address: host:port or http://host:port, e.g. http://127.0.0.1:7010",
+      ),
     DEV_SIGNER_KEY_FILE: z.string().min(1).optional(),
+    RETENTION_MAX_AGE_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(100 * 365 * 86400)
+      .default(0),
+    RETENTION_MAX_EVENTS: z.coerce.number().int().min(0).max(1e15).default(0),
+    RETENTION_INTERVAL_MS: z.coerce.number().int().min(10).max(86_400_000).default(60_000),
+    RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
+    UPLOAD_ENDPOINT: z
+      .string()
+      .refine((v) => v.startsWith("/") || /^https?:\/\//.test(v), "must be an http(s) URL or a path on this server")
+      .optional(),
+    DEV_UPLOADS_DIR: z.string().min(1).default("./data/uploads"),
     API_RATE_SEND_EVENTS_PER_SEC: z.coerce.number().int().min(0).max(1_000_000).default(100),
     API_RATE_ROOMS_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(30),
     API_RATE_MEMBERSHIP_PER_MIN: z.coerce.number().int().min(0).max(1_000_000).default(300),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    SHUTDOWN_UNREADY_SEC: z.coerce.number().min(0).max(300).default(2),
+    CORS_ALLOWED_ORIGINS: z
+      .string()
+      .default("")
+      .transform((v) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (list) => list.every((o) => o === "*" || /^https?:\/\/[^/\s]+$/.test(o)),
+        "must be a comma-separated list of origins like https://chat.example.com (scheme, host, optional port; no path), or *",
+      ),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP collector's URL, e.g. http://otel:4318")
+      .optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+      .string()
+      .url("must be the OTLP/HTTP traces URL, e.g. http://otel:4318/v1/traces")
+      .optional(),
+    OTEL_TRACES_SAMPLER_ARG: z.coerce
+      .number({ invalid_type_error: "must be a number between 0 and 1" })
+      .min(0, "must be between 0 and 1")
+      .max(1, "must be between 0 and 1")
+      .default(1),
+    OTEL_SERVICE_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")
+      .optional(),
   })
   .merge(gatewaySettings)
   .superRefine((c, ctx) => {

@@ -33,6 +33,8 @@ export const gatewaySettings = z.object({
   REPLAY_PAGE_SIZE: z.coerce.number().int().min(1).max(1000, "must be at most 1000 (Sync's largest page)").default(500),
   MAX_HELD_FRAMES: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
   SHUTDOWN_GRACE_SEC: z.coerce.number().min(0).max(300).default(10),
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(18_000),
+  FULL_RETRY_AFTER_SEC: z.coerce.number().min(0).max(3600).default(5),
   /** Retired: the send queue is bounded in bytes now. Refused rather than ignored, so nobody relies on it. */
   SEND_QUEUE_MAX: z
     .never({ errorMap: () => ({ message: "is replaced by SEND_QUEUE_MAX_BYTES (the bound is in bytes now)" }) })
@@ -79,6 +81,10 @@ export interface Limits {
   replayPageSize: number;
   /** Live frames held while a session replays or fills a gap, before it counts as slow. */
   maxHeldFrames: number;
+  /** Device connections this process holds at most; beyond, a new one is refused as `full`. */
+  maxConnections: number;
+  /** What a refused connection is told to wait before it reconnects. */
+  fullRetryAfterMs: number;
 }
 
 export function limitsOf(s: GatewaySettings): Limits {
@@ -93,5 +99,7 @@ export function limitsOf(s: GatewaySettings): Limits {
     sendQueueMaxBytes: s.SEND_QUEUE_MAX_BYTES,
     replayPageSize: s.REPLAY_PAGE_SIZE,
     maxHeldFrames: s.MAX_HELD_FRAMES,
+    maxConnections: s.MAX_CONNECTIONS,
+    fullRetryAfterMs: s.FULL_RETRY_AFTER_SEC * 1000,
   };
 }

@@ -6,9 +6,11 @@ import { GatewayService } from "@service-chat/api";
 import {
   type Authenticator,
   aborted,
+  type ConnectionInfo,
   type ConnectionRegistry,
   type LiveBus,
   type Logger,
+  type Meter,
   newId,
   OutageLog,
   type Service,
@@ -17,8 +19,10 @@ import {
 import { DISCONNECT } from "@service-chat/protocol";
 import { type GatewaySettings, type Limits, limitsOf } from "./config.js";
 import { LiveHub } from "./hub.js";
+import { GatewayMetrics } from "./metrics.js";
 import type { OpenChatPort } from "./session/chat-port.js";
 import { DeviceSession, type SessionDeps, tickInterval } from "./session/device-session.js";
+import { refresh } from "./session/handshake.js";
 import type { Sink } from "./session/writer.js";
 import { connectStream } from "./stream.js";
 import { webSocketEndpoint } from "./ws.js";
@@ -32,6 +36,8 @@ export interface GatewayOptions {
   /** The gateway's settings (apps/gateway/src/config.ts). */
   settings: GatewaySettings;
   logger: Logger;
+  /** Where the gateway's metrics go (connections held, refused); none: not reported. */
+  meter?: Meter;
 }
 
 /**
@@ -49,6 +55,7 @@ export class Gateway implements Service {
   private readonly limits: Limits;
   readonly gatewayId: string;
   private accepting = true;
+  private readonly metrics?: GatewayMetrics;
 
   constructor(private readonly o: GatewayOptions) {
     this.limits = limitsOf(o.settings);
@@ -65,6 +72,7 @@ export class Gateway implements Service {
       outage: new OutageLog(o.logger, "chat service"),
       onEnd: (s) => this.sessions.delete(s),
     };
+    if (o.meter) this.metrics = new GatewayMetrics(o.meter, () => this.sessions.size, this.limits.maxConnections);
     this.ws = webSocketEndpoint({
       maxFrameBytes: o.settings.MAX_FRAME_BYTES,
       createSession: (sink, token) => this.open(sink, token),
@@ -88,10 +96,15 @@ export class Gateway implements Service {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    // One clock for every session instead of timers per connection.
+    // One clock for every session instead of timers per connection; the heartbeats of a tick are
+    // refreshed in the registry together, in one round trip.
     const ticker = setInterval(() => {
       const now = Date.now();
-      for (const s of this.sessions) s.tick(now);
+      const due: ConnectionInfo[] = [];
+      for (const s of this.sessions) s.tick(now, due);
+      if (due.length > 0) {
+        void refresh(this.deps, due).catch((err: unknown) => this.o.logger.warn({ err }, "registry refresh failed"));
+      }
     }, tickInterval(this.limits));
     try {
       await this.serve(signal);
@@ -112,10 +125,29 @@ export class Gateway implements Service {
     await this.hub.stop();
   }
 
+  /** Device connections held now (WebSocket and HTTP/2, those still waiting for their hello included). */
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * A new device connection. One beyond MAX_CONNECTIONS is refused at once, before its hello (no
+   * token check, no registry, no Sync), with `full` and how long to wait: the devices already here
+   * go on as before instead of everyone slowing down.
+   */
   private open(sink: Sink, headerToken?: string): DeviceSession {
     const session = new DeviceSession(this.deps, sink, headerToken);
-    if (!this.accepting) session.close(DISCONNECT.shutdown);
-    else this.sessions.add(session);
+    if (!this.accepting) {
+      this.metrics?.refused("shutdown");
+      session.close(DISCONNECT.shutdown);
+    } else if (this.sessions.size >= this.limits.maxConnections) {
+      this.metrics?.refused("full");
+      session.close(
+        DISCONNECT.full,
+        `retry after ${this.limits.fullRetryAfterMs / 1000} s`,
+        this.limits.fullRetryAfterMs,
+      );
+    } else this.sessions.add(session);
     return session;
   }
 }

@@ -1,6 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { type LiveDelivery, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
-import type { LiveBus, Logger } from "@service-chat/core";
+import { extract, type LiveBus, type Logger, SpanKind, type Tracing } from "@service-chat/core";
 import { DELIVERIES_SUBJECT, decodeDelivery } from "@service-chat/protocol";
 
 /** What the hub needs of a session. */
@@ -27,6 +27,8 @@ export class LiveHub {
   private readonly connections = new Map<string, HubMember>();
   private readonly off: (() => Promise<void>)[] = [];
   private started?: Promise<void>;
+  /** Set when tracing is on: a traced delivery written to devices here is a `gateway.deliver` span. */
+  tracing?: Tracing;
 
   constructor(
     private readonly live: LiveBus,
@@ -88,6 +90,8 @@ export class LiveHub {
       this.logger.error({ err }, "undecodable live delivery");
       return;
     }
+    const started = this.tracing && delivery.traceparent ? Date.now() : 0;
+    let written = 0;
     for (const profileId of delivery.recipients) {
       const members = this.users.get(profileId);
       if (!members) continue;
@@ -100,6 +104,18 @@ export class LiveHub {
         }
       }
       for (const member of members) member.deliver(frame, delivery.frame);
+      written += members.length;
     }
+    if (started && written > 0) this.traceDelivery(delivery.traceparent, started, written);
+  }
+
+  /** The span of a traced delivery: from its arrival to its frames written to `devices` sessions here. */
+  private traceDelivery(traceparent: string, started: number, devices: number): void {
+    const span = this.tracing?.tracer.startSpan(
+      "gateway.deliver",
+      { kind: SpanKind.CONSUMER, startTime: started, attributes: { "chat.devices": devices } },
+      extract(traceparent),
+    );
+    span?.end();
   }
 }

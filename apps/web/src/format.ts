@@ -16,6 +16,17 @@ export function shortTime(date: Date): string {
   return today ? timeFormat.format(date) : `${dayFormat.format(date)} ${timeFormat.format(date)}`;
 }
 
+const longDay = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+
+/** "Today", "Yesterday", or the date: the separator between days in a timeline. */
+export function dayLabel(date: Date): string {
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (date.toDateString() === today.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return longDay.format(date);
+}
+
 export function list(names: string[]): string {
   if (names.length <= 1) return names[0] ?? "";
   return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;

@@ -1,7 +1,7 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  type ReceiptFrame,
+  PresenceState,
   type Resync,
   type Room,
   type RoomEvent,
@@ -16,6 +16,7 @@ import {
   type ConnectionState,
   createChatClient,
   localStorageStore,
+  type Receipt,
 } from "@service-chat/sdk";
 import { deviceId, type Session, TokenSource } from "./auth.js";
 
@@ -27,11 +28,15 @@ export interface RoomItem {
   lastSeq: number;
   /** The signed-in user's read marker. */
   readSeq: number;
+  /** The first seq still stored: retention removed the events before it (they are not unread). */
+  firstSeq: number;
   memberCount: number;
   /** When something last happened in the room (ms), for the order of the list. */
   activity: number;
   /** Direct rooms: the other person. */
   peer?: string;
+  /** Seqs after the read marker that are not messages for the reader (room changes, edits, reactions, their own). */
+  quiet: Set<number>;
 }
 
 export interface PendingMessage {
@@ -40,11 +45,16 @@ export interface PendingMessage {
   /** Set once the server acknowledged it (the event itself may still be on its way). */
   seq?: number;
   failed?: string;
+  /** The message it answers. */
+  parentId?: string;
+  /** The server could not store it yet (unavailable, internal, …): the SDK is trying again. */
+  retrying?: string;
 }
 
 export interface Member {
   /** Highest seq the member has read. */
   readSeq: number;
+  role?: string;
   /** The room's newest seq when they joined: they never saw what came before live. */
   joinedSeq: number;
 }
@@ -69,7 +79,23 @@ const TYPING_SHOWN_MS = 6000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 5000;
 
-export const unread = (room: RoomItem): number => Math.max(0, room.lastSeq - room.readSeq);
+/**
+ * Messages from others after the read marker: room changes, edits, reactions and your own do not
+ * count, nor events removed by retention (before first_seq).
+ */
+export function unread(room: RoomItem): number {
+  const from = Math.max(room.readSeq, room.firstSeq - 1);
+  let quiet = 0;
+  for (const seq of room.quiet) if (seq > from && seq <= room.lastSeq) quiet++;
+  return Math.max(0, room.lastSeq - from - quiet);
+}
+
+/** Whether an event counts as unread for `me`: a message (not a room change, edit or reaction) from someone else. */
+export function countsAsUnread(e: RoomEvent, me: string): boolean {
+  const kind = e.content.case;
+  const message = kind === "text" || kind === "attachment" || kind === "encrypted" || kind === "call";
+  return message && e.source?.profileId !== me;
+}
 
 export function roomTitle(room: RoomItem): string {
   if (room.name) return room.name;
@@ -93,6 +119,13 @@ export class ChatModel {
   notice: string | undefined;
   /** Set when the session cannot go on (the token is refused and cannot be renewed). */
   ended: string | undefined;
+  /**
+   * A conversation being created: the room pane shows it at once, and what is typed into its
+   * composer waits here until the room exists, then goes to that room (never to another).
+   */
+  draft: { title: string; queued: string[] } | undefined;
+  /** What others' devices said about them: online or away (absent: not known, offline). */
+  readonly presence = new Map<string, "online" | "away">();
 
   private readonly tokens: TokenSource;
   private readonly listeners = new Set<() => void>();
@@ -104,13 +137,19 @@ export class ChatModel {
   private typingSentAt = 0;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private lastAuthRetry = 0;
+  /** The first replay is over: events from now on are news (notifications). */
+  private synced = false;
 
   constructor(session: Session) {
     this.me = session.user;
     this.tokens = new TokenSource(session);
     this.chat = createChatClient({
       baseUrl: location.origin,
-      getToken: this.tokens.get,
+      // Renewal lives in the SDK: it says when the server refused the token it was given.
+      getToken: ({ refused }) => {
+        if (refused) this.tokens.invalidate();
+        return this.tokens.get();
+      },
       deviceId: deviceId(),
       store: localStorageStore(`chat.sdk.${session.user}`),
     });
@@ -127,21 +166,40 @@ export class ChatModel {
       c.on("event", (e) => this.onEvent(e)),
       c.on("receipt", (r) => this.onReceipt(r)),
       c.on("typing", (t) => this.onTyping(t)),
+      c.on("presence", (p) => {
+        this.presence.set(p.profileId, p.state === PresenceState.ONLINE ? "online" : "away");
+        this.changed();
+      }),
       c.on("resync", (r) => this.onResync(r)),
       c.on("state", (s) => {
         this.connection = s;
+        if (s === "live") {
+          this.synced = true;
+          this.chat.setPresence(document.visibilityState === "visible" ? PresenceState.ONLINE : PresenceState.AWAY);
+        }
         if (s === "live" && this.notice?.startsWith("Disconnected")) this.notice = undefined;
         this.changed();
       }),
       c.on("error", (err) => this.onError(err)),
+      c.on("retrying", (r) => {
+        const pending = this.timelines.get(r.roomId)?.pending.get(r.clientId);
+        if (!pending) return;
+        pending.retrying = r.code;
+        this.changed();
+      }),
     );
-    const onVisible = () => document.visibilityState === "visible" && this.markReadSoon();
+    const onVisible = () => {
+      const visible = document.visibilityState === "visible";
+      this.chat.setPresence(visible ? PresenceState.ONLINE : PresenceState.AWAY);
+      if (visible) this.markReadSoon();
+    };
     document.addEventListener("visibilitychange", onVisible);
     const ticker = setInterval(() => this.expireTyping(), 1000);
     this.cleanups.push(
       () => document.removeEventListener("visibilitychange", onVisible),
       () => clearInterval(ticker),
     );
+    void this.loadWebConfig();
     await this.loadRooms().catch((err) => this.fail("Your rooms could not be loaded", err));
     const last = localStorage.getItem(this.lastRoomKey);
     if (last && this.rooms.has(last)) this.open(last);
@@ -151,6 +209,12 @@ export class ChatModel {
   /** Opens (or reopens) the live session. */
   connect(): void {
     this.chat.connect().catch(() => {});
+  }
+
+  /** Reconnects at once instead of waiting for the next attempt. */
+  reconnectNow(): void {
+    if (this.connection === "closed") this.connect();
+    else this.chat.reconnectNow();
   }
 
   close(): void {
@@ -190,6 +254,7 @@ export class ChatModel {
 
   open(roomId: string | undefined): void {
     if (this.current !== roomId) this.stopTyping();
+    this.draft = undefined;
     this.current = roomId;
     if (roomId) localStorage.setItem(this.lastRoomKey, roomId);
     else localStorage.removeItem(this.lastRoomKey);
@@ -223,18 +288,181 @@ export class ChatModel {
     this.markReadSoon();
   }
 
+  /**
+   * Creates a room and opens it. Meanwhile the pane shows the new conversation (not the room that
+   * was open before), and messages typed into it are sent to the new room once it exists.
+   */
   async createRoom(input: { type: RoomType; name: string; members: string[] }): Promise<void> {
-    const res = await this.call(() =>
-      this.chat.api.createRoom({
-        name: input.name,
-        type: input.type,
-        members: input.members.map((profileId) => ({ profileId })),
-      }),
-    );
-    if (!res.room) return;
-    const room = this.addRoom(res.room);
+    this.open(undefined);
+    const draft = { title: input.name || input.members[0] || "New conversation", queued: [] as string[] };
+    this.draft = draft;
+    this.changed();
+    let room: RoomItem | undefined;
+    try {
+      const res = await this.call(() =>
+        this.chat.api.createRoom({
+          name: input.name,
+          type: input.type,
+          members: input.members.map((profileId) => ({ profileId })),
+        }),
+      );
+      if (res.room) room = this.addRoom(res.room);
+    } finally {
+      if (this.draft === draft) this.draft = undefined;
+      this.changed();
+    }
+    if (!room) return;
     if (input.type === RoomType.DIRECT) room.peer = input.members[0];
-    this.open(room.id);
+    if (this.current === undefined) this.open(room.id);
+    for (const text of draft.queued) void this.send(room.id, text);
+  }
+
+  /** Replaces the text of one of your messages. */
+  editMessage(roomId: string, eventId: string, body: string): Promise<void> {
+    return this.act("The message could not be changed", () => this.chat.edit(roomId, eventId, body.trim()));
+  }
+
+  /** Deletes a message for everyone. */
+  deleteMessage(roomId: string, eventId: string): Promise<void> {
+    return this.act("The message could not be deleted", () => this.chat.redact(roomId, eventId));
+  }
+
+  react(roomId: string, eventId: string, key: string, add: boolean): Promise<void> {
+    return this.act("The reaction could not be sent", () => this.chat.react(roomId, eventId, key, add));
+  }
+
+  /** Messages matching `query` in all rooms (or one), newest first. */
+  async search(query: string, roomId = ""): Promise<RoomEvent[]> {
+    const res = await this.call(() => this.chat.api.searchEvents({ query, roomId, limit: 50 }));
+    return res.events;
+  }
+
+  renameRoom(roomId: string, name: string): Promise<void> {
+    return this.act("The room could not be renamed", async () => {
+      await this.call(() => this.chat.api.updateRoom({ roomId, name }));
+      await this.fetchRoom(roomId);
+    });
+  }
+
+  leaveRoom(roomId: string): Promise<void> {
+    return this.act("You could not leave the room", async () => {
+      await this.call(() => this.chat.api.removeRoomSubscriptions({ roomId, profileIds: [this.me] }));
+      this.removeRoom(roomId);
+    });
+  }
+
+  deleteRoom(roomId: string): Promise<void> {
+    return this.act("The room could not be deleted", async () => {
+      await this.call(() => this.chat.api.deleteRoom({ roomId }));
+      this.removeRoom(roomId);
+    });
+  }
+
+  removeMember(roomId: string, profileId: string): Promise<void> {
+    return this.act(`${profileId} could not be removed`, async () => {
+      await this.call(() => this.chat.api.removeRoomSubscriptions({ roomId, profileIds: [profileId] }));
+      await this.loadMembers(roomId);
+    });
+  }
+
+  setRole(roomId: string, profileId: string, role: string): Promise<void> {
+    return this.act(`${profileId}'s role could not be changed`, async () => {
+      await this.call(() => this.chat.api.updateSubscriptionRole({ roomId, profileId, role }));
+      await this.loadMembers(roomId);
+    });
+  }
+
+  /** Runs an action; a failure becomes the notice. */
+  private async act(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.fail(what, err);
+    }
+  }
+
+  /**
+   * Sends a file: asks the deployment's upload endpoint (`uploadEndpoint` of /web-config.json) for
+   * an upload URL, PUTs the bytes there, then sends an attachment event pointing at them.
+   */
+  attach(roomId: string, file: File): Promise<void> {
+    return this.act(`${file.name} could not be sent`, async () => {
+      const endpoint = this.uploadEndpoint || (await this.loadWebConfig());
+      if (!endpoint) throw new Error("this server takes no attachments (no upload endpoint is set up)");
+      const mimeType = file.type || "application/octet-stream";
+      const asked = await fetch(new URL(endpoint, location.origin), {
+        method: "POST",
+        headers: { authorization: `Bearer ${await this.tokens.get()}`, "content-type": "application/json" },
+        body: JSON.stringify({ filename: file.name, mimeType, sizeBytes: file.size }),
+      });
+      const answer = (await asked.json().catch(() => ({}))) as { uploadUrl?: string; uri?: string; error?: string };
+      if (!asked.ok || !answer.uploadUrl || !answer.uri)
+        throw new Error(answer.error ?? `upload refused (${asked.status})`);
+      const put = await fetch(new URL(answer.uploadUrl, location.origin), {
+        method: "PUT",
+        headers: { "content-type": mimeType },
+        body: file,
+      });
+      if (!put.ok) throw new Error(`the upload failed (${put.status})`);
+      await this.chat.sendAttachment(roomId, { uri: answer.uri, mimeType, sizeBytes: file.size, filename: file.name });
+    });
+  }
+
+  /** Where attachments are uploaded (`UPLOAD_ENDPOINT`): "" when the server takes none, undefined until known. */
+  uploadEndpoint: string | undefined;
+
+  private async loadWebConfig(): Promise<string> {
+    const config = (await fetch("/web-config.json")
+      .then((r) => (r.ok ? r.json() : {}))
+      .catch(() => ({}))) as { uploadEndpoint?: string };
+    this.uploadEndpoint = config.uploadEndpoint ?? "";
+    this.changed();
+    return this.uploadEndpoint;
+  }
+
+  /** Whether desktop notifications can be asked for (the browser has them and they are not decided yet). */
+  get canAskNotifications(): boolean {
+    return typeof Notification !== "undefined" && Notification.permission === "default";
+  }
+
+  async askNotifications(): Promise<void> {
+    if (typeof Notification === "undefined") return;
+    await Notification.requestPermission();
+    this.changed();
+  }
+
+  /** A desktop notification for a message from someone else in a room that is not open (or a hidden page). */
+  private notify(e: RoomEvent): void {
+    if (typeof Notification === "undefined" || Notification.permission !== "granted") return;
+    if (!countsAsUnread(e, this.me)) return;
+    if (e.roomId === this.current && document.visibilityState === "visible") return;
+    const room = this.rooms.get(e.roomId);
+    const body =
+      e.content.case === "text"
+        ? e.content.value.body
+        : e.content.case === "attachment"
+          ? e.content.value.filename || "Attachment"
+          : "New message";
+    try {
+      const n = new Notification(`${e.source?.profileId ?? "Someone"}${room ? ` in ${roomTitle(room)}` : ""}`, {
+        body: body.slice(0, 200),
+        tag: e.roomId,
+      });
+      n.onclick = () => {
+        window.focus();
+        this.open(e.roomId);
+      };
+    } catch {
+      // Some browsers only show notifications from a service worker: nothing to do.
+    }
+  }
+
+  /** Keeps a message typed into the conversation being created, until it exists. */
+  queueForDraft(body: string): void {
+    const text = body.trim();
+    if (!this.draft || !text) return;
+    this.draft.queued.push(text);
+    this.changed();
   }
 
   async addMembers(profileIds: string[]): Promise<void> {
@@ -246,18 +474,19 @@ export class ChatModel {
     await Promise.all([this.loadMembers(roomId), this.fetchRoom(roomId)]);
   }
 
-  /** Sends a text message to the open room; it shows as pending until the server acknowledges it. */
-  async send(body: string, clientId: string = crypto.randomUUID()): Promise<void> {
-    const roomId = this.current;
+  /** Sends a text message (a reply with `parentId`); it shows as pending until the server acknowledges it. */
+  async send(roomId: string, body: string, clientId: string = crypto.randomUUID(), parentId = ""): Promise<void> {
     const text = body.trim();
-    if (!roomId || !text) return;
+    if (!text) return;
     this.stopTyping();
     const t = this.timeline(roomId);
-    const pending: PendingMessage = { clientId, body: text };
+    const pending: PendingMessage = { clientId, body: text, parentId };
     t.pending.set(clientId, pending);
     this.changed();
     try {
-      const ack = await this.chat.sendText(roomId, text, clientId);
+      const ack = parentId
+        ? await this.chat.reply(roomId, parentId, text, clientId)
+        : await this.chat.sendText(roomId, text, clientId);
       pending.seq = Number(ack.seq);
     } catch (err) {
       pending.failed = (err as Error).message || "not sent";
@@ -267,14 +496,14 @@ export class ChatModel {
 
   retry(roomId: string, clientId: string): void {
     const pending = this.timeline(roomId).pending.get(clientId);
-    if (!pending || roomId !== this.current) return;
-    void this.send(pending.body, clientId);
+    if (!pending) return;
+    pending.failed = undefined;
+    void this.send(roomId, pending.body, clientId, pending.parentId);
   }
 
   /** Tells the room's members that we are typing, at most every few seconds, and when we stop. */
-  typing(text: string): void {
-    const roomId = this.current;
-    if (!roomId || !text.trim()) {
+  typing(roomId: string, text: string): void {
+    if (!text.trim()) {
       this.stopTyping();
       return;
     }
@@ -336,6 +565,19 @@ export class ChatModel {
     }
     this.roomsLoaded = true;
     this.changed();
+    // The server counts every event after the read marker; the list counts only messages from others.
+    for (const room of this.rooms.values()) if (room.lastSeq > room.readSeq) void this.countUnread(room);
+  }
+
+  private async countUnread(room: RoomItem): Promise<void> {
+    try {
+      const limit = Math.min(100, room.lastSeq - room.readSeq);
+      const res = await this.call(() => this.chat.api.getHistory({ roomId: room.id, limit }));
+      for (const e of res.events) if (!countsAsUnread(e, this.me)) room.quiet.add(Number(e.seq));
+      this.changed();
+    } catch {
+      // The count stays the server's.
+    }
   }
 
   private async loadMembers(roomId: string): Promise<void> {
@@ -346,7 +588,7 @@ export class ChatModel {
         const id = s.member?.profileId;
         if (!id) continue;
         const readSeq = Math.max(t.members.get(id)?.readSeq ?? 0, Number(s.readSeq));
-        t.members.set(id, { readSeq, joinedSeq: Number(s.joinedSeq) });
+        t.members.set(id, { readSeq, joinedSeq: Number(s.joinedSeq), role: s.role });
       }
       const room = this.rooms.get(roomId);
       if (room?.type === RoomType.DIRECT && !room.peer) room.peer = [...t.members.keys()].find((m) => m !== this.me);
@@ -361,7 +603,10 @@ export class ChatModel {
     this.fetching.add(roomId);
     try {
       const res = await this.call(() => this.chat.api.getRoom({ roomId }));
-      if (res.room) this.addRoom(res.room);
+      if (res.room) {
+        const room = this.addRoom(res.room);
+        if (room.lastSeq > room.readSeq) void this.countUnread(room);
+      }
     } catch {
       // Not visible (any more): nothing to show.
     } finally {
@@ -379,9 +624,11 @@ export class ChatModel {
       description: room.description,
       lastSeq: Math.max(Number(room.lastSeq), old?.lastSeq ?? 0),
       readSeq: Math.max(Number(room.readSeq), old?.readSeq ?? 0),
+      firstSeq: Math.max(Number(room.firstSeq), old?.firstSeq ?? 0),
       memberCount: room.memberCount,
       activity: Math.max(ms(room.updatedAt), ms(room.createdAt), old?.activity ?? 0),
       ...(old?.peer ? { peer: old.peer } : {}),
+      quiet: old?.quiet ?? new Set(),
     };
     this.rooms.set(room.id, item);
     if (item.type === RoomType.DIRECT && !item.peer && !item.name) void this.loadMembers(room.id);
@@ -428,6 +675,7 @@ export class ChatModel {
     }
     const room = this.rooms.get(e.roomId);
     if (room) {
+      if (!countsAsUnread(e, this.me)) room.quiet.add(seq);
       room.lastSeq = Math.max(room.lastSeq, seq);
       if (from === this.me) room.readSeq = Math.max(room.readSeq, seq);
       room.activity = Math.max(room.activity, e.serverTs ? timestampMs(e.serverTs) : Date.now());
@@ -435,6 +683,7 @@ export class ChatModel {
       void this.fetchRoom(e.roomId);
     }
     if (e.content.case === "system") this.onSystem(e.roomId, seq, e.content.value);
+    else if (this.synced) this.notify(e);
     if (e.roomId === this.current) this.markReadSoon();
     this.changed();
   }
@@ -455,9 +704,9 @@ export class ChatModel {
     if (this.rooms.has(roomId) && s.kind !== SystemEventKind.ROOM_CREATED) void this.fetchRoom(roomId);
   }
 
-  private onReceipt(r: ReceiptFrame): void {
+  private onReceipt(r: Receipt): void {
     const seq = Number(r.readSeq);
-    if (r.profileId === this.me) {
+    if (r.mine) {
       const room = this.rooms.get(r.roomId);
       if (room) room.readSeq = Math.max(room.readSeq, seq);
     } else {

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Meter } from "@opentelemetry/api";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { registerRuntimeMetrics } from "./runtime-metrics.js";
 
 export type { Meter };
 
@@ -12,16 +14,36 @@ export interface Metrics {
   shutdown(): Promise<void>;
 }
 
+export interface MetricsOptions {
+  /** `service.instance.id`: which process of the service (default: none). */
+  instanceId?: string;
+  /** Process and runtime metrics (CPU, memory, heap, event loop, GC); on by default. */
+  runtime?: boolean;
+}
+
 /**
  * OpenTelemetry metrics exported in the Prometheus format on the app's own HTTP port, not on a
  * listener of the exporter's. One provider per app, so tests with several apps keep theirs apart.
+ * Every series carries `service_name` (and `service_instance_id`) from the resource.
  */
-export function createMetrics(service: string): Metrics {
-  const exporter = new PrometheusExporter({ preventServerStart: true });
-  const provider = new MeterProvider({ readers: [exporter] });
+export function createMetrics(service: string, options: MetricsOptions = {}): Metrics {
+  const exporter = new PrometheusExporter({
+    preventServerStart: true,
+    withResourceConstantLabels: /^service\.(name|instance\.id)$/,
+  });
+  const resource = resourceFromAttributes({
+    "service.name": service,
+    ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
+  });
+  const provider = new MeterProvider({ resource, readers: [exporter] });
+  const meter = provider.getMeter(service);
+  const stopRuntime = options.runtime === false ? () => {} : registerRuntimeMetrics(meter);
   return {
-    meter: provider.getMeter(service),
+    meter,
     handle: (req, res) => exporter.getMetricsRequestHandler(req, res),
-    shutdown: () => provider.shutdown(),
+    shutdown: () => {
+      stopRuntime();
+      return provider.shutdown();
+    },
   };
 }

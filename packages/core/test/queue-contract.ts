@@ -50,6 +50,11 @@ export function queueContract(name: string, backend: Backend): void {
       return { stop: () => c.abort(), done };
     };
 
+    it("answers a ping while its backend is reachable (readiness)", async () => {
+      const { stream } = await open();
+      await expect(stream.ping()).resolves.toBeUndefined();
+    });
+
     it("hands out entries in publish order, each once, including ones published while consuming", async () => {
       const { stream } = await open();
       await stream.publish(0, [enc("a"), enc("b")]);

@@ -56,6 +56,11 @@ export function registryContract(name: string, backend: Backend): void {
       return r;
     };
 
+    it("answers a ping while its backend is reachable (readiness)", async () => {
+      const reg = await open();
+      await expect(reg.ping()).resolves.toBeUndefined();
+    });
+
     it("lists a device's connections, oldest first, and only that device's", async () => {
       const reg = await open();
       const p = profile();
@@ -100,6 +105,57 @@ export function registryContract(name: string, backend: Backend): void {
       expect(await reg.online([one, one])).toEqual(new Set([one]));
       expect(await reg.online([never])).toEqual(new Set());
       expect(await reg.online([])).toEqual(new Set());
+    });
+
+    it("refreshes many registrations at once (a tick's heartbeats): each lives longer, its heartbeat moved", async () => {
+      await withTtl(SHORT, async (ttl) => {
+        const reg = await open();
+        const [p, q] = [profile(), profile()];
+        const a = conn(p, "d1");
+        const b = conn(q, "d1");
+        await reg.register(a, ttl);
+        await reg.register(b, ttl);
+        const registered = Date.now();
+        await sleepUntil(registered + ttl / 2);
+        const refreshing = Date.now();
+        await reg.refresh(
+          [
+            { ...a, lastHeartbeat: refreshing },
+            { ...b, lastHeartbeat: refreshing },
+          ],
+          ttl,
+        );
+
+        await sleepUntil(registered + ttl + 30); // past the registrations' end, before the refresh's
+        const online = await reg.online([p, q]);
+        const connections = await reg.deviceConnections(p, "d1");
+        const lastSeen = await reg.lastSeen([p, q]);
+        if (Date.now() >= refreshing + ttl) return false;
+        expect(online).toEqual(new Set([p, q]));
+        expect(connections).toEqual([{ ...a, lastHeartbeat: refreshing }]);
+        expect(lastSeen).toEqual(
+          new Map([
+            [p, refreshing],
+            [q, refreshing],
+          ]),
+        );
+        await until("the refreshed registrations to end", async () => (await reg.online([p, q])).size === 0);
+        return true;
+      });
+    });
+
+    it("never brings back with a refresh a connection removed meanwhile, nor adds one never registered", async () => {
+      const reg = await open();
+      const [p, q] = [profile(), profile()];
+      const gone = conn(p, "d1");
+      await reg.register(gone, LONG);
+      await reg.remove(gone);
+      const stranger = conn(q, "d1");
+      await reg.refresh([{ ...gone, lastHeartbeat: Date.now() }, stranger], LONG);
+      await reg.refresh([], LONG);
+      expect(await reg.online([p, q])).toEqual(new Set());
+      expect(await reg.deviceConnections(p, "d1")).toEqual([]);
+      expect(await reg.deviceConnections(q, "d1")).toEqual([]);
     });
 
     it("refreshing a registration extends its life and updates its heartbeat", async () => {
@@ -188,6 +244,22 @@ export function registryContract(name: string, backend: Backend): void {
 
       await reg.remove(b); // removing twice is harmless
       expect(await reg.online([p])).toEqual(new Set());
+    });
+
+    it("forgets a profile: its connections and when it was last seen, no one else's", async () => {
+      const reg = await open();
+      const [p, q] = [profile(), profile()];
+      await reg.register(conn(p, "d1"), LONG);
+      await reg.register(conn(p, "d2"), LONG);
+      const other = conn(q, "d1");
+      await reg.register(other, LONG);
+
+      await reg.forget(p);
+      expect(await reg.deviceConnections(p, "d1")).toEqual([]);
+      expect(await reg.deviceConnections(p, "d2")).toEqual([]);
+      expect(await reg.online([p, q])).toEqual(new Set([q]));
+      expect(await reg.lastSeen([p, q])).toEqual(new Map([[q, other.lastHeartbeat]]));
+      await reg.forget(p); // forgetting twice is harmless
     });
 
     it("answers when profiles were last seen: their latest heartbeat, nothing if never", async () => {

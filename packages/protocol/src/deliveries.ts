@@ -1,7 +1,11 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type LiveDelivery, LiveDeliverySchema } from "@service-chat/api";
-import type { LiveBus } from "@service-chat/core";
+
+/** What publishing needs of the live bus (`LiveBus` in @service-chat/core), so this package stands alone. */
+export interface LivePublisher {
+  publish(subjects: readonly string[], data: Uint8Array): void;
+}
 
 /**
  * The live subject every gateway listens on. A frame for many users travels once per gateway,
@@ -15,7 +19,7 @@ export const DELIVERIES_SUBJECT = "deliveries";
 export const RECIPIENTS_PER_MESSAGE = 1000;
 
 /** Publishes `frame` (an encoded ServerFrame) for these users' devices, wherever they are connected. */
-export function publishToUsers(live: LiveBus, profileIds: readonly string[], frame: Uint8Array): void {
+export function publishToUsers(live: LivePublisher, profileIds: readonly string[], frame: Uint8Array): void {
   publishToRecipients(live, profileIds.map(encodeRecipient), frame);
 }
 
@@ -28,8 +32,15 @@ export function encodeRecipient(profileId: string): Uint8Array {
 }
 
 /** `publishToUsers` for recipients encoded with `encodeRecipient`: building a message is a copy. */
-export function publishToRecipients(live: LiveBus, recipients: readonly Uint8Array[], frame: Uint8Array): void {
-  const frameField = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(frame).finish();
+export function publishToRecipients(
+  live: LivePublisher,
+  recipients: readonly Uint8Array[],
+  frame: Uint8Array,
+  /** The publishing span's traceparent (LiveDelivery.traceparent), when traced. */
+  trace?: string,
+): void {
+  const writer = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(frame);
+  const frameField = (trace ? writer.tag(3, WireType.LengthDelimited).string(trace) : writer).finish();
   for (let i = 0; i < recipients.length; i += RECIPIENTS_PER_MESSAGE) {
     live.publish([DELIVERIES_SUBJECT], Buffer.concat([...recipients.slice(i, i + RECIPIENTS_PER_MESSAGE), frameField]));
   }

@@ -25,6 +25,11 @@ export const DISCONNECT = {
   timeout: { code: 4008, reason: "connection timed out", reconnect: true },
   /** Something failed on the server side: reconnect and resume. */
   internal: { code: 4009, reason: "internal error", reconnect: true },
+  /**
+   * The gateway holds as many connections as it may (MAX_CONNECTIONS): reconnect after the
+   * `retry_after_ms` the disconnect frame gives (jittered), to this gateway or another.
+   */
+  full: { code: 4010, reason: "gateway full", reconnect: true },
 } as const;
 
 export type Disconnect = (typeof DISCONNECT)[keyof typeof DISCONNECT];

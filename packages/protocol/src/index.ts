@@ -1,2 +1,3 @@
 export * from "./deliveries.js";
 export * from "./device-stream.js";
+export * from "./sequencer.js";

@@ -9,7 +9,7 @@ import {
   toJson,
   toJsonString,
 } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import {
   type AckEvent,
@@ -21,14 +21,16 @@ import {
   type Resync,
   type RoomEvent,
   RoomEventSchema,
-  RoomEventType,
   type ServerFrame,
   ServerFrameSchema,
   type TypingFrame,
 } from "@service-chat/api";
-import { RoomSequencer } from "@service-chat/core/sequencer";
 import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream";
+import { RoomSequencer } from "@service-chat/protocol/sequencer";
+import { type AttachmentInit, type EventInit, messages } from "./messages.js";
+import { backoff, errorCode, isPermanent } from "./retry.js";
 import { OPEN, type Socket, socketClass } from "./socket.js";
+import { newDeviceStarts, onBrowserWake, tokenSubject } from "./starts.js";
 import { type ChatStore, type ClientState, memoryStore } from "./store.js";
 
 export type ConnectionState = "idle" | "connecting" | "live" | "reconnecting" | "closed";
@@ -37,18 +39,40 @@ export interface ChatClientOptions {
   /** The gateway's (or embedded server's) HTTP/1.1 address, e.g. http://127.0.0.1:7000. */
   baseUrl: string;
   token?: string;
-  /** Called on every (re)connect and call: return a fresh token when the old one expires. */
-  getToken?: () => Promise<string>;
+  /**
+   * Called on every (re)connect and call. `refused` is true when the server has just refused the
+   * token it returned last (a call answered `unauthenticated`, a session ended as expired or not
+   * authenticated): renew it then. The refused call is made once more with the new token.
+   */
+  getToken?: (info: TokenRequest) => Promise<string>;
   /** The device, when the token carries no device_id claim. */
   deviceId?: string;
   store?: ChatStore;
   /** JSON frames on the WebSocket instead of binary protobuf. */
   json?: boolean;
+  /** Reconnect delay: exponential from min (250 ms), capped at max (5 s), full jitter inside the cap. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Delay between attempts of a send the server could not store (transient): from min (250 ms) to max (10 s). */
+  minSendRetryMs?: number;
+  maxSendRetryMs?: number;
   /** How often acknowledgements are sent (batched). */
   ackIntervalMs?: number;
+  /**
+   * A new device (its store holds nothing yet) starts each room at most this many events before
+   * its end (default 50), and never before its read marker when the unread ones are fewer: older
+   * events are for GetHistory. `Infinity` replays everything since the device's user joined.
+   */
+  newDeviceWindow?: number;
 }
+
+export interface TokenRequest {
+  /** The server refused the last token: make a new one. */
+  refused: boolean;
+}
+
+/** A read receipt; `mine` when it is the signed-in user's own (from another device of theirs). */
+export type Receipt = ReceiptFrame & { mine: boolean };
 
 /** A refusal or a failure, with the API's error code (invalid_argument, unauthenticated, …). */
 export class ChatError extends Error {
@@ -61,9 +85,22 @@ export class ChatError extends Error {
   }
 }
 
+/** A send that failed for a reason that is not the message's fault; it is tried again after `delayMs`. */
+export interface SendRetry {
+  clientId: string;
+  roomId: string;
+  /** The API's code of the failure (`unavailable`, `internal`, …). */
+  code: string;
+  message: string;
+  /** 1 for the first retry. */
+  attempt: number;
+  delayMs: number;
+}
+
 export interface ChatEvents {
   event: RoomEvent;
-  receipt: ReceiptFrame;
+  retrying: SendRetry;
+  receipt: Receipt;
   typing: TypingFrame;
   presence: PresenceFrame;
   resync: Resync;
@@ -71,8 +108,7 @@ export interface ChatEvents {
   error: ChatError;
 }
 
-type Pending = { event: RoomEvent; resolve(ack: AckEvent): void; reject(err: ChatError): void };
-type EventInit = MessageInitShape<typeof RoomEventSchema>;
+type Pending = { event: RoomEvent; attempt: number; resolve(ack: AckEvent): void; reject(err: ChatError): void };
 
 /**
  * A chat client: every ChatService call (`api`), and a live session over WebSocket that shows each
@@ -96,6 +132,14 @@ export class ChatClient {
   private heartbeat?: ReturnType<typeof setInterval>;
   private acker?: ReturnType<typeof setInterval>;
   private connecting?: Promise<void>;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private unwatch?: () => void;
+  private closedByApp = false;
+  private tokenRefused = false;
+  /** The signed-in user (the token's `sub`), to tell their own receipts from others'. */
+  private me = "";
+  /** The store held nothing: this is a new device. */
+  private fresh = false;
   private lastFrameAt = 0;
   private readonly ackDue = new Map<string, number>();
   private saveTimer?: ReturnType<typeof setTimeout>;
@@ -103,9 +147,17 @@ export class ChatClient {
   constructor(private readonly o: ChatClientOptions) {
     if (!o.token && !o.getToken) throw new Error("createChatClient needs token or getToken");
     this.store = o.store ?? memoryStore();
+    this.me = o.token ? (tokenSubject(o.token) ?? "") : "";
     const auth: Interceptor = (next) => async (req) => {
       req.header.set("authorization", `Bearer ${await this.token()}`);
-      return next(req);
+      try {
+        return await next(req);
+      } catch (err) {
+        if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated || !this.o.getToken) throw err;
+        this.tokenRefused = true;
+        req.header.set("authorization", `Bearer ${await this.token()}`);
+        return next(req);
+      }
     };
     this.api = createClient(ChatService, createConnectTransport({ baseUrl: o.baseUrl, interceptors: [auth] }));
   }
@@ -121,6 +173,18 @@ export class ChatClient {
 
   private async start(): Promise<void> {
     await this.load();
+    if (this.fresh) {
+      this.fresh = false;
+      const starts = await newDeviceStarts(
+        this.api,
+        this.o.newDeviceWindow ?? 50,
+        (id) => this.order.position(id) !== undefined,
+      ).catch(() => new Map<string, number>());
+      for (const [room, seq] of starts) this.order.set(room, seq);
+      this.persist();
+    }
+    this.closedByApp = false;
+    this.unwatch ??= onBrowserWake(() => this.reconnectNow());
     if (this.acker === undefined) this.acker = setInterval(() => this.flushAcks(), this.o.ackIntervalMs ?? 1000);
     const live = new Promise<void>((resolve, reject) => {
       this.waiting = { resolve, reject };
@@ -160,17 +224,17 @@ export class ChatClient {
 
   /**
    * Sends an event. It gets a client id (if it has none) and waits in the outbox until the server
-   * acknowledges it; after a reconnect it is sent again with the same id, so it is stored once.
+   * acknowledges it; after a reconnect, or when the server could not store it (unavailable,
+   * internal, …: a `retrying` event says so), it is sent again with the same id, so it is stored
+   * once. It is refused (ChatError) only when the answer says the message itself is wrong
+   * (invalid_argument, permission_denied, not_found, failed_precondition, …).
    */
   async send(init: EventInit): Promise<AckEvent> {
     await this.load();
     const event = create(RoomEventSchema, { ...init, clientId: init.clientId || randomId() });
-    if (this.state === "idle" || this.state === "closed") {
-      const { ack } = await this.api.sendEvent({ event: [event] });
-      return settle(ack[0]);
-    }
+    if (this.state === "idle" || this.state === "closed") return this.sendByCall(event);
     const done = new Promise<AckEvent>((resolve, reject) =>
-      this.pending.set(event.clientId, { event, resolve, reject }),
+      this.pending.set(event.clientId, { event, attempt: 0, resolve, reject }),
     );
     this.persist();
     if (this.welcomed) this.transmit(event);
@@ -179,7 +243,32 @@ export class ChatClient {
 
   /** Sends a text message; give `clientId` to match the pending message with its event later. */
   sendText(roomId: string, body: string, clientId = ""): Promise<AckEvent> {
-    return this.send({ roomId, clientId, type: RoomEventType.TEXT, content: { case: "text", value: { body } } });
+    return this.send(messages.text(roomId, body, clientId));
+  }
+
+  /** A text message answering `parentId` (its `parentId` field). */
+  reply(roomId: string, parentId: string, body: string, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.reply(roomId, parentId, body, clientId));
+  }
+
+  /** Replaces the text of your message `targetEventId`; history then shows it with `edited`. */
+  edit(roomId: string, targetEventId: string, body: string, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.edit(roomId, targetEventId, body, clientId));
+  }
+
+  /** Deletes `targetEventId` for everyone; history then shows it empty with `redacted`. */
+  redact(roomId: string, targetEventId: string, reason = "", clientId = ""): Promise<AckEvent> {
+    return this.send(messages.redact(roomId, targetEventId, reason, clientId));
+  }
+
+  /** Adds your reaction `key` to `targetEventId`, or removes it with `add` false. */
+  react(roomId: string, targetEventId: string, key: string, add = true, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.react(roomId, targetEventId, key, add, clientId));
+  }
+
+  /** Sends an attachment whose bytes are already stored at `a.uri` (see docs/api.md, attachments). */
+  sendAttachment(roomId: string, a: AttachmentInit, clientId = ""): Promise<AckEvent> {
+    return this.send(messages.attachment(roomId, a, clientId));
   }
 
   markRead(roomId: string, seq: number | bigint): void {
@@ -202,7 +291,12 @@ export class ChatClient {
   /** Ends the session for good. */
   close(): void {
     this.flushAcks();
+    this.closedByApp = true;
     this.setState("closed");
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -287,17 +381,12 @@ export class ChatClient {
       case "error": {
         const pending = this.pending.get(f.requestId);
         const err = new ChatError(frame.value.code, frame.value.message);
-        if (pending && err.code !== "resource_exhausted") {
-          this.pending.delete(f.requestId);
-          this.persist();
-          pending.reject(err);
-        } else if (pending) {
-          this.later(() => this.welcomed && this.transmit(pending.event), 1000);
-        } else this.emit("error", err);
+        if (pending) this.failed(pending, err);
+        else this.emit("error", err);
         return;
       }
       case "receipt":
-        this.emit("receipt", frame.value);
+        this.emit("receipt", Object.assign(frame.value, { mine: frame.value.profileId === this.me }));
         return;
       case "typing":
         this.emit("typing", frame.value);
@@ -329,10 +418,72 @@ export class ChatClient {
   private onAck(clientId: string, ack: AckEvent): void {
     const pending = this.pending.get(clientId);
     if (!pending) return;
+    if (ack.error) {
+      this.failed(pending, new ChatError(ack.error.code, ack.error.message));
+      return;
+    }
     this.pending.delete(clientId);
     this.persist();
-    if (ack.error) pending.reject(new ChatError(ack.error.code, ack.error.message));
-    else pending.resolve(ack);
+    pending.resolve(ack);
+  }
+
+  /** A send the server did not store: refused for good, or kept and sent again after a backoff. */
+  private failed(pending: Pending, err: ChatError): void {
+    const id = pending.event.clientId;
+    if (isPermanent(err.code)) {
+      this.pending.delete(id);
+      this.persist();
+      pending.reject(err);
+      return;
+    }
+    const delayMs = this.sendDelay(err.code, pending.attempt++);
+    this.emit("retrying", {
+      clientId: id,
+      roomId: pending.event.roomId,
+      code: err.code,
+      message: err.message,
+      attempt: pending.attempt,
+      delayMs,
+    });
+    this.later(() => {
+      // After a reconnect the welcome has sent it again already; a second copy is harmless (same id).
+      if (this.welcomed && this.pending.get(id) === pending) this.transmit(pending.event);
+    }, delayMs);
+  }
+
+  /** One SendEvent call at a time, repeated with the same client id until it is stored or refused. */
+  private async sendByCall(event: RoomEvent): Promise<AckEvent> {
+    for (let attempt = 0; ; attempt++) {
+      let err: ChatError;
+      try {
+        const { ack } = await this.api.sendEvent({ event: [event] });
+        const a = ack[0];
+        if (a && !a.error) return a;
+        err = a?.error
+          ? new ChatError(a.error.code, a.error.message)
+          : new ChatError("internal", "no answer for the event");
+      } catch (e) {
+        err = new ChatError(errorCode(e), e instanceof ConnectError ? e.rawMessage : String(e));
+      }
+      if (isPermanent(err.code)) throw err;
+      const delayMs = this.sendDelay(err.code, attempt);
+      this.emit("retrying", {
+        clientId: event.clientId,
+        roomId: event.roomId,
+        code: err.code,
+        message: err.message,
+        attempt: attempt + 1,
+        delayMs,
+      });
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+
+  private sendDelay(code: string, attempt: number): number {
+    // Over the rate: the budget refills steadily, so wait about a second each time (growing would
+    // only delay a busy sender that the server would take again a moment later).
+    if (code === "resource_exhausted") return 1000 + Math.round(500 * Math.random());
+    return backoff(attempt, this.o.minSendRetryMs ?? 250, this.o.maxSendRetryMs ?? 10_000);
   }
 
   private onClose(ws: Socket): void {
@@ -345,6 +496,7 @@ export class ChatClient {
     const authFailed = d?.code === DISCONNECT.authFailed.code;
     const again = !d || d.reconnect || (authFailed && !!this.o.getToken && !this.authRetried);
     if (authFailed) this.authRetried = true;
+    if (authFailed || d?.code === DISCONNECT.authExpired.code) this.tokenRefused = true;
     if (!again) {
       const err = new ChatError(authFailed ? "unauthenticated" : "disconnected", d?.reason ?? "disconnected");
       this.setState("closed");
@@ -357,12 +509,31 @@ export class ChatClient {
   }
 
   private retry(): void {
-    const min = this.o.minBackoffMs ?? 250;
-    const max = this.o.maxBackoffMs ?? 30_000;
-    const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random());
+    const delay = backoff(this.attempt, this.o.minBackoffMs ?? 250, this.o.maxBackoffMs ?? 5000);
     this.attempt++;
     this.setState("reconnecting");
-    this.later(() => void this.open(), delay);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, delay);
+  }
+
+  /**
+   * Tries to reconnect at once instead of waiting out the backoff: for a "reconnect now" button,
+   * and called by the client itself when the browser comes back online or the page becomes
+   * visible. Does nothing while connected or connecting; after the session ended for good
+   * (`closed` by the server) it starts a new one.
+   */
+  reconnectNow(): void {
+    if (this.state === "reconnecting" && this.reconnectTimer !== undefined) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
+      this.attempt = 0;
+      void this.open();
+    } else if (this.state === "closed" && !this.closedByApp) {
+      void this.connect().catch(() => {});
+    }
   }
 
   private transmit(event: RoomEvent): void {
@@ -383,16 +554,22 @@ export class ChatClient {
   }
 
   private async token(): Promise<string> {
-    return this.o.getToken ? this.o.getToken() : (this.o.token as string);
+    if (!this.o.getToken) return this.o.token as string;
+    const refused = this.tokenRefused;
+    this.tokenRefused = false;
+    const token = await this.o.getToken({ refused });
+    this.me = tokenSubject(token) ?? this.me;
+    return token;
   }
 
   private load(): Promise<void> {
     this.loaded ??= this.store.load().then((state) => {
+      this.fresh = state === undefined;
       for (const [room, seq] of Object.entries(state?.positions ?? {})) this.order.set(room, seq);
       for (const { clientId, event } of state?.outbox ?? []) {
         const e = fromJson(RoomEventSchema, event as JsonValue);
         e.clientId = clientId;
-        this.pending.set(clientId, { event: e, resolve: () => {}, reject: () => {} });
+        this.pending.set(clientId, { event: e, attempt: 0, resolve: () => {}, reject: () => {} });
       }
     });
     return this.loaded;
@@ -434,12 +611,6 @@ export class ChatClient {
   private emit<K extends keyof ChatEvents>(kind: K, value: ChatEvents[K]): void {
     for (const l of this.listeners.get(kind) ?? []) l(value);
   }
-}
-
-function settle(ack: AckEvent | undefined): AckEvent {
-  if (!ack) throw new ChatError("internal", "no answer for the event");
-  if (ack.error) throw new ChatError(ack.error.code, ack.error.message);
-  return ack;
 }
 
 function randomId(): string {

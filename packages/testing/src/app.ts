@@ -47,6 +47,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     HTTP_PORT: "0",
     GRPC_PORT: "0",
     LOG_LEVEL: "silent",
+    SHUTDOWN_UNREADY_SEC: "0",
     ...NO_API_LIMITS,
     ...env,
   });
@@ -77,7 +78,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     signer,
     httpUrl,
     grpcUrl,
-    db: (app.database as NonNullable<App["database"]>).db,
+    // A gateway-only app has no database of its own.
+    db: app.database?.db as Kysely<Schema>,
     as(user, protocol = "connect", claims = {}) {
       let token: Promise<string> | undefined;
       return createClient(

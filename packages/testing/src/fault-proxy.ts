@@ -23,8 +23,12 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-/** Starts a proxy on a free port of 127.0.0.1 that forwards every connection to `target`. */
-export async function faultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
+/**
+ * Starts a proxy on a free port of 127.0.0.1 that forwards every connection to `to`: a host and
+ * port, or a URL that has both (http://, postgresql://, …).
+ */
+export async function faultProxy(to: { host: string; port: number } | string): Promise<FaultProxy> {
+  const target = typeof to === "string" ? hostAndPort(to) : to;
   const pairs = new Set<[net.Socket, net.Socket]>();
   let accepted = 0;
   const server = net.createServer((client) => {
@@ -90,4 +94,13 @@ export async function faultProxy(target: { host: string; port: number }): Promis
       await closed;
     },
   };
+}
+
+function hostAndPort(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  const port = Number(u.port);
+  if (!u.hostname || !Number.isInteger(port) || port <= 0) {
+    throw new Error(`faultProxy: ${url} needs a host and a port`);
+  }
+  return { host: u.hostname.replace(/^\[|\]$/g, ""), port };
 }

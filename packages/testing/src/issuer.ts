@@ -8,20 +8,21 @@ export type Issuer = Awaited<ReturnType<typeof startIssuer>>;
 /**
  * A minimal OpenID Connect issuer on loopback: discovery document and JWKS, and `sign` for tokens
  * with any claims (issuer and `audience` unless the claims set their own; `key` to forge one).
+ * `host`: the address it listens on and names itself by (another than loopback for other hosts).
  */
-export async function startIssuer(audience: string) {
+export async function startIssuer(audience: string, host = "127.0.0.1") {
   const { privateKey, publicKey } = await generateKeyPair("RS256");
   const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
   const server = http.createServer((req, res) => {
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const base = `http://${host}:${(server.address() as AddressInfo).port}`;
     res.setHeader("content-type", "application/json");
     if (req.url === "/.well-known/openid-configuration") {
       res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
     } else if (req.url === "/jwks") res.end(JSON.stringify({ keys: [jwk] }));
     else res.writeHead(404).end("{}");
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => server.listen(0, host, () => r()));
+  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
   const sign = async (
     claims: Record<string, unknown>,
     opts: { key?: KeyPair["privateKey"]; exp?: number | null } = {},

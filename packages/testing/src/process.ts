@@ -6,7 +6,7 @@ import { UNTIL_TIMEOUT_MS, until } from "./until.js";
 /** The repository's root, where `npm start` runs. */
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
-/** A service process, started as `npm start` starts it (apps/default/src/main.ts under tsx). */
+/** A service process, started as `npm start` starts it: `node apps/default/dist/main.js` (built by the e2e set-up). */
 export interface ServiceProcess {
   name: string;
   child: ChildProcess;
@@ -32,14 +32,18 @@ export async function startService(
   ports?: { http: number; grpc: number },
 ): Promise<ServiceProcess> {
   const [http, grpc] = ports ? [ports.http, ports.grpc] : [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ["--import", "tsx", "apps/default/src/main.ts"], {
+  const child = spawn(process.execPath, ["apps/default/dist/main.js"], {
     cwd: ROOT,
-    env: { ...process.env, ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
+    // No wait between turning not ready and draining unless a test asks for one.
+    env: { ...process.env, SHUTDOWN_UNREADY_SEC: "0", ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc) },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // Up to 4 MB of output is kept: tests read it from an offset (`output().length` earlier), and
+  // one access-log line per call fills a smaller window within a test.
   let output = "";
   const keep = (d: Buffer) => {
-    output = (output + d.toString()).slice(-20_000);
+    output += d.toString();
+    if (output.length > 4_000_000) output = output.slice(-2_000_000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);

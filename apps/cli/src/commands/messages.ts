@@ -1,16 +1,23 @@
 import { randomUUID } from "node:crypto";
-import { AckEventSchema, type RoomEvent, RoomEventSchema, RoomEventType } from "@service-chat/api";
+import { AckEventSchema, type Room, type RoomEvent, RoomEventSchema, RoomEventType } from "@service-chat/api";
+import { backoff, isPermanent } from "@service-chat/sdk";
 import { CALL, type Context } from "../context.js";
-import { CliError, EXIT, networkFailure, rpcCode } from "../errors.js";
+import { CliError, networkFailure, rpcCode } from "../errors.js";
 import { formatEvent, roomLabel } from "../output.js";
 import { collect, RoomNames, resolveRoom } from "../rooms.js";
 
-const RETRY_DELAYS_MS = [500, 1500];
+/** Attempts after the first; the delays between them grow from 0.5 s to at most 4 s (jittered). */
+const RETRIES = 5;
 
-/** Worth sending again (with the same client id): the request may not have arrived. */
-function transient(err: unknown): boolean {
-  const code = rpcCode(err);
-  return !!networkFailure(err) || code === "unavailable" || code === "deadline_exceeded";
+/**
+ * Worth sending again (with the same client id, so it is stored once): no answer, or an answer
+ * that is not about the message itself (unavailable, internal, aborted, resource_exhausted, …).
+ */
+function transient(err: unknown): string | undefined {
+  if (networkFailure(err)) return "no answer";
+  if (err instanceof CliError) return undefined;
+  const code = rpcCode(err) ?? (err as { code?: unknown })?.code;
+  return typeof code === "string" && !isPermanent(code) ? code : undefined;
 }
 
 async function readStdin(): Promise<string> {
@@ -27,25 +34,27 @@ export async function send(ctx: Context): Promise<void> {
   if (text.trim() === "") throw ctx.usage("missing <text>");
   const clientId = ctx.options["client-id"] ?? `cli-${randomUUID()}`;
   if (Buffer.byteLength(clientId) > 128) throw ctx.usage("--client-id must be at most 128 bytes");
-  const room = await resolveRoom(ctx, ref);
-  const event = {
-    roomId: room.id,
-    type: RoomEventType.TEXT,
-    clientId,
-    content: { case: "text" as const, value: { body: text } },
-  };
+  let room: Room | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
+      room ??= await resolveRoom(ctx, ref);
+      const event = {
+        roomId: room.id,
+        type: RoomEventType.TEXT,
+        clientId,
+        content: { case: "text" as const, value: { body: text } },
+      };
       const { ack } = await ctx.api.sendEvent({ event: [event] }, CALL);
       const a = ack[0];
       if (!a) throw new Error("the server answered without an ack");
-      if (a.error) throw new CliError(EXIT.refused, `${a.error.code}: ${a.error.message}`);
+      if (a.error) throw Object.assign(new Error(a.error.message), { code: a.error.code });
       if (ctx.out.json) return ctx.out.message(AckEventSchema, a);
       return ctx.out.line(`sent to ${roomLabel(room)}: seq ${a.seq}, id ${a.eventId}`);
     } catch (err) {
-      const delay = RETRY_DELAYS_MS[attempt];
-      if (delay === undefined || !transient(err)) throw err;
-      ctx.out.note(`no answer from the server; sending again (same client id ${clientId})`);
+      const why = transient(err);
+      if (attempt >= RETRIES || !why) throw err;
+      const delay = Math.max(100, backoff(attempt, 500, 4000));
+      ctx.out.note(`retrying in ${(delay / 1000).toFixed(1)} s (${why}); same client id ${clientId}, stored once`);
       await new Promise((r) => setTimeout(r, delay));
     }
   }

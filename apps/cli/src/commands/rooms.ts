@@ -81,6 +81,33 @@ export async function add(ctx: Context): Promise<void> {
   ctx.out.line(`added to ${roomLabel(room)}: ${who}`);
 }
 
+/** `chat rooms join <room> [--role member|guest]`: adds yourself to a public channel. */
+export async function join(ctx: Context): Promise<void> {
+  ctx.maxArgs(1);
+  const role = ctx.options.role ?? "member";
+  if (!["member", "guest"].includes(role)) throw ctx.usage("--role must be member or guest when you join");
+  const room = await resolveRoom(ctx, ctx.arg(0, "room"));
+  const { subscriptions } = await ctx.api.addRoomSubscriptions(
+    { roomId: room.id, members: [{ profileId: ctx.me(), role }] },
+    CALL,
+  );
+  if (ctx.out.json) {
+    for (const s of subscriptions) ctx.out.message(RoomSubscriptionSchema, s);
+    return;
+  }
+  ctx.out.line(`joined ${roomLabel(room)} as ${subscriptions[0]?.role ?? role}`);
+}
+
+/** `chat rooms leave <room>`: removes yourself. */
+export async function leave(ctx: Context): Promise<void> {
+  ctx.maxArgs(1);
+  const room = await resolveRoom(ctx, ctx.arg(0, "room"));
+  const res = await ctx.api.removeRoomSubscriptions({ roomId: room.id, profileIds: [ctx.me()] }, CALL);
+  if (ctx.out.json) return ctx.out.message(RemoveRoomSubscriptionsResponseSchema, res);
+  if (res.profileIds.length === 0) ctx.out.note(`you are not a member of ${roomLabel(room)}`);
+  else ctx.out.line(`left ${roomLabel(room)}`);
+}
+
 /** `chat rooms remove <room> <user>...` */
 export async function remove(ctx: Context): Promise<void> {
   const ref = ctx.arg(0, "room");

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { freePort, ROOT, startTestApp, type TestApp, until } from "@service-chat/testing";
+import { faultProxy, freePort, ROOT, startTestApp, type TestApp, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const BIN = fileURLToPath(new URL("../../bin/chat.js", import.meta.url));
@@ -192,10 +192,39 @@ describe("chat CLI", () => {
     expect(r.stderr).toMatch(/^not_found: .+\n$/);
     const channel = await chat(["history", "news"], { CHAT_TOKEN: eve });
     expect(channel.code).toBe(1);
-    expect(channel.stderr).toMatch(/^permission_denied: .+\n$/);
+    expect(channel.stderr).toMatch(/^permission_denied: .+; join with: chat rooms join <room>\n$/);
+    // The command the hint names exists and does it.
+    const join = await chat(["rooms", "join", "news"], { CHAT_TOKEN: eve });
+    expect(join.stderr).toBe("");
+    expect(join.stdout).toBe("joined #news as member\n");
+    expect((await chat(["history", "news"], { CHAT_TOKEN: eve })).code).toBe(0);
+    const leave = await chat(["rooms", "leave", "news"], { CHAT_TOKEN: eve });
+    expect(leave.stdout).toBe("left #news\n");
     const direct = await chat(["rooms", "create", "dm", "--type", "direct", "--member", "bob", "--member", "carol"]);
     expect(direct.code).toBe(1);
     expect(direct.stderr).toMatch(/^invalid_argument: members/);
+  });
+
+  it("send says 'retrying' while the server cannot be reached, and stores the message once when it is back", async () => {
+    const proxy = await faultProxy(t.httpUrl);
+    try {
+      await proxy.down();
+      const send = start(["send", "general", "through", "the", "outage", "--client-id", "cli-outage-1"], {
+        CHAT_URL: proxy.via(t.httpUrl),
+      });
+      await until("the first retry", () => /retrying in/.test(send.run.stderr) || send.run.code !== null);
+      await proxy.up();
+      const r = await send.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        /^retrying in \d+\.\d s \((no answer|deadline_exceeded|unavailable)\); same client id cli-outage-1, stored once\n/,
+      );
+      expect(r.stdout).toMatch(/^sent to #general: seq \d+, id /);
+      const { events } = await t.as("alice").getHistory({ roomId });
+      expect(events.filter((e) => e.clientId === "cli-outage-1")).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("prints --help with the exit codes", async () => {

@@ -15,7 +15,8 @@ export type Action =
   | "room.delete"
   | "member.add"
   | "member.remove" // remove another member (leaving is always allowed)
-  | "member.role"; // change another member's role
+  | "member.role" // change another member's role
+  | "room.retention"; // change the room's retention policy
 
 export const MATRIX: Readonly<Record<Action, readonly Role[]>> = {
   "room.read": ["owner", "admin", "moderator", "member", "guest"],
@@ -26,6 +27,7 @@ export const MATRIX: Readonly<Record<Action, readonly Role[]>> = {
   "member.add": ["owner", "admin", "moderator"],
   "member.remove": ["owner", "admin", "moderator"],
   "member.role": ["owner", "admin"],
+  "room.retention": ["owner", "admin"],
 };
 
 const RANK: Readonly<Record<Role, number>> = { owner: 5, admin: 4, moderator: 3, member: 2, guest: 1 };
@@ -54,4 +56,5 @@ const describe: Record<Action, string> = {
   "member.add": "add members",
   "member.remove": "remove other members",
   "member.role": "change roles",
+  "room.retention": "change this room's retention policy",
 };

@@ -13,6 +13,8 @@ export interface Schema {
   devices: DevicesTable;
   push_dead_letters: DeadLettersTable;
   push_retries: PushRetriesTable;
+  erasures: ErasuresTable;
+  audit_log: AuditLogTable;
 }
 
 export type RoomKind = "direct" | "group" | "channel";
@@ -34,6 +36,11 @@ export interface RoomsTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Date | null;
+  /** The room's own retention (null: the deployment's default; 0: for ever): migration 0008. */
+  retention_max_age_sec: number | null;
+  retention_max_events: number | null;
+  /** The first seq still stored (retention deletes from the start). */
+  first_seq: Generated<number>;
 }
 
 export interface SubscriptionsTable {
@@ -112,6 +119,28 @@ export interface PushRetriesTable {
   attempts: number;
   last_error: string;
   due_at: Timestamp;
+}
+
+/** A person erased (migration 0008): the record, and where a resumed erasure finds its counts. */
+export interface ErasuresTable {
+  profile_id: string;
+  requested_by: string;
+  requested_at: Timestamp;
+  completed_at: Date | null;
+  events_redacted: Generated<number>;
+  rooms_left: Generated<number>;
+  direct_rooms_closed: Generated<number>;
+}
+
+export interface AuditLogTable {
+  id: string;
+  created_at: Generated<Date>;
+  actor_id: string;
+  action: string;
+  room_id: string | null;
+  targets: ColumnType<string[], string, never>;
+  details: ColumnType<Record<string, unknown>, string, never>;
+  request_id: string;
 }
 
 export type RoomRow = Selectable<RoomsTable>;

@@ -13,6 +13,7 @@ export interface WireEvent {
 
 // Field numbers of EventBatch, RoomEvent and ServerFrame (proto/chat/v1).
 const BATCH_EVENTS = 1;
+const BATCH_TRACEPARENT = 3;
 const EVENT_ROOM_ID = 2;
 const EVENT_TYPE = 4;
 const EVENT_SEQ = 6;
@@ -20,15 +21,16 @@ const FRAME_EVENT = 3;
 
 /**
  * The events of an EventBatch entry, read without decoding them: each one's room, seq and type,
- * and its bytes as they are. Fan-out decodes an event only when it needs its content (system
+ * and its bytes as they are; `trace` is the traceparent of the relay's span, when traced. Fan-out decodes an event only when it needs its content (system
  * events, push), and wraps the bytes as a ServerFrame without encoding the event again.
  */
-export function readBatch(entry: Uint8Array): WireEvent[] {
-  const events: WireEvent[] = [];
+export function readBatch(entry: Uint8Array): WireEvent[] & { trace?: string } {
+  const events: WireEvent[] & { trace?: string } = [];
   const reader = new BinaryReader(entry);
   while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
     if (field === BATCH_EVENTS && wireType === WireType.LengthDelimited) events.push(readEvent(reader.bytes()));
+    else if (field === BATCH_TRACEPARENT && wireType === WireType.LengthDelimited) events.trace = reader.string();
     else reader.skip(wireType, field);
   }
   return events;
@@ -58,6 +60,7 @@ export function eventFrame(e: WireEvent): Uint8Array {
 /** Checked once at load: the field numbers above are the schema's. */
 const fieldNumbers = [
   EventBatchSchema.field.events?.number === BATCH_EVENTS,
+  EventBatchSchema.field.traceparent?.number === BATCH_TRACEPARENT,
   RoomEventSchema.field.roomId?.number === EVENT_ROOM_ID,
   RoomEventSchema.field.type?.number === EVENT_TYPE,
   RoomEventSchema.field.seq?.number === EVENT_SEQ,

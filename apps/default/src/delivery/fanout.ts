@@ -1,7 +1,18 @@
 import { type RoomEvent, RoomEventType } from "@service-chat/api";
-import { type EventStream, type LiveBus, type Logger, type Service, type StreamEntry, sleep } from "@service-chat/core";
+import {
+  currentTraceParent,
+  type EventStream,
+  type LiveBus,
+  type Logger,
+  type Service,
+  type Span,
+  SpanKind,
+  type StreamEntry,
+  sleep,
+  type Tracing,
+} from "@service-chat/core";
 import { publishToRecipients, RECIPIENTS_PER_MESSAGE } from "@service-chat/protocol";
-import { decodeEvent, eventFrame, readBatch } from "./event-wire.js";
+import { decodeEvent, eventFrame, readBatch, type WireEvent } from "./event-wire.js";
 import { type Member, type MembershipCache, membershipChange } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
 
@@ -18,6 +29,8 @@ export interface FanoutOptions {
   metrics?: PipelineMetrics;
   /** Called with the recipients of each event (the push hook for offline users). */
   onDelivered?: (event: RoomEvent, recipients: Member[]) => void;
+  /** Present when tracing is on: a traced entry is a `fanout` span, continued by the gateways. */
+  tracing?: Tracing;
 }
 
 /**
@@ -58,9 +71,19 @@ export class FanoutWorker implements Service {
     }
   }
 
-  async handle(entry: StreamEntry): Promise<void> {
-    const started = performance.now();
+  handle(entry: StreamEntry): Promise<void> {
     const events = readBatch(entry.data);
+    const { tracing } = this.o;
+    if (!tracing || !events.trace) return this.deliver(events);
+    return tracing.span(
+      "fanout",
+      { parent: events.trace, kind: SpanKind.CONSUMER, attributes: { "chat.events": events.length } },
+      (span) => this.deliver(events, currentTraceParent(), span),
+    );
+  }
+
+  private async deliver(events: WireEvent[], trace?: string, span?: Span): Promise<void> {
+    const started = performance.now();
     let deliveries = 0;
     for (const wire of events) {
       // Decoded only when its content matters: a system event (membership), or for push.
@@ -74,6 +97,7 @@ export class FanoutWorker implements Service {
           this.o.live,
           recipients.slice(i, i + CHUNK).map((m) => m.wire),
           frame,
+          trace,
         );
       }
       deliveries += recipients.length;
@@ -84,5 +108,6 @@ export class FanoutWorker implements Service {
     // room's next event).
     await this.o.live.flush();
     this.o.metrics?.fannedOut(events.length, deliveries, performance.now() - started);
+    span?.setAttribute("chat.deliveries", deliveries);
   }
 }

@@ -66,7 +66,14 @@ export class MembershipCache {
    */
   async recipients(roomId: string, seq: number, change?: MembershipChange): Promise<Member[]> {
     let entry = this.rooms.get(roomId);
-    if (!entry || entry.asOf !== seq - 1) entry = await this.load(roomId, seq);
+    if (!entry || entry.asOf !== seq - 1) {
+      const loaded = await this.load(roomId, seq);
+      // The room's membership changes from this event on were removed by retention (a fan-out far
+      // behind): who was in then cannot be told, so nobody gets it live — devices are told to
+      // resync by Sync, which every gap fill goes through (docs/data-lifecycle.md).
+      if (!loaded) return [];
+      entry = loaded;
+    }
     this.rooms.delete(roomId);
     if (this.rooms.size >= this.maxRooms) this.rooms.delete(this.rooms.keys().next().value as string);
     this.rooms.set(roomId, entry);
@@ -85,12 +92,15 @@ export class MembershipCache {
     return recipients;
   }
 
-  /** The room as it stood after event `seq - 1`. */
-  private async load(roomId: string, seq: number): Promise<Entry> {
+  /** The room as it stood after event `seq - 1`; undefined when retention removed events from `seq` on. */
+  private async load(roomId: string, seq: number): Promise<Entry | undefined> {
     // Today's members first, then the changes: a change committed between the two reads is in
     // the second, and undoing it is right whether or not the first saw it.
     const members = new Set(await this.store.activeMembers(roomId));
-    for (const row of await this.store.systemEventsFrom(roomId, seq)) {
+    const changes = await this.store.systemEventsFrom(roomId, seq);
+    // Read after the changes: a purge that committed before them shows here.
+    if (seq < (await this.store.firstSeq(roomId))) return undefined;
+    for (const row of changes) {
       const change = membershipChange(presentEvent(row));
       if (!change) continue;
       for (const p of change.added) members.delete(p);

@@ -2,14 +2,18 @@ import { toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type RoomEvent, RoomEventSchema } from "@service-chat/api";
 import {
+  currentTraceParent,
   type Database,
   type DbSession,
   type EventStream,
   type Logger,
+  linkTo,
   partitionOf,
   raceAbort,
   type Service,
+  SpanKind,
   sleep,
+  type Tracing,
 } from "@service-chat/core";
 import type { Schema } from "../db/schema.js";
 import { presentEvent } from "../events/present.js";
@@ -45,6 +49,8 @@ export interface RelayOptions extends RelaySettings {
   stream: EventStream;
   logger: Logger;
   metrics?: PipelineMetrics;
+  /** Present when tracing is on: a publish of traced events is an `outbox.publish` span. */
+  tracing?: Tracing;
 }
 
 /**
@@ -195,7 +201,13 @@ export class OutboxRelay implements Service {
       fresh.push(e);
     }
     if (fresh.length === 0) return;
-    await this.publish(fresh.map((e) => ({ event: presentEvent(e.row), outboxId: e.outboxId })));
+    await this.publish(
+      fresh.map((e) =>
+        e.trace
+          ? { event: presentEvent(e.row), outboxId: e.outboxId, trace: e.trace }
+          : { event: presentEvent(e.row), outboxId: e.outboxId },
+      ),
+    );
   }
 
   /** Publishes the oldest unpublished rows of the table; returns how many. */
@@ -209,8 +221,24 @@ export class OutboxRelay implements Service {
     return rows.length;
   }
 
-  /** Events in outbox order to the stream (by partition), then marked published. */
-  private async publish(items: { event: RoomEvent; outboxId: number }[]): Promise<void> {
+  /**
+   * Events in outbox order to the stream (by partition), then marked published. When tracing is
+   * on and some were traced, in an `outbox.publish` span (a child of the first one's commit, linked
+   * to the others) whose traceparent travels in the stream entries.
+   */
+  private publish(items: Published[]): Promise<void> {
+    const tracing = this.o.tracing;
+    const traces = tracing ? [...new Set(items.flatMap((i) => (i.trace ? [i.trace] : [])))] : [];
+    if (!tracing || traces.length === 0) return this.publishNow(items);
+    const links = traces.slice(1).flatMap((t) => linkTo(t) ?? []);
+    return tracing.span(
+      "outbox.publish",
+      { parent: traces[0] as string, links, kind: SpanKind.PRODUCER, attributes: { "chat.events": items.length } },
+      () => this.publishNow(items, currentTraceParent()),
+    );
+  }
+
+  private async publishNow(items: Published[], trace?: string): Promise<void> {
     const byPartition = new Map<number, RoomEvent[]>();
     for (const { event } of items) {
       const p = partitionOf(event.roomId, this.o.stream.partitions);
@@ -218,10 +246,11 @@ export class OutboxRelay implements Service {
       if (list) list.push(event);
       else byPartition.set(p, [event]);
     }
-    await Promise.all([...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events))));
+    await Promise.all([...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events, trace))));
     await this.o.store.markPublished(items.map((i) => i.outboxId));
     for (const { event } of items) this.remember(event.roomId, Number(event.seq));
-    this.o.metrics?.published(items.length);
+    const oldest = items[0]?.event.serverTs;
+    this.o.metrics?.published(items.length, oldest ? Number(oldest.seconds) * 1000 + oldest.nanos / 1e6 : undefined);
   }
 
   private remember(roomId: string, seq: number): void {
@@ -236,24 +265,36 @@ export class OutboxRelay implements Service {
   }
 }
 
+/** EventBatch.traceparent (proto/chat/v1/delivery.proto). */
+const BATCH_TRACEPARENT = 3;
+
+/** An event to publish, with its outbox row and the trace of its commit (tracing on). */
+interface Published {
+  event: RoomEvent;
+  outboxId: number;
+  trace?: string;
+}
+
 /**
  * Packs events into EventBatch stream entries of bounded size, keeping their order. Each event is
  * serialised once; an entry is the concatenation of its events as field 1 (`repeated events`).
  */
-export function encodeBatches(events: RoomEvent[]): Uint8Array[] {
+export function encodeBatches(events: RoomEvent[], trace?: string): Uint8Array[] {
   const entries: Uint8Array[] = [];
   let writer = new BinaryWriter();
   let size = 0;
+  const finish = () =>
+    (trace ? writer.tag(BATCH_TRACEPARENT, WireType.LengthDelimited).string(trace) : writer).finish();
   for (const event of events) {
     const bytes = toBinary(RoomEventSchema, event);
     if (size > 0 && size + bytes.length > MAX_ENTRY_BYTES) {
-      entries.push(writer.finish());
+      entries.push(finish());
       writer = new BinaryWriter();
       size = 0;
     }
     writer.tag(1, WireType.LengthDelimited).bytes(bytes);
     size += bytes.length + 8;
   }
-  if (size > 0) entries.push(writer.finish());
+  if (size > 0) entries.push(finish());
   return entries;
 }

@@ -11,8 +11,16 @@ export interface SyncRoom {
   room_id: string;
   joined_seq: number;
   last_seq: number;
+  /** The room's first stored seq (retention deletes before it). */
+  first_seq: number;
   /** What the device acknowledged (null: nothing yet, or no device). */
   delivered_seq: number | null;
+}
+
+/** Whose rooms a Sync reads: a profile, and the device whose acknowledged cursors count (none: none). */
+export interface SyncReader {
+  profileId: string;
+  deviceId?: string | undefined;
 }
 
 /** Events of one room with `after < seq <= upTo`. */
@@ -101,37 +109,33 @@ export class DeliveryStore extends Store {
     return row.read_seq;
   }
 
-  /** Every live room `profileId` is an active member of, in id order, with `deviceId`'s cursor in it. */
-  syncRooms(profileId: string, deviceId: string | undefined): Promise<SyncRoom[]> {
-    return this.db
-      .selectFrom("room_subscriptions as s")
-      .innerJoin("rooms as r", "r.id", "s.room_id")
-      .leftJoin("device_cursors as d", (j) =>
-        j
-          .onRef("d.room_id", "=", "s.room_id")
-          .onRef("d.profile_id", "=", "s.profile_id")
-          .on("d.device_id", "=", deviceId ?? ""),
-      )
-      .select(["s.room_id", "s.joined_seq", "r.last_seq", "d.delivered_seq"])
-      .where("s.profile_id", "=", profileId)
-      .where("s.state", "=", "active")
-      .where("r.deleted_at", "is", null)
-      .orderBy("s.room_id")
-      .execute();
+  /**
+   * For each reader (a profile, and the device whose cursors count), every live room it is an
+   * active member of, in id order, with the device's cursor in it: one statement for all of them.
+   * `reader` is the reader's index in `readers`.
+   */
+  async syncRooms(readers: readonly SyncReader[]): Promise<(SyncRoom & { reader: number })[]> {
+    if (readers.length === 0) return [];
+    const { rows } = await sql<SyncRoom & { reader: number }>`
+      select (q.n - 1)::int as reader, s.room_id, s.joined_seq, r.last_seq, r.first_seq, d.delivered_seq
+      from unnest(${readers.map((r) => r.profileId)}::text[], ${readers.map((r) => r.deviceId ?? "")}::text[])
+        with ordinality as q(profile_id, device_id, n)
+      join room_subscriptions s on s.profile_id = q.profile_id and s.state = 'active'
+      join rooms r on r.id = s.room_id and r.deleted_at is null
+      left join device_cursors d on d.room_id = s.room_id and d.profile_id = s.profile_id and d.device_id = q.device_id
+      order by q.n, s.room_id`.execute(this.db);
+    return rows;
   }
 
-  /** The events of these ranges, in one statement, in no particular order. */
-  eventsIn(ranges: SeqRange[]): Promise<EventRow[]> {
-    if (ranges.length === 0) return Promise.resolve([]);
-    return this.db
-      .selectFrom("room_events")
-      .select(EVENT_COLUMNS)
-      .where((eb) =>
-        eb.or(
-          ranges.map((g) => eb.and([eb("room_id", "=", g.roomId), eb("seq", ">", g.after), eb("seq", "<=", g.upTo)])),
-        ),
-      )
-      .execute();
+  /** The events of these ranges (which must not overlap), in one statement, in no particular order. */
+  async eventsIn(ranges: readonly SeqRange[]): Promise<EventRow[]> {
+    if (ranges.length === 0) return [];
+    const { rows } = await sql<EventRow>`
+      select ${sql.join(EVENT_COLUMNS.map((c) => sql.ref(`e.${c}`)))}
+      from unnest(${ranges.map((g) => g.roomId)}::text[], ${ranges.map((g) => g.after)}::int8[],
+        ${ranges.map((g) => g.upTo)}::int8[]) as g(room_id, after, up_to)
+      join room_events e on e.room_id = g.room_id and e.seq > g.after and e.seq <= g.up_to`.execute(this.db);
+    return rows;
   }
 
   // --- who is in which room ---
@@ -175,6 +179,12 @@ export class DeliveryStore extends Store {
       .where("state", "=", "active")
       .execute();
     return rows.map((r) => r.profile_id);
+  }
+
+  /** The room's first stored seq (retention deletes before it); 1 for a room not found. */
+  async firstSeq(roomId: string): Promise<number> {
+    const row = await this.db.selectFrom("rooms").select("first_seq").where("id", "=", roomId).executeTakeFirst();
+    return row?.first_seq ?? 1;
   }
 
   /** The room's system events from `seq` on, newest first (the membership changes are among them). */

@@ -18,9 +18,9 @@ import {
 } from "@service-chat/core";
 import { publishToUsers } from "@service-chat/protocol";
 import { requireAccess } from "../authz/access.js";
-import { presentEvent } from "../events/present.js";
+import { unreadCount } from "../rooms/present.js";
 import type { DeliveryStore } from "./store.js";
-import { planSyncPage } from "./sync-plan.js";
+import { SyncBatcher } from "./sync-batch.js";
 
 export interface SyncQuery {
   cursors: RoomCursor[];
@@ -45,7 +45,14 @@ export interface SyncSettings {
   maxBacklog: number;
   /** Events per page when the request names no limit (SYNC_PAGE_SIZE). */
   pageSize: number;
+  /** Sync batches read at once (default 2): 1 on the embedded database, which runs one statement at a time. */
+  readsInFlight?: number;
 }
+
+/** Devices whose Syncs are read together, at most (delivery/sync-batch.ts). */
+const SYNC_BATCH_DEVICES = 200;
+/** Events a batch reads, at most, shared evenly by its devices: each gets 100 or more. */
+const SYNC_BATCH_EVENTS = 20_000;
 
 /**
  * Per-device delivery state and catch-up: acknowledged cursors, read markers (with live receipts),
@@ -53,11 +60,20 @@ export interface SyncSettings {
  * moved forward in place; nothing is written per message.
  */
 export class SyncService {
+  private readonly batcher: SyncBatcher;
+
   constructor(
     private readonly store: DeliveryStore,
     private readonly live: LiveBus,
     private readonly settings: SyncSettings,
-  ) {}
+  ) {
+    this.batcher = new SyncBatcher(store, {
+      inFlight: settings.readsInFlight ?? 2,
+      maxDevices: SYNC_BATCH_DEVICES,
+      maxEvents: SYNC_BATCH_EVENTS,
+      maxBacklog: settings.maxBacklog,
+    });
+  }
 
   /** Moves the device's delivered cursors forward (never back); answers the stored cursors. */
   async ack(caller: Identity, acks: RoomCursor[], deviceId: string): Promise<RoomCursor[]> {
@@ -91,7 +107,7 @@ export class SyncService {
       frame: { case: "receipt", value: { roomId, profileId: caller.profileId, readSeq: BigInt(readSeq) } },
     });
     await this.toMembers(roomId, toBinary(ServerFrameSchema, frame));
-    return { readSeq, unread: Math.max(0, room.last_seq - readSeq) };
+    return { readSeq, unread: unreadCount(room, readSeq) };
   }
 
   /** Tells the room's other members, live, that the caller is typing; nothing is stored. */
@@ -119,13 +135,13 @@ export class SyncService {
       if (c.seq < 0n) throw invalid(`cursors[${i}].seq`, "must not be negative");
       given.set(c.roomId, Number(c.seq));
     });
-    const rooms = await this.store.syncRooms(caller.profileId, device);
-    const plan = planSyncPage(rooms, given, limit, this.settings.maxBacklog);
-    const rows = await this.store.eventsIn(plan.ranges);
-    const order = new Map(plan.ranges.map((g, i) => [g.roomId, i]));
-    rows.sort((a, b) => (order.get(a.room_id) as number) - (order.get(b.room_id) as number) || a.seq - b.seq);
+    const { plan, events } = await this.batcher.read({
+      reader: { profileId: caller.profileId, deviceId: device },
+      given,
+      limit,
+    });
     return {
-      events: rows.map(presentEvent),
+      events,
       resync: plan.resync.map((r) =>
         create(ResyncSchema, {
           roomId: r.roomId,

@@ -4,10 +4,13 @@ import {
   checkId,
   checkLimit,
   checkText,
+  currentTraceParent,
   type Identity,
   invalid,
   isDatabaseUnavailable,
   type Logger,
+  linkTo,
+  type Tracing,
 } from "@service-chat/core";
 import { requireAccess } from "../authz/access.js";
 import { type CommitterLimits, GroupCommitter } from "./committer.js";
@@ -42,23 +45,32 @@ export interface Page<T> {
   nextCursor: string;
 }
 
+/** A history page, with where the room's stored events begin (retention deletes before it). */
+export interface HistoryPage extends Page<RoomEvent> {
+  firstSeq: number;
+}
+
 export interface EventServiceOptions {
   /** The group committer's limits (SEND_BATCH_*). */
   limits: CommitterLimits;
   logger: Logger;
   metrics?: SendMetrics;
+  /** Present when tracing is on: each batch is a `send.commit` span. */
+  tracing?: Tracing;
 }
 
 /** Messages: sending (validated, authorised, idempotent, dense seq), history and search. */
 export class EventService {
   private readonly committer: GroupCommitter<EventStore, SendJob, SendAck[]>;
+  private readonly tracing: Tracing | undefined;
 
   constructor(
     private readonly store: EventStore,
     options: EventServiceOptions,
   ) {
-    const { logger, metrics } = options;
-    this.committer = new GroupCommitter(store, storeSends, {
+    const { logger, metrics, tracing } = options;
+    this.tracing = tracing;
+    this.committer = new GroupCommitter(store, tracing ? tracedStoreSends(tracing) : storeSends, {
       limits: options.limits,
       onBatchFailure(err, jobs) {
         // A database that is down is reported once per outage where the calls are answered.
@@ -96,7 +108,9 @@ export class EventService {
     });
     await Promise.all(
       [...byRoom].map(async ([roomId, group]) => {
-        const stored = await this.committer.run(roomId, group.length, { caller, roomId, group });
+        const trace = this.tracing ? currentTraceParent() : undefined;
+        const job: SendJob = trace ? { caller, roomId, group, trace } : { caller, roomId, group };
+        const stored = await this.committer.run(roomId, group.length, job);
         group.forEach((g, i) => {
           acks[g.index] = stored[i] as SendAck;
         });
@@ -106,13 +120,13 @@ export class EventService {
   }
 
   /** A page of a room's history, newest first unless `direction` is forward. */
-  async history(caller: Identity, q: HistoryQuery): Promise<Page<RoomEvent>> {
+  async history(caller: Identity, q: HistoryQuery): Promise<HistoryPage> {
     checkId("room_id", q.roomId);
     const limit = checkLimit("limit", q.limit, DEFAULT_PAGE, MAX_PAGE);
     if (!(q.direction in Direction)) throw invalid("direction", `${q.direction} is not a known value`);
     const forward = q.direction === Direction.FORWARD;
     const { afterSeq } = readHistoryCursor(q.cursor, q.roomId, forward);
-    await requireAccess(this.store.access, q.roomId, caller.profileId, "room.read");
+    const { room } = await requireAccess(this.store.access, q.roomId, caller.profileId, "room.read");
     const rows = await this.store.history({
       roomId: q.roomId,
       forward,
@@ -120,7 +134,7 @@ export class EventService {
       ...(afterSeq !== undefined ? { afterSeq } : {}),
     });
     const { page, nextCursor } = pageOf(rows, limit, (last) => historyCursor(q.roomId, forward, last.seq));
-    return { items: page.map(presentEvent), nextCursor };
+    return { items: page.map(presentEvent), nextCursor, firstSeq: room.first_seq };
   }
 
   /** Full-text search over text in the rooms the caller belongs to, newest first. */
@@ -144,4 +158,21 @@ export class EventService {
     );
     return { items: page.map(presentEvent), nextCursor };
   }
+}
+
+/**
+ * `storeSends` in a `send.commit` span: a child of the first traced call of the batch, linked to
+ * the others; the events it stores carry the span to the outbox relay.
+ */
+function tracedStoreSends(tracing: Tracing) {
+  return (tx: EventStore, jobs: SendJob[]): Promise<SendAck[][]> => {
+    const traced = jobs.filter((j) => j.trace);
+    if (traced.length === 0) return storeSends(tx, jobs);
+    const links = traced.slice(1).flatMap((j) => linkTo(j.trace as string) ?? []);
+    const options = { parent: traced[0]?.trace as string, links, attributes: { "chat.jobs": jobs.length } };
+    return tracing.span("send.commit", options, async () => {
+      tx.trace = currentTraceParent();
+      return storeSends(tx, jobs);
+    });
+  };
 }

@@ -30,6 +30,8 @@ export interface SendJob {
   caller: Identity;
   roomId: string;
   group: Indexed[];
+  /** The sending call's traceparent, only when tracing is on and the call is sampled. */
+  trace?: string;
 }
 
 /** What the jobs of a batch decided so far, so that each sees the ones before it. */

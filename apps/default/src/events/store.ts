@@ -24,6 +24,8 @@ export interface NewEvent {
 export interface CommittedEvent {
   outboxId: number;
   row: EventRow;
+  /** The traceparent of the transaction that stored it (tracing on): the relay's span continues it. */
+  trace?: string;
 }
 
 /**
@@ -112,6 +114,8 @@ export class EventStore extends Store {
   readonly access: AccessStore;
   /** What this transaction appended, for the sink once it commits. */
   private appended: CommittedEvent[] = [];
+  /** The traceparent of this transaction's span, handed to the relay with what it appends. */
+  trace: string | undefined;
 
   constructor(
     db: Db,
@@ -274,7 +278,11 @@ export class EventStore extends Store {
     const committed: CommittedEvent[] = [];
     for (const { outbox_id, ...row } of rows) {
       byId.set(row.id, row as EventRow);
-      committed.push({ outboxId: outbox_id, row: row as EventRow });
+      committed.push(
+        this.trace
+          ? { outboxId: outbox_id, row: row as EventRow, trace: this.trace }
+          : { outboxId: outbox_id, row: row as EventRow },
+      );
     }
     if (this.sink) {
       committed.sort((a, b) => a.outboxId - b.outboxId);

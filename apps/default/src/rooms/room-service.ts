@@ -1,10 +1,12 @@
 import type { CreateRoomRequest, Room, UpdateRoomRequest } from "@service-chat/api";
 import { checkId, checkLimit, decodeCursor, encodeCursor, type Identity, invalid } from "@service-chat/core";
 import { requireAccess, viewRoom } from "../authz/access.js";
+import { assertCan } from "../authz/permissions.js";
 import type { Role, RoomRow } from "../db/schema.js";
 import { pageOf } from "../events/cursors.js";
 import type { Page } from "../events/event-service.js";
 import { SystemEventKind, systemEvent } from "../events/kinds/system.js";
+import { checkRetention } from "../lifecycle/retention.js";
 import { presentRoom } from "./present.js";
 import type { NewMember, RoomChanges, RoomFields, RoomStore } from "./store.js";
 import {
@@ -44,6 +46,15 @@ export class RoomService {
       await tx.events.append(room, [
         systemEvent(caller.profileId, SystemEventKind.ROOM_CREATED, { profileIds: members.map((m) => m.profileId) }),
       ]);
+      await tx.audit.record([
+        {
+          actorId: caller.profileId,
+          action: "room.created",
+          roomId: room.id,
+          targets: members.map((m) => m.profileId),
+          details: { type },
+        },
+      ]);
       return room;
     });
     return presentRoom(row, row.last_seq);
@@ -61,6 +72,15 @@ export class RoomService {
       await tx.insertMembers(firstMembers(room.id, caller, "owner", [other], "owner"));
       await tx.events.append(room, [
         systemEvent(caller.profileId, SystemEventKind.ROOM_CREATED, { profileIds: [other.profileId] }),
+      ]);
+      await tx.audit.record([
+        {
+          actorId: caller.profileId,
+          action: "room.created",
+          roomId: room.id,
+          targets: [other.profileId],
+          details: { type: "direct" },
+        },
       ]);
       return room;
     });
@@ -95,12 +115,23 @@ export class RoomService {
     if (req.description !== undefined) changes.description = checkDescription("description", req.description);
     if (req.metadata !== undefined) changes.metadata = checkMetadata("metadata", req.metadata);
     const fields = Object.keys(changes);
-    if (fields.length === 0) throw invalid("room_id", "nothing to update: set name, description or metadata");
+    if (req.retention !== undefined) {
+      Object.assign(changes, checkRetention("retention", req.retention));
+      fields.push("retention");
+    }
+    if (fields.length === 0)
+      throw invalid("room_id", "nothing to update: set name, description, metadata or retention");
     const row = await this.store.transaction(async (tx) => {
       const room = await tx.events.lockOrNotFound(req.roomId);
-      const { sub } = await requireAccess(tx.access, room.id, caller.profileId, "room.update", room);
+      const retentionOnly = fields.length === 1 && fields[0] === "retention";
+      const action = retentionOnly ? "room.retention" : "room.update";
+      const { sub } = await requireAccess(tx.access, room.id, caller.profileId, action, room);
+      if (!retentionOnly && req.retention !== undefined) assertCan(sub.role, "room.retention");
       if (room.type === "channel" && changes.name !== undefined) checkName("name", changes.name, true);
       await tx.events.append(room, [systemEvent(caller.profileId, SystemEventKind.ROOM_UPDATED, { fields })]);
+      await tx.audit.record([
+        { actorId: caller.profileId, action: "room.updated", roomId: room.id, details: { fields } },
+      ]);
       return { updated: await tx.update(room.id, changes), readSeq: sub.read_seq };
     });
     return presentRoom(row.updated, row.readSeq);
@@ -114,6 +145,7 @@ export class RoomService {
       await requireAccess(tx.access, room.id, caller.profileId, "room.delete", room);
       await tx.events.append(room, [systemEvent(caller.profileId, SystemEventKind.ROOM_DELETED)]);
       await tx.markDeleted(roomId);
+      await tx.audit.record([{ actorId: caller.profileId, action: "room.deleted", roomId }]);
     });
     return roomId;
   }

@@ -1,5 +1,6 @@
 import { newId } from "@service-chat/core";
 import type { Insertable } from "kysely";
+import { AuditStore } from "../audit/store.js";
 import type { AccessStore } from "../authz/store.js";
 import type { RoomRow, SubscriptionsTable } from "../db/schema.js";
 import { type Db, likePattern, Store } from "../db/store.js";
@@ -7,7 +8,9 @@ import { EventStore, type OutboxSink } from "../events/store.js";
 
 /** A new room's fields, metadata as JSON text. */
 export type RoomFields = Pick<RoomRow, "type" | "name" | "description" | "creator_id"> & { metadata: string };
-export type RoomChanges = Partial<Pick<RoomRow, "name" | "description">> & { metadata?: string };
+export type RoomChanges = Partial<
+  Pick<RoomRow, "name" | "description" | "retention_max_age_sec" | "retention_max_events">
+> & { metadata?: string };
 export type NewMember = Insertable<SubscriptionsTable>;
 
 export interface RoomSearchPage {
@@ -24,6 +27,8 @@ export class RoomStore extends Store {
   /** The room lock and the room's system events, in this store's transaction. */
   readonly events: EventStore;
   readonly access: AccessStore;
+  /** The audit log, in this store's transaction. */
+  readonly audit: AuditStore;
 
   constructor(
     db: Db,
@@ -32,6 +37,7 @@ export class RoomStore extends Store {
     super(db);
     this.events = new EventStore(db, sink);
     this.access = this.events.access;
+    this.audit = new AuditStore(db);
   }
 
   protected override bind(tx: Db): this {

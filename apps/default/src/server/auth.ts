@@ -16,12 +16,15 @@ export async function verifyAuthorization(auth: Authenticator, header: string | 
 }
 
 /**
- * Every RPC needs `Authorization: Bearer <JWT>`; the verified identity travels in the context.
+ * Every RPC needs `Authorization: Bearer <JWT>` (except server reflection); the verified identity
+ * travels in the context.
  * The server checks the header before it reads a request's body (rpc-adapter.ts): its answer is
  * taken from there, so a refused token costs one check, not two.
  */
 export function authInterceptor(auth: Authenticator): Interceptor {
   return (next) => async (req) => {
+    // Server reflection serves the API's public schema only (server/reflection.ts).
+    if (isOpen(req.service.typeName)) return next(req);
     const checked = req.contextValues.get(CHECKED_AUTHORIZATION);
     req.contextValues.set(IDENTITY, await (checked ?? verifyAuthorization(auth, req.header.get("authorization"))));
     return next(req);
@@ -36,3 +39,6 @@ export function caller(ctx: HandlerContext): Identity {
   if (!id) throw unauthenticated("not authenticated");
   return id;
 }
+
+/** Services served without a token: server reflection, which describes the public API only. */
+export const isOpen = (typeName: string): boolean => typeName.startsWith("grpc.reflection.");

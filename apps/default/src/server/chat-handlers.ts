@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   AckEventSchema,
@@ -8,9 +9,12 @@ import {
   type ChatService,
   CreateRoomResponseSchema,
   DeleteRoomResponseSchema,
+  ErasePersonResponseSchema,
+  ExportPersonResponseSchema,
   GetHistoryResponseSchema,
   GetPresenceResponseSchema,
   GetRoomResponseSchema,
+  ListAuditLogResponseSchema,
   ListPushDeadLettersResponseSchema,
   MarkReadResponseSchema,
   RemoveRoomSubscriptionsResponseSchema,
@@ -29,6 +33,7 @@ import type { AdminService as Admin } from "../delivery/admin-service.js";
 import type { PresenceService } from "../delivery/presence-service.js";
 import type { SyncService } from "../delivery/sync-service.js";
 import type { EventService, SendAck } from "../events/event-service.js";
+import type { PersonService } from "../privacy/person-service.js";
 import type { RoomService } from "../rooms/room-service.js";
 import type { SubscriptionService } from "../subscriptions/subscription-service.js";
 import { caller } from "./auth.js";
@@ -89,7 +94,11 @@ export function chatHandlers({
     },
     async getHistory(req, ctx) {
       const page = await events.history(caller(ctx), req);
-      return create(GetHistoryResponseSchema, { events: page.items, nextCursor: page.nextCursor });
+      return create(GetHistoryResponseSchema, {
+        events: page.items,
+        nextCursor: page.nextCursor,
+        firstSeq: BigInt(page.firstSeq),
+      });
     },
     async searchEvents(req, ctx) {
       const page = await events.search(caller(ctx), req);
@@ -134,8 +143,8 @@ export function presentAck(a: SendAck) {
   });
 }
 
-/** AdminService: for the profiles of ADMIN_PROFILE_IDS. */
-export function adminHandlers(admin: Admin): ServiceImpl<typeof AdminService> {
+/** AdminService: for the profiles of ADMIN_PROFILE_IDS (ExportPerson also for the person). */
+export function adminHandlers(admin: Admin, person: PersonService): ServiceImpl<typeof AdminService> {
   return {
     async listPushDeadLetters(req, ctx) {
       const page = await admin.listDeadLetters(caller(ctx), req.cursor, req.limit);
@@ -144,6 +153,26 @@ export function adminHandlers(admin: Admin): ServiceImpl<typeof AdminService> {
     async replayPushDeadLetters(req, ctx) {
       const ids = await admin.replayDeadLetters(caller(ctx), req.ids);
       return create(ReplayPushDeadLettersResponseSchema, { replayedIds: ids });
+    },
+    async erasePerson(req, ctx) {
+      const done = await person.erase(caller(ctx), req.profileId);
+      return create(ErasePersonResponseSchema, {
+        profileId: req.profileId,
+        eventsRedacted: BigInt(done.eventsRedacted),
+        roomsLeft: done.roomsLeft,
+        directRoomsClosed: done.directRoomsClosed,
+        requestedAt: timestampFromDate(done.record.requested_at),
+        ...(done.record.completed_at ? { completedAt: timestampFromDate(done.record.completed_at) } : {}),
+      });
+    },
+    async *exportPerson(req, ctx) {
+      for await (const lines of person.export(caller(ctx), req.profileId)) {
+        yield create(ExportPersonResponseSchema, { lines });
+      }
+    },
+    async listAuditLog(req, ctx) {
+      const page = await admin.listAudit(caller(ctx), req);
+      return create(ListAuditLogResponseSchema, { entries: page.items, nextCursor: page.nextCursor });
     },
   };
 }

@@ -60,7 +60,17 @@ export function errorInterceptor(logger: Logger, outage?: OutageLog): Intercepto
     try {
       const res = await next(req);
       outage?.ok();
-      return res;
+      if (!res.stream) return res;
+      // A streamed answer fails while it is read: map those errors too.
+      const messages = res.message;
+      const mapped = async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw toConnectError(err, logger, req.method.name, outage);
+        }
+      };
+      return { ...res, message: mapped() };
     } catch (err) {
       throw toConnectError(err, logger, req.method.name, outage);
     }

@@ -1,20 +1,27 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { AppError, type DevSigner, isWellFormed, type Logger, type Metrics } from "@service-chat/core";
+import type { ReadinessReport } from "./readiness.js";
 import { staticFiles } from "./static.js";
+import { answerUnimplemented } from "./unimplemented.js";
+import type { devUploads } from "./uploads.js";
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
 export interface PlainRoutes {
-  /** Resolves when the service can take traffic; rejects naming what is not ready. */
-  ready(): Promise<void>;
+  /** Whether the process can take traffic, dependency by dependency. */
+  ready(): Promise<ReadinessReport>;
   /** Present only when the development signer is active. */
   devSigner?: DevSigner;
   logger: Logger;
   metrics?: Metrics;
   /** The built web chat served at `/` (default: apps/web/dist). */
   webRoot?: string;
+  /** Where clients ask for an upload URL (published to the web chat at /web-config.json). */
+  uploadEndpoint?: string;
+  /** The local development store for attachments (`/dev/uploads`), when it is on. */
+  devUploads?: ReturnType<typeof devUploads>;
 }
 
 const MAX_TOKEN_REQUEST = 4096;
@@ -29,12 +36,13 @@ export function plainRoutes(routes: PlainRoutes) {
       if (path === "/metrics" && routes.metrics)
         return routes.metrics.handle(req as IncomingMessage, res as ServerResponse);
       if (path === "/readyz") {
-        try {
-          await routes.ready();
-          return json(res, 200, { status: "ready" });
-        } catch (err) {
-          return json(res, 503, { status: "not ready", reason: (err as Error).message });
-        }
+        const { ready, checks } = await routes.ready();
+        if (ready) return json(res, 200, { status: "ready", checks });
+        const reason = Object.entries(checks)
+          .filter(([, v]) => v !== "ok")
+          .map(([k, v]) => `${k}: ${v}`)
+          .join("; ");
+        return json(res, 503, { status: "not ready", reason, checks });
       }
       if (path === "/dev/token" && !routes.devSigner) {
         return json(res, 404, {
@@ -45,10 +53,16 @@ export function plainRoutes(routes: PlainRoutes) {
         if (req.method !== "POST") return json(res, 405, { error: 'use POST with a JSON body like {"sub":"alice"}' });
         return json(res, 200, { token: await routes.devSigner.sign(parseTokenRequest(await readBody(req))) });
       }
+      if (path === "/web-config.json") return json(res, 200, { uploadEndpoint: routes.uploadEndpoint ?? "" });
+      if (routes.devUploads) {
+        const body = () => readBody(req, 16 * 1024);
+        if (await routes.devUploads(req as IncomingMessage, res as ServerResponse, path ?? "/", body)) return;
+      }
+      if (answerUnimplemented(req, res, path ?? "/")) return;
       if (await web(req, res, path ?? "/")) return;
       return json(res, 404, { error: `no route for ${path}` });
     } catch (err) {
-      if (err instanceof AppError) return json(res, 400, { error: err.message });
+      if (err instanceof AppError) return json(res, err.code === "unauthenticated" ? 401 : 400, { error: err.message });
       routes.logger.error({ err, path }, "internal error");
       return json(res, 500, { error: "internal error" });
     }
@@ -61,12 +75,12 @@ function json(res: Res, status: number, body: unknown): void {
   (res as ServerResponse).end(data);
 }
 
-async function readBody(req: Req): Promise<string> {
+async function readBody(req: Req, max = MAX_TOKEN_REQUEST): Promise<string> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_TOKEN_REQUEST) throw new AppError("invalid_argument", "request body is too large");
+    if (size > max) throw new AppError("invalid_argument", "request body is too large");
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");

@@ -4,6 +4,8 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { aborted, type Identity, type Logger, type Meter, type Service } from "@service-chat/core";
+import { withCors } from "./cors.js";
+import { addReflection } from "./reflection.js";
 import { rpcAdapter } from "./rpc-adapter.js";
 import { rpcMetricsInterceptor } from "./rpc-metrics.js";
 
@@ -15,6 +17,8 @@ export interface RpcServerOptions {
   interceptors: Interceptor[];
   /** Checks a call's Authorization header, before its body is read. */
   authorize: (header: string | undefined) => Promise<Identity>;
+  /** Interceptors ahead of the metrics one (request id and access log): they see everything. */
+  outer?: Interceptor[];
   /** When given, every unary RPC served is timed (chat_rpc_server_duration_seconds), ahead of `interceptors`. */
   meter?: Meter;
   /** Everything that is not an RPC: health, readiness, dev token. */
@@ -25,6 +29,8 @@ export interface RpcServerOptions {
   /** Takes over HTTP/1.1 upgrades (WebSocket); answers false for paths it does not serve. */
   upgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   logger: Logger;
+  /** Origins whose browsers may call (CORS); none: no CORS headers at all. */
+  corsOrigins?: readonly string[];
 }
 
 export interface Ports {
@@ -53,21 +59,27 @@ export class RpcServer implements Service {
   private readonly interceptors: Interceptor[];
 
   constructor(private readonly options: RpcServerOptions) {
-    this.interceptors = options.meter
-      ? [rpcMetricsInterceptor(options.meter), ...options.interceptors]
-      : options.interceptors;
+    this.interceptors = [
+      ...(options.outer ?? []),
+      ...(options.meter ? [rpcMetricsInterceptor(options.meter)] : []),
+      ...options.interceptors,
+    ];
   }
 
   async run(signal: AbortSignal): Promise<void> {
     const o = this.options;
-    const handler = rpcAdapter({
-      routes: o.routes,
+    const adapter = rpcAdapter({
+      routes: (router) => {
+        o.routes(router);
+        addReflection(router);
+      },
       interceptors: this.interceptors,
       readMaxBytes: READ_MAX_BYTES,
       authorize: o.authorize,
       fallback: o.fallback,
       onError: (err, procedure) => o.logger.error({ err, procedure }, "rpc handler failed"),
     });
+    const handler = o.corsOrigins?.length ? withCors(adapter, o.corsOrigins) : adapter;
     const h1 = http.createServer(handler);
     h1.on("upgrade", (req, socket, head) => {
       if (!o.upgrade?.(req, socket, head)) socket.destroy();

@@ -1,4 +1,5 @@
 import { type Insertable, sql } from "kysely";
+import { AuditStore } from "../audit/store.js";
 import type { AccessStore } from "../authz/store.js";
 import type { Role, SubscriptionRow, SubscriptionsTable } from "../db/schema.js";
 import { type Db, likePattern, Store } from "../db/store.js";
@@ -20,6 +21,8 @@ export class SubscriptionStore extends Store {
   /** The room lock and the room's system events, in this store's transaction. */
   readonly events: EventStore;
   readonly access: AccessStore;
+  /** The audit log, in this store's transaction. */
+  readonly audit: AuditStore;
 
   constructor(
     db: Db,
@@ -28,6 +31,7 @@ export class SubscriptionStore extends Store {
     super(db);
     this.events = new EventStore(db, sink);
     this.access = this.events.access;
+    this.audit = new AuditStore(db);
   }
 
   protected override bind(tx: Db): this {

@@ -93,6 +93,15 @@ export class SubscriptionService {
             ...(sameRole ? { role: roles.get(added[0] as string) as string } : {}),
           }),
         ]);
+        await tx.audit.record([
+          {
+            actorId: caller.profileId,
+            action: "members.added",
+            roomId,
+            targets: added,
+            details: { roles: Object.fromEntries(added.map((p) => [p, roles.get(p)])) },
+          },
+        ]);
       }
       return wanted.map((m) => presentSubscription(current.get(m.profileId) as SubscriptionRow));
     });
@@ -122,6 +131,7 @@ export class SubscriptionService {
         await tx.events.append(room, [
           systemEvent(caller.profileId, SystemEventKind.MEMBERS_REMOVED, { profileIds: removed }),
         ]);
+        await tx.audit.record([{ actorId: caller.profileId, action: "members.removed", roomId, targets: removed }]);
       }
       return removed;
     });
@@ -143,6 +153,15 @@ export class SubscriptionService {
       const updated = await tx.setRole(roomId, profileId, role);
       await tx.events.append(room, [
         systemEvent(caller.profileId, SystemEventKind.ROLE_CHANGED, { profileIds: [profileId], role }),
+      ]);
+      await tx.audit.record([
+        {
+          actorId: caller.profileId,
+          action: "member.role_changed",
+          roomId,
+          targets: [profileId],
+          details: { role, previous: target?.role ?? null },
+        },
       ]);
       return presentSubscription(updated);
     });

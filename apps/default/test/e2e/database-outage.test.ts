@@ -84,6 +84,8 @@ it("answers unavailable while the database is down, closes hellos with 4009 to r
     return a.status === 200 && a.body.ack?.[0]?.eventId;
   });
 
+  // The process's output reaches this test through a pipe, possibly after the answer did.
+  await until("the outage's end in the log", () => logsSince(mark).some((l) => l.msg === "database available again"));
   const logs = logsSince(mark);
   const rpc = logs.filter((l) => l.component === "database");
   // One warning when the outage began, one line when it ended; no error, no stack per call.

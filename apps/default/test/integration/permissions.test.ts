@@ -32,6 +32,7 @@ const TABLE: Record<Action, Role[]> = {
   "member.add": ["owner", "admin", "moderator"],
   "member.remove": ["owner", "admin", "moderator"],
   "member.role": ["owner", "admin"],
+  "room.retention": ["owner", "admin"],
 };
 const ALL_ROLES: Role[] = ["owner", "admin", "moderator", "member", "guest"];
 
@@ -127,6 +128,10 @@ const PROBES: Record<Action, { attempt: (s: Scene) => Promise<Verdict>; tookEffe
       attempt: (s) =>
         verdictOf(s.actor.updateSubscriptionRole({ roomId: s.roomId, profileId: s.target, role: "member" })),
       tookEffect: async (s) => (await roles(s.victim, s.roomId))[s.target] === "member",
+    },
+    "room.retention": {
+      attempt: (s) => verdictOf(s.actor.updateRoom({ roomId: s.roomId, retention: { maxEvents: 500n } })),
+      tookEffect: async (s) => (await s.victim.getRoom({ roomId: s.roomId })).room?.retention?.maxEvents === 500n,
     },
   };
 

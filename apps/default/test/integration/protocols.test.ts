@@ -38,7 +38,10 @@ describe.each(PROTOCOLS)("ChatService over %s", (protocol) => {
 describe("plain HTTP", () => {
   it("answers health and readiness", async () => {
     expect(await (await fetch(`${t.httpUrl}/healthz`)).json()).toEqual({ status: "ok" });
-    expect(await (await fetch(`${t.httpUrl}/readyz`)).json()).toEqual({ status: "ready" });
+    expect(await (await fetch(`${t.httpUrl}/readyz`)).json()).toEqual({
+      status: "ready",
+      checks: { database: "ok", queue: "ok", registry: "ok" },
+    });
   });
 
   it("answers unknown paths with 404", async () => {

@@ -105,6 +105,9 @@ it("retries with backoff, keeps what failed every attempt as a dead letter, and 
   await until("the replayed push", () => hook.calls.length === 1);
   expect(hook.calls[0]?.body).toMatchObject({ event_id: ack[0]?.eventId, recipients: ["qb"] });
   expect((await admin.listPushDeadLetters({})).deadLetters).toEqual([]);
+  // The replay is in the audit log, with who did it and which letters.
+  const { entries } = await admin.listAuditLog({ action: "push.dead_letters_replayed" });
+  expect(entries.map((e) => [e.actorId, e.targets])).toEqual([["root", [letter!.id]]]);
 });
 
 it("does not notify for room changes, reactions, or the sender", async () => {

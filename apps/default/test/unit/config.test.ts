@@ -48,6 +48,27 @@ describe("configuration", () => {
     expect(() => loadConfig({ QUEUE_USER_EVENT_DELIVERY_URI: "amqp://" })).toThrow(/must name the RabbitMQ host/);
   });
 
+  it("takes the values of the original Compose file as written", () => {
+    const c = loadConfig({
+      QUEUE_USER_EVENT_DELIVERY_URI: "redis://redis:6379/delivery",
+      QUEUE_USER_EVENT_DELIVERY_NAME: "user.event.delivery",
+      CHAT_SERVICE_URI: "default-service:7010",
+    });
+    expect(c.QUEUE_USER_EVENT_DELIVERY_URI).toBe("redis://redis:6379/delivery");
+    expect(c.QUEUE_USER_EVENT_DELIVERY_NAME).toBe("user.event.delivery");
+    expect(c.CHAT_SERVICE_URI).toBe("http://default-service:7010");
+    expect(loadConfig({ CHAT_SERVICE_URI: "https://chat.internal" }).CHAT_SERVICE_URI).toBe("https://chat.internal");
+  });
+
+  it("names a bad queue name or Default Service address", () => {
+    for (const name of ["user..event", ".chat", "chat.", "chat events", "x".repeat(65)]) {
+      expect(() => loadConfig({ QUEUE_USER_EVENT_DELIVERY_NAME: name })).toThrow(/QUEUE_USER_EVENT_DELIVERY_NAME/);
+    }
+    for (const uri of ["grpc://default:7010", "http://", "default service:7010"]) {
+      expect(() => loadConfig({ CHAT_SERVICE_URI: uri })).toThrow(/CHAT_SERVICE_URI: must be the Default Service's/);
+    }
+  });
+
   it("treats empty variables as unset", () => {
     expect(loadConfig({ HTTP_PORT: "" }).HTTP_PORT).toBe(7000);
   });

@@ -17,6 +17,8 @@ function history() {
     add({ case: "system", value: { kind, profileIds, actorId } as never });
   return {
     events,
+    /** The first stored seq: retention removed the events before it. */
+    firstSeq: 1,
     created: (...members: string[]) => system(SystemEventKind.ROOM_CREATED, members),
     added: (...members: string[]) => system(SystemEventKind.MEMBERS_ADDED, members),
     removed: (...members: string[]) => system(SystemEventKind.MEMBERS_REMOVED, members),
@@ -41,6 +43,7 @@ function history() {
 function storeOf(h: ReturnType<typeof history>) {
   const reads = { members: 0, events: 0 };
   const store = {
+    firstSeq: async () => h.firstSeq,
     async activeMembers() {
       reads.members++;
       return h.today();
@@ -124,5 +127,18 @@ describe("who receives which event", () => {
     expect(await names(cache, h.message())).toEqual(["b", "owner"]);
     // And a redelivered earlier event still goes to the members of its time.
     expect(await names(cache, h.events[1] as RoomEvent)).toEqual(["a", "owner"]);
+  });
+
+  it("gives nobody an event whose room's changes since were removed by retention, then follows on", async () => {
+    const h = history();
+    h.created("a");
+    const late = [h.message(), h.added("b"), h.message()];
+    const now = h.message();
+    h.firstSeq = 4; // retention removed seqs 1-3 before this worker got to them
+    const cache = new MembershipCache(storeOf(h).store, 100);
+    for (const e of late.slice(0, 2)) expect(await names(cache, e)).toEqual([]);
+    // From the first stored event on, the room is known again.
+    expect(await names(cache, late[2] as RoomEvent)).toEqual(["a", "b", "owner"]);
+    expect(await names(cache, now)).toEqual(["a", "b", "owner"]);
   });
 });

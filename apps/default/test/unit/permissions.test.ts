@@ -19,6 +19,7 @@ const EXPECTED: Record<Action, [owner: boolean, admin: boolean, moderator: boole
     "member.add": [O, O, O, _, _],
     "member.remove": [O, O, O, _, _],
     "member.role": [O, O, _, _, _],
+    "room.retention": [O, O, _, _, _],
   };
 
 const cells = (Object.keys(EXPECTED) as Action[]).flatMap((action) =>

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -9,8 +8,9 @@ import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { Limits } from "../config.js";
 import type { HubMember, LiveHub } from "../hub.js";
 import type { ChatPort, OpenChatPort } from "./chat-port.js";
+import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
-import { admit, type Device, refresh, register, welcome } from "./handshake.js";
+import { admit, type Device, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
 import { FrameWriter, type Sink } from "./writer.js";
 
@@ -47,7 +47,7 @@ type State = DispatchTarget["state"];
  * keeps the clock (hello timeout, heartbeats, silence, token expiry) and the ending.
  */
 export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget {
-  readonly connectionId = randomUUID();
+  readonly connectionId = connectionId();
   profileId = "";
   state: State = "hello";
   port: ChatPort | undefined;
@@ -71,8 +71,12 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.delivery = new OrderedDelivery(this, deps.limits, deps.logger);
   }
 
-  /** The session's clock, called every `tickInterval`: deadlines and heartbeats. */
-  tick(now: number): void {
+  /**
+   * The session's clock, called every `tickInterval`: deadlines and heartbeats. A heartbeat sends
+   * `pong` and adds the connection to `due`, which the gateway refreshes in the registry for all
+   * sessions of the tick at once.
+   */
+  tick(now: number, due?: ConnectionInfo[]): void {
     const { limits } = this.deps;
     if (this.state === "closed") return;
     if (this.state === "hello") {
@@ -84,7 +88,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
     else if (this.nextBeat !== 0 && now >= this.nextBeat) {
       this.nextBeat = now + limits.heartbeatMs;
-      void this.heartbeat();
+      this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+      due?.push(this.connection(now));
     }
   }
 
@@ -116,8 +121,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.cleanup();
   }
 
-  /** Sends the disconnect frame, then closes the transport. */
-  close(reason: Disconnect, detail?: string): void {
+  /** Sends the disconnect frame (with how long to wait before reconnecting, if said), then closes the transport. */
+  close(reason: Disconnect, detail?: string, retryAfterMs = 0): void {
     if (this.state === "closed") return;
     this.writer.write(
       create(ServerFrameSchema, {
@@ -127,6 +132,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
             code: reason.code,
             reason: detail ? `${reason.reason}: ${detail}` : reason.reason,
             reconnect: reason.reconnect,
+            retryAfterMs,
           },
         },
       }),
@@ -158,15 +164,19 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     this.port = this.deps.openPort(device);
     const { hub, limits } = this.deps;
     try {
-      // In the hub before the registry: a newer connection that sees this one in the registry can
-      // then always replace it, whichever gateway it is on.
+      // Live frames for the device are held from here on, so nothing between the replay and live
+      // is missed. In the hub before the registry: a newer connection that sees this one in the
+      // registry can then always replace it, whichever gateway it is on. The registry write (one
+      // round trip) goes on while the replay is read.
       await hub.add(this);
-      if ((this.state as State) === "closed") return;
-      if (!(await register(this.deps, this.connection(Date.now())))) return this.close(DISCONNECT.replaced);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
       this.nextBeat = Date.now() + limits.heartbeatMs;
-      await this.delivery.replay(h.cursors);
+      const [kept] = await Promise.all([
+        register(this.deps, this.connection(Date.now())),
+        this.delivery.replay(h.cursors),
+      ]);
+      if (!kept) return this.close(DISCONNECT.replaced);
       if ((this.state as State) === "replaying") this.state = "live";
       this.deps.outage.ok();
     } catch (err) {
@@ -189,7 +199,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       this.deps.outage.failed(err);
       this.close(DISCONNECT.internal, "service unavailable; reconnect later");
     } else {
-      this.deps.logger.error({ err }, "session start failed");
+      this.deps.logger.error({ err, connection_id: this.connectionId }, "session start failed");
       this.close(DISCONNECT.internal);
     }
   }
@@ -204,13 +214,6 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       connectedAt: this.connectedAt,
       lastHeartbeat,
     };
-  }
-
-  private async heartbeat(): Promise<void> {
-    this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
-    await refresh(this.deps, this.connection(Date.now())).catch((err: unknown) =>
-      this.deps.logger.warn({ err }, "registry refresh failed"),
-    );
   }
 
   private cleanup(): void {

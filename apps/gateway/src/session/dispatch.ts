@@ -9,6 +9,8 @@ import type { ChatPort } from "./chat-port.js";
 
 /** What dispatch needs of its session. */
 export interface DispatchTarget {
+  /** For the session's log lines. */
+  readonly connectionId?: string;
   readonly state: "hello" | "replaying" | "live" | "closed";
   /** The device's ChatService, from the moment its hello is accepted. */
   readonly port: ChatPort | undefined;
@@ -26,6 +28,9 @@ export interface DispatchLimits {
   /** `send` frames waiting for their ack; beyond, a send is refused with resource_exhausted. */
   maxPendingSends: number;
 }
+
+/** Where a device's chain of calls starts: one settled promise for every session. */
+const IDLE: Promise<void> = Promise.resolve();
 
 /** Events per call to the port: SendEvent's largest. */
 const SEND_BATCH = 100;
@@ -57,7 +62,7 @@ export class Dispatcher {
   /** Sends taken by the port call in flight. */
   private sending = 0;
   /** The other calls, one after another. */
-  private calls: Promise<void> = Promise.resolve();
+  private calls: Promise<void> = IDLE;
 
   constructor(
     private readonly session: DispatchTarget,
@@ -81,7 +86,7 @@ export class Dispatcher {
         return;
       }
       this.ready = this.session.hello(f.value).catch((err: unknown) => {
-        this.logger.error({ err }, "hello failed");
+        this.logger.error({ err, connection_id: this.session.connectionId }, "hello failed");
         this.session.close(DISCONNECT.internal);
       });
       return;
@@ -174,7 +179,7 @@ export class Dispatcher {
       else this.error(requestId, codeToString(err.code), err.rawMessage);
       return;
     }
-    this.logger.error({ err }, "frame failed");
+    this.logger.error({ err, connection_id: this.session.connectionId }, "frame failed");
     this.error(requestId, "internal", "internal error");
   }
 }

@@ -82,9 +82,12 @@ export async function register(r: Registration, connection: ConnectionInfo): Pro
   return kept;
 }
 
-/** Keeps the connection in the registry for another three heartbeats. */
-export async function refresh(r: Pick<Registration, "registry" | "limits">, connection: ConnectionInfo): Promise<void> {
-  await r.registry.register(connection, ttl(r));
+/** Keeps these connections (the heartbeats of one tick) in the registry for another three heartbeats, in one round trip. */
+export async function refresh(
+  r: Pick<Registration, "registry" | "limits">,
+  connections: readonly ConnectionInfo[],
+): Promise<void> {
+  await r.registry.refresh(connections, ttl(r));
 }
 
 export function welcome(sessionId: string, heartbeatMs: number): ServerFrame {

@@ -1,10 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { type RoomCursor, type ServerFrame, ServerFrameSchema, type SyncResponse } from "@service-chat/api";
-import { type Logger, RoomSequencer } from "@service-chat/core";
-import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
+import type { Logger } from "@service-chat/core";
+import { DISCONNECT, type Disconnect, RoomSequencer } from "@service-chat/protocol";
 
 /** What the ordered delivery needs of its session. */
 export interface DeliveryTarget {
+  /** For the session's log lines. */
+  readonly connectionId?: string;
   /** One Sync page from these positions. */
   sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse>;
   /** Writes a frame to the device (`bytes` is its binary form when known). */
@@ -90,7 +92,7 @@ export class OrderedDelivery {
     try {
       await this.sync([...this.order.entries()].map(([roomId, seq]) => ({ roomId, seq: BigInt(seq) }) as RoomCursor));
     } catch (err) {
-      this.logger.warn({ err }, "gap fill failed");
+      this.logger.warn({ err, connection_id: this.target.connectionId }, "gap fill failed");
       this.target.close(DISCONNECT.internal, "could not fetch missed events");
     } finally {
       this.catchingUp = false;

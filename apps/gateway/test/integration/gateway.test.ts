@@ -38,6 +38,33 @@ describe("device streams", () => {
     native.close();
   });
 
+  it("a member removed and added again gets the event that added them and everything after it, live and on resume", async () => {
+    const roomId = await groupRoom(t, "ra", "rb");
+    const bob = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("rb", "rb-phone") } });
+    await bob.waitFor((f) => f.frame.case === "synced");
+    await t.as("ra").removeRoomSubscriptions({ roomId, profileIds: ["rb"] }); // seq 2
+    await bob.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === 2n);
+    await t.as("ra").sendEvent({ event: [text(roomId, "not for bob 1")] }); // 3
+    await t.as("ra").sendEvent({ event: [text(roomId, "not for bob 2")] }); // 4
+    await t.as("ra").addRoomSubscriptions({ roomId, members: [{ profileId: "rb" }] }); // 5
+    await t.as("ra").sendEvent({ event: [text(roomId, "for bob again")] }); // 6
+    await bob.waitFor((f) => f.frame.case === "event" && f.frame.value.seq === 6n);
+    // The device is told where the room continues, and sees nothing of the time it was out.
+    expect(bob.frames.some((f) => f.frame.case === "resync" && f.frame.value.fromSeq === 5n)).toBe(true);
+    expect(bob.events(roomId).map((e) => Number(e.seq))).toEqual([1, 2, 5, 6]);
+    bob.close();
+
+    // A device of bob's that was last here before the removal resumes the same way.
+    const tablet = await wsDevice(t.httpUrl, {
+      case: "hello",
+      value: { token: await token("rb", "rb-tablet"), cursors: [{ roomId, seq: 1n }] },
+    });
+    await tablet.waitFor((f) => f.frame.case === "synced");
+    expect(tablet.events(roomId).map((e) => Number(e.seq))).toEqual([5, 6]);
+    expect(tablet.frames.some((f) => f.frame.case === "resync" && f.frame.value.fromSeq === 5n)).toBe(true);
+    tablet.close();
+  });
+
   it("pipelines a device's sends: 90 frames without waiting (within its rate), acked in order, stored in the order sent", async () => {
     const [a, b] = [await groupRoom(t, "pa", "pb"), await groupRoom(t, "pa", "pb")];
     const sender = await wsDevice(t.httpUrl, { case: "hello", value: { token: await token("pa", "fast") } });

@@ -16,6 +16,8 @@ describe("the gateway's settings", () => {
       sendQueueMaxBytes: 1024 * 1024,
       replayPageSize: 500,
       maxHeldFrames: 10_000,
+      maxConnections: 18_000,
+      fullRetryAfterMs: 5000,
     });
   });
 

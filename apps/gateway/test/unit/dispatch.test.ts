@@ -151,3 +151,31 @@ describe("a device's frames", () => {
     expect(calls.length).toBe(1); // the send is still out
   });
 });
+
+describe("logs", () => {
+  it("name the device connection on an unexpected failure", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const out = { write: (s: string) => void lines.push(JSON.parse(s)) };
+    const failing: ChatPort = {
+      send: async () => {
+        throw new Error("boom");
+      },
+    } as unknown as ChatPort;
+    const target: { -readonly [K in keyof DispatchTarget]: DispatchTarget[K] } = {
+      connectionId: "conn-42",
+      state: "hello",
+      port: undefined,
+      async hello() {
+        target.state = "live";
+        target.port = failing;
+      },
+      emit() {},
+      close() {},
+    };
+    const dispatcher = new Dispatcher(target, limits, createLogger("error", false, out));
+    dispatcher.receive(frame("h", { case: "hello", value: {} }));
+    dispatcher.receive(send("s1", "r1"));
+    await until("the failure to be logged", () => lines.some((l) => l.msg === "frame failed"));
+    expect(lines.find((l) => l.msg === "frame failed")).toMatchObject({ connection_id: "conn-42" });
+  });
+});

@@ -1,7 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { type ChatService, ClientFrameSchema, type ServerFrame, SyncResponseSchema } from "@service-chat/api";
-import { createLogger, type Identity, MemoryBus, MemoryRegistry, OutageLog } from "@service-chat/core";
+import {
+  type ConnectionInfo,
+  createLogger,
+  type Identity,
+  MemoryBus,
+  MemoryRegistry,
+  OutageLog,
+} from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import { until } from "@service-chat/testing/until";
 import { describe, expect, it } from "vitest";
@@ -21,6 +28,8 @@ const limits: Limits = {
   sendQueueMaxBytes: 1024 * 1024,
   replayPageSize: 500,
   maxHeldFrames: 10_000,
+  maxConnections: 100,
+  fullRetryAfterMs: 5000,
 };
 
 /** A session on an in-memory hub and registry, whose ChatService answers an empty Sync. */
@@ -87,11 +96,20 @@ describe("the session clock (one gateway ticker, no timer per session)", () => {
     await hello();
     const after = Date.now();
     expect(kinds()).toEqual(["welcome", "synced"]);
-    s.tick(before + quiet.heartbeatMs - 1);
+    const due: ConnectionInfo[] = [];
+    s.tick(before + quiet.heartbeatMs - 1, due);
     expect(kinds()).toEqual(["welcome", "synced"]);
-    s.tick(after + quiet.heartbeatMs);
-    s.tick(after + quiet.heartbeatMs + 1); // the next one is a heartbeat later, not every tick
+    s.tick(after + quiet.heartbeatMs, due);
+    s.tick(after + quiet.heartbeatMs + 1, due); // the next one is a heartbeat later, not every tick
     expect(kinds()).toEqual(["welcome", "synced", "pong"]);
+    // The heartbeat is handed to the gateway, which refreshes the whole tick's in the registry at once.
+    expect(due).toEqual([
+      expect.objectContaining({
+        connectionId: s.connectionId,
+        profileId: "ann",
+        lastHeartbeat: after + quiet.heartbeatMs,
+      }),
+    ]);
     expect(closed).toEqual([]);
     s.tick(after + quiet.timeoutMs + 1);
     expect(closed).toEqual([DISCONNECT.timeout]);

@@ -4,7 +4,8 @@ import { connectionLabel } from "../format.js";
 import { type ChatModel, roomTitle, unread } from "../model.js";
 import { Avatar } from "./avatar.js";
 import { NewRoomForm } from "./forms.js";
-import { RoomView } from "./room-view.js";
+import { Composer, RoomView } from "./room-view.js";
+import { SearchBox } from "./search.js";
 import { useModel } from "./use-model.js";
 
 export function ChatScreen({ model, onSignOut }: { model: ChatModel; onSignOut(reason?: string): void }) {
@@ -32,6 +33,8 @@ export function ChatScreen({ model, onSignOut }: { model: ChatModel; onSignOut(r
         )}
         {room ? (
           <RoomView key={room.id} model={model} room={room} />
+        ) : model.draft ? (
+          <DraftView model={model} draft={model.draft} />
         ) : (
           <div class="empty">
             <h2>Welcome, {model.me}</h2>
@@ -40,6 +43,31 @@ export function ChatScreen({ model, onSignOut }: { model: ChatModel; onSignOut(r
         )}
       </main>
     </div>
+  );
+}
+
+/** The conversation being created: its composer keeps what is typed until the room exists. */
+function DraftView({ model, draft }: { model: ChatModel; draft: NonNullable<ChatModel["draft"]> }) {
+  return (
+    <section class="room" aria-labelledby="room-title">
+      <header class="room-header">
+        <div class="room-heading">
+          <h2 id="room-title">{draft.title}</h2>
+          <p class="muted members">Starting the conversation…</p>
+        </div>
+      </header>
+      <ol class="messages" aria-label="Messages">
+        {draft.queued.map((body, i) => (
+          <li key={`q${i}`} class="message mine pending">
+            <div class="bubble">
+              <p class="body">{body}</p>
+            </div>
+            <div class="meta">Sending…</div>
+          </li>
+        ))}
+      </ol>
+      <Composer model={model} title={draft.title} />
+    </section>
   );
 }
 
@@ -66,10 +94,16 @@ function Sidebar({ model, onSignOut }: { model: ChatModel; onSignOut(): void }) 
         </button>
       </header>
       {state === "closed" && (
-        <button class="quiet reconnect" type="button" onClick={() => model.connect()}>
+        <button class="quiet reconnect" type="button" onClick={() => model.reconnectNow()}>
           Reconnect
         </button>
       )}
+      {model.canAskNotifications && (
+        <button class="quiet notify" type="button" onClick={() => void model.askNotifications()}>
+          Turn on notifications
+        </button>
+      )}
+      <SearchBox model={model} />
       <div class="sidebar-actions">
         <button class="primary" type="button" aria-expanded={creating} onClick={() => setCreating(!creating)}>
           {creating ? "Close" : "New conversation"}

@@ -1,16 +1,22 @@
 import { type RoomEvent, RoomType } from "@service-chat/api";
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
-import { eventTime, list, otherText, shortTime, systemText, typingLine } from "../format.js";
+import { dayLabel, eventTime, list, shortTime, systemText, typingLine } from "../format.js";
 import { type ChatModel, type PendingMessage, type RoomItem, roomTitle, type Timeline } from "../model.js";
 import { AddMembersForm } from "./forms.js";
+import { Message, type Reactions } from "./message.js";
+import { MembersPanel, RoomSettings } from "./room-panels.js";
+
+type Panel = "add" | "members" | "settings" | undefined;
 
 export function RoomView({ model, room }: { model: ChatModel; room: RoomItem }) {
-  const [adding, setAdding] = useState(false);
+  const [panel, setPanel] = useState<Panel>();
+  const [replyTo, setReplyTo] = useState<RoomEvent>();
   const t = model.timeline(room.id);
   const title = roomTitle(room);
   const members = [...t.members.keys()].sort();
   const typers = model.typers(room.id);
   const state = model.connection;
+  const toggle = (p: Panel) => setPanel(panel === p ? undefined : p);
 
   return (
     <section class="room" aria-labelledby="room-title">
@@ -30,24 +36,41 @@ export function RoomView({ model, room }: { model: ChatModel; room: RoomItem }) 
           </p>
         </div>
         {room.type !== RoomType.DIRECT && (
-          <button class="quiet" type="button" aria-expanded={adding} onClick={() => setAdding(!adding)}>
+          <button class="quiet" type="button" aria-expanded={panel === "add"} onClick={() => toggle("add")}>
             Add people
           </button>
         )}
+        <button class="quiet" type="button" aria-expanded={panel === "members"} onClick={() => toggle("members")}>
+          Members
+        </button>
+        <button class="quiet" type="button" aria-expanded={panel === "settings"} onClick={() => toggle("settings")}>
+          Room settings
+        </button>
       </header>
-      {adding && <AddMembersForm model={model} onDone={() => setAdding(false)} />}
+      {panel === "add" && <AddMembersForm model={model} onDone={() => setPanel(undefined)} />}
+      {panel === "members" && <MembersPanel model={model} room={room} />}
+      {panel === "settings" && <RoomSettings model={model} room={room} onDone={() => setPanel(undefined)} />}
       {(state === "reconnecting" || state === "closed") && (
         <div class={`banner banner-${state}`} role="status">
           {state === "reconnecting"
             ? "Connection lost. Reconnecting… Messages you send now go out when it is back."
-            : "Offline."}
+            : "Offline."}{" "}
+          <button class="link" type="button" onClick={() => model.reconnectNow()}>
+            Reconnect now
+          </button>
         </div>
       )}
-      <MessageList model={model} room={room} t={t} />
+      <MessageList model={model} room={room} t={t} onReply={setReplyTo} />
       <p class="typing" aria-live="polite">
         {typingLine(typers)}
       </p>
-      <Composer model={model} title={title} />
+      <Composer
+        model={model}
+        title={title}
+        roomId={room.id}
+        replyTo={replyTo}
+        onReplyDone={() => setReplyTo(undefined)}
+      />
     </section>
   );
 }
@@ -58,12 +81,14 @@ type Row =
   | { kind: "pending"; p: PendingMessage };
 
 /** What the timeline shows, oldest first: edits, redactions and reactions act on their targets. */
-function rows(model: ChatModel, t: Timeline): { rows: Row[]; reactions: Map<string, Map<string, Set<string>>> } {
+function rows(model: ChatModel, t: Timeline): { rows: Row[]; reactions: Reactions; byId: Map<string, RoomEvent> } {
   const out: Row[] = [];
-  const reactions = new Map<string, Map<string, Set<string>>>();
+  const reactions: Reactions = new Map();
+  const byId = new Map<string, RoomEvent>();
   const seqs = [...t.events.keys()].sort((a, b) => a - b);
   for (const seq of seqs) {
     const e = t.events.get(seq) as RoomEvent;
+    byId.set(e.id, e);
     const c = e.content;
     const from = e.source?.profileId ?? "";
     if (c.case === "reaction") {
@@ -80,14 +105,24 @@ function rows(model: ChatModel, t: Timeline): { rows: Row[]; reactions: Map<stri
     }
   }
   for (const p of t.pending.values()) if (p.seq === undefined || !t.events.has(p.seq)) out.push({ kind: "pending", p });
-  return { rows: out, reactions };
+  return { rows: out, reactions, byId };
 }
 
-function MessageList({ model, room, t }: { model: ChatModel; room: RoomItem; t: Timeline }) {
+function MessageList({
+  model,
+  room,
+  t,
+  onReply,
+}: {
+  model: ChatModel;
+  room: RoomItem;
+  t: Timeline;
+  onReply(e: RoomEvent): void;
+}) {
   const ref = useRef<HTMLOListElement>(null);
   const atBottom = useRef(true);
   const anchor = useRef<number | undefined>(undefined);
-  const { rows: items, reactions } = rows(model, t);
+  const { rows: items, reactions, byId } = rows(model, t);
 
   useLayoutEffect(() => {
     const el = ref.current;
@@ -118,6 +153,48 @@ function MessageList({ model, room, t }: { model: ChatModel; room: RoomItem; t: 
   };
 
   let previous: Row | undefined;
+  let lastDay = "";
+  const out = [];
+  for (const row of items) {
+    const prev = previous;
+    previous = row;
+    const when = row.kind === "pending" ? undefined : eventTime(row.e);
+    const day = when ? dayLabel(when) : lastDay;
+    if (day && day !== lastDay) {
+      out.push(
+        <li key={`d${day}${row.kind === "pending" ? row.p.clientId : row.e.seq}`} class="day">
+          {day}
+        </li>,
+      );
+      lastDay = day;
+    }
+    if (row.kind === "system") {
+      out.push(
+        <li key={`s${row.e.seq}`} class="system">
+          {row.text}
+          {when && <time dateTime={when.toISOString()}> · {shortTime(when)}</time>}
+        </li>,
+      );
+    } else if (row.kind === "pending") {
+      out.push(<PendingRow key={`p${row.p.clientId}`} model={model} roomId={room.id} p={row.p} />);
+    } else {
+      out.push(
+        <Message
+          key={`e${row.seq}`}
+          model={model}
+          roomId={room.id}
+          e={row.e}
+          from={row.from}
+          showName={row.from !== model.me && !(prev?.kind === "event" && prev.from === row.from)}
+          reactions={reactions.get(row.e.id)}
+          parent={row.e.parentId ? byId.get(row.e.parentId) : undefined}
+          seen={seen?.seq === row.seq ? `Seen by ${list(seen.names)}` : undefined}
+          onReply={onReply}
+        />,
+      );
+    }
+  }
+
   return (
     <ol
       class="messages"
@@ -127,6 +204,8 @@ function MessageList({ model, room, t }: { model: ChatModel; room: RoomItem; t: 
       onScroll={(e) => {
         const el = e.currentTarget;
         atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        // Infinite scroll: near the top, the next older page comes in.
+        if (el.scrollTop < 80 && t.loaded && !t.done && !t.loading) loadOlder();
       }}
     >
       <li class="history-edge">
@@ -140,137 +219,133 @@ function MessageList({ model, room, t }: { model: ChatModel; room: RoomItem; t: 
           <span class="muted">This is the beginning of the conversation.</span>
         ) : null}
       </li>
-      {items.map((row) => {
-        const prev = previous;
-        previous = row;
-        if (row.kind === "system") {
-          const when = eventTime(row.e);
-          return (
-            <li key={`s${row.e.seq}`} class="system">
-              {row.text}
-              {when && <time dateTime={when.toISOString()}> · {shortTime(when)}</time>}
-            </li>
-          );
-        }
-        if (row.kind === "pending") {
-          return (
-            <li key={`p${row.p.clientId}`} class={`message mine${row.p.failed ? " failed" : " pending"}`}>
-              <div class="bubble">
-                <p class="body">{row.p.body}</p>
-              </div>
-              <div class="meta">
-                {row.p.failed ? (
-                  <>
-                    <span>Not sent: {row.p.failed}</span>{" "}
-                    <button class="link" type="button" onClick={() => model.retry(room.id, row.p.clientId)}>
-                      Retry
-                    </button>
-                  </>
-                ) : row.p.seq === undefined ? (
-                  "Sending…"
-                ) : (
-                  "Sent"
-                )}
-              </div>
-            </li>
-          );
-        }
-        const mine = row.from === model.me;
-        const showName = !mine && !(prev?.kind === "event" && prev.from === row.from);
-        const when = eventTime(row.e);
-        const marks = reactions.get(row.e.id);
-        return (
-          <li key={`e${row.seq}`} class={`message${mine ? " mine" : ""}`} data-seq={row.seq}>
-            {showName && <div class="sender">{row.from}</div>}
-            <div class="bubble">
-              <Content e={row.e} />
-            </div>
-            {marks && marks.size > 0 && (
-              <div class="reactions">
-                {[...marks]
-                  .filter(([, who]) => who.size > 0)
-                  .map(([key, who]) => (
-                    <span key={key} class="reaction" title={[...who].join(", ")}>
-                      {key} {who.size}
-                    </span>
-                  ))}
-              </div>
-            )}
-            <div class="meta">
-              {when && <time dateTime={when.toISOString()}>{shortTime(when)}</time>}
-              {row.e.edited && " · edited"}
-            </div>
-            {seen?.seq === row.seq && <div class="seen">Seen by {list(seen.names)}</div>}
-          </li>
-        );
-      })}
+      {out}
     </ol>
   );
 }
 
-function Content({ e }: { e: RoomEvent }) {
-  const c = e.content;
-  if (e.redacted) return <p class="body deleted">Message deleted</p>;
-  if (c.case === "text") return <p class="body">{c.value.body}</p>;
-  if (c.case === "attachment") {
-    const a = c.value;
-    const safe = /^https?:\/\//i.test(a.uri);
-    return (
-      <p class="body">
-        📎{" "}
-        {safe ? (
-          <a href={a.uri} target="_blank" rel="noopener noreferrer">
-            {a.filename || a.uri}
-          </a>
+function PendingRow({ model, roomId, p }: { model: ChatModel; roomId: string; p: PendingMessage }) {
+  return (
+    <li class={`message mine${p.failed ? " failed" : " pending"}`}>
+      <div class="bubble">
+        <p class="body">{p.body}</p>
+      </div>
+      <div class="meta">
+        {p.failed ? (
+          <>
+            <span>Not sent: {p.failed}</span>{" "}
+            <button class="link" type="button" onClick={() => model.retry(roomId, p.clientId)}>
+              Retry
+            </button>
+          </>
+        ) : p.seq === undefined && p.retrying ? (
+          `Retrying… (${retryReason(p.retrying)})`
+        ) : p.seq === undefined ? (
+          "Sending…"
         ) : (
-          a.filename || "attachment"
+          "Sent"
         )}
-        {a.caption && <span class="caption"> {a.caption}</span>}
-      </p>
-    );
-  }
-  return <p class="body other">{otherText(e) || "Unsupported message"}</p>;
+      </div>
+    </li>
+  );
 }
 
-function Composer({ model, title }: { model: ChatModel; title: string }) {
+/** The composer of one room (`roomId`), or of the conversation being created (no `roomId`). */
+export function Composer({
+  model,
+  title,
+  roomId,
+  replyTo,
+  onReplyDone,
+}: {
+  model: ChatModel;
+  title: string;
+  roomId?: string;
+  replyTo?: RoomEvent;
+  onReplyDone?(): void;
+}) {
   const [text, setText] = useState("");
   const input = useRef<HTMLTextAreaElement>(null);
 
   useLayoutEffect(() => {
     input.current?.focus();
-  }, []);
+  }, [replyTo]);
 
   const send = (e?: Event) => {
     e?.preventDefault();
     if (!text.trim()) return;
-    void model.send(text);
+    if (roomId) void model.send(roomId, text, undefined, replyTo?.id ?? "");
+    else model.queueForDraft(text);
     setText("");
+    onReplyDone?.();
     input.current?.focus();
   };
 
   return (
-    <form class="composer" onSubmit={send}>
-      <label for="composer-input" class="visually-hidden">
-        Message
-      </label>
-      <textarea
-        id="composer-input"
-        ref={input}
-        rows={1}
-        maxLength={16000}
-        placeholder={`Message ${title}`}
-        value={text}
-        onInput={(e) => {
-          setText(e.currentTarget.value);
-          model.typing(e.currentTarget.value);
-        }}
-        onKeyDown={(e) => {
-          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) send(e);
+    <div class="composer-wrap">
+      {replyTo && (
+        <div class="replying" role="status">
+          Replying to {replyTo.source?.profileId === model.me ? "yourself" : replyTo.source?.profileId}:{" "}
+          <span class="muted">{replyTo.content.case === "text" ? replyTo.content.value.body.slice(0, 80) : "…"}</span>{" "}
+          <button class="link" type="button" onClick={() => onReplyDone?.()}>
+            Cancel reply
+          </button>
+        </div>
+      )}
+      <form class="composer" onSubmit={send}>
+        <label for="composer-input" class="visually-hidden">
+          Message
+        </label>
+        <textarea
+          id="composer-input"
+          ref={input}
+          rows={1}
+          maxLength={16000}
+          placeholder={`Message ${title}`}
+          value={text}
+          onInput={(e) => {
+            setText(e.currentTarget.value);
+            if (roomId) model.typing(roomId, e.currentTarget.value);
+          }}
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && !e.shiftKey && !e.isComposing) send(e);
+            if (e.key === "Escape") onReplyDone?.();
+          }}
+        />
+        {roomId && model.uploadEndpoint && <AttachButton model={model} roomId={roomId} />}
+        <button class="primary" type="submit" disabled={!text.trim()}>
+          Send
+        </button>
+      </form>
+    </div>
+  );
+}
+
+function AttachButton({ model, roomId }: { model: ChatModel; roomId: string }) {
+  const file = useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <input
+        ref={file}
+        type="file"
+        class="visually-hidden"
+        aria-label="Attach a file"
+        onChange={(e) => {
+          const f = e.currentTarget.files?.[0];
+          e.currentTarget.value = "";
+          if (f) void model.attach(roomId, f);
         }}
       />
-      <button class="primary" type="submit" disabled={!text.trim()}>
-        Send
+      <button class="quiet" type="button" onClick={() => file.current?.click()}>
+        Attach
       </button>
-    </form>
+    </>
   );
+}
+
+/** Why a send is being retried, for people. */
+function retryReason(code: string): string {
+  if (code === "resource_exhausted") return "sending too fast";
+  if (code === "deadline_exceeded") return "the server did not answer in time";
+  return "the server could not store it yet";
 }

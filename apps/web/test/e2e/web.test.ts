@@ -1,12 +1,14 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { get } from "node:http";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { RoomEventType, RoomType } from "@service-chat/api";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { ClientFrameSchema, RoomEventType, RoomType, ServerFrameSchema } from "@service-chat/api";
 import { startTestApp, type TestApp, UNTIL_TIMEOUT_MS } from "@service-chat/testing";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -66,6 +68,7 @@ async function relay(target: string) {
 let t: TestApp;
 let network: Awaited<ReturnType<typeof relay>>;
 let browser: Browser;
+let uploads: string;
 let alice: Person;
 let bob: Person;
 const logs: string[] = [];
@@ -76,7 +79,8 @@ describe("web chat", () => {
     // Builds apps/web/dist if it is missing or older than its sources (fails the test if it cannot).
     await promisify(execFile)(process.execPath, [join(WEB, "scripts/ensure-built.mjs"), "--strict"]);
     await mkdir(SHOTS, { recursive: true });
-    t = await startTestApp();
+    uploads = await mkdtemp(join(tmpdir(), "chat-web-uploads-"));
+    t = await startTestApp({ DEV_UPLOADS_DIR: uploads });
     network = await relay(t.httpUrl);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -101,6 +105,7 @@ describe("web chat", () => {
     network?.cut();
     await network?.close();
     await t?.stop();
+    if (uploads) await rm(uploads, { recursive: true, force: true });
   });
 
   async function person(name: string, url: string): Promise<Person> {
@@ -115,7 +120,10 @@ describe("web chat", () => {
     page.on("pageerror", (err) => logs.push(`${name}: page error: ${err.message}`));
     page.on("console", (msg) => {
       // The browser reports failed connections itself while the network is down; those are expected.
-      if (msg.type() === "error" && !/net::ERR_|Failed to load resource/.test(msg.text())) {
+      if (
+        msg.type() === "error" &&
+        !/net::ERR_|Failed to load resource|WebSocket connection to .* failed/.test(msg.text())
+      ) {
         logs.push(`${name}: console: ${msg.text()}`);
       }
     });
@@ -188,7 +196,8 @@ describe("web chat", () => {
 
     await roomButton(bob, "Weekend plans").waitFor();
     await send(alice, "Hi Bob! Are you around this weekend?");
-    await roomButton(bob, "Weekend plans").getByRole("img", { name: "2 unread" }).waitFor();
+    // The room's creation (a room change) is not counted: one message, one unread.
+    await roomButton(bob, "Weekend plans").getByRole("img", { name: "1 unread" }).waitFor();
     await shot(bob, "02-room-list-unread");
   });
 
@@ -314,6 +323,30 @@ describe("web chat", () => {
     expect(texts.slice(-3)).toEqual(["And snacks!", "Sorry, I was in a tunnel", "See you Saturday!"]);
   });
 
+  it("reconnects within a few seconds of the server returning after a long outage, and at once on 'Reconnect now'", async () => {
+    network.cut();
+    await connection(bob).getByText("Reconnecting…").waitFor();
+    // A long outage: the reconnect delay grows to its cap (5 s) meanwhile. This is the scenario
+    // itself, not a wait for something to happen.
+    await new Promise((r) => setTimeout(r, 20_000));
+    network.restore();
+    const back = Date.now();
+    await connection(bob).getByText("Connected").waitFor();
+    const afterOutage = Date.now() - back;
+    expect(afterOutage).toBeLessThan(8000);
+
+    network.cut();
+    await connection(bob).getByText("Reconnecting…").waitFor();
+    await new Promise((r) => setTimeout(r, 8000));
+    network.restore();
+    await bob.page.getByRole("button", { name: "Reconnect now" }).click();
+    const clicked = Date.now();
+    await connection(bob).getByText("Connected").waitFor();
+    const afterClick = Date.now() - clicked;
+    expect(afterClick).toBeLessThan(4000);
+    console.log(`reconnect: ${afterOutage} ms after a 20 s outage, ${afterClick} ms after "Reconnect now"`);
+  });
+
   it("starts a direct message and adds members to a group", async () => {
     await alice.page.getByRole("button", { name: "New conversation" }).click();
     await alice.page.getByText("Direct message", { exact: true }).click();
@@ -334,6 +367,45 @@ describe("web chat", () => {
     // carol joined after the last message: she has not seen it.
     await message(alice, "See you Saturday!").getByText("Seen by bob", { exact: true }).waitFor();
     await shot(alice, "07-added-member");
+  });
+
+  it("text typed while a new chat is being created goes to that chat, not to the room open before", async () => {
+    await roomButton(alice, "Weekend plans").click();
+    await alice.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    // Hold CreateRoom until the text has been typed and sent, as a slow server would.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let asked = false;
+    await alice.page.route("**/chat.v1.ChatService/CreateRoom", async (route) => {
+      if (!asked) {
+        asked = true;
+        await held;
+      }
+      await route.continue();
+    });
+    await alice.page.getByRole("button", { name: "New conversation" }).click();
+    await alice.page.getByText("Direct message", { exact: true }).click();
+    await alice.page.getByLabel("Person").fill("dave");
+    await alice.page.getByRole("button", { name: "Start chat" }).click();
+    await expect.poll(() => asked).toBe(true);
+    await composer(alice).fill("For dave only");
+    await composer(alice).press("Enter");
+    release();
+    await alice.page.getByRole("heading", { name: "dave" }).waitFor();
+    await alice.page.unroute("**/chat.v1.ChatService/CreateRoom");
+    const weekend = (await roomButton(alice, "Weekend plans").getAttribute("data-room-id")) as string;
+    const dave = (await roomButton(alice, "^dave").getAttribute("data-room-id")) as string;
+    const bodies = async (roomId: string) =>
+      (await t.as("alice").getHistory({ roomId })).events.map((e) =>
+        e.content.case === "text" ? e.content.value.body : "",
+      );
+    await expect.poll(() => bodies(weekend).then((b) => b.length)).toBeGreaterThan(0);
+    expect(await bodies(weekend)).not.toContain("For dave only");
+    await expect.poll(() => bodies(dave)).toContain("For dave only");
+    await expect.poll(() => message(alice, "For dave only").locator(".meta").textContent()).not.toMatch(/Sending/);
+    await roomButton(alice, "Weekend plans").click();
+    await alice.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    expect(await message(alice, "For dave only").count()).toBe(0);
   });
 
   it("carol signs in with a pasted token on a phone-sized screen and finds the room she was added to", async () => {
@@ -365,6 +437,246 @@ describe("web chat", () => {
     await carol.page.getByText("This is the beginning of the conversation.").waitFor();
     expect(await carol.page.locator(".messages .message .body").allInnerTexts()).toEqual(lines);
     await carol.context.close();
+  });
+
+  describe("everyday actions", () => {
+    /** A button among a message's actions (shown on hover). */
+    async function act(p: Person, text: string, name: string | RegExp) {
+      const m = message(p, text);
+      await m.hover();
+      await m.getByRole("group", { name: "Message actions" }).getByRole("button", { name, exact: true }).click();
+    }
+    const reaction = (p: Person, text: string, label: string) =>
+      message(p, text).getByRole("button", { name: label, exact: true });
+
+    it("both open the room; alice replies to bob with a quote", async () => {
+      for (const p of [alice, bob]) {
+        await roomButton(p, "Weekend plans").click();
+        await p.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+      }
+      await send(bob, "Who brings the tent?");
+      await message(alice, "Who brings the tent?").waitFor();
+      await act(alice, "Who brings the tent?", "Reply");
+      await alice.page.getByText("Replying to bob").waitFor();
+      await send(alice, "I will bring it");
+      const quoted = message(bob, "I will bring it").getByRole("blockquote");
+      await quoted.getByText("Who brings the tent?").waitFor();
+      await shot(bob, "09-reply");
+    });
+
+    it("alice edits her message and bob sees the new text live", async () => {
+      await send(alice, "Meet at 8");
+      await message(bob, "Meet at 8").waitFor();
+      await act(alice, "Meet at 8", "Edit");
+      await alice.page.getByLabel("New text").fill("Meet at 9");
+      await alice.page.getByRole("button", { name: "Save" }).click();
+      await message(bob, "Meet at 9").getByText("edited").waitFor();
+      expect(await message(bob, "Meet at 8").count()).toBe(0);
+    });
+
+    it("reactions show counts and who, live on both pages, and come off again", async () => {
+      await act(bob, "Meet at 9", "React 👍");
+      await reaction(alice, "Meet at 9", "👍 1: bob").waitFor();
+      await act(alice, "Meet at 9", "React 👍");
+      await reaction(bob, "Meet at 9", "👍 2: alice, bob").waitFor();
+      await reaction(alice, "Meet at 9", "👍 2: alice, bob").click(); // alice takes hers back
+      await reaction(bob, "Meet at 9", "👍 1: bob").waitFor();
+      await shot(alice, "10-reactions");
+    });
+
+    it("alice deletes her message and bob sees it go", async () => {
+      await act(alice, "I will bring it", "Delete");
+      await message(alice, "I will bring it").getByRole("button", { name: "Delete for everyone" }).click();
+      await expect.poll(() => message(bob, "I will bring it").count()).toBe(0);
+      await message(bob, "Message deleted").first().waitFor();
+    });
+
+    it("makes http and https links clickable, nothing else, and separates days", async () => {
+      await send(alice, "Map: https://maps.example.com/trail?id=7 (not javascript:alert(1))");
+      const link = message(bob, "Map:").getByRole("link");
+      await expect.poll(() => link.getAttribute("href")).toBe("https://maps.example.com/trail?id=7");
+      expect(await link.count()).toBe(1);
+      await bob.page.locator(".messages .day", { hasText: "Today" }).first().waitFor();
+    });
+
+    it("finds a message by search and opens its room", async () => {
+      await roomButton(alice, "^bob").click();
+      await alice.page.getByRole("heading", { name: "bob" }).waitFor();
+      const search = alice.page.getByRole("searchbox", { name: "Search messages" });
+      await search.fill("tent");
+      await search.press("Enter");
+      const result = alice.page.getByRole("list", { name: "Search results" }).getByRole("button", { name: /tent/ });
+      await result.first().click();
+      await alice.page.getByRole("heading", { name: "Weekend plans" }).waitFor();
+    });
+
+    it("the member panel shows roles and presence, and lets the owner change a role and remove someone", async () => {
+      await alice.page.getByRole("button", { name: "Members", exact: true }).click();
+      const panel = alice.page.getByRole("region", { name: "Members" });
+      await panel.locator("[data-member=bob]").getByRole("img", { name: "online" }).waitFor();
+      await panel.getByLabel("Role of carol").selectOption("moderator");
+      await alice.page.getByText("you made carol moderator").waitFor();
+      await panel.getByRole("button", { name: "Remove carol" }).click();
+      await alice.page.getByText("you removed carol").waitFor();
+      await expect.poll(() => panel.locator("[data-member=carol]").count()).toBe(0);
+      await shot(alice, "11-members");
+      await alice.page.getByRole("button", { name: "Members", exact: true }).click();
+    });
+
+    it("sends an image and a file; the other page shows the image inline and the file as a download", async () => {
+      const png = Buffer.from(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+        "base64",
+      );
+      await alice.page
+        .getByLabel("Attach a file")
+        .setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: png });
+      const img = bob.page.locator(".messages img[alt='dot.png']");
+      await img.waitFor();
+      await expect
+        .poll(() =>
+          img.evaluate((el) => {
+            const image = el as unknown as { complete: boolean; naturalWidth: number };
+            return image.complete && image.naturalWidth;
+          }),
+        )
+        .toBe(1);
+      await alice.page
+        .getByLabel("Attach a file")
+        .setInputFiles({ name: "packing list.txt", mimeType: "text/plain", buffer: Buffer.from("tent\nmap\n") });
+      const file = bob.page.getByRole("link", { name: "packing list.txt" });
+      await file.waitFor();
+      const res = await fetch((await file.getAttribute("href")) as string);
+      expect(res.headers.get("content-disposition")).toMatch(/^attachment/);
+      expect(await res.text()).toBe("tent\nmap\n");
+      await shot(bob, "12-attachments");
+    });
+
+    it("renames a room; bob sees the new name", async () => {
+      await alice.page.getByRole("button", { name: "Room settings" }).click();
+      await alice.page.getByLabel("Room name").fill("Weekend trip");
+      await alice.page.getByRole("button", { name: "Rename" }).click();
+      await bob.page.getByRole("heading", { name: "Weekend trip" }).waitFor();
+    });
+
+    it("bob leaves a room and alice deletes another; both disappear from the lists", async () => {
+      const api = t.as("alice");
+      await api.createRoom({ name: "Leave me", type: RoomType.GROUP, members: [{ profileId: "bob" }] });
+      await api.createRoom({ name: "Delete me", type: RoomType.GROUP, members: [{ profileId: "bob" }] });
+      await roomButton(bob, "Leave me").click();
+      await bob.page.getByRole("button", { name: "Room settings" }).click();
+      await bob.page.getByRole("button", { name: "Leave room" }).click();
+      await expect.poll(() => roomButton(bob, "Leave me").count()).toBe(0);
+
+      await roomButton(alice, "Delete me").click();
+      await alice.page.getByRole("button", { name: "Room settings" }).click();
+      await alice.page.getByRole("button", { name: "Delete room" }).click();
+      await alice.page.getByRole("button", { name: "Delete for everyone" }).click();
+      await expect.poll(() => roomButton(alice, "Delete me").count()).toBe(0);
+      await expect.poll(() => roomButton(bob, "Delete me").count()).toBe(0);
+    });
+
+    it("scrolling up loads older messages by itself", async () => {
+      await roomButton(alice, "Long story").click();
+      const line = (n: number) =>
+        alice.page.locator(".messages .message .body", { hasText: new RegExp(`^line ${n}$`) });
+      await line(70).waitFor();
+      const list = alice.page.getByRole("list", { name: "Messages" });
+      await expect
+        .poll(async () => {
+          await list.evaluate((el) => {
+            el.scrollTop = 0;
+            el.dispatchEvent(new Event("scroll"));
+          });
+          return alice.page.getByText("This is the beginning of the conversation.").count();
+        })
+        .toBe(1);
+      await line(1).waitFor();
+    });
+
+    it("shows a desktop notification for a message in a room that is not open", async () => {
+      await bob.context.grantPermissions(["notifications"]);
+      await bob.page.addInitScript(() => {
+        const seen: { title: string; body: string }[] = [];
+        (globalThis as unknown as { notes: typeof seen }).notes = seen;
+        class Recorded {
+          static permission = "granted";
+          static requestPermission = async () => "granted";
+          onclick: (() => void) | null = null;
+          constructor(title: string, options?: { body?: string }) {
+            seen.push({ title, body: options?.body ?? "" });
+          }
+        }
+        (globalThis as unknown as { Notification: unknown }).Notification = Recorded;
+      });
+      await bob.page.reload();
+      await connection(bob).getByText("Connected").waitFor();
+      await roomButton(bob, "Weekend trip").click();
+      await bob.page.getByRole("heading", { name: "Weekend trip" }).waitFor();
+      await roomButton(alice, "^bob").click();
+      await send(alice, "Psst, a surprise for the others");
+      await expect
+        .poll(() =>
+          bob.page.evaluate(() => (globalThis as unknown as { notes: { title: string; body: string }[] }).notes),
+        )
+        .toEqual([{ title: "alice in alice", body: "Psst, a surprise for the others" }]);
+      // Nothing for the room bob has open.
+      await roomButton(alice, "Weekend trip").click();
+      await send(alice, "Back to planning");
+      await message(bob, "Back to planning").waitFor();
+      expect(await bob.page.evaluate(() => (globalThis as unknown as { notes: unknown[] }).notes.length)).toBe(1);
+    });
+  });
+
+  it("a message the server cannot store yet shows 'Retrying…' and goes out by itself, once", async () => {
+    const erin = await person("erin", t.httpUrl);
+    // Between erin's page and the server: while `failing`, sends are refused as `unavailable`.
+    let failing = true;
+    let refused = 0;
+    await erin.page.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => ws.send(m));
+      ws.onMessage((m) => {
+        const frame = typeof m === "string" ? undefined : fromBinary(ClientFrameSchema, new Uint8Array(m));
+        if (!failing || frame?.frame.case !== "send") return server.send(m);
+        // Not passed on: answered as a server without its database answers, nothing stored.
+        refused++;
+        const { clientId, roomId } = frame.frame.value;
+        const ack = create(ServerFrameSchema, {
+          requestId: frame.requestId,
+          frame: {
+            case: "ack",
+            value: { clientId, roomId, error: { code: "unavailable", message: "the database is not reachable" } },
+          },
+        });
+        ws.send(Buffer.from(toBinary(ServerFrameSchema, ack)));
+      });
+    });
+    const { room } = await t.as("alice").createRoom({
+      name: "Retry room",
+      type: RoomType.GROUP,
+      members: [{ profileId: "erin" }],
+    });
+    await erin.page.goto(erin.url);
+    await erin.page.getByLabel("Your name").fill("erin");
+    await erin.page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await connection(erin).getByText("Connected").waitFor();
+    await roomButton(erin, "Retry room").click();
+    await composer(erin).fill("Stored once, in the end");
+    await composer(erin).press("Enter");
+    await message(erin, "Stored once, in the end")
+      .getByText(/^Retrying…/)
+      .waitFor();
+    await shot(erin, "13-retrying");
+    expect(refused).toBeGreaterThan(0);
+    failing = false;
+    await expect
+      .poll(() => message(erin, "Stored once, in the end").locator(".meta").textContent())
+      .not.toMatch(/Retrying|Sending|Not sent/);
+    const { events } = await t.as("alice").getHistory({ roomId: room?.id as string });
+    const bodies = events.map((e) => (e.content.case === "text" ? e.content.value.body : ""));
+    expect(bodies.filter((b) => b === "Stored once, in the end")).toHaveLength(1);
+    await erin.context.close();
   });
 
   it("shows no page errors", () => {

@@ -8,21 +8,37 @@ import type { Authenticator, Identity } from "./identity.js";
  */
 export class CachedAuthenticator implements Authenticator {
   private readonly verified = new Map<string, { identity: Identity; until: number }>();
+  /** Checks under way: a token arriving again meanwhile (a device's hello and its first calls) waits for the same one. */
+  private readonly checking = new Map<string, Promise<Identity>>();
 
   constructor(
     private readonly inner: Authenticator,
     private readonly ttlMs = 60_000,
-    private readonly maxEntries = 20_000,
+    /** As many as the devices one process serves: a smaller cache would check every token again each time. */
+    private readonly maxEntries = 100_000,
     /** The clock, in epoch milliseconds (tests pass their own). */
     private readonly now: () => number = Date.now,
   ) {}
 
   async verify(token: string): Promise<Identity> {
-    const now = this.now();
     const hit = this.verified.get(token);
-    if (hit && now < hit.until) return hit.identity;
+    if (hit && this.now() < hit.until) return hit.identity;
     if (hit) this.verified.delete(token);
+    let check = this.checking.get(token);
+    if (!check) {
+      check = this.check(token);
+      this.checking.set(token, check);
+      void check.then(
+        () => this.checking.delete(token),
+        () => this.checking.delete(token),
+      );
+    }
+    return check;
+  }
+
+  private async check(token: string): Promise<Identity> {
     const identity = Object.freeze(await this.inner.verify(token));
+    const now = this.now();
     if (this.verified.size >= this.maxEntries) this.verified.delete(this.verified.keys().next().value as string);
     this.verified.set(token, {
       identity,

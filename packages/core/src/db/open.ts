@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import { Kysely, PostgresDialect, sql } from "kysely";
+import { Kysely, type KyselyConfig, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { pglitePool } from "./pglite-pool.js";
 
@@ -11,6 +11,8 @@ export interface Database<Schema> {
   readonly kind: "postgres" | "pglite";
   /** Resolves when the database answers a query. */
   ping(): Promise<void>;
+  /** The connection pool now: connections open, idle, and callers waiting for one. */
+  poolStats(): PoolStats;
   /** A connection of its own, for session-level locks and LISTEN. */
   session(): Promise<DbSession>;
   close(): Promise<void>;
@@ -35,7 +37,19 @@ export interface DbSession {
 export interface DatabaseOptions {
   /** Connections in the pool (PostgreSQL only). */
   poolSize?: number;
+  /** Told of each statement run through Kysely: its SQL, its duration and whether it failed (metrics). */
+  onQuery?: (sql: string, ms: number, failed: boolean) => void;
 }
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+/** Kysely's log hook, calling `onQuery` (Kysely times statements only when a log hook is set). */
+const queryLog = (onQuery: DatabaseOptions["onQuery"]): KyselyConfig["log"] =>
+  onQuery ? (e) => onQuery(e.query.sql, e.queryDurationMillis, e.level === "error") : undefined;
 
 const INT8 = 20;
 const parseInt8 = (v: string) => Number(v);
@@ -57,10 +71,12 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
       parsers: { [INT8]: parseInt8 },
       postgresqlconf: EMBEDDED_CONF,
     });
-    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: pglitePool(embedded) }) });
+    const pool = pglitePool(embedded);
+    const log = queryLog(options.onQuery);
+    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
     // One process owns an embedded database: its locks are always free, NOTIFY comes in process.
     const unlisten: (() => Promise<void>)[] = [];
-    return wrap(db, "pglite", async () => ({
+    return wrap(db, "pglite", pool.stats, async () => ({
       tryLock: async () => true,
       lost: new AbortController().signal,
       check: async () => {},
@@ -86,8 +102,10 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     // no listener of the pool's, so each client gets one of its own. Its query reports the loss.
     pool.on("error", () => {});
     pool.on("connect", (client) => client.on("error", () => {}));
-    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-    return wrap(db, "postgres", () => postgresSession(uri));
+    const log = queryLog(options.onQuery);
+    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
+    const stats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+    return wrap(db, "postgres", stats, () => postgresSession(uri));
   }
   throw new Error(`unsupported database URI scheme: ${uri.split(":")[0]}`);
 }
@@ -173,11 +191,13 @@ async function postgresSession(uri: string): Promise<DbSession> {
 function wrap<Schema>(
   db: Kysely<Schema>,
   kind: "postgres" | "pglite",
+  poolStats: () => PoolStats,
   session: () => Promise<DbSession>,
 ): Database<Schema> {
   return {
     db,
     kind,
+    poolStats,
     session,
     async ping() {
       await sql`select 1`.execute(db);

@@ -1,5 +1,6 @@
 import type { PGlite } from "@electric-sql/pglite";
 import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
+import type { PoolStats } from "./open.js";
 
 /**
  * Lets Kysely's PostgreSQL dialect drive an embedded PGlite. PGlite is one connection, so the
@@ -12,8 +13,11 @@ import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kyse
  * sends together. The connection therefore passes to the next borrower on a new turn of the event
  * loop (setImmediate), after pending I/O has been read.
  */
-export function pglitePool(pg: PGlite): PostgresPool {
+export function pglitePool(pg: PGlite): PostgresPool & { stats(): PoolStats } {
   let tail: Promise<void> = Promise.resolve();
+  /** Borrowers waiting for the connection, and whether one holds it (for the pool metrics). */
+  let waiting = 0;
+  let inUse = 0;
 
   const client = (release: () => void): PostgresPoolClient =>
     ({
@@ -36,12 +40,21 @@ export function pglitePool(pg: PGlite): PostgresPool {
     connect() {
       let release!: () => void;
       const turn = new Promise<void>((resolve) => {
-        release = resolve;
+        release = () => {
+          inUse = 0;
+          resolve();
+        };
       });
       const ready = tail.then(nextTurn);
       tail = ready.then(() => turn);
-      return ready.then(() => client(release));
+      waiting++;
+      return ready.then(() => {
+        waiting--;
+        inUse = 1;
+        return client(release);
+      });
     },
+    stats: () => ({ total: 1, idle: 1 - inUse, waiting }),
     async end() {
       await tail;
       await pg.close();

@@ -27,7 +27,7 @@ import { type ChannelModel, type ConfirmChannel, connect, type Message } from "a
 import { sleep } from "../lifecycle.js";
 import { AmqpBus } from "./amqp-bus.js";
 import { EVENTS_ARGS, Holder, READ_WAIT_MS, readCursor } from "./amqp-holder.js";
-import { connectionUrl, Link, noop, offsetOf, openConfirmChannel, readLast } from "./amqp-link.js";
+import { connectionUrl, Link, noop, offsetOf, openChannel, openConfirmChannel, readLast } from "./amqp-link.js";
 import { LocalFirstBus } from "./local-first.js";
 import { checkPartition, type EventStream, type LiveBus, type StreamEntry } from "./ports.js";
 
@@ -158,6 +158,12 @@ export class AmqpStream implements EventStream {
   }
 
   /** Stops every consumer (a handler still running leaves its entry unacknowledged), then disconnects. */
+  /** The broker answers: a channel opens and closes on the consuming connection. */
+  async ping(): Promise<void> {
+    const ch = await openChannel(await this.consuming.connection());
+    await ch.close();
+  }
+
   async close(): Promise<void> {
     if (this.closing.signal.aborted) return;
     this.closing.abort();

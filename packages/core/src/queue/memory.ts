@@ -81,6 +81,8 @@ export class MemoryStream implements EventStream {
     return base + this.log(partition).length - (this.groups.get(`${group}\u0000${partition}`)?.acked ?? base);
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {
     for (const wake of this.waiters) wake();
   }

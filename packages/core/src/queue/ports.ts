@@ -1,3 +1,5 @@
+import type { Logger } from "../logger.js";
+
 /**
  * The queue ports of the delivery pipeline. Each has an in-memory implementation (`mem://`) and
  * real ones (`nats://`, `redis://`), chosen by URI; all pass one contract suite
@@ -11,6 +13,8 @@ export interface QueueOptions {
   partitions: number;
   /** How long a consumer may hold an entry before it is handed to another (NATS ack wait, Redis lease). */
   redeliveryMs?: number;
+  /** Where the client library's connection errors go (one warning per outage). */
+  logger?: Logger;
 }
 
 /** One message of the durable stream, as a consumer sees it. */
@@ -47,6 +51,8 @@ export interface EventStream {
   ): Promise<void>;
   /** Entries of the partition that `group` has not acknowledged yet. */
   lag(group: string, partition: number): Promise<number>;
+  /** Resolves when the backend answers a round trip now; rejects (or hangs) while it cannot. For /readyz. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

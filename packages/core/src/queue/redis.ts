@@ -20,6 +20,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import { logClientErrors } from "../client-errors.js";
 import { raceAbort, sleep } from "../lifecycle.js";
 import { LocalFirstBus } from "./local-first.js";
 import { checkPartition, type EventStream, type LiveBus, type QueueOptions, type StreamEntry } from "./ports.js";
@@ -39,12 +40,28 @@ return 0`;
 const noop = () => {};
 const asBuffer = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
+/**
+ * redis://host:port[/path]: a numeric path selects the database (as Redis URIs do); any other path
+ * (`redis://redis:6379/delivery`) is a namespace put before every key and channel: `delivery:<name>:…`.
+ */
+export function redisTarget(uri: string, name: string): { uri: string; name: string } {
+  const url = new URL(uri);
+  const path = decodeURIComponent(url.pathname.replace(/^\/+|\/+$/g, ""));
+  if (path === "" || /^\d+$/.test(path)) return { uri, name };
+  url.pathname = "";
+  return { uri: url.toString(), name: `${path}:${name}` };
+}
+
 export async function openRedis(uri: string, options: QueueOptions): Promise<{ stream: EventStream; live: LiveBus }> {
-  const redis = new Redis(uri, { lazyConnect: true });
+  const target = redisTarget(uri, options.name);
+  const redis = new Redis(target.uri, { lazyConnect: true });
+  logClientErrors(redis, "Redis (stream)", options.logger);
   await redis.connect();
   const redeliveryMs = options.redeliveryMs ?? DEFAULT_REDELIVERY_MS;
-  const stream = new RedisStream(redis, options.name, options.partitions, redeliveryMs);
-  const bus = new RedisBus(redis.duplicate({ enableAutoPipelining: true }), options.name);
+  const stream = new RedisStream(redis, target.name, options.partitions, redeliveryMs);
+  const busClient = redis.duplicate({ enableAutoPipelining: true });
+  logClientErrors(busClient, "Redis (live bus)", options.logger);
+  const bus = new RedisBus(busClient, target.name);
   // Redis sends a publisher's messages back to it: tagged, dropped, handed over in process instead.
   return { stream, live: new LocalFirstBus(bus, "tagged") };
 }
@@ -151,6 +168,10 @@ export class RedisStream implements EventStream {
     const undelivered =
       info.lag == null ? (await this.redis.xrange(key, `(${info["last-delivered-id"]}`, "+")).length : Number(info.lag);
     return undelivered + Number(info.pending);
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
   }
 
   async close(): Promise<void> {

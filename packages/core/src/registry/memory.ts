@@ -27,6 +27,17 @@ export class MemoryRegistry implements ConnectionRegistry {
     return this.live(this.byDevice, deviceKey(profileId, deviceId)).length;
   }
 
+  async refresh(connections: readonly ConnectionInfo[], ttlMs: number): Promise<void> {
+    const now = this.now();
+    for (const c of connections) {
+      const entry = this.connections.get(c.connectionId);
+      if (!entry || entry.expires <= now) continue;
+      entry.info = { ...entry.info, lastHeartbeat: c.lastHeartbeat };
+      entry.expires = now + ttlMs;
+      this.seen.set(c.profileId, Math.max(this.seen.get(c.profileId) ?? 0, c.lastHeartbeat));
+    }
+  }
+
   async remove(connection: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void> {
     if (this.drop(connection)) this.seen.set(connection.profileId, this.now());
   }
@@ -48,7 +59,18 @@ export class MemoryRegistry implements ConnectionRegistry {
     return out;
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {}
+
+  async forget(profileId: string): Promise<void> {
+    for (const id of [...(this.byProfile.get(profileId) ?? [])]) {
+      const entry = this.connections.get(id);
+      if (entry) this.drop(entry.info);
+    }
+    this.byProfile.delete(profileId);
+    this.seen.delete(profileId);
+  }
 
   /** Forgets a connection (its last-seen time stays as it was); answers whether it was known. */
   private drop({ connectionId, profileId, deviceId }: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">) {

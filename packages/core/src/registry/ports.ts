@@ -21,6 +21,12 @@ export interface ConnectionRegistry {
    * above the limit does the caller need `deviceConnections`.
    */
   register(connection: ConnectionInfo, ttlMs: number): Promise<number>;
+  /**
+   * Refreshes connections already registered (the heartbeats of one gateway tick, all in one round
+   * trip): each lives `ttlMs` more and its `lastHeartbeat` moves, as `register` would do. A
+   * connection no longer registered (removed, or expired) is left out, never brought back.
+   */
+  refresh(connections: readonly ConnectionInfo[], ttlMs: number): Promise<void>;
   /** Removes a connection at once (clean disconnect); the profile's last-seen time is kept. */
   remove(connection: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void>;
   /** The live connections of one device, oldest first. */
@@ -29,5 +35,9 @@ export interface ConnectionRegistry {
   online(profileIds: readonly string[]): Promise<Set<string>>;
   /** When each profile was last seen connected (unix ms); absent if never. */
   lastSeen(profileIds: readonly string[]): Promise<Map<string, number>>;
+  /** Resolves when the backend answers a round trip now; rejects (or hangs) while it cannot. For /readyz. */
+  ping(): Promise<void>;
   close(): Promise<void>;
+  /** Forgets a profile (its erasure): every connection of it and when it was last seen. */
+  forget(profileId: string): Promise<void>;
 }

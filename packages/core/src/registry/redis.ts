@@ -13,13 +13,44 @@
  * - `<prefix>:seen`, sorted set: profileId scored by the time last seen. ZADD GT keeps the maximum
  *   atomically; it has no TTL, so it outlives the connections.
  * register and remove are one MULTI each: readers never see a connection half written or half removed.
+ * refresh (heartbeats) is one script call per connection, all of a tick in one pipeline: the script
+ * does nothing for a connection whose hash is gone, so a late heartbeat never brings a removed one back.
  * Expiries are absolute times from the gateway's clock, compared with the server's (key expiry) and the
  * reader's (online): gateway clocks are expected to be in sync to well under a TTL.
  */
 import { Redis } from "ioredis";
+import { logClientErrors } from "../client-errors.js";
+import type { Logger } from "../logger.js";
 import type { ConnectionInfo, ConnectionRegistry } from "./ports.js";
 
 type Results = [error: Error | null, result: unknown][] | null;
+
+/**
+ * A heartbeat: KEYS conn, dev, prof, seen; ARGV connectionId, profileId, lastHeartbeat, expiry.
+ * Only for a connection still registered; its sets live as long as their longest-lived member.
+ */
+const REFRESH = `
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+redis.call('hset', KEYS[1], 'lastHeartbeat', ARGV[3])
+redis.call('pexpireat', KEYS[1], ARGV[4])
+redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
+redis.call('pexpireat', KEYS[2], ARGV[4], 'GT')
+redis.call('pexpireat', KEYS[3], ARGV[4], 'GT')
+redis.call('zadd', KEYS[4], 'GT', ARGV[3], ARGV[2])
+return 1`;
+
+interface WithRefresh {
+  refreshConnection(
+    conn: string,
+    dev: string,
+    prof: string,
+    seen: string,
+    connectionId: string,
+    profileId: string,
+    lastHeartbeat: number,
+    expires: number,
+  ): Promise<number>;
+}
 
 function check(results: Results): unknown[] {
   if (!results) throw new Error("redis transaction aborted");
@@ -30,8 +61,9 @@ function check(results: Results): unknown[] {
 }
 
 /** Opens a registry on `uri` (redis://host:port[/db]) under the key prefix `prefix`. */
-export async function openRedisRegistry(uri: string, prefix: string): Promise<RedisRegistry> {
+export async function openRedisRegistry(uri: string, prefix: string, logger?: Logger): Promise<RedisRegistry> {
   const redis = new Redis(uri, { lazyConnect: true });
+  logClientErrors(redis, "Redis (registry)", logger);
   try {
     await redis.connect();
   } catch (error) {
@@ -46,7 +78,9 @@ export class RedisRegistry implements ConnectionRegistry {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    redis.defineCommand("refreshConnection", { numberOfKeys: 4, lua: REFRESH });
+  }
 
   async register(c: ConnectionInfo, ttlMs: number): Promise<number> {
     const expires = Date.now() + ttlMs;
@@ -69,6 +103,25 @@ export class RedisRegistry implements ConnectionRegistry {
     for (const key of [dev, prof]) tx.pexpireat(key, expires, "NX").pexpireat(key, expires, "GT");
     const results = check(await tx.zadd(this.seenKey(), "GT", c.lastHeartbeat, c.profileId).zcard(dev).exec());
     return Number(results.at(-1));
+  }
+
+  async refresh(connections: readonly ConnectionInfo[], ttlMs: number): Promise<void> {
+    if (connections.length === 0) return;
+    const expires = Date.now() + ttlMs;
+    const pipeline = this.redis.pipeline() as unknown as WithRefresh & { exec(): Promise<Results> };
+    for (const c of connections) {
+      void pipeline.refreshConnection(
+        this.connKey(c.connectionId),
+        this.devKey(c.profileId, c.deviceId),
+        this.profKey(c.profileId),
+        this.seenKey(),
+        c.connectionId,
+        c.profileId,
+        c.lastHeartbeat,
+        expires,
+      );
+    }
+    check(await pipeline.exec());
   }
 
   async remove(c: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void> {
@@ -121,6 +174,24 @@ export class RedisRegistry implements ConnectionRegistry {
       if (score !== null && score !== undefined) out.set(p, Number(score));
     });
     return out;
+  }
+
+  async forget(profileId: string): Promise<void> {
+    const ids = await this.redis.zrange(this.profKey(profileId), 0, "-1");
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hget(this.connKey(id), "deviceId");
+    const devices = ids.length > 0 ? (check(await pipeline.exec()) as (string | null)[]) : [];
+    const tx = this.redis.multi();
+    ids.forEach((id, i) => {
+      tx.del(this.connKey(id));
+      const deviceId = devices[i];
+      if (deviceId) tx.zrem(this.devKey(profileId, deviceId), id);
+    });
+    check(await tx.del(this.profKey(profileId)).zrem(this.seenKey(), profileId).exec());
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
   }
 
   async close(): Promise<void> {

@@ -36,6 +36,18 @@ queueContract("redis://", {
 });
 
 describe("redis:// specifics", () => {
+  it("takes a path that is not a database number as a namespace for its keys (redis://redis:6379/delivery)", async () => {
+    const name = freshName();
+    const q = await openQueues(`${uri}/delivery`, { name, partitions: 1, redeliveryMs });
+    await q.stream.publish(0, [new Uint8Array([7])]);
+    const redis = new Redis(uri);
+    expect(await redis.xlen(`delivery:${name}:events:0`)).toBe(1);
+    await redis.del(`delivery:${name}:events:0`);
+    await redis.quit();
+    await q.stream.close();
+    await q.live.close();
+  });
+
   it("keeps bytes as they are, on the stream and on live subjects", async () => {
     const q = await openQueues(uri, { name: freshName(), partitions: 1, redeliveryMs });
     const bytes = new Uint8Array([0, 255, 13, 10, 0, 128, 36]);

@@ -92,4 +92,19 @@ describe("CachedAuthenticator", () => {
     for (const t of [a, b, c, a]) await big.verify(t); // c pushed a out
     expect(inner.checks).toBe(2 + 4);
   });
+
+  it("checks a token once when it arrives several times at once (a device's hello and its first calls)", async () => {
+    const { signer, inner } = await counted();
+    const auth = new CachedAuthenticator(inner);
+    const token = await signer.sign({ sub: "ann", device_id: "phone" });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => auth.verify(token)));
+    expect(new Set(answers.map((a) => a.profileId))).toEqual(new Set(["ann"]));
+    expect(inner.checks).toBe(1);
+    const forged = `${token.slice(0, -4)}AAAA`;
+    const refused = await Promise.allSettled([auth.verify(forged), auth.verify(forged)]);
+    expect(refused.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(inner.checks).toBe(2);
+    await expect(auth.verify(forged)).rejects.toThrow(/signature|malformed/); // and not remembered
+    expect(inner.checks).toBe(3);
+  });
 });

@@ -40,6 +40,16 @@ describe("field checks", () => {
     expect(a[14]).toBe("7");
   });
 
+  it("make distinct, well-formed ids across many draws of random bytes", () => {
+    const ids = Array.from({ length: 2_000 }, () => newId());
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) {
+      expect(isId(id)).toBe(true);
+      expect(id[14]).toBe("7");
+      expect("89ab").toContain(id[19]);
+    }
+  });
+
   it("accept profile ids from any issuer but not spaces or huge ones", () => {
     expect(code(() => checkProfileId("p", "auth0|abc-123@x"))).toBe("ok");
     expect(code(() => checkProfileId("p", "a b"))).toMatch(/without spaces/);

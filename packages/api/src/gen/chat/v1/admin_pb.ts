@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/admin.proto.
  */
 export const file_chat_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChNjaGF0L3YxL2FkbWluLnByb3RvEgdjaGF0LnYxIqkBCg5QdXNoRGVhZExldHRlchIKCgJpZBgBIAEoCRIPCgdyb29tX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEhIKCnJlY2lwaWVudHMYBCADKAkSEAoIYXR0ZW1wdHMYBSABKAUSEgoKbGFzdF9lcnJvchgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChpMaXN0UHVzaERlYWRMZXR0ZXJzUmVxdWVzdBIOCgZjdXJzb3IYASABKAkSDQoFbGltaXQYAiABKAUiYQobTGlzdFB1c2hEZWFkTGV0dGVyc1Jlc3BvbnNlEi0KDGRlYWRfbGV0dGVycxgBIAMoCzIXLmNoYXQudjEuUHVzaERlYWRMZXR0ZXISEwoLbmV4dF9jdXJzb3IYAiABKAkiKwocUmVwbGF5UHVzaERlYWRMZXR0ZXJzUmVxdWVzdBILCgNpZHMYASADKAkiNQodUmVwbGF5UHVzaERlYWRMZXR0ZXJzUmVzcG9uc2USFAoMcmVwbGF5ZWRfaWRzGAEgAygJMtgBCgxBZG1pblNlcnZpY2USYAoTTGlzdFB1c2hEZWFkTGV0dGVycxIjLmNoYXQudjEuTGlzdFB1c2hEZWFkTGV0dGVyc1JlcXVlc3QaJC5jaGF0LnYxLkxpc3RQdXNoRGVhZExldHRlcnNSZXNwb25zZRJmChVSZXBsYXlQdXNoRGVhZExldHRlcnMSJS5jaGF0LnYxLlJlcGxheVB1c2hEZWFkTGV0dGVyc1JlcXVlc3QaJi5jaGF0LnYxLlJlcGxheVB1c2hEZWFkTGV0dGVyc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChNjaGF0L3YxL2FkbWluLnByb3RvEgdjaGF0LnYxIqkBCg5QdXNoRGVhZExldHRlchIKCgJpZBgBIAEoCRIPCgdyb29tX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEhIKCnJlY2lwaWVudHMYBCADKAkSEAoIYXR0ZW1wdHMYBSABKAUSEgoKbGFzdF9lcnJvchgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChpMaXN0UHVzaERlYWRMZXR0ZXJzUmVxdWVzdBIOCgZjdXJzb3IYASABKAkSDQoFbGltaXQYAiABKAUiYQobTGlzdFB1c2hEZWFkTGV0dGVyc1Jlc3BvbnNlEi0KDGRlYWRfbGV0dGVycxgBIAMoCzIXLmNoYXQudjEuUHVzaERlYWRMZXR0ZXISEwoLbmV4dF9jdXJzb3IYAiABKAkiKwocUmVwbGF5UHVzaERlYWRMZXR0ZXJzUmVxdWVzdBILCgNpZHMYASADKAkiNQodUmVwbGF5UHVzaERlYWRMZXR0ZXJzUmVzcG9uc2USFAoMcmVwbGF5ZWRfaWRzGAEgAygJIigKEkVyYXNlUGVyc29uUmVxdWVzdBISCgpwcm9maWxlX2lkGAEgASgJItcBChNFcmFzZVBlcnNvblJlc3BvbnNlEhIKCnByb2ZpbGVfaWQYASABKAkSFwoPZXZlbnRzX3JlZGFjdGVkGAIgASgDEhIKCnJvb21zX2xlZnQYAyABKAUSGwoTZGlyZWN0X3Jvb21zX2Nsb3NlZBgEIAEoBRIwCgxyZXF1ZXN0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKQoTRXhwb3J0UGVyc29uUmVxdWVzdBISCgpwcm9maWxlX2lkGAEgASgJIiUKFEV4cG9ydFBlcnNvblJlc3BvbnNlEg0KBWxpbmVzGAEgAygJIrYBCgpBdWRpdEVudHJ5EgoKAmlkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFjdG9yX2lkGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIPCgdyb29tX2lkGAUgASgJEg8KB3RhcmdldHMYBiADKAkSFAoMZGV0YWlsc19qc29uGAcgASgJEhIKCnJlcXVlc3RfaWQYCCABKAkiZwoTTGlzdEF1ZGl0TG9nUmVxdWVzdBIOCgZjdXJzb3IYASABKAkSDQoFbGltaXQYAiABKAUSDwoHcm9vbV9pZBgDIAEoCRIQCghhY3Rvcl9pZBgEIAEoCRIOCgZhY3Rpb24YBSABKAkiUQoUTGlzdEF1ZGl0TG9nUmVzcG9uc2USJAoHZW50cmllcxgBIAMoCzITLmNoYXQudjEuQXVkaXRFbnRyeRITCgtuZXh0X2N1cnNvchgCIAEoCTK+AwoMQWRtaW5TZXJ2aWNlEmAKE0xpc3RQdXNoRGVhZExldHRlcnMSIy5jaGF0LnYxLkxpc3RQdXNoRGVhZExldHRlcnNSZXF1ZXN0GiQuY2hhdC52MS5MaXN0UHVzaERlYWRMZXR0ZXJzUmVzcG9uc2USZgoVUmVwbGF5UHVzaERlYWRMZXR0ZXJzEiUuY2hhdC52MS5SZXBsYXlQdXNoRGVhZExldHRlcnNSZXF1ZXN0GiYuY2hhdC52MS5SZXBsYXlQdXNoRGVhZExldHRlcnNSZXNwb25zZRJICgtFcmFzZVBlcnNvbhIbLmNoYXQudjEuRXJhc2VQZXJzb25SZXF1ZXN0GhwuY2hhdC52MS5FcmFzZVBlcnNvblJlc3BvbnNlEk0KDEV4cG9ydFBlcnNvbhIcLmNoYXQudjEuRXhwb3J0UGVyc29uUmVxdWVzdBodLmNoYXQudjEuRXhwb3J0UGVyc29uUmVzcG9uc2UwARJLCgxMaXN0QXVkaXRMb2cSHC5jaGF0LnYxLkxpc3RBdWRpdExvZ1JlcXVlc3QaHS5jaGF0LnYxLkxpc3RBdWRpdExvZ1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A push notification that failed every attempt.
@@ -144,6 +144,238 @@ export const ReplayPushDeadLettersResponseSchema: GenMessage<ReplayPushDeadLette
   messageDesc(file_chat_v1_admin, 4);
 
 /**
+ * @generated from message chat.v1.ErasePersonRequest
+ */
+export type ErasePersonRequest = Message<"chat.v1.ErasePersonRequest"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+};
+
+/**
+ * Describes the message chat.v1.ErasePersonRequest.
+ * Use `create(ErasePersonRequestSchema)` to create a new message.
+ */
+export const ErasePersonRequestSchema: GenMessage<ErasePersonRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_admin, 5);
+
+/**
+ * @generated from message chat.v1.ErasePersonResponse
+ */
+export type ErasePersonResponse = Message<"chat.v1.ErasePersonResponse"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+
+  /**
+   * Events of the person emptied to tombstones by this call (0 when a previous call did it).
+   *
+   * @generated from field: int64 events_redacted = 2;
+   */
+  eventsRedacted: bigint;
+
+  /**
+   * Rooms the person was removed from (a system event in each).
+   *
+   * @generated from field: int32 rooms_left = 3;
+   */
+  roomsLeft: number;
+
+  /**
+   * Direct rooms closed for the other person.
+   *
+   * @generated from field: int32 direct_rooms_closed = 4;
+   */
+  directRoomsClosed: number;
+
+  /**
+   * When the erasure was first requested and when it completed.
+   *
+   * @generated from field: google.protobuf.Timestamp requested_at = 5;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp completed_at = 6;
+   */
+  completedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message chat.v1.ErasePersonResponse.
+ * Use `create(ErasePersonResponseSchema)` to create a new message.
+ */
+export const ErasePersonResponseSchema: GenMessage<ErasePersonResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_admin, 6);
+
+/**
+ * @generated from message chat.v1.ExportPersonRequest
+ */
+export type ExportPersonRequest = Message<"chat.v1.ExportPersonRequest"> & {
+  /**
+   * @generated from field: string profile_id = 1;
+   */
+  profileId: string;
+};
+
+/**
+ * Describes the message chat.v1.ExportPersonRequest.
+ * Use `create(ExportPersonRequestSchema)` to create a new message.
+ */
+export const ExportPersonRequestSchema: GenMessage<ExportPersonRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_admin, 7);
+
+/**
+ * @generated from message chat.v1.ExportPersonResponse
+ */
+export type ExportPersonResponse = Message<"chat.v1.ExportPersonResponse"> & {
+  /**
+   * JSON lines: each one complete JSON object with a "kind" (docs/data-lifecycle.md).
+   *
+   * @generated from field: repeated string lines = 1;
+   */
+  lines: string[];
+};
+
+/**
+ * Describes the message chat.v1.ExportPersonResponse.
+ * Use `create(ExportPersonResponseSchema)` to create a new message.
+ */
+export const ExportPersonResponseSchema: GenMessage<ExportPersonResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_admin, 8);
+
+/**
+ * One administrative action: written with the action, never changed.
+ *
+ * @generated from message chat.v1.AuditEntry
+ */
+export type AuditEntry = Message<"chat.v1.AuditEntry"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The profile that acted.
+   *
+   * @generated from field: string actor_id = 3;
+   */
+  actorId: string;
+
+  /**
+   * What it did: room.created, room.updated, room.deleted, members.added, members.removed,
+   * member.role_changed, push.dead_letters_replayed, person.erasure_requested,
+   * person.erasure_repeated, person.erased (docs/privacy.md).
+   *
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * The room acted on (empty for actions on no room).
+   *
+   * @generated from field: string room_id = 5;
+   */
+  roomId: string;
+
+  /**
+   * The profiles (or dead letters) the action was about.
+   *
+   * @generated from field: repeated string targets = 6;
+   */
+  targets: string[];
+
+  /**
+   * More about the action, a JSON object (e.g. {"role":"admin","previous":"member"}).
+   *
+   * @generated from field: string details_json = 7;
+   */
+  detailsJson: string;
+
+  /**
+   * The x-request-id of the call that did it: the same id is on its log lines.
+   *
+   * @generated from field: string request_id = 8;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message chat.v1.AuditEntry.
+ * Use `create(AuditEntrySchema)` to create a new message.
+ */
+export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
+  messageDesc(file_chat_v1_admin, 9);
+
+/**
+ * @generated from message chat.v1.ListAuditLogRequest
+ */
+export type ListAuditLogRequest = Message<"chat.v1.ListAuditLogRequest"> & {
+  /**
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * Only the entries of this room, of this actor, of this action (each optional).
+   *
+   * @generated from field: string room_id = 3;
+   */
+  roomId: string;
+
+  /**
+   * @generated from field: string actor_id = 4;
+   */
+  actorId: string;
+
+  /**
+   * @generated from field: string action = 5;
+   */
+  action: string;
+};
+
+/**
+ * Describes the message chat.v1.ListAuditLogRequest.
+ * Use `create(ListAuditLogRequestSchema)` to create a new message.
+ */
+export const ListAuditLogRequestSchema: GenMessage<ListAuditLogRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_admin, 10);
+
+/**
+ * @generated from message chat.v1.ListAuditLogResponse
+ */
+export type ListAuditLogResponse = Message<"chat.v1.ListAuditLogResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.AuditEntry entries = 1;
+   */
+  entries: AuditEntry[];
+
+  /**
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message chat.v1.ListAuditLogResponse.
+ * Use `create(ListAuditLogResponseSchema)` to create a new message.
+ */
+export const ListAuditLogResponseSchema: GenMessage<ListAuditLogResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_admin, 11);
+
+/**
  * Operations for the profiles named in ADMIN_PROFILE_IDS.
  *
  * @generated from service chat.v1.AdminService
@@ -164,6 +396,37 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ReplayPushDeadLettersRequestSchema;
     output: typeof ReplayPushDeadLettersResponseSchema;
+  },
+  /**
+   * A person's erasure (docs/privacy.md): idempotent; call again to finish an interrupted one.
+   *
+   * @generated from rpc chat.v1.AdminService.ErasePerson
+   */
+  erasePerson: {
+    methodKind: "unary";
+    input: typeof ErasePersonRequestSchema;
+    output: typeof ErasePersonResponseSchema;
+  },
+  /**
+   * Everything stored about a person, as JSON lines, page by page (docs/privacy.md).
+   * Admins, or the person themselves.
+   *
+   * @generated from rpc chat.v1.AdminService.ExportPerson
+   */
+  exportPerson: {
+    methodKind: "server_streaming";
+    input: typeof ExportPersonRequestSchema;
+    output: typeof ExportPersonResponseSchema;
+  },
+  /**
+   * The audit log, newest first: who did what to which room and members, and when.
+   *
+   * @generated from rpc chat.v1.AdminService.ListAuditLog
+   */
+  listAuditLog: {
+    methodKind: "unary";
+    input: typeof ListAuditLogRequestSchema;
+    output: typeof ListAuditLogResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_admin, 0);

@@ -103,7 +103,8 @@ export const RoomCursorSchema: GenMessage<RoomCursor> = /*@__PURE__*/
 
 /**
  * The server will not replay a room from the device's cursor: everything before `from_seq` is
- * skipped on purpose (too much to replay); fetch it with GetHistory if it is wanted.
+ * skipped on purpose (too much to replay; fetch it with GetHistory if it is wanted) or was removed
+ * by the room's retention policy (GetHistory starts at from_seq then).
  *
  * @generated from message chat.v1.Resync
  */

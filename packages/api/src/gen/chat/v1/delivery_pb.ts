@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/delivery.proto.
  */
 export const file_chat_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("ChZjaGF0L3YxL2RlbGl2ZXJ5LnByb3RvEgdjaGF0LnYxIp0BCgpFdmVudEJhdGNoEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50EjgKC21lbWJlcnNfc2VxGAIgAygLMiMuY2hhdC52MS5FdmVudEJhdGNoLk1lbWJlcnNTZXFFbnRyeRoxCg9NZW1iZXJzU2VxRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASIxCgxMaXZlRGVsaXZlcnkSEgoKcmVjaXBpZW50cxgBIAMoCRINCgVmcmFtZRgCIAEoDGIGcHJvdG8z", [file_chat_v1_event]);
+  fileDesc("ChZjaGF0L3YxL2RlbGl2ZXJ5LnByb3RvEgdjaGF0LnYxIrIBCgpFdmVudEJhdGNoEiIKBmV2ZW50cxgBIAMoCzISLmNoYXQudjEuUm9vbUV2ZW50EjgKC21lbWJlcnNfc2VxGAIgAygLMiMuY2hhdC52MS5FdmVudEJhdGNoLk1lbWJlcnNTZXFFbnRyeRITCgt0cmFjZXBhcmVudBgDIAEoCRoxCg9NZW1iZXJzU2VxRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASJGCgxMaXZlRGVsaXZlcnkSEgoKcmVjaXBpZW50cxgBIAMoCRINCgVmcmFtZRgCIAEoDBITCgt0cmFjZXBhcmVudBgDIAEoCWIGcHJvdG8z", [file_chat_v1_event]);
 
 /**
  * Internal: what the outbox relay puts on the durable stream, one message per partition batch.
@@ -31,6 +31,13 @@ export type EventBatch = Message<"chat.v1.EventBatch"> & {
    * @generated from field: map<string, int64> members_seq = 2;
    */
   membersSeq: { [key: string]: bigint };
+
+  /**
+   * W3C traceparent of the span that published the batch, when it is traced (docs/operability.md).
+   *
+   * @generated from field: string traceparent = 3;
+   */
+  traceparent: string;
 };
 
 /**
@@ -61,6 +68,13 @@ export type LiveDelivery = Message<"chat.v1.LiveDelivery"> & {
    * @generated from field: bytes frame = 2;
    */
   frame: Uint8Array;
+
+  /**
+   * W3C traceparent of the span that published the delivery, when it is traced.
+   *
+   * @generated from field: string traceparent = 3;
+   */
+  traceparent: string;
 };
 
 /**

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/room.proto.
  */
 export const file_chat_v1_room: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL3Jvb20ucHJvdG8SB2NoYXQudjEixQIKBFJvb20SCgoCaWQYASABKAkSHwoEdHlwZRgCIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKY3JlYXRvcl9pZBgGIAEoCRIQCghsYXN0X3NlcRgHIAEoAxIUCgxtZW1iZXJfY291bnQYCCABKAUSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVhZF9zZXEYCyABKAMSFAoMdW5yZWFkX2NvdW50GAwgASgDIrsBChBSb29tU3Vic2NyaXB0aW9uEg8KB3Jvb21faWQYASABKAkSJAoGbWVtYmVyGAIgASgLMhQuY2hhdC52MS5Db250YWN0TGluaxIMCgRyb2xlGAMgASgJEg0KBXN0YXRlGAQgASgJEi0KCWpvaW5lZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKam9pbmVkX3NlcRgGIAEoAxIQCghyZWFkX3NlcRgHIAEoAypnCghSb29tVHlwZRIZChVST09NX1RZUEVfVU5TUEVDSUZJRUQQABIUChBST09NX1RZUEVfRElSRUNUEAESEwoPUk9PTV9UWVBFX0dST1VQEAISFQoRUk9PTV9UWVBFX0NIQU5ORUwQA2IGcHJvdG8z", [file_chat_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChJjaGF0L3YxL3Jvb20ucHJvdG8SB2NoYXQudjEihQMKBFJvb20SCgoCaWQYASABKAkSHwoEdHlwZRgCIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKY3JlYXRvcl9pZBgGIAEoCRIQCghsYXN0X3NlcRgHIAEoAxIUCgxtZW1iZXJfY291bnQYCCABKAUSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVhZF9zZXEYCyABKAMSFAoMdW5yZWFkX2NvdW50GAwgASgDEisKCXJldGVudGlvbhgNIAEoCzIYLmNoYXQudjEuUmV0ZW50aW9uUG9saWN5EhEKCWZpcnN0X3NlcRgOIAEoAyK7AQoQUm9vbVN1YnNjcmlwdGlvbhIPCgdyb29tX2lkGAEgASgJEiQKBm1lbWJlchgCIAEoCzIULmNoYXQudjEuQ29udGFjdExpbmsSDAoEcm9sZRgDIAEoCRINCgVzdGF0ZRgEIAEoCRItCglqb2luZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmpvaW5lZF9zZXEYBiABKAMSEAoIcmVhZF9zZXEYByABKAMiawoPUmV0ZW50aW9uUG9saWN5EhwKD21heF9hZ2Vfc2Vjb25kcxgBIAEoA0gAiAEBEhcKCm1heF9ldmVudHMYAiABKANIAYgBAUISChBfbWF4X2FnZV9zZWNvbmRzQg0KC19tYXhfZXZlbnRzKmcKCFJvb21UeXBlEhkKFVJPT01fVFlQRV9VTlNQRUNJRklFRBAAEhQKEFJPT01fVFlQRV9ESVJFQ1QQARITCg9ST09NX1RZUEVfR1JPVVAQAhIVChFST09NX1RZUEVfQ0hBTk5FTBADYgZwcm90bzM", [file_chat_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.v1.Room
@@ -80,11 +80,26 @@ export type Room = Message<"chat.v1.Room"> & {
   readSeq: bigint;
 
   /**
-   * last_seq - read_seq for members, 0 otherwise.
+   * last_seq - read_seq for members, 0 otherwise; events removed by retention are not counted.
    *
    * @generated from field: int64 unread_count = 12;
    */
   unreadCount: bigint;
+
+  /**
+   * The room's own retention policy; unset: the deployment's default (RETENTION_* settings).
+   *
+   * @generated from field: chat.v1.RetentionPolicy retention = 13;
+   */
+  retention?: RetentionPolicy | undefined;
+
+  /**
+   * The first seq still stored: events before it were removed by retention (1 when none were).
+   * Seqs are never reused; history, Sync and devices start here.
+   *
+   * @generated from field: int64 first_seq = 14;
+   */
+  firstSeq: bigint;
 };
 
 /**
@@ -150,6 +165,35 @@ export type RoomSubscription = Message<"chat.v1.RoomSubscription"> & {
  */
 export const RoomSubscriptionSchema: GenMessage<RoomSubscription> = /*@__PURE__*/
   messageDesc(file_chat_v1_room, 1);
+
+/**
+ * How long a room keeps its events (docs/data-lifecycle.md). A field left unset takes the
+ * deployment's default; 0 keeps events for ever on that count.
+ *
+ * @generated from message chat.v1.RetentionPolicy
+ */
+export type RetentionPolicy = Message<"chat.v1.RetentionPolicy"> & {
+  /**
+   * Events older than this many seconds are removed.
+   *
+   * @generated from field: optional int64 max_age_seconds = 1;
+   */
+  maxAgeSeconds?: bigint | undefined;
+
+  /**
+   * Only the newest this many events are kept.
+   *
+   * @generated from field: optional int64 max_events = 2;
+   */
+  maxEvents?: bigint | undefined;
+};
+
+/**
+ * Describes the message chat.v1.RetentionPolicy.
+ * Use `create(RetentionPolicySchema)` to create a new message.
+ */
+export const RetentionPolicySchema: GenMessage<RetentionPolicy> = /*@__PURE__*/
+  messageDesc(file_chat_v1_room, 2);
 
 /**
  * @generated from enum chat.v1.RoomType
