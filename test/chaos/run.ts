@@ -130,6 +130,7 @@ const head = [
   "out of order",
   "seq gaps",
   "recovery s",
+  "sends given up",
 ];
 const rows = results.map((r) => [
   r.backend,
