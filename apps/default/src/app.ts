@@ -49,6 +49,8 @@ import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
 import { RetentionWorker } from "./lifecycle/retention-worker.js";
 import { RetentionStore } from "./lifecycle/store.js";
+import { UpkeepStore } from "./lifecycle/upkeep-store.js";
+import { UpkeepWorker } from "./lifecycle/upkeep-worker.js";
 import { ErasureRecovery } from "./privacy/erasure-recovery.js";
 import { PersonService } from "./privacy/person-service.js";
 import { PersonStore } from "./privacy/store.js";
@@ -219,6 +221,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
           metrics.meter,
         ),
         new ErasureRecovery(person, config.RETENTION_INTERVAL_MS, logger.child({ component: "person-data" })),
+        new UpkeepWorker(
+          new UpkeepStore(db),
+          { intervalMs: config.DB_UPKEEP_INTERVAL_MS, vacuum: database.kind === "pglite" },
+          logger.child({ component: "table-upkeep" }),
+        ),
       );
     }
     if (roles.has("fanout")) {

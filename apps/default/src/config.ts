@@ -111,6 +111,7 @@ const schema = z
       .default(0),
     RETENTION_MAX_EVENTS: z.coerce.number().int().min(0).max(1e15).default(0),
     RETENTION_INTERVAL_MS: z.coerce.number().int().min(10).max(86_400_000).default(60_000),
+    DB_UPKEEP_INTERVAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(2000),
     RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
     UPLOAD_ENDPOINT: z
       .string()
