@@ -83,6 +83,10 @@ export class OutboxRelay implements Service {
   private wake: () => void = () => {};
   /** Per room, the seq this relay published last during its current leadership. */
   private readonly published = new Map<string, number>();
+  /** Outbox rows published to the stream, waiting for the next mark (one UPDATE for all of them). */
+  private unmarked: number[] = [];
+  /** The UPDATE marking rows published, while one runs. */
+  private marking: Promise<void> | undefined;
 
   constructor(private readonly o: RelayOptions) {}
 
@@ -140,6 +144,8 @@ export class OutboxRelay implements Service {
     } finally {
       this.leading = false;
       this.handed = [];
+      await this.marked().catch(() => {}); // rows left unmarked are published again: consumers dedupe
+      this.unmarked = [];
       await session.close().catch(() => {});
     }
   }
@@ -212,6 +218,8 @@ export class OutboxRelay implements Service {
 
   /** Publishes the oldest unpublished rows of the table; returns how many. */
   async publishBatch(): Promise<number> {
+    // Rows published but not marked yet would be read again: mark them first.
+    await this.marked();
     const rows = await this.o.store.unpublished(this.o.batchSize);
     if (rows.length === 0) {
       this.o.metrics?.outboxBacklog(0);
@@ -248,10 +256,44 @@ export class OutboxRelay implements Service {
       else byPartition.set(p, [event]);
     }
     await Promise.all([...byPartition].map(([p, events]) => this.o.stream.publish(p, encodeBatches(events, trace))));
-    await this.o.store.markPublished(items.map((i) => i.outboxId));
+    for (const i of items) this.unmarked.push(i.outboxId);
+    this.markSoon();
     for (const { event } of items) this.remember(event.roomId, Number(event.seq));
     const oldest = items[0]?.event.serverTs;
     this.o.metrics?.published(items.length, oldest ? Number(oldest.seconds) * 1000 + oldest.nanos / 1e6 : undefined);
+  }
+
+  /**
+   * Marks the published rows in the background, one UPDATE at a time: the next events are
+   * published meanwhile, and the rows published while an UPDATE runs are marked by the next one.
+   * A failed mark leaves its rows for the next (or for a table read after a restart, which
+   * publishes them again: consumers are idempotent by room and seq).
+   */
+  private markSoon(): void {
+    if (this.marking || this.unmarked.length === 0) return;
+    const ids = this.unmarked;
+    this.unmarked = [];
+    this.marking = this.o.store
+      .markPublished(ids)
+      .catch((err: unknown) => {
+        this.unmarked = ids.concat(this.unmarked);
+        throw err;
+      })
+      .finally(() => {
+        this.marking = undefined;
+      });
+    this.marking.then(
+      () => this.markSoon(),
+      () => {}, // seen by whoever waits for `marked`, or retried with the next publish
+    );
+  }
+
+  /** Resolves once every row published so far is marked; rejects when a mark fails. */
+  private async marked(): Promise<void> {
+    while (this.marking || this.unmarked.length > 0) {
+      if (!this.marking) this.markSoon();
+      await this.marking;
+    }
   }
 
   private remember(roomId: string, seq: number): void {

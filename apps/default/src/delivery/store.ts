@@ -214,7 +214,12 @@ export class DeliveryStore extends Store {
   }
 
   async markPublished(outboxIds: number[]): Promise<void> {
-    await this.db.updateTable("outbox").set({ published_at: sql`now()` }).where("id", "in", outboxIds).execute();
+    // One array parameter: the same statement text whatever the number of rows.
+    await this.db
+      .updateTable("outbox")
+      .set({ published_at: sql`now()` })
+      .where("id", "=", sql<number>`any(${outboxIds}::int8[])`)
+      .execute();
   }
 
   /** Deletes rows published before `before`; answers how many rows wait to be published. */
