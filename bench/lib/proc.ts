@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { cpuSeconds, rssBytes, type Tracked } from "./cpu.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PROBE = fileURLToPath(new URL("./probe.ts", import.meta.url));
+const PROBE = fileURLToPath(new URL("./probe.mjs", import.meta.url));
 const WORKER = fileURLToPath(new URL("../workers/generator.ts", import.meta.url));
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -155,17 +155,20 @@ export interface NodeOptions {
   probe?: boolean;
   /** The CPUs the process may run on (`taskset -c`, e.g. "0"); any when absent. */
   cpus?: string;
+  /** `script` is compiled JavaScript (the build): run by node alone, without the TypeScript loader. */
+  compiled?: boolean;
 }
 
 /**
  * Starts `node --conditions=@service-chat/source --import tsx <script>` (the workspace packages
- * from their sources) from the repository root with an IPC channel; with `cpus`,
+ * from their sources), or `node <script>` for a `compiled` one, from the repository root with an
+ * IPC channel; with `cpus`,
  * through `taskset -c CPUS` (which sets the affinity and then becomes node: same pid, same channel).
  */
 export function spawnNode(name: string, kind: Kind, script: string, options: NodeOptions = {}): Child {
   const args = [...(options.flags ?? [])];
   if (options.probe) args.push("--expose-gc");
-  args.push("--conditions=@service-chat/source", "--import", "tsx");
+  if (!options.compiled) args.push("--conditions=@service-chat/source", "--import", "tsx");
   if (options.probe) args.push("--import", PROBE);
   args.push(script);
   const [command, argv] = options.cpus
@@ -193,9 +196,8 @@ export interface Server {
 }
 
 /**
- * Starts a Service Chat process (`node --conditions=@service-chat/source --import tsx
- * apps/default/src/main.ts`) on free ports and
- * waits until ready; `cpus` pins it (taskset -c) from its first instruction.
+ * Starts a Service Chat process from the build, as `npm start` runs it (`node
+ * apps/default/dist/main.js`; `npm run bench` builds first), on free ports and waits until ready; `cpus` pins it (taskset -c) from its first instruction.
  */
 export async function startServer(
   name: string,
@@ -204,7 +206,8 @@ export async function startServer(
   cpus?: string,
 ): Promise<Server> {
   const [http, grpc] = [await freePort(), await freePort()];
-  const proc = spawnNode(name, "server", "apps/default/src/main.ts", {
+  const proc = spawnNode(name, "server", "apps/default/dist/main.js", {
+    compiled: true,
     env: { ...env, HTTP_PORT: String(http), GRPC_PORT: String(grpc), BIND_HOST: "127.0.0.1" },
     flags,
     probe: true,

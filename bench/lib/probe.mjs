@@ -1,12 +1,13 @@
 /**
- * Preloaded (`--import`) into every server and baseline process the benchmark starts: answers
+ * Preloaded (`--import`) into every server and baseline process the benchmark starts (plain
+ * JavaScript, so that the compiled servers need no TypeScript loader): answers
  * "memory" over the IPC channel with the process's memory after full garbage collections, and
  * ends the process when the benchmark that started it goes away.
  */
-const gc = (globalThis as { gc?: () => void }).gc;
+const gc = globalThis.gc;
 
 if (process.send) {
-  process.on("message", (m: { call?: number; cmd?: string }) => {
+  process.on("message", (m) => {
     if (m?.cmd !== "memory" || typeof m.call !== "number") return;
     for (let i = 0; i < 4; i++) gc?.();
     const u = process.memoryUsage();
