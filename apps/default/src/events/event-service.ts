@@ -19,7 +19,7 @@ import type { SendMetrics } from "./metrics.js";
 import { presentEvent } from "./present.js";
 import { fail, type Indexed, type SendAck, type SendJob, storeSends, unsent } from "./send-batch.js";
 import type { EventStore } from "./store.js";
-import { MAX_EVENTS_PER_CALL, validateEvent } from "./validate.js";
+import { MAX_EVENTS_PER_CALL, type ValidEvent, validateEvent } from "./validate.js";
 
 export type { SendAck } from "./send-batch.js";
 
@@ -94,6 +94,7 @@ export class EventService {
    */
   async send(caller: Identity, events: RoomEvent[]): Promise<SendAck[]> {
     checkCount("event", events.length, MAX_EVENTS_PER_CALL, 1);
+    if (events.length === 1) return this.sendOne(caller, events[0] as RoomEvent);
     const acks: SendAck[] = events.map((e) => unsent(e.roomId, e.clientId));
     const byRoom = new Map<string, Indexed[]>();
     events.forEach((e, index) => {
@@ -117,6 +118,25 @@ export class EventService {
       }),
     );
     return acks;
+  }
+
+  /** `send` of a single event (most calls): the same job, without grouping by room. */
+  private async sendOne(caller: Identity, e: RoomEvent): Promise<SendAck[]> {
+    let event: ValidEvent;
+    try {
+      event = validateEvent("event[0]", e, caller.profileId);
+    } catch (err) {
+      const ack = unsent(e.roomId, e.clientId);
+      fail(ack, err);
+      return [ack];
+    }
+    const group: Indexed[] = [{ index: 0, event }];
+    const trace = this.tracing ? currentTraceParent() : undefined;
+    const job: SendJob = trace
+      ? { caller, roomId: event.roomId, group, trace }
+      : { caller, roomId: event.roomId, group };
+    const [ack] = await this.committer.run(event.roomId, 1, job);
+    return [ack as SendAck];
   }
 
   /** A page of a room's history, newest first unless `direction` is forward. */

@@ -1,10 +1,11 @@
 import type http from "node:http";
-import type http2 from "node:http2";
+import http2 from "node:http2";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import {
   Code,
+  ConnectError,
   type ConnectRouter,
   createConnectRouter,
   createContextKey,
@@ -75,12 +76,10 @@ export function rpcAdapter(o: RpcAdapterOptions): (req: NodeRequest, res: NodeRe
 
 async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeRequest, res: NodeResponse) {
   const context = createContextValues();
-  let uReq = universalRequestFromNodeRequest(
-    req as http.IncomingMessage,
-    res as http.ServerResponse,
-    undefined,
-    context,
-  );
+  let uReq =
+    "stream" in req
+      ? h2Request(req, context)
+      : universalRequestFromNodeRequest(req as http.IncomingMessage, res as http.ServerResponse, undefined, context);
   const contentType = String(req.headers["content-type"] ?? "").toLowerCase();
   let authorized = true;
   if (!isOpen(handler.service.typeName)) {
@@ -140,6 +139,106 @@ async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeR
   await universalResponseToNodeResponse(uRes, res as http.ServerResponse);
 }
 
+/** What an HTTP/2 stream closed without an error aborts its calls with (made once: an exception's stack costs). */
+const STREAM_CLOSED = new DOMException("This operation was aborted", "AbortError");
+
+/** HTTP/2 reset codes that end a call with an error, and its code (as connect-node maps them). */
+const RESET_CODES = new Map<number, Code>([
+  [http2.constants.NGHTTP2_PROTOCOL_ERROR, Code.Internal],
+  [http2.constants.NGHTTP2_INTERNAL_ERROR, Code.Internal],
+  [http2.constants.NGHTTP2_FLOW_CONTROL_ERROR, Code.Internal],
+  [http2.constants.NGHTTP2_SETTINGS_TIMEOUT, Code.Internal],
+  [http2.constants.NGHTTP2_FRAME_SIZE_ERROR, Code.Internal],
+  [http2.constants.NGHTTP2_COMPRESSION_ERROR, Code.Internal],
+  [http2.constants.NGHTTP2_CONNECT_ERROR, Code.Internal],
+  [http2.constants.NGHTTP2_REFUSED_STREAM, Code.Unavailable],
+  [http2.constants.NGHTTP2_CANCEL, Code.Canceled],
+  [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, Code.ResourceExhausted],
+  [http2.constants.NGHTTP2_INADEQUATE_SECURITY, Code.PermissionDenied],
+  [http2.constants.NGHTTP2_HTTP_1_1_REQUIRED, Code.PermissionDenied],
+]);
+const RESET_NAMES = [
+  "NO_ERROR",
+  "PROTOCOL_ERROR",
+  "INTERNAL_ERROR",
+  "FLOW_CONTROL_ERROR",
+  "SETTINGS_TIMEOUT",
+  "STREAM_CLOSED",
+  "FRAME_SIZE_ERROR",
+  "REFUSED_STREAM",
+  "CANCEL",
+  "COMPRESSION_ERROR",
+  "CONNECT_ERROR",
+  "ENHANCE_YOUR_CALM",
+  "INADEQUATE_SECURITY",
+  "HTTP_1_1_REQUIRED",
+];
+
+/** A plain authority (host or host:port): the request URL is then spelled without parsing one. */
+const PLAIN_AUTHORITY = /^[a-z0-9.-]+(:\d{1,5})?$/;
+
+/**
+ * connect-node's universalRequestFromNodeRequest for an HTTP/2 request (h2c), doing less per call:
+ * the same headers, method, URL, body and signal, but the body is an iterable made only when a
+ * body is read through it (a unary body is read here, not through it), the URL is not parsed when
+ * plain, and a stream that closed without an error aborts the signal with one shared reason
+ * instead of a new exception each time. A reset stream aborts with the error connect-node gives.
+ */
+function h2Request(
+  req: http2.Http2ServerRequest,
+  context: ReturnType<typeof createContextValues>,
+): UniversalServerRequest {
+  const authority = req.authority;
+  if (authority === undefined) {
+    throw new ConnectError("unable to determine request authority from Node.js server request", Code.Internal);
+  }
+  const path = req.url ?? "";
+  const url =
+    PLAIN_AUTHORITY.test(authority) && /^\/[\w.\-/]*$/.test(path)
+      ? `http://${authority}${path}`
+      : new URL(path, `http://${authority}`).toString();
+  const controller = new AbortController();
+  req.once("close", () => {
+    const rst = req.stream.rstCode;
+    const code = rst === undefined ? undefined : RESET_CODES.get(rst);
+    controller.abort(
+      code === undefined
+        ? STREAM_CLOSED
+        : new ConnectError(
+            `http/2 stream closed with error code ${RESET_NAMES[rst as number]} (0x${(rst as number).toString(16)})`,
+            code,
+          ),
+    );
+  });
+  return {
+    httpVersion: req.httpVersion,
+    method: req.method ?? "",
+    url,
+    header: webHeaders(req.headers),
+    body: { [Symbol.asyncIterator]: () => chunksOf(req) },
+    signal: controller.signal,
+    contextValues: context,
+  };
+}
+
+async function* chunksOf(req: NodeRequest): AsyncGenerator<Uint8Array> {
+  for await (const chunk of req as AsyncIterable<Uint8Array>) yield chunk;
+}
+
+/** Node's request headers as fetch Headers, HTTP/2 pseudo-headers left out (as connect-node does). */
+function webHeaders(headers: http2.IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const k in headers) {
+    if (k.charCodeAt(0) === 58 /* ":" */) continue;
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (typeof v === "string") out.append(k, v);
+    else if (typeof v === "number") out.append(k, String(v));
+    else for (const e of v) out.append(k, e);
+  }
+  return out;
+}
+
 function decodes(handler: UniversalHandler, body: Uint8Array): boolean {
   try {
     fromBinary(handler.method.input, body);
@@ -153,14 +252,7 @@ function decodes(handler: UniversalHandler, body: Uint8Array): boolean {
 async function readUnaryBody(req: NodeRequest, uReq: UniversalServerRequest, max: number): Promise<Uint8Array> {
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > max) throw tooLarge(max);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw tooLarge(max);
-    chunks.push(chunk);
-  }
-  const raw = Buffer.concat(chunks);
+  const raw = await readAll(req, max);
   uReq.header.delete("content-length"); // read here: the body handed on may be the decompressed one
   const encoding = uReq.header.get("content-encoding");
   if (!encoding || encoding === "identity") return raw;
@@ -174,6 +266,56 @@ async function readUnaryBody(req: NodeRequest, uReq: UniversalServerRequest, max
   }
   throw invalid("body", `content-encoding ${encoding} is not supported (gzip, br)`);
 }
+
+/**
+ * The whole body, read with the stream's own events: an async iterator over the request costs
+ * more than the small body of a typical call. As with one, a body beyond `max` destroys the
+ * request, and one that ends early (the client went away) is an error.
+ */
+function readAll(req: NodeRequest, max: number): Promise<Buffer> {
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  if (req.destroyed) {
+    return Promise.reject(prematureClose());
+  }
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        done();
+        req.destroy();
+        reject(tooLarge(max));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const onClose = () => {
+      done();
+      reject(prematureClose());
+    };
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onError);
+    req.once("close", onClose);
+  });
+}
+
+const prematureClose = () => Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 
 const tooLarge = (max: number) => new AppError("resource_exhausted", `the request body is larger than ${max} bytes`);
 
