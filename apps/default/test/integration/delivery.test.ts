@@ -223,6 +223,36 @@ describe("cursors and sync", () => {
     });
   });
 
+  it("answers SyncDevices for each device what its own Sync answers, errors included, with no Authorization header", async () => {
+    const roomId = await groupRoom(t, "sd-ann", "sd-ben");
+    await t.as("sd-ann").sendEvent({ event: [text(roomId, "one"), text(roomId, "two")] });
+    const token = (sub: string, device_id = "phone") => t.signer.sign({ sub, device_id });
+    const expired = await t.signer.sign({ sub: "sd-ben", device_id: "phone", ttl_s: -10 });
+    const requests = [
+      { token: await token("sd-ben"), request: { cursors: [{ roomId, seq: 1n }] } },
+      { token: await token("sd-ann", "laptop"), request: {} },
+      { token: await token("sd-nobody"), request: {} },
+      { token: expired, request: {} },
+      { token: "", request: {} },
+      { token: await token("sd-ben"), request: { limit: 1001 } },
+    ];
+    const { devices } = await t.withToken(undefined).syncDevices({ devices: requests });
+    const own = await t.as("sd-ben", "connect", { device_id: "phone" }).sync({ cursors: [{ roomId, seq: 1n }] });
+    expect(devices[0]?.result).toEqual({ case: "response", value: own });
+    expect(own.events.map((e) => e.content.case === "text" && e.content.value.body)).toEqual(["one", "two"]);
+    const ann = devices[1]?.result;
+    expect(ann?.case === "response" && ann.value.events.map((e) => Number(e.seq))).toEqual([1, 2, 3]);
+    expect(devices[2]?.result).toMatchObject({ case: "response", value: { events: [], cursors: [] } });
+    expect(devices.slice(3).map((d) => d.result.case === "error" && d.result.value.code)).toEqual([
+      "unauthenticated",
+      "unauthenticated",
+      "invalid_argument",
+    ]);
+    await expect(
+      t.withToken(undefined).syncDevices({ devices: Array.from({ length: 501 }, () => requests[1]!) }),
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
+  });
+
   it("refuses bad cursors and acks with errors naming the field", async () => {
     const roomId = await groupRoom(t, "pam");
     const pam = t.as("pam", "connect", { device_id: "d" });

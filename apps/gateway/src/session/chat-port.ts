@@ -1,5 +1,16 @@
-import type { Client } from "@connectrpc/connect";
-import type { AckEvent, ChatService, PresenceState, RoomCursor, RoomEvent, SyncResponse } from "@service-chat/api";
+import { create } from "@bufbuild/protobuf";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { codeFromString } from "@connectrpc/connect/protocol-connect";
+import {
+  type AckEvent,
+  type ChatService,
+  type DeviceSyncRequest,
+  DeviceSyncRequestSchema,
+  type PresenceState,
+  type RoomCursor,
+  type RoomEvent,
+  type SyncResponse,
+} from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
 
 /**
@@ -38,13 +49,88 @@ export type OpenChatPort = (device: PortDevice) => ChatPort;
 
 /** The port over a ChatService client: every call carries the device's own token. */
 export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
-  return ({ token, deviceId }) => new ClientChatPort(chat, token, deviceId);
+  const syncs = new DeviceSyncs(chat);
+  return ({ token, deviceId }) => new ClientChatPort(chat, syncs, token, deviceId);
+}
+
+/** Devices of one SyncDevices call, at most. */
+const SYNC_DEVICES_PER_CALL = 100;
+
+interface WaitingSync {
+  request: DeviceSyncRequest;
+  resolve(page: SyncResponse): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The Syncs of every device of the gateway asked for in one turn of the event loop (a burst of
+ * hellos, a reconnect storm) go to the Default Service together, in one SyncDevices call per 100:
+ * one request instead of one per device, each device's token checked there as its own Sync's
+ * would be, and each device answered what its own Sync would have answered. A Default Service
+ * that does not know SyncDevices yet is asked device by device from then on.
+ */
+class DeviceSyncs {
+  private waiting: WaitingSync[] = [];
+  private batched = true;
+
+  constructor(private readonly chat: Client<typeof ChatService>) {}
+
+  sync(token: string, cursors: RoomCursor[], limit: number, deviceId: string): Promise<SyncResponse> {
+    if (!this.batched) return this.one(token, cursors, limit, deviceId);
+    return new Promise((resolve, reject) => {
+      if (this.waiting.length === 0) setImmediate(() => this.flush());
+      this.waiting.push({
+        request: create(DeviceSyncRequestSchema, { token, request: { cursors, limit, deviceId } }),
+        resolve,
+        reject,
+      });
+    });
+  }
+
+  private one(token: string, cursors: RoomCursor[], limit: number, deviceId: string): Promise<SyncResponse> {
+    return this.chat.sync({ cursors, limit, deviceId }, { headers: { authorization: `Bearer ${token}` } });
+  }
+
+  private flush(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (let i = 0; i < waiting.length; i += SYNC_DEVICES_PER_CALL) {
+      void this.call(waiting.slice(i, i + SYNC_DEVICES_PER_CALL));
+    }
+  }
+
+  private async call(batch: WaitingSync[]): Promise<void> {
+    try {
+      const { devices } = await this.chat.syncDevices({ devices: batch.map((w) => w.request) });
+      batch.forEach((w, i) => {
+        const answer = devices[i]?.result;
+        if (answer?.case === "response") w.resolve(answer.value);
+        else if (answer?.case === "error") {
+          w.reject(new ConnectError(answer.value.message, codeFromString(answer.value.code) ?? Code.Unknown));
+        } else w.reject(new ConnectError("no answer for this device", Code.Internal));
+      });
+    } catch (err) {
+      if (err instanceof ConnectError && err.code === Code.Unimplemented) {
+        this.batched = false;
+        for (const w of batch) {
+          const { token, request } = w.request;
+          this.one(token, request?.cursors ?? [], request?.limit ?? 0, request?.deviceId ?? "").then(
+            w.resolve,
+            w.reject,
+          );
+        }
+        return;
+      }
+      for (const w of batch) w.reject(err);
+    }
+  }
 }
 
 /** One small object per device (its methods are shared): an idle session costs little. */
 class ClientChatPort implements ChatPort {
   constructor(
     private readonly chat: Client<typeof ChatService>,
+    private readonly syncs: DeviceSyncs,
     private readonly token: string,
     private readonly deviceId: string,
   ) {}
@@ -71,7 +157,7 @@ class ClientChatPort implements ChatPort {
   }
 
   sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
-    return this.chat.sync({ cursors, limit, deviceId: this.deviceId }, this.options());
+    return this.syncs.sync(this.token, cursors, limit, this.deviceId);
   }
 
   private options() {

@@ -1,0 +1,62 @@
+import { create } from "@bufbuild/protobuf";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { type ChatService, type SyncDevicesRequest, SyncResponseSchema } from "@service-chat/api";
+import type { Identity } from "@service-chat/core";
+import { describe, expect, it } from "vitest";
+import { chatClientPort } from "../../src/session/chat-port.js";
+
+const identity: Identity = { profileId: "p", contactId: "", deviceId: "" };
+const page = (seq: number) => create(SyncResponseSchema, { cursors: [{ roomId: "r", seq: BigInt(seq) }] });
+
+/** A ChatService whose SyncDevices answers each device by its token ("bad…": an error), recording the calls. */
+function fakeChat(o: { unimplemented?: boolean } = {}) {
+  const calls: { method: string; devices: number }[] = [];
+  const chat = {
+    async sync(req: { limit: number }, options: { headers: { authorization: string } }) {
+      calls.push({ method: "sync", devices: 1 });
+      expect(options.headers.authorization).toMatch(/^Bearer t/);
+      return page(req.limit);
+    },
+    async syncDevices(req: SyncDevicesRequest) {
+      calls.push({ method: "syncDevices", devices: req.devices.length });
+      if (o.unimplemented) throw new ConnectError("no such method", Code.Unimplemented);
+      return {
+        devices: req.devices.map(({ token, request }) =>
+          token.startsWith("bad")
+            ? { result: { case: "error", value: { code: "unauthenticated", message: "token expired" } } }
+            : { result: { case: "response", value: page(request?.limit ?? 0) } },
+        ),
+      };
+    },
+  } as unknown as Client<typeof ChatService>;
+  return { chat, calls };
+}
+
+describe("the ChatService port of a gateway of its own", () => {
+  it("sends the Syncs of one turn in one SyncDevices call, and answers each device its own page or error", async () => {
+    const { chat, calls } = fakeChat();
+    const open = chatClientPort(chat);
+    const tokens = Array.from({ length: 250 }, (_, i) => (i === 7 ? "bad" : `t${i}`));
+    const answers = await Promise.allSettled(
+      tokens.map((token, i) => open({ identity, token, deviceId: "d" }).sync([], i + 1)),
+    );
+    expect(calls).toEqual([
+      { method: "syncDevices", devices: 100 },
+      { method: "syncDevices", devices: 100 },
+      { method: "syncDevices", devices: 50 },
+    ]);
+    answers.forEach((a, i) => {
+      if (i === 7) expect(a).toMatchObject({ status: "rejected", reason: { code: Code.Unauthenticated } });
+      else expect(a).toEqual({ status: "fulfilled", value: page(i + 1) });
+    });
+  });
+
+  it("asks device by device when the Default Service does not know SyncDevices", async () => {
+    const { chat, calls } = fakeChat({ unimplemented: true });
+    const open = chatClientPort(chat);
+    const first = await Promise.all([1, 2].map((n) => open({ identity, token: `t${n}`, deviceId: "d" }).sync([], n)));
+    expect(first).toEqual([page(1), page(2)]);
+    expect(await open({ identity, token: "t3", deviceId: "d" }).sync([], 3)).toEqual(page(3));
+    expect(calls.map((c) => c.method)).toEqual(["syncDevices", "sync", "sync", "sync"]);
+  });
+});
