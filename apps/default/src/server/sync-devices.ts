@@ -2,14 +2,16 @@ import { create } from "@bufbuild/protobuf";
 import {
   type DeviceSyncResponse,
   DeviceSyncResponseSchema,
+  type RoomEvent,
   type SyncDevicesRequest,
   type SyncDevicesResponse,
   SyncDevicesResponseSchema,
+  type SyncRequest,
   SyncRequestSchema,
   SyncResponseSchema,
 } from "@service-chat/api";
-import { AppError, type Authenticator, checkCount, unauthenticated } from "@service-chat/core";
-import type { SyncService } from "../delivery/sync-service.js";
+import { AppError, type Authenticator, checkCount, type Identity, unauthenticated } from "@service-chat/core";
+import type { SyncPage, SyncService } from "../delivery/sync-service.js";
 import { errorDetail } from "./errors.js";
 
 /** Devices one SyncDevices call may carry (docs/api.md). */
@@ -18,8 +20,11 @@ export const MAX_SYNC_DEVICES = 500;
 /**
  * SyncDevices: each device's token is checked (the cached authenticator: a token the gateway's
  * hello already brought here costs a map lookup) and its Sync runs as the device's own would; all
- * of them meet in Sync's batcher and are read together. A device's own failure (its token, its
- * cursors) is its answer's error; anything else (the database gone) fails the call.
+ * of them go to Sync's batcher at once and are read together. A device's own failure (its token, its
+ * cursors) is its answer's error; anything else (the database gone) fails the call. The batcher
+ * presents each event once for every page that shows it (the same object): the answer carries it
+ * once, and each page its position, so the devices of a room cost one event to encode, send and
+ * decode, not one each.
  */
 export async function syncDevices(
   auth: Authenticator,
@@ -27,19 +32,41 @@ export async function syncDevices(
   req: SyncDevicesRequest,
 ): Promise<SyncDevicesResponse> {
   checkCount("devices", req.devices.length, MAX_SYNC_DEVICES);
-  const devices = await Promise.all(
-    req.devices.map(async ({ token, request }): Promise<DeviceSyncResponse> => {
-      try {
-        if (!token) throw unauthenticated("missing token");
-        const page = await sync.sync(await auth.verify(token), request ?? create(SyncRequestSchema));
-        return create(DeviceSyncResponseSchema, {
-          result: { case: "response", value: create(SyncResponseSchema, page) },
-        });
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        return create(DeviceSyncResponseSchema, { result: { case: "error", value: errorDetail(err) } });
-      }
-    }),
+  const events: RoomEvent[] = [];
+  const positions = new Map<RoomEvent, number>();
+  const position = (e: RoomEvent): number => {
+    let i = positions.get(e);
+    if (i === undefined) {
+      i = events.push(e) - 1;
+      positions.set(e, i);
+    }
+    return i;
+  };
+  const callers = await Promise.allSettled(
+    req.devices.map(({ token }) => (token ? auth.verify(token) : Promise.reject(unauthenticated("missing token")))),
   );
-  return create(SyncDevicesResponseSchema, { devices });
+  const asked: { caller: Identity; query: SyncRequest }[] = [];
+  const slots: number[] = [];
+  callers.forEach((c, i) => {
+    if (c.status === "fulfilled") {
+      asked.push({ caller: c.value, query: req.devices[i]?.request ?? create(SyncRequestSchema) });
+      slots.push(i);
+    }
+  });
+  const pages = await Promise.allSettled(sync.syncMany(asked));
+  const answers: PromiseSettledResult<SyncPage>[] = callers.map((c) => c as PromiseRejectedResult);
+  pages.forEach((p, k) => {
+    answers[slots[k] as number] = p;
+  });
+  const devices = answers.map((a): DeviceSyncResponse => {
+    if (a.status === "fulfilled") {
+      return create(DeviceSyncResponseSchema, {
+        result: { case: "response", value: create(SyncResponseSchema, { ...a.value, events: [] }) },
+        eventIndexes: a.value.events.map(position),
+      });
+    }
+    if (!(a.reason instanceof AppError)) throw a.reason;
+    return create(DeviceSyncResponseSchema, { result: { case: "error", value: errorDetail(a.reason) } });
+  });
+  return create(SyncDevicesResponseSchema, { devices, events });
 }

@@ -101,11 +101,17 @@ class DeviceSyncs {
 
   private async call(batch: WaitingSync[]): Promise<void> {
     try {
-      const { devices } = await this.chat.syncDevices({ devices: batch.map((w) => w.request) });
+      const { devices, events } = await this.chat.syncDevices({ devices: batch.map((w) => w.request) });
       batch.forEach((w, i) => {
         const answer = devices[i]?.result;
-        if (answer?.case === "response") w.resolve(answer.value);
-        else if (answer?.case === "error") {
+        if (answer?.case === "response") {
+          // Events several pages hold are one object, encoded once for all (ordered-delivery.ts).
+          const page = answer.value;
+          page.events = (devices[i]?.eventIndexes ?? []).map((n) => events[n] as RoomEvent);
+          if (page.events.includes(undefined as unknown as RoomEvent)) {
+            w.reject(new ConnectError("an event position out of range", Code.Internal));
+          } else w.resolve(page);
+        } else if (answer?.case === "error") {
           w.reject(new ConnectError(answer.value.message, codeFromString(answer.value.code) ?? Code.Unknown));
         } else w.reject(new ConnectError("no answer for this device", Code.Internal));
       });

@@ -1,12 +1,20 @@
 import { create } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import { type ChatService, type SyncDevicesRequest, SyncResponseSchema } from "@service-chat/api";
+import {
+  type ChatService,
+  RoomEventSchema,
+  type SyncDevicesRequest,
+  SyncResponseSchema,
+  type SyncResponse as SyncResponseType,
+} from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
 import { describe, expect, it } from "vitest";
 import { chatClientPort } from "../../src/session/chat-port.js";
 
 const identity: Identity = { profileId: "p", contactId: "", deviceId: "" };
-const page = (seq: number) => create(SyncResponseSchema, { cursors: [{ roomId: "r", seq: BigInt(seq) }] });
+const shared = create(RoomEventSchema, { roomId: "r", seq: 1n });
+const page = (seq: number, events = [shared]) =>
+  create(SyncResponseSchema, { cursors: [{ roomId: "r", seq: BigInt(seq) }], events });
 
 /** A ChatService whose SyncDevices answers each device by its token ("bad…": an error), recording the calls. */
 function fakeChat(o: { unimplemented?: boolean } = {}) {
@@ -23,9 +31,13 @@ function fakeChat(o: { unimplemented?: boolean } = {}) {
       return {
         devices: req.devices.map(({ token, request }) =>
           token.startsWith("bad")
-            ? { result: { case: "error", value: { code: "unauthenticated", message: "token expired" } } }
-            : { result: { case: "response", value: page(request?.limit ?? 0) } },
+            ? {
+                result: { case: "error", value: { code: "unauthenticated", message: "token expired" } },
+                eventIndexes: [],
+              }
+            : { result: { case: "response", value: page(request?.limit ?? 0) }, eventIndexes: [0] },
         ),
+        events: [shared],
       };
     },
   } as unknown as Client<typeof ChatService>;
@@ -49,6 +61,9 @@ describe("the ChatService port of a gateway of its own", () => {
       if (i === 7) expect(a).toMatchObject({ status: "rejected", reason: { code: Code.Unauthenticated } });
       else expect(a).toEqual({ status: "fulfilled", value: page(i + 1) });
     });
+    // An event several pages hold, sent once, is one object for all of them.
+    const [a, b] = answers as PromiseFulfilledResult<SyncResponseType>[];
+    expect(a?.value.events[0]).toBe(b?.value.events[0]);
   });
 
   it("asks device by device when the Default Service does not know SyncDevices", async () => {
