@@ -55,6 +55,9 @@ export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
 
 /** Devices of one SyncDevices call, at most. */
 const SYNC_DEVICES_PER_CALL = 100;
+/** SyncDevices calls under way at once, at most: the Syncs asked for meanwhile wait for the next. */
+const SYNC_CALLS_IN_FLIGHT = 2;
+const SYNC_DEVICES_TIMEOUT_MS = 30_000;
 
 interface WaitingSync {
   request: DeviceSyncRequest;
@@ -66,11 +69,16 @@ interface WaitingSync {
  * The Syncs of every device of the gateway asked for in one turn of the event loop (a burst of
  * hellos, a reconnect storm) go to the Default Service together, in one SyncDevices call per 100:
  * one request instead of one per device, each device's token checked there as its own Sync's
- * would be, and each device answered what its own Sync would have answered. A Default Service
- * that does not know SyncDevices yet is asked device by device from then on.
+ * would be, and each device answered what its own Sync would have answered. As sends are
+ * group-committed, with no timer: while two calls are under way, the Syncs asked for meanwhile
+ * wait and go together in the next, so calls grow with the load instead of multiplying. A call
+ * that has not answered in SYNC_DEVICES_TIMEOUT_MS fails its devices (they reconnect), so none
+ * holds the others up for long. A Default Service that does not know SyncDevices yet is asked
+ * device by device from then on.
  */
 class DeviceSyncs {
   private waiting: WaitingSync[] = [];
+  private running = 0;
   private batched = true;
 
   constructor(private readonly chat: Client<typeof ChatService>) {}
@@ -92,16 +100,21 @@ class DeviceSyncs {
   }
 
   private flush(): void {
-    const waiting = this.waiting;
-    this.waiting = [];
-    for (let i = 0; i < waiting.length; i += SYNC_DEVICES_PER_CALL) {
-      void this.call(waiting.slice(i, i + SYNC_DEVICES_PER_CALL));
+    while (this.running < SYNC_CALLS_IN_FLIGHT && this.waiting.length > 0) {
+      this.running++;
+      void this.call(this.waiting.splice(0, SYNC_DEVICES_PER_CALL)).finally(() => {
+        this.running--;
+        this.flush();
+      });
     }
   }
 
   private async call(batch: WaitingSync[]): Promise<void> {
     try {
-      const { devices, events } = await this.chat.syncDevices({ devices: batch.map((w) => w.request) });
+      const { devices, events } = await this.chat.syncDevices(
+        { devices: batch.map((w) => w.request) },
+        { timeoutMs: SYNC_DEVICES_TIMEOUT_MS },
+      );
       batch.forEach((w, i) => {
         const answer = devices[i]?.result;
         if (answer?.case === "response") {

@@ -8,6 +8,7 @@ import {
   type SyncResponse as SyncResponseType,
 } from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
+import { until } from "@service-chat/testing/until";
 import { describe, expect, it } from "vitest";
 import { chatClientPort } from "../../src/session/chat-port.js";
 
@@ -64,6 +65,33 @@ describe("the ChatService port of a gateway of its own", () => {
     // An event several pages hold, sent once, is one object for all of them.
     const [a, b] = answers as PromiseFulfilledResult<SyncResponseType>[];
     expect(a?.value.events[0]).toBe(b?.value.events[0]);
+  });
+
+  it("keeps two calls under way; the Syncs asked for meanwhile go together in the next", async () => {
+    const calls: number[] = [];
+    const gates: (() => void)[] = [];
+    const chat = {
+      async syncDevices(req: SyncDevicesRequest) {
+        calls.push(req.devices.length);
+        await new Promise<void>((open) => gates.push(open));
+        return { devices: req.devices.map(() => ({ result: { case: "response", value: page(1, []) } })), events: [] };
+      },
+    } as unknown as Client<typeof ChatService>;
+    const open = chatClientPort(chat);
+    const sync = (n: number) => open({ identity, token: `t${n}`, deviceId: "d" }).sync([], 1);
+    const first = [sync(1)];
+    await until("the first call", () => calls.length === 1);
+    first.push(sync(2));
+    await until("the second call", () => calls.length === 2);
+    const later = [3, 4, 5, 6].map(sync);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual([1, 1]);
+    gates.shift()?.();
+    await until("the third call", () => calls.length === 3);
+    expect(calls).toEqual([1, 1, 4]);
+    for (const g of gates.splice(0)) g();
+    expect(await Promise.all([...first, ...later])).toHaveLength(6);
+    expect(calls).toEqual([1, 1, 4]);
   });
 
   it("asks device by device when the Default Service does not know SyncDevices", async () => {
