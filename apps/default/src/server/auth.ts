@@ -1,5 +1,4 @@
 import { type ContextValues, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { ChatService } from "@service-chat/api";
 import { type Authenticator, type Identity, unauthenticated } from "@service-chat/core";
 
 const IDENTITY = createContextKey<Identity | undefined>(undefined, { description: "the verified caller" });
@@ -25,7 +24,7 @@ export async function verifyAuthorization(auth: Authenticator, header: string | 
 export function authInterceptor(auth: Authenticator): Interceptor {
   return (next) => async (req) => {
     // Server reflection serves the API's public schema only (server/reflection.ts).
-    if (isOpen(req.service.typeName, req.method.name)) return next(req);
+    if (isOpen(req.service.typeName)) return next(req);
     const checked = req.contextValues.get(CHECKED_AUTHORIZATION);
     req.contextValues.set(IDENTITY, await (checked ?? verifyAuthorization(auth, req.header.get("authorization"))));
     return next(req);
@@ -41,10 +40,5 @@ export function caller(ctx: HandlerContext): Identity {
   return id;
 }
 
-/**
- * Calls served without an Authorization header: server reflection, which describes the public API
- * only, and SyncDevices, each of whose entries carries its own token, checked one by one
- * (sync-devices.ts).
- */
-export const isOpen = (typeName: string, method: string): boolean =>
-  typeName.startsWith("grpc.reflection.") || (typeName === ChatService.typeName && method === "SyncDevices");
+/** Services served without a token: server reflection, which describes the public API only. */
+export const isOpen = (typeName: string): boolean => typeName.startsWith("grpc.reflection.");

@@ -120,7 +120,8 @@ export function chatHandlers(
     async sync(req, ctx) {
       return create(SyncResponseSchema, await sync.sync(caller(ctx), req));
     },
-    async syncDevices(req) {
+    async syncDevices(req, ctx) {
+      caller(ctx); // the call's own token, checked as every call's
       return syncDevices(auth, sync, req);
     },
     async sendTyping(req, ctx) {

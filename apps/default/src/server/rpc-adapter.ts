@@ -83,7 +83,7 @@ async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeR
   );
   const contentType = String(req.headers["content-type"] ?? "").toLowerCase();
   let authorized = true;
-  if (!isOpen(handler.service.typeName, handler.method.name)) {
+  if (!isOpen(handler.service.typeName)) {
     const checked = o.authorize(req.headers.authorization);
     context.set(CHECKED_AUTHORIZATION, checked);
     authorized = await checked.then(

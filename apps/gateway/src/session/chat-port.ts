@@ -50,7 +50,8 @@ export type OpenChatPort = (device: PortDevice) => ChatPort;
 /** The port over a ChatService client: every call carries the device's own token. */
 export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
   const syncs = new DeviceSyncs(chat);
-  return ({ token, deviceId }) => new ClientChatPort(chat, syncs, token, deviceId);
+  return ({ token, deviceId, identity }) =>
+    new ClientChatPort(chat, syncs, token, deviceId, identity.expiresAt ?? Number.POSITIVE_INFINITY);
 }
 
 /** Devices of one SyncDevices call, at most. */
@@ -61,6 +62,8 @@ const SYNC_DEVICES_TIMEOUT_MS = 30_000;
 
 interface WaitingSync {
   request: DeviceSyncRequest;
+  /** When the device's token expires (unix ms). */
+  expiresAt: number;
   resolve(page: SyncResponse): void;
   reject(err: unknown): void;
 }
@@ -73,8 +76,10 @@ interface WaitingSync {
  * group-committed, with no timer: while two calls are under way, the Syncs asked for meanwhile
  * wait and go together in the next, so calls grow with the load instead of multiplying. A call
  * that has not answered in SYNC_DEVICES_TIMEOUT_MS fails its devices (they reconnect), so none
- * holds the others up for long. A Default Service that does not know SyncDevices yet is asked
- * device by device from then on.
+ * holds the others up for long. The call's own Authorization header is the batch's token that
+ * expires last; refused anyway, the batch is asked device by device, so no device pays for
+ * another's token. A Default Service that does not know SyncDevices yet is asked device by device
+ * from then on.
  */
 class DeviceSyncs {
   private waiting: WaitingSync[] = [];
@@ -83,12 +88,19 @@ class DeviceSyncs {
 
   constructor(private readonly chat: Client<typeof ChatService>) {}
 
-  sync(token: string, cursors: RoomCursor[], limit: number, deviceId: string): Promise<SyncResponse> {
+  sync(
+    token: string,
+    expiresAt: number,
+    cursors: RoomCursor[],
+    limit: number,
+    deviceId: string,
+  ): Promise<SyncResponse> {
     if (!this.batched) return this.one(token, cursors, limit, deviceId);
     return new Promise((resolve, reject) => {
       if (this.waiting.length === 0) setImmediate(() => this.flush());
       this.waiting.push({
         request: create(DeviceSyncRequestSchema, { token, request: { cursors, limit, deviceId } }),
+        expiresAt,
         resolve,
         reject,
       });
@@ -110,10 +122,11 @@ class DeviceSyncs {
   }
 
   private async call(batch: WaitingSync[]): Promise<void> {
+    const latest = batch.reduce((a, b) => (b.expiresAt > a.expiresAt ? b : a));
     try {
       const { devices, events } = await this.chat.syncDevices(
         { devices: batch.map((w) => w.request) },
-        { timeoutMs: SYNC_DEVICES_TIMEOUT_MS },
+        { timeoutMs: SYNC_DEVICES_TIMEOUT_MS, headers: { authorization: `Bearer ${latest.request.token}` } },
       );
       batch.forEach((w, i) => {
         const answer = devices[i]?.result;
@@ -129,8 +142,9 @@ class DeviceSyncs {
         } else w.reject(new ConnectError("no answer for this device", Code.Internal));
       });
     } catch (err) {
-      if (err instanceof ConnectError && err.code === Code.Unimplemented) {
-        this.batched = false;
+      const code = err instanceof ConnectError ? err.code : undefined;
+      if (code === Code.Unimplemented || code === Code.Unauthenticated) {
+        if (code === Code.Unimplemented) this.batched = false;
         for (const w of batch) {
           const { token, request } = w.request;
           this.one(token, request?.cursors ?? [], request?.limit ?? 0, request?.deviceId ?? "").then(
@@ -152,6 +166,7 @@ class ClientChatPort implements ChatPort {
     private readonly syncs: DeviceSyncs,
     private readonly token: string,
     private readonly deviceId: string,
+    private readonly expiresAt: number,
   ) {}
 
   async send(events: RoomEvent[]): Promise<AckEvent[]> {
@@ -176,7 +191,7 @@ class ClientChatPort implements ChatPort {
   }
 
   sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
-    return this.syncs.sync(this.token, cursors, limit, this.deviceId);
+    return this.syncs.sync(this.token, this.expiresAt, cursors, limit, this.deviceId);
   }
 
   private options() {

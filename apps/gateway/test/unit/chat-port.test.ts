@@ -18,17 +18,18 @@ const page = (seq: number, events = [shared]) =>
   create(SyncResponseSchema, { cursors: [{ roomId: "r", seq: BigInt(seq) }], events });
 
 /** A ChatService whose SyncDevices answers each device by its token ("bad…": an error), recording the calls. */
-function fakeChat(o: { unimplemented?: boolean } = {}) {
-  const calls: { method: string; devices: number }[] = [];
+function fakeChat(o: { unimplemented?: boolean; refuseCall?: boolean } = {}) {
+  const calls: { method: string; devices: number; authorization?: string }[] = [];
   const chat = {
     async sync(req: { limit: number }, options: { headers: { authorization: string } }) {
       calls.push({ method: "sync", devices: 1 });
       expect(options.headers.authorization).toMatch(/^Bearer t/);
       return page(req.limit);
     },
-    async syncDevices(req: SyncDevicesRequest) {
-      calls.push({ method: "syncDevices", devices: req.devices.length });
+    async syncDevices(req: SyncDevicesRequest, options: { headers: { authorization: string } }) {
+      calls.push({ method: "syncDevices", devices: req.devices.length, authorization: options.headers.authorization });
       if (o.unimplemented) throw new ConnectError("no such method", Code.Unimplemented);
+      if (o.refuseCall) throw new ConnectError("token expired", Code.Unauthenticated);
       return {
         devices: req.devices.map(({ token, request }) =>
           token.startsWith("bad")
@@ -51,12 +52,15 @@ describe("the ChatService port of a gateway of its own", () => {
     const open = chatClientPort(chat);
     const tokens = Array.from({ length: 250 }, (_, i) => (i === 7 ? "bad" : `t${i}`));
     const answers = await Promise.allSettled(
-      tokens.map((token, i) => open({ identity, token, deviceId: "d" }).sync([], i + 1)),
+      tokens.map((token, i) =>
+        open({ identity: { ...identity, expiresAt: 1000 + (i % 120) }, token, deviceId: "d" }).sync([], i + 1),
+      ),
     );
+    // Each call carries, as its own token, the one of its devices that expires last.
     expect(calls).toEqual([
-      { method: "syncDevices", devices: 100 },
-      { method: "syncDevices", devices: 100 },
-      { method: "syncDevices", devices: 50 },
+      { method: "syncDevices", devices: 100, authorization: "Bearer t99" },
+      { method: "syncDevices", devices: 100, authorization: "Bearer t119" },
+      { method: "syncDevices", devices: 50, authorization: "Bearer t239" },
     ]);
     answers.forEach((a, i) => {
       if (i === 7) expect(a).toMatchObject({ status: "rejected", reason: { code: Code.Unauthenticated } });
@@ -92,6 +96,14 @@ describe("the ChatService port of a gateway of its own", () => {
     for (const g of gates.splice(0)) g();
     expect(await Promise.all([...first, ...later])).toHaveLength(6);
     expect(calls).toEqual([1, 1, 4]);
+  });
+
+  it("asks device by device when the call itself is refused, so no device pays for another's token", async () => {
+    const { chat, calls } = fakeChat({ refuseCall: true });
+    const open = chatClientPort(chat);
+    const pages = await Promise.all([1, 2].map((n) => open({ identity, token: `t${n}`, deviceId: "d" }).sync([], n)));
+    expect(pages).toEqual([page(1), page(2)]);
+    expect(calls.map((c) => c.method)).toEqual(["syncDevices", "sync", "sync"]);
   });
 
   it("asks device by device when the Default Service does not know SyncDevices", async () => {

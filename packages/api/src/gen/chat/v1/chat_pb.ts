@@ -1138,9 +1138,9 @@ export const ChatService: GenService<{
     output: typeof SyncResponseSchema;
   },
   /**
-   * Sync for several devices in one call, each with its own token (no Authorization header is
-   * needed): what a gateway sends when many devices connect at once. Each answer is what that
-   * device's own Sync would have answered, its response or its error.
+   * Sync for several devices in one call, each with its own token (the call's Authorization
+   * header carries one valid token too, as every call's): what a gateway sends when many devices
+   * connect at once. Each answer is what that device's own Sync would have answered.
    *
    * @generated from rpc chat.v1.ChatService.SyncDevices
    */
