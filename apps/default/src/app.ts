@@ -197,7 +197,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
       localPort = localChatPort(services, logger.child({ component: "gateway-port" }), outage, tracing);
       const admin = new Admin(delivery, new AuditStore(db), new Set(config.ADMIN_PROFILE_IDS), push);
       chatRoutes = (router) => {
-        router.service(ChatService, chatHandlers(services));
+        router.service(ChatService, chatHandlers(services, auth));
         router.service(AdminService, adminHandlers(admin, person));
       };
     }

@@ -93,6 +93,23 @@ export function registryContract(name: string, backend: Backend): void {
       expect(await reg.register({ ...b, lastHeartbeat: Date.now() }, LONG)).toBe(1);
     });
 
+    it("registers and removes many connections asked for at once (a burst of connects), each counted in order", async () => {
+      const reg = await open();
+      const p = profile();
+      const t = Date.now();
+      const same = Array.from({ length: 5 }, (_, i) => conn(p, "d1", { connectedAt: t + i }));
+      const others = Array.from({ length: 40 }, (_, i) => conn(p, `d-${i}`));
+      const counts = await Promise.all([...same, ...others].map((c) => reg.register(c, LONG)));
+      expect(counts).toEqual([1, 2, 3, 4, 5, ...others.map(() => 1)]);
+      expect((await reg.deviceConnections(p, "d1")).map((c) => c.connectionId)).toEqual(
+        same.map((c) => c.connectionId),
+      );
+      await Promise.all([...same.slice(0, 4), ...others].map((c) => reg.remove(c)));
+      expect((await reg.deviceConnections(p, "d1")).map((c) => c.connectionId)).toEqual([same[4]!.connectionId]);
+      expect(await reg.deviceConnections(p, "d-7")).toEqual([]);
+      expect(await reg.online([p])).toEqual(new Set([p]));
+    });
+
     it("answers exactly the profiles with a live connection", async () => {
       const reg = await open();
       const [many, one, never] = [profile(), profile(), profile()];

@@ -28,7 +28,7 @@ import {
 import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream";
 import { RoomSequencer } from "@service-chat/protocol/sequencer";
 import { type AttachmentInit, type EventInit, messages } from "./messages.js";
-import { backoff, errorCode, isPermanent } from "./retry.js";
+import { backoff, errorCode, isPermanent, reconnectDelay } from "./retry.js";
 import { OPEN, type Socket, socketClass } from "./socket.js";
 import { newDeviceStarts, onBrowserWake, tokenSubject } from "./starts.js";
 import { type ChatStore, type ClientState, memoryStore } from "./store.js";
@@ -124,7 +124,7 @@ export class ChatClient {
   private loaded?: Promise<void>;
   private socket?: Socket;
   private welcomed = false;
-  private lastDisconnect?: { code: number; reason: string; reconnect: boolean };
+  private lastDisconnect?: { code: number; reason: string; reconnect: boolean; retryAfterMs?: number };
   private attempt = 0;
   private authRetried = false;
   private waiting?: { resolve(): void; reject(err: ChatError): void };
@@ -509,7 +509,12 @@ export class ChatClient {
   }
 
   private retry(): void {
-    const delay = backoff(this.attempt, this.o.minBackoffMs ?? 250, this.o.maxBackoffMs ?? 5000);
+    const delay = reconnectDelay(
+      this.attempt,
+      this.o.minBackoffMs ?? 250,
+      this.o.maxBackoffMs ?? 5000,
+      this.lastDisconnect?.retryAfterMs ?? 0,
+    );
     this.attempt++;
     this.setState("reconnecting");
     clearTimeout(this.reconnectTimer);

@@ -38,3 +38,18 @@ export function backoff(attempt: number, min: number, max: number, random = Math
   const cap = Math.min(max, min * 2 ** Math.min(attempt, 30));
   return Math.round(cap * random());
 }
+
+/**
+ * The delay before reconnect attempt `attempt`: the backoff, or — when the server said how long to
+ * wait (`retry_after_ms` of a 4010, gateway full) — that long plus the backoff as jitter, so the
+ * devices a full gateway turned away do not all come back at the same moment.
+ */
+export function reconnectDelay(
+  attempt: number,
+  min: number,
+  max: number,
+  retryAfterMs = 0,
+  random = Math.random,
+): number {
+  return Math.max(0, retryAfterMs) + backoff(attempt, min, max, random);
+}

@@ -116,25 +116,37 @@ export class DeliveryStore extends Store {
    */
   async syncRooms(readers: readonly SyncReader[]): Promise<(SyncRoom & { reader: number })[]> {
     if (readers.length === 0) return [];
+    // One index lookup per reader (LATERAL … OFFSET 0 keeps the planner from flattening it): the
+    // same plan with statistics or without them (a fresh database, PGlite), where the flat join
+    // once scanned every room's members for each reader (28 s for 200 readers among 5,000 rooms).
     const { rows } = await sql<SyncRoom & { reader: number }>`
-      select (q.n - 1)::int as reader, s.room_id, s.joined_seq, r.last_seq, r.first_seq, d.delivered_seq
+      select (q.n - 1)::int as reader, x.room_id, x.joined_seq, x.last_seq, x.first_seq, x.delivered_seq
       from unnest(${readers.map((r) => r.profileId)}::text[], ${readers.map((r) => r.deviceId ?? "")}::text[])
         with ordinality as q(profile_id, device_id, n)
-      join room_subscriptions s on s.profile_id = q.profile_id and s.state = 'active'
-      join rooms r on r.id = s.room_id and r.deleted_at is null
-      left join device_cursors d on d.room_id = s.room_id and d.profile_id = s.profile_id and d.device_id = q.device_id
-      order by q.n, s.room_id`.execute(this.db);
+      cross join lateral (
+        select s.room_id, s.joined_seq, r.last_seq, r.first_seq, d.delivered_seq
+        from room_subscriptions s
+        join rooms r on r.id = s.room_id and r.deleted_at is null
+        left join device_cursors d on d.profile_id = s.profile_id and d.device_id = q.device_id and d.room_id = s.room_id
+        where s.profile_id = q.profile_id and s.state = 'active'
+        offset 0) x
+      order by q.n, x.room_id`.execute(this.db);
     return rows;
   }
 
   /** The events of these ranges (which must not overlap), in one statement, in no particular order. */
   async eventsIn(ranges: readonly SeqRange[]): Promise<EventRow[]> {
     if (ranges.length === 0) return [];
+    // One index range scan per range, with statistics or without them (see syncRooms).
     const { rows } = await sql<EventRow>`
-      select ${sql.join(EVENT_COLUMNS.map((c) => sql.ref(`e.${c}`)))}
+      select ${sql.join(EVENT_COLUMNS.map((c) => sql.ref(`x.${c}`)))}
       from unnest(${ranges.map((g) => g.roomId)}::text[], ${ranges.map((g) => g.after)}::int8[],
         ${ranges.map((g) => g.upTo)}::int8[]) as g(room_id, after, up_to)
-      join room_events e on e.room_id = g.room_id and e.seq > g.after and e.seq <= g.up_to`.execute(this.db);
+      cross join lateral (
+        select ${sql.join(EVENT_COLUMNS.map((c) => sql.ref(`e.${c}`)))}
+        from room_events e
+        where e.room_id = g.room_id and e.seq > g.after and e.seq <= g.up_to
+        offset 0) x`.execute(this.db);
     return rows;
   }
 

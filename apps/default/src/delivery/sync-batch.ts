@@ -72,10 +72,16 @@ export class SyncBatcher {
   }
 
   read(request: SyncRequest): Promise<SyncAnswer> {
-    return new Promise<SyncAnswer>((resolve, reject) => {
-      this.waiting.push({ request, resolve, reject });
-      this.start();
-    });
+    return this.readMany([request])[0] as Promise<SyncAnswer>;
+  }
+
+  /** Several Syncs that arrived together (SyncDevices): queued at once, so they are read in the same batch. */
+  readMany(requests: readonly SyncRequest[]): Promise<SyncAnswer>[] {
+    const answers = requests.map(
+      (request) => new Promise<SyncAnswer>((resolve, reject) => this.waiting.push({ request, resolve, reject })),
+    );
+    this.start();
+    return answers;
   }
 
   private start(): void {

@@ -20,7 +20,7 @@ import { publishToUsers } from "@service-chat/protocol";
 import { requireAccess } from "../authz/access.js";
 import { unreadCount } from "../rooms/present.js";
 import type { DeliveryStore } from "./store.js";
-import { SyncBatcher } from "./sync-batch.js";
+import { type SyncAnswer, SyncBatcher, type SyncRequest } from "./sync-batch.js";
 
 export interface SyncQuery {
   cursors: RoomCursor[];
@@ -126,6 +126,33 @@ export class SyncService {
    * the backlog bound is answered with a `resync` naming where replay starts, never cut silently.
    */
   async sync(caller: Identity, q: SyncQuery): Promise<SyncPage> {
+    return present(await this.batcher.read(this.check(caller, q)));
+  }
+
+  /**
+   * Several devices' Syncs at once (SyncDevices), read in the same batch: one answer per device,
+   * each settling on its own (a bad request rejects its answer only).
+   */
+  syncMany(devices: readonly { caller: Identity; query: SyncQuery }[]): Promise<SyncPage>[] {
+    const answers: Promise<SyncPage>[] = [];
+    const checked: SyncRequest[] = [];
+    const slots: number[] = [];
+    devices.forEach(({ caller, query }, i) => {
+      try {
+        checked.push(this.check(caller, query));
+        slots.push(i);
+      } catch (err) {
+        answers[i] = Promise.reject(err);
+      }
+    });
+    this.batcher.readMany(checked).forEach((read, k) => {
+      answers[slots[k] as number] = read.then(present);
+    });
+    return answers;
+  }
+
+  /** A Sync checked and ready to read. */
+  private check(caller: Identity, q: SyncQuery): SyncRequest {
     const device = q.deviceId || caller.deviceId ? deviceOf(caller, q.deviceId) : undefined;
     const limit = checkLimit("limit", q.limit, this.settings.pageSize, MAX_SYNC_PAGE);
     checkCount("cursors", q.cursors.length, MAX_CURSORS);
@@ -135,24 +162,7 @@ export class SyncService {
       if (c.seq < 0n) throw invalid(`cursors[${i}].seq`, "must not be negative");
       given.set(c.roomId, Number(c.seq));
     });
-    const { plan, events } = await this.batcher.read({
-      reader: { profileId: caller.profileId, deviceId: device },
-      given,
-      limit,
-    });
-    return {
-      events,
-      resync: plan.resync.map((r) =>
-        create(ResyncSchema, {
-          roomId: r.roomId,
-          fromSeq: BigInt(r.fromSeq),
-          lastSeq: BigInt(r.lastSeq),
-          reason: r.reason,
-        }),
-      ),
-      hasMore: plan.hasMore,
-      cursors: plan.cursors.map((c) => create(RoomCursorSchema, { roomId: c.roomId, seq: BigInt(c.seq) })),
-    };
+    return { reader: { profileId: caller.profileId, deviceId: device }, given, limit };
   }
 
   private async toMembers(roomId: string, frame: Uint8Array, except?: string): Promise<void> {
@@ -165,6 +175,23 @@ export class SyncService {
       frame,
     );
   }
+}
+
+/** A batch's answer for one device, as Sync's page. */
+function present({ plan, events }: SyncAnswer): SyncPage {
+  return {
+    events,
+    resync: plan.resync.map((r) =>
+      create(ResyncSchema, {
+        roomId: r.roomId,
+        fromSeq: BigInt(r.fromSeq),
+        lastSeq: BigInt(r.lastSeq),
+        reason: r.reason,
+      }),
+    ),
+    hasMore: plan.hasMore,
+    cursors: plan.cursors.map((c) => create(RoomCursorSchema, { roomId: c.roomId, seq: BigInt(c.seq) })),
+  };
 }
 
 /** The device a cursor belongs to: the token's device_id claim, else the one the request names. */

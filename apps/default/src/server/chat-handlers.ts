@@ -29,6 +29,7 @@ import {
   UpdateRoomResponseSchema,
   UpdateSubscriptionRoleResponseSchema,
 } from "@service-chat/api";
+import type { Authenticator } from "@service-chat/core";
 import type { AdminService as Admin } from "../delivery/admin-service.js";
 import type { PresenceService } from "../delivery/presence-service.js";
 import type { SyncService } from "../delivery/sync-service.js";
@@ -38,6 +39,7 @@ import type { RoomService } from "../rooms/room-service.js";
 import type { SubscriptionService } from "../subscriptions/subscription-service.js";
 import { caller } from "./auth.js";
 import { errorDetail } from "./errors.js";
+import { syncDevices } from "./sync-devices.js";
 
 export interface ChatServices {
   rooms: RoomService;
@@ -47,14 +49,14 @@ export interface ChatServices {
   presence: PresenceService;
 }
 
-/** ChatService over Connect, gRPC and gRPC-Web: each handler reads the caller, calls one service method. */
-export function chatHandlers({
-  rooms,
-  subscriptions,
-  events,
-  sync,
-  presence,
-}: ChatServices): ServiceImpl<typeof ChatService> {
+/**
+ * ChatService over Connect, gRPC and gRPC-Web: each handler reads the caller, calls one service
+ * method. `auth` checks the token of each device of SyncDevices.
+ */
+export function chatHandlers(
+  { rooms, subscriptions, events, sync, presence }: ChatServices,
+  auth: Authenticator,
+): ServiceImpl<typeof ChatService> {
   return {
     async createRoom(req, ctx) {
       return create(CreateRoomResponseSchema, { room: await rooms.create(caller(ctx), req) });
@@ -117,6 +119,10 @@ export function chatHandlers({
     },
     async sync(req, ctx) {
       return create(SyncResponseSchema, await sync.sync(caller(ctx), req));
+    },
+    async syncDevices(req, ctx) {
+      caller(ctx); // the call's own token, checked as every call's
+      return syncDevices(auth, sync, req);
     },
     async sendTyping(req, ctx) {
       await sync.typing(caller(ctx), req.roomId, req.active);

@@ -223,6 +223,49 @@ describe("cursors and sync", () => {
     });
   });
 
+  it("answers SyncDevices for each device what its own Sync answers, errors included", async () => {
+    const roomId = await groupRoom(t, "sd-ann", "sd-ben");
+    await t.as("sd-ann").sendEvent({ event: [text(roomId, "one"), text(roomId, "two")] });
+    const token = (sub: string, device_id = "phone") => t.signer.sign({ sub, device_id });
+    const expired = await t.signer.sign({ sub: "sd-ben", device_id: "phone", ttl_s: -10 });
+    const requests = [
+      { token: await token("sd-ben"), request: { cursors: [{ roomId, seq: 1n }] } },
+      { token: await token("sd-ann", "laptop"), request: {} },
+      { token: await token("sd-nobody"), request: {} },
+      { token: expired, request: {} },
+      { token: "", request: {} },
+      { token: await token("sd-ben"), request: { limit: 1001 } },
+    ];
+    await expect(t.withToken(undefined).syncDevices({ devices: requests })).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+    });
+    const answer = await t.as("sd-gateway").syncDevices({ devices: requests });
+    const { devices } = answer;
+    // Each page as its own Sync's: the events from the shared list, by position.
+    const page = (i: number) => {
+      const d = devices[i];
+      if (d?.result.case !== "response") return d?.result;
+      return { ...d.result.value, events: d.eventIndexes.map((n) => answer.events[n]) };
+    };
+    const own = await t.as("sd-ben", "connect", { device_id: "phone" }).sync({ cursors: [{ roomId, seq: 1n }] });
+    expect(page(0)).toEqual(own);
+    expect(own.events.map((e) => e.content.case === "text" && e.content.value.body)).toEqual(["one", "two"]);
+    const ann = await t.as("sd-ann", "connect", { device_id: "laptop" }).sync({});
+    expect(ann.events.map((e) => Number(e.seq))).toEqual([1, 2, 3]);
+    expect(page(1)).toEqual(ann);
+    // Read together, the events both pages show are sent once.
+    expect(answer.events.map((e) => Number(e.seq)).sort()).toEqual([1, 2, 3]);
+    expect(page(2)).toMatchObject({ events: [], cursors: [] });
+    expect(devices.slice(3).map((d) => d.result.case === "error" && d.result.value.code)).toEqual([
+      "unauthenticated",
+      "unauthenticated",
+      "invalid_argument",
+    ]);
+    await expect(
+      t.as("sd-gateway").syncDevices({ devices: Array.from({ length: 501 }, () => requests[1]!) }),
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
+  });
+
   it("refuses bad cursors and acks with errors naming the field", async () => {
     const roomId = await groupRoom(t, "pam");
     const pam = t.as("pam", "connect", { device_id: "d" });

@@ -1,5 +1,16 @@
-import type { Client } from "@connectrpc/connect";
-import type { AckEvent, ChatService, PresenceState, RoomCursor, RoomEvent, SyncResponse } from "@service-chat/api";
+import { create } from "@bufbuild/protobuf";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { codeFromString } from "@connectrpc/connect/protocol-connect";
+import {
+  type AckEvent,
+  type ChatService,
+  type DeviceSyncRequest,
+  DeviceSyncRequestSchema,
+  type PresenceState,
+  type RoomCursor,
+  type RoomEvent,
+  type SyncResponse,
+} from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
 
 /**
@@ -38,15 +49,124 @@ export type OpenChatPort = (device: PortDevice) => ChatPort;
 
 /** The port over a ChatService client: every call carries the device's own token. */
 export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
-  return ({ token, deviceId }) => new ClientChatPort(chat, token, deviceId);
+  const syncs = new DeviceSyncs(chat);
+  return ({ token, deviceId, identity }) =>
+    new ClientChatPort(chat, syncs, token, deviceId, identity.expiresAt ?? Number.POSITIVE_INFINITY);
+}
+
+/** Devices of one SyncDevices call, at most. */
+const SYNC_DEVICES_PER_CALL = 100;
+/** SyncDevices calls under way at once, at most: the Syncs asked for meanwhile wait for the next. */
+const SYNC_CALLS_IN_FLIGHT = 2;
+const SYNC_DEVICES_TIMEOUT_MS = 30_000;
+
+interface WaitingSync {
+  request: DeviceSyncRequest;
+  /** When the device's token expires (unix ms). */
+  expiresAt: number;
+  resolve(page: SyncResponse): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The Syncs of every device of the gateway asked for in one turn of the event loop (a burst of
+ * hellos, a reconnect storm) go to the Default Service together, in one SyncDevices call per 100:
+ * one request instead of one per device, each device's token checked there as its own Sync's
+ * would be, and each device answered what its own Sync would have answered. As sends are
+ * group-committed, with no timer: while two calls are under way, the Syncs asked for meanwhile
+ * wait and go together in the next, so calls grow with the load instead of multiplying. A call
+ * that has not answered in SYNC_DEVICES_TIMEOUT_MS fails its devices (they reconnect), so none
+ * holds the others up for long. The call's own Authorization header is the batch's token that
+ * expires last; refused anyway, the batch is asked device by device, so no device pays for
+ * another's token. A Default Service that does not know SyncDevices yet is asked device by device
+ * from then on.
+ */
+class DeviceSyncs {
+  private waiting: WaitingSync[] = [];
+  private running = 0;
+  private batched = true;
+
+  constructor(private readonly chat: Client<typeof ChatService>) {}
+
+  sync(
+    token: string,
+    expiresAt: number,
+    cursors: RoomCursor[],
+    limit: number,
+    deviceId: string,
+  ): Promise<SyncResponse> {
+    if (!this.batched) return this.one(token, cursors, limit, deviceId);
+    return new Promise((resolve, reject) => {
+      if (this.waiting.length === 0) setImmediate(() => this.flush());
+      this.waiting.push({
+        request: create(DeviceSyncRequestSchema, { token, request: { cursors, limit, deviceId } }),
+        expiresAt,
+        resolve,
+        reject,
+      });
+    });
+  }
+
+  private one(token: string, cursors: RoomCursor[], limit: number, deviceId: string): Promise<SyncResponse> {
+    return this.chat.sync({ cursors, limit, deviceId }, { headers: { authorization: `Bearer ${token}` } });
+  }
+
+  private flush(): void {
+    while (this.running < SYNC_CALLS_IN_FLIGHT && this.waiting.length > 0) {
+      this.running++;
+      void this.call(this.waiting.splice(0, SYNC_DEVICES_PER_CALL)).finally(() => {
+        this.running--;
+        this.flush();
+      });
+    }
+  }
+
+  private async call(batch: WaitingSync[]): Promise<void> {
+    const latest = batch.reduce((a, b) => (b.expiresAt > a.expiresAt ? b : a));
+    try {
+      const { devices, events } = await this.chat.syncDevices(
+        { devices: batch.map((w) => w.request) },
+        { timeoutMs: SYNC_DEVICES_TIMEOUT_MS, headers: { authorization: `Bearer ${latest.request.token}` } },
+      );
+      batch.forEach((w, i) => {
+        const answer = devices[i]?.result;
+        if (answer?.case === "response") {
+          // Events several pages hold are one object, encoded once for all (ordered-delivery.ts).
+          const page = answer.value;
+          page.events = (devices[i]?.eventIndexes ?? []).map((n) => events[n] as RoomEvent);
+          if (page.events.includes(undefined as unknown as RoomEvent)) {
+            w.reject(new ConnectError("an event position out of range", Code.Internal));
+          } else w.resolve(page);
+        } else if (answer?.case === "error") {
+          w.reject(new ConnectError(answer.value.message, codeFromString(answer.value.code) ?? Code.Unknown));
+        } else w.reject(new ConnectError("no answer for this device", Code.Internal));
+      });
+    } catch (err) {
+      const code = err instanceof ConnectError ? err.code : undefined;
+      if (code === Code.Unimplemented || code === Code.Unauthenticated) {
+        if (code === Code.Unimplemented) this.batched = false;
+        for (const w of batch) {
+          const { token, request } = w.request;
+          this.one(token, request?.cursors ?? [], request?.limit ?? 0, request?.deviceId ?? "").then(
+            w.resolve,
+            w.reject,
+          );
+        }
+        return;
+      }
+      for (const w of batch) w.reject(err);
+    }
+  }
 }
 
 /** One small object per device (its methods are shared): an idle session costs little. */
 class ClientChatPort implements ChatPort {
   constructor(
     private readonly chat: Client<typeof ChatService>,
+    private readonly syncs: DeviceSyncs,
     private readonly token: string,
     private readonly deviceId: string,
+    private readonly expiresAt: number,
   ) {}
 
   async send(events: RoomEvent[]): Promise<AckEvent[]> {
@@ -71,7 +191,7 @@ class ClientChatPort implements ChatPort {
   }
 
   sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
-    return this.chat.sync({ cursors, limit, deviceId: this.deviceId }, this.options());
+    return this.syncs.sync(this.token, this.expiresAt, cursors, limit, this.deviceId);
   }
 
   private options() {

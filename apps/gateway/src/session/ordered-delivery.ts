@@ -1,5 +1,11 @@
-import { create } from "@bufbuild/protobuf";
-import { type RoomCursor, type ServerFrame, ServerFrameSchema, type SyncResponse } from "@service-chat/api";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  type RoomCursor,
+  type RoomEvent,
+  type ServerFrame,
+  ServerFrameSchema,
+  type SyncResponse,
+} from "@service-chat/api";
 import type { Logger } from "@service-chat/core";
 import { DISCONNECT, type Disconnect, RoomSequencer } from "@service-chat/protocol";
 
@@ -25,6 +31,22 @@ export interface DeliveryLimits {
 interface Held {
   frame: ServerFrame;
   bytes: Uint8Array;
+}
+
+/**
+ * A replayed event's frame and its bytes, made once per event object: the devices of a room that
+ * catch up together get the same object from Sync (one answer for all of them), and so the same
+ * bytes, which the transport also frames once (ws.ts).
+ */
+const eventFrames = new WeakMap<RoomEvent, Held>();
+function eventFrame(e: RoomEvent): Held {
+  let held = eventFrames.get(e);
+  if (!held) {
+    const frame = create(ServerFrameSchema, { frame: { case: "event", value: e } });
+    held = { frame, bytes: toBinary(ServerFrameSchema, frame) };
+    eventFrames.set(e, held);
+  }
+  return held;
 }
 
 /**
@@ -115,7 +137,8 @@ export class OrderedDelivery {
       }
       for (const e of page.events) {
         if (this.order.offer(e.roomId, Number(e.seq)) === "deliver") {
-          this.target.emit(create(ServerFrameSchema, { frame: { case: "event", value: e } }));
+          const { frame, bytes } = eventFrame(e);
+          this.target.emit(frame, bytes);
           written++;
         }
       }

@@ -1,6 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { type ChatService, ClientFrameSchema, type ServerFrame, SyncResponseSchema } from "@service-chat/api";
+import {
+  type ChatService,
+  ClientFrameSchema,
+  type ServerFrame,
+  type SyncDevicesRequest,
+  SyncResponseSchema,
+} from "@service-chat/api";
 import {
   type ConnectionInfo,
   createLogger,
@@ -36,7 +42,13 @@ const limits: Limits = {
 function session(identity: Identity, overrides: Partial<Limits> = {}) {
   const sent: ServerFrame[] = [];
   const closed: Disconnect[] = [];
-  const chat = { sync: async () => create(SyncResponseSchema, {}) } as unknown as Client<typeof ChatService>;
+  const empty = create(SyncResponseSchema, {});
+  const chat = {
+    sync: async () => empty,
+    syncDevices: async (req: SyncDevicesRequest) => ({
+      devices: req.devices.map(() => ({ result: { case: "response", value: empty } })),
+    }),
+  } as unknown as Client<typeof ChatService>;
   const s = new DeviceSession(
     {
       auth: { verify: async () => identity },

@@ -1,7 +1,9 @@
+import { KeyObject, type webcrypto } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { type Authenticator, explainJoseError, type Identity, identityFromClaims } from "./identity.js";
+import { verifyJwt } from "./jwt-verify.js";
 
 export const DEV_ISSUER = "service-chat-dev";
 export const DEV_AUDIENCE = "service-chat";
@@ -24,6 +26,8 @@ export interface DevSigner extends Authenticator {
  */
 export async function createDevSigner(keyFile?: string): Promise<DevSigner> {
   const { privateKey, publicKey } = await loadOrCreateKeys(keyFile);
+  const publicKeyObject = publicKey instanceof KeyObject ? publicKey : KeyObject.from(publicKey as webcrypto.CryptoKey);
+  const expect = { issuer: DEV_ISSUER, audience: DEV_AUDIENCE, algorithms: ["ES256"] };
   return {
     async sign({ sub, contact_id, device_id, ttl_s = 24 * 3600 }) {
       return new SignJWT({
@@ -40,11 +44,8 @@ export async function createDevSigner(keyFile?: string): Promise<DevSigner> {
     },
     async verify(token: string): Promise<Identity> {
       try {
-        const { payload } = await jwtVerify(token, publicKey, {
-          issuer: DEV_ISSUER,
-          audience: DEV_AUDIENCE,
-          algorithms: ["ES256"],
-        });
+        const payload =
+          verifyJwt(token, publicKeyObject, expect) ?? (await jwtVerify(token, publicKey, expect)).payload;
         return identityFromClaims(payload);
       } catch (err) {
         throw explainJoseError(err);

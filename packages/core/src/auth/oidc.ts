@@ -1,6 +1,21 @@
-import { createRemoteJWKSet, jwtVerify } from "jose";
+import { KeyObject, type webcrypto } from "node:crypto";
+import { createRemoteJWKSet, type FlattenedJWSInput, type JWSHeaderParameters, jwtVerify } from "jose";
 import { AppError } from "../errors.js";
 import { type Authenticator, explainJoseError, type Identity, identityFromClaims } from "./identity.js";
+import { protectedHeader, verifyJwt } from "./jwt-verify.js";
+
+/** The issuer's keys as node:crypto key objects, converted once each. */
+const keyObjects = new WeakMap<object, KeyObject>();
+function keyObject(key: webcrypto.CryptoKey | KeyObject | Uint8Array): KeyObject | undefined {
+  if (key instanceof KeyObject) return key;
+  if (key instanceof Uint8Array) return undefined;
+  let found = keyObjects.get(key);
+  if (!found) {
+    found = KeyObject.from(key);
+    keyObjects.set(key, found);
+  }
+  return found;
+}
 
 /**
  * Verifies tokens of any OpenID Connect issuer: the keys come from the `jwks_uri` of the issuer's
@@ -29,8 +44,13 @@ export function oidcAuthenticator(issuer: string, audience: string): Authenticat
         throw new AppError("unavailable", "the token issuer could not be reached");
       }
       try {
-        const { payload } = await jwtVerify(token, jwks, { issuer, audience });
-        return identityFromClaims(payload);
+        // The key jose picks from the issuer's set (by key id and algorithm), checked with node:crypto
+        // (jwt-verify.ts); jose checks what that does not handle.
+        const header = protectedHeader(token) as JWSHeaderParameters;
+        const [, payload = "", signature = ""] = token.split(".");
+        const key = keyObject(await jwks(header, { payload, signature } as FlattenedJWSInput));
+        const claims = key ? verifyJwt(token, key, { issuer, audience }) : undefined;
+        return identityFromClaims(claims ?? (await jwtVerify(token, jwks, { issuer, audience })).payload);
       } catch (err) {
         throw explainJoseError(err);
       }

@@ -12,9 +12,12 @@
  *   left behind once every connection of a device or profile has expired.
  * - `<prefix>:seen`, sorted set: profileId scored by the time last seen. ZADD GT keeps the maximum
  *   atomically; it has no TTL, so it outlives the connections.
- * register and remove are one MULTI each: readers never see a connection half written or half removed.
- * refresh (heartbeats) is one script call per connection, all of a tick in one pipeline: the script
- * does nothing for a connection whose hash is gone, so a late heartbeat never brings a removed one back.
+ * register and remove are one script call each, so readers never see a connection half written or
+ * half removed; the registers and removes asked for in the same turn of the event loop (the hellos
+ * of a burst of connects, the ends of a burst of disconnects) go out together in one pipeline: one
+ * write and one round trip for all of them. refresh (heartbeats) is one script call per connection,
+ * all of a tick in one pipeline: the script does nothing for a connection whose hash is gone, so a
+ * late heartbeat never brings a removed one back.
  * Expiries are absolute times from the gateway's clock, compared with the server's (key expiry) and the
  * reader's (online): gateway clocks are expected to be in sync to well under a TTL.
  */
@@ -38,6 +41,63 @@ redis.call('pexpireat', KEYS[2], ARGV[4], 'GT')
 redis.call('pexpireat', KEYS[3], ARGV[4], 'GT')
 redis.call('zadd', KEYS[4], 'GT', ARGV[3], ARGV[2])
 return 1`;
+
+/**
+ * A new connection: KEYS conn, dev, prof, seen; ARGV connectionId, profileId, deviceId, gatewayId,
+ * connectedAt, lastHeartbeat, expiry. Answers how many connections the device has now.
+ */
+const REGISTER = `
+redis.call('hset', KEYS[1], 'connectionId', ARGV[1], 'profileId', ARGV[2], 'deviceId', ARGV[3],
+  'gatewayId', ARGV[4], 'connectedAt', ARGV[5], 'lastHeartbeat', ARGV[6])
+redis.call('pexpireat', KEYS[1], ARGV[7])
+redis.call('zadd', KEYS[2], ARGV[5], ARGV[1])
+redis.call('zadd', KEYS[3], ARGV[7], ARGV[1])
+for i = 2, 3 do
+  redis.call('pexpireat', KEYS[i], ARGV[7], 'NX')
+  redis.call('pexpireat', KEYS[i], ARGV[7], 'GT')
+end
+redis.call('zadd', KEYS[4], 'GT', ARGV[6], ARGV[2])
+return redis.call('zcard', KEYS[2])`;
+
+/** A connection that ended: KEYS conn, dev, prof, seen; ARGV connectionId, profileId, now. */
+const REMOVE = `
+redis.call('del', KEYS[1])
+redis.call('zrem', KEYS[2], ARGV[1])
+redis.call('zrem', KEYS[3], ARGV[1])
+redis.call('zadd', KEYS[4], 'GT', ARGV[3], ARGV[2])
+return 1`;
+
+interface Scripts {
+  registerConnection(
+    conn: string,
+    dev: string,
+    prof: string,
+    seen: string,
+    connectionId: string,
+    profileId: string,
+    deviceId: string,
+    gatewayId: string,
+    connectedAt: number,
+    lastHeartbeat: number,
+    expires: number,
+  ): Promise<number>;
+  removeConnection(
+    conn: string,
+    dev: string,
+    prof: string,
+    seen: string,
+    connectionId: string,
+    profileId: string,
+    now: number,
+  ): Promise<number>;
+}
+
+/** One call waiting for the turn's pipeline: adds itself to it, then hears its own result. */
+interface Queued {
+  add(pipeline: Scripts): void;
+  resolve(result: unknown): void;
+  reject(error: Error): void;
+}
 
 interface WithRefresh {
   refreshConnection(
@@ -74,35 +134,68 @@ export async function openRedisRegistry(uri: string, prefix: string, logger?: Lo
 }
 
 export class RedisRegistry implements ConnectionRegistry {
+  /** Registers and removes asked for in this turn, sent together at its end. */
+  private queued: Queued[] = [];
+
   /** Takes `redis` over: close() quits it. */
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
     redis.defineCommand("refreshConnection", { numberOfKeys: 4, lua: REFRESH });
+    redis.defineCommand("registerConnection", { numberOfKeys: 4, lua: REGISTER });
+    redis.defineCommand("removeConnection", { numberOfKeys: 4, lua: REMOVE });
   }
 
   async register(c: ConnectionInfo, ttlMs: number): Promise<number> {
     const expires = Date.now() + ttlMs;
-    const conn = this.connKey(c.connectionId);
-    const dev = this.devKey(c.profileId, c.deviceId);
-    const prof = this.profKey(c.profileId);
-    const tx = this.redis
-      .multi()
-      .hset(conn, {
-        connectionId: c.connectionId,
-        profileId: c.profileId,
-        deviceId: c.deviceId,
-        gatewayId: c.gatewayId,
-        connectedAt: c.connectedAt,
-        lastHeartbeat: c.lastHeartbeat,
-      })
-      .pexpireat(conn, expires)
-      .zadd(dev, c.connectedAt, c.connectionId)
-      .zadd(prof, expires, c.connectionId);
-    for (const key of [dev, prof]) tx.pexpireat(key, expires, "NX").pexpireat(key, expires, "GT");
-    const results = check(await tx.zadd(this.seenKey(), "GT", c.lastHeartbeat, c.profileId).zcard(dev).exec());
-    return Number(results.at(-1));
+    const count = await this.enqueue((p) =>
+      p.registerConnection(
+        this.connKey(c.connectionId),
+        this.devKey(c.profileId, c.deviceId),
+        this.profKey(c.profileId),
+        this.seenKey(),
+        c.connectionId,
+        c.profileId,
+        c.deviceId,
+        c.gatewayId,
+        c.connectedAt,
+        c.lastHeartbeat,
+        expires,
+      ),
+    );
+    return Number(count);
+  }
+
+  /** Queues one script call for the pipeline sent at the end of this turn. */
+  private enqueue(add: (pipeline: Scripts) => void): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.queued.length === 0) setImmediate(() => this.flush());
+      this.queued.push({ add, resolve, reject });
+    });
+  }
+
+  private flush(): void {
+    const calls = this.queued;
+    this.queued = [];
+    const pipeline = this.redis.pipeline() as unknown as Scripts & { exec(): Promise<Results> };
+    for (const call of calls) call.add(pipeline);
+    pipeline.exec().then(
+      (results) => {
+        if (!results) {
+          for (const call of calls) call.reject(new Error("redis pipeline aborted"));
+          return;
+        }
+        calls.forEach((call, i) => {
+          const [error, result] = results[i] ?? [new Error("no result"), null];
+          if (error) call.reject(error);
+          else call.resolve(result);
+        });
+      },
+      (error: Error) => {
+        for (const call of calls) call.reject(error);
+      },
+    );
   }
 
   async refresh(connections: readonly ConnectionInfo[], ttlMs: number): Promise<void> {
@@ -125,14 +218,18 @@ export class RedisRegistry implements ConnectionRegistry {
   }
 
   async remove(c: Pick<ConnectionInfo, "connectionId" | "profileId" | "deviceId">): Promise<void> {
-    const results = await this.redis
-      .multi()
-      .del(this.connKey(c.connectionId))
-      .zrem(this.devKey(c.profileId, c.deviceId), c.connectionId)
-      .zrem(this.profKey(c.profileId), c.connectionId)
-      .zadd(this.seenKey(), "GT", Date.now(), c.profileId)
-      .exec();
-    check(results);
+    const now = Date.now();
+    await this.enqueue((p) =>
+      p.removeConnection(
+        this.connKey(c.connectionId),
+        this.devKey(c.profileId, c.deviceId),
+        this.profKey(c.profileId),
+        this.seenKey(),
+        c.connectionId,
+        c.profileId,
+        now,
+      ),
+    );
   }
 
   async deviceConnections(profileId: string, deviceId: string): Promise<ConnectionInfo[]> {

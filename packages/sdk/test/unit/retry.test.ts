@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { backoff, codeName, errorCode, isPermanent } from "../../src/retry.js";
+import { backoff, codeName, errorCode, isPermanent, reconnectDelay } from "../../src/retry.js";
 
 describe("backoff", () => {
   it("grows from the base and never passes the cap, with full jitter inside it", () => {
@@ -9,6 +9,15 @@ describe("backoff", () => {
     for (const attempt of [5, 10, 50, 1000]) expect(backoff(attempt, 250, 5000, () => 1)).toBe(5000);
     expect(backoff(1000, 250, 5000, () => 0)).toBe(0);
     expect(backoff(8, 250, 5000, () => 0.5)).toBe(2500);
+  });
+});
+
+describe("reconnect delay", () => {
+  it("is the backoff, or the server's retry-after plus the backoff as jitter", () => {
+    expect(reconnectDelay(3, 250, 5000, 0, () => 1)).toBe(2000);
+    expect(reconnectDelay(0, 250, 5000, 5000, () => 0)).toBe(5000);
+    expect(reconnectDelay(0, 250, 5000, 5000, () => 1)).toBe(5250);
+    expect(reconnectDelay(10, 250, 5000, 5000, () => 0.5)).toBe(7500);
   });
 });
 

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ContactLink, Direction, Resync, RoomCursor } from "./common_pb.js";
+import type { ContactLink, Direction, ErrorDetail, Resync, RoomCursor } from "./common_pb.js";
 import { file_chat_v1_common } from "./common_pb.js";
 import type { AckEvent, RoomEvent } from "./event_pb.js";
 import { file_chat_v1_event } from "./event_pb.js";
@@ -19,7 +19,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiqQEKEUNyZWF0ZVJvb21SZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHwoEdHlwZRgDIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSKQoIbWV0YWRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKB21lbWJlcnMYBSADKAsyFC5jaGF0LnYxLkNvbnRhY3RMaW5rIjEKEkNyZWF0ZVJvb21SZXNwb25zZRIbCgRyb29tGAEgASgLMg0uY2hhdC52MS5Sb29tIiEKDkdldFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkiLgoPR2V0Um9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iQgoSU2VhcmNoUm9vbXNSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg4KBmN1cnNvchgCIAEoCRINCgVsaW1pdBgDIAEoBSJIChNTZWFyY2hSb29tc1Jlc3BvbnNlEhwKBXJvb21zGAEgAygLMg0uY2hhdC52MS5Sb29tEhMKC25leHRfY3Vyc29yGAIgASgJIsIBChFVcGRhdGVSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIrCglyZXRlbnRpb24YBSABKAsyGC5jaGF0LnYxLlJldGVudGlvblBvbGljeUIHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb24iMQoSVXBkYXRlUm9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iJAoRRGVsZXRlUm9vbVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCSIlChJEZWxldGVSb29tUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCSJYCgpSb29tTWVtYmVyEhIKCnByb2ZpbGVfaWQYASABKAkSEgoKY29udGFjdF9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEhQKDHByb2ZpbGVfbmFtZRgEIAEoCSJUChtBZGRSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRIkCgdtZW1iZXJzGAIgAygLMhMuY2hhdC52MS5Sb29tTWVtYmVyIlAKHEFkZFJvb21TdWJzY3JpcHRpb25zUmVzcG9uc2USMAoNc3Vic2NyaXB0aW9ucxgBIAMoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJGCh5SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRITCgtwcm9maWxlX2lkcxgCIAMoCSJHCh9SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEg8KB3Jvb21faWQYASABKAkSEwoLcHJvZmlsZV9pZHMYAiADKAkiUgodVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEgwKBHJvbGUYAyABKAkiUQoeVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJfCh5TZWFyY2hSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKAUiaAofU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRIwCg1zdWJzY3JpcHRpb25zGAEgAygLMhkuY2hhdC52MS5Sb29tU3Vic2NyaXB0aW9uEhMKC25leHRfY3Vyc29yGAIgASgJIjUKEFNlbmRFdmVudFJlcXVlc3QSIQoFZXZlbnQYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudCIzChFTZW5kRXZlbnRSZXNwb25zZRIeCgNhY2sYASADKAsyES5jaGF0LnYxLkFja0V2ZW50ImoKEUdldEhpc3RvcnlSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGY3Vyc29yGAIgASgJEg0KBWxpbWl0GAMgASgFEiUKCWRpcmVjdGlvbhgEIAEoDjISLmNoYXQudjEuRGlyZWN0aW9uImAKEkdldEhpc3RvcnlSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAMiVAoTU2VhcmNoRXZlbnRzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIPCgdyb29tX2lkGAIgASgJEg4KBmN1cnNvchgDIAEoCRINCgVsaW1pdBgEIAEoBSJPChRTZWFyY2hFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSJIChBBY2tFdmVudHNSZXF1ZXN0EiEKBGFja3MYASADKAsyEy5jaGF0LnYxLlJvb21DdXJzb3ISEQoJZGV2aWNlX2lkGAIgASgJIjkKEUFja0V2ZW50c1Jlc3BvbnNlEiQKB2N1cnNvcnMYASADKAsyEy5jaGF0LnYxLlJvb21DdXJzb3IiLwoPTWFya1JlYWRSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSCwoDc2VxGAIgASgDIksKEE1hcmtSZWFkUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCRIQCghyZWFkX3NlcRgCIAEoAxIUCgx1bnJlYWRfY291bnQYAyABKAMiVQoLU3luY1JlcXVlc3QSJAoHY3Vyc29ycxgBIAMoCzITLmNoYXQudjEuUm9vbUN1cnNvchINCgVsaW1pdBgCIAEoBRIRCglkZXZpY2VfaWQYAyABKAkiiwEKDFN5bmNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBIfCgZyZXN5bmMYAiADKAsyDy5jaGF0LnYxLlJlc3luYxIQCghoYXNfbW9yZRgDIAEoCBIkCgdjdXJzb3JzGAQgAygLMhMuY2hhdC52MS5Sb29tQ3Vyc29yIjQKEVNlbmRUeXBpbmdSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGYWN0aXZlGAIgASgIIhQKElNlbmRUeXBpbmdSZXNwb25zZSIpChJHZXRQcmVzZW5jZVJlcXVlc3QSEwoLcHJvZmlsZV9pZHMYASADKAkiPwoTR2V0UHJlc2VuY2VSZXNwb25zZRIoCghwcmVzZW5jZRgBIAMoCzIWLmNoYXQudjEuUHJlc2VuY2VGcmFtZSI7ChJTZXRQcmVzZW5jZVJlcXVlc3QSJQoFc3RhdGUYASABKA4yFi5jaGF0LnYxLlByZXNlbmNlU3RhdGUiFQoTU2V0UHJlc2VuY2VSZXNwb25zZTKDCwoLQ2hhdFNlcnZpY2USRQoKQ3JlYXRlUm9vbRIaLmNoYXQudjEuQ3JlYXRlUm9vbVJlcXVlc3QaGy5jaGF0LnYxLkNyZWF0ZVJvb21SZXNwb25zZRI8CgdHZXRSb29tEhcuY2hhdC52MS5HZXRSb29tUmVxdWVzdBoYLmNoYXQudjEuR2V0Um9vbVJlc3BvbnNlEkgKC1NlYXJjaFJvb21zEhsuY2hhdC52MS5TZWFyY2hSb29tc1JlcXVlc3QaHC5jaGF0LnYxLlNlYXJjaFJvb21zUmVzcG9uc2USRQoKVXBkYXRlUm9vbRIaLmNoYXQudjEuVXBkYXRlUm9vbVJlcXVlc3QaGy5jaGF0LnYxLlVwZGF0ZVJvb21SZXNwb25zZRJFCgpEZWxldGVSb29tEhouY2hhdC52MS5EZWxldGVSb29tUmVxdWVzdBobLmNoYXQudjEuRGVsZXRlUm9vbVJlc3BvbnNlEmMKFEFkZFJvb21TdWJzY3JpcHRpb25zEiQuY2hhdC52MS5BZGRSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QaJS5jaGF0LnYxLkFkZFJvb21TdWJzY3JpcHRpb25zUmVzcG9uc2USbAoXUmVtb3ZlUm9vbVN1YnNjcmlwdGlvbnMSJy5jaGF0LnYxLlJlbW92ZVJvb21TdWJzY3JpcHRpb25zUmVxdWVzdBooLmNoYXQudjEuUmVtb3ZlUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRJpChZVcGRhdGVTdWJzY3JpcHRpb25Sb2xlEiYuY2hhdC52MS5VcGRhdGVTdWJzY3JpcHRpb25Sb2xlUmVxdWVzdBonLmNoYXQudjEuVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlc3BvbnNlEmwKF1NlYXJjaFJvb21TdWJzY3JpcHRpb25zEicuY2hhdC52MS5TZWFyY2hSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QaKC5jaGF0LnYxLlNlYXJjaFJvb21TdWJzY3JpcHRpb25zUmVzcG9uc2USQgoJU2VuZEV2ZW50EhkuY2hhdC52MS5TZW5kRXZlbnRSZXF1ZXN0GhouY2hhdC52MS5TZW5kRXZlbnRSZXNwb25zZRJFCgpHZXRIaXN0b3J5EhouY2hhdC52MS5HZXRIaXN0b3J5UmVxdWVzdBobLmNoYXQudjEuR2V0SGlzdG9yeVJlc3BvbnNlEksKDFNlYXJjaEV2ZW50cxIcLmNoYXQudjEuU2VhcmNoRXZlbnRzUmVxdWVzdBodLmNoYXQudjEuU2VhcmNoRXZlbnRzUmVzcG9uc2USQgoJQWNrRXZlbnRzEhkuY2hhdC52MS5BY2tFdmVudHNSZXF1ZXN0GhouY2hhdC52MS5BY2tFdmVudHNSZXNwb25zZRI/CghNYXJrUmVhZBIYLmNoYXQudjEuTWFya1JlYWRSZXF1ZXN0GhkuY2hhdC52MS5NYXJrUmVhZFJlc3BvbnNlEjMKBFN5bmMSFC5jaGF0LnYxLlN5bmNSZXF1ZXN0GhUuY2hhdC52MS5TeW5jUmVzcG9uc2USRQoKU2VuZFR5cGluZxIaLmNoYXQudjEuU2VuZFR5cGluZ1JlcXVlc3QaGy5jaGF0LnYxLlNlbmRUeXBpbmdSZXNwb25zZRJICgtHZXRQcmVzZW5jZRIbLmNoYXQudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GhwuY2hhdC52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEkgKC1NldFByZXNlbmNlEhsuY2hhdC52MS5TZXRQcmVzZW5jZVJlcXVlc3QaHC5jaGF0LnYxLlNldFByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw", [file_chat_v1_common, file_chat_v1_event, file_chat_v1_gateway, file_chat_v1_room, file_google_protobuf_struct]);
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiqQEKEUNyZWF0ZVJvb21SZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSHwoEdHlwZRgDIAEoDjIRLmNoYXQudjEuUm9vbVR5cGUSKQoIbWV0YWRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKB21lbWJlcnMYBSADKAsyFC5jaGF0LnYxLkNvbnRhY3RMaW5rIjEKEkNyZWF0ZVJvb21SZXNwb25zZRIbCgRyb29tGAEgASgLMg0uY2hhdC52MS5Sb29tIiEKDkdldFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkiLgoPR2V0Um9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iQgoSU2VhcmNoUm9vbXNSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg4KBmN1cnNvchgCIAEoCRINCgVsaW1pdBgDIAEoBSJIChNTZWFyY2hSb29tc1Jlc3BvbnNlEhwKBXJvb21zGAEgAygLMg0uY2hhdC52MS5Sb29tEhMKC25leHRfY3Vyc29yGAIgASgJIsIBChFVcGRhdGVSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIrCglyZXRlbnRpb24YBSABKAsyGC5jaGF0LnYxLlJldGVudGlvblBvbGljeUIHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb24iMQoSVXBkYXRlUm9vbVJlc3BvbnNlEhsKBHJvb20YASABKAsyDS5jaGF0LnYxLlJvb20iJAoRRGVsZXRlUm9vbVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCSIlChJEZWxldGVSb29tUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCSJYCgpSb29tTWVtYmVyEhIKCnByb2ZpbGVfaWQYASABKAkSEgoKY29udGFjdF9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEhQKDHByb2ZpbGVfbmFtZRgEIAEoCSJUChtBZGRSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRIkCgdtZW1iZXJzGAIgAygLMhMuY2hhdC52MS5Sb29tTWVtYmVyIlAKHEFkZFJvb21TdWJzY3JpcHRpb25zUmVzcG9uc2USMAoNc3Vic2NyaXB0aW9ucxgBIAMoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJGCh5SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRITCgtwcm9maWxlX2lkcxgCIAMoCSJHCh9SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEg8KB3Jvb21faWQYASABKAkSEwoLcHJvZmlsZV9pZHMYAiADKAkiUgodVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEgwKBHJvbGUYAyABKAkiUQoeVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLmNoYXQudjEuUm9vbVN1YnNjcmlwdGlvbiJfCh5TZWFyY2hSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRINCgVxdWVyeRgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKAUiaAofU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnNSZXNwb25zZRIwCg1zdWJzY3JpcHRpb25zGAEgAygLMhkuY2hhdC52MS5Sb29tU3Vic2NyaXB0aW9uEhMKC25leHRfY3Vyc29yGAIgASgJIjUKEFNlbmRFdmVudFJlcXVlc3QSIQoFZXZlbnQYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudCIzChFTZW5kRXZlbnRSZXNwb25zZRIeCgNhY2sYASADKAsyES5jaGF0LnYxLkFja0V2ZW50ImoKEUdldEhpc3RvcnlSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGY3Vyc29yGAIgASgJEg0KBWxpbWl0GAMgASgFEiUKCWRpcmVjdGlvbhgEIAEoDjISLmNoYXQudjEuRGlyZWN0aW9uImAKEkdldEhpc3RvcnlSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAMiVAoTU2VhcmNoRXZlbnRzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIPCgdyb29tX2lkGAIgASgJEg4KBmN1cnNvchgDIAEoCRINCgVsaW1pdBgEIAEoBSJPChRTZWFyY2hFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSJIChBBY2tFdmVudHNSZXF1ZXN0EiEKBGFja3MYASADKAsyEy5jaGF0LnYxLlJvb21DdXJzb3ISEQoJZGV2aWNlX2lkGAIgASgJIjkKEUFja0V2ZW50c1Jlc3BvbnNlEiQKB2N1cnNvcnMYASADKAsyEy5jaGF0LnYxLlJvb21DdXJzb3IiLwoPTWFya1JlYWRSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSCwoDc2VxGAIgASgDIksKEE1hcmtSZWFkUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCRIQCghyZWFkX3NlcRgCIAEoAxIUCgx1bnJlYWRfY291bnQYAyABKAMiVQoLU3luY1JlcXVlc3QSJAoHY3Vyc29ycxgBIAMoCzITLmNoYXQudjEuUm9vbUN1cnNvchINCgVsaW1pdBgCIAEoBRIRCglkZXZpY2VfaWQYAyABKAkiiwEKDFN5bmNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5jaGF0LnYxLlJvb21FdmVudBIfCgZyZXN5bmMYAiADKAsyDy5jaGF0LnYxLlJlc3luYxIQCghoYXNfbW9yZRgDIAEoCBIkCgdjdXJzb3JzGAQgAygLMhMuY2hhdC52MS5Sb29tQ3Vyc29yIkEKElN5bmNEZXZpY2VzUmVxdWVzdBIrCgdkZXZpY2VzGAEgAygLMhouY2hhdC52MS5EZXZpY2VTeW5jUmVxdWVzdCJJChFEZXZpY2VTeW5jUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIlCgdyZXF1ZXN0GAIgASgLMhQuY2hhdC52MS5TeW5jUmVxdWVzdCJnChNTeW5jRGV2aWNlc1Jlc3BvbnNlEiwKB2RldmljZXMYASADKAsyGy5jaGF0LnYxLkRldmljZVN5bmNSZXNwb25zZRIiCgZldmVudHMYAiADKAsyEi5jaGF0LnYxLlJvb21FdmVudCKHAQoSRGV2aWNlU3luY1Jlc3BvbnNlEikKCHJlc3BvbnNlGAEgASgLMhUuY2hhdC52MS5TeW5jUmVzcG9uc2VIABIlCgVlcnJvchgCIAEoCzIULmNoYXQudjEuRXJyb3JEZXRhaWxIABIVCg1ldmVudF9pbmRleGVzGAMgAygNQggKBnJlc3VsdCI0ChFTZW5kVHlwaW5nUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEg4KBmFjdGl2ZRgCIAEoCCIUChJTZW5kVHlwaW5nUmVzcG9uc2UiKQoSR2V0UHJlc2VuY2VSZXF1ZXN0EhMKC3Byb2ZpbGVfaWRzGAEgAygJIj8KE0dldFByZXNlbmNlUmVzcG9uc2USKAoIcHJlc2VuY2UYASADKAsyFi5jaGF0LnYxLlByZXNlbmNlRnJhbWUiOwoSU2V0UHJlc2VuY2VSZXF1ZXN0EiUKBXN0YXRlGAEgASgOMhYuY2hhdC52MS5QcmVzZW5jZVN0YXRlIhUKE1NldFByZXNlbmNlUmVzcG9uc2UyzQsKC0NoYXRTZXJ2aWNlEkUKCkNyZWF0ZVJvb20SGi5jaGF0LnYxLkNyZWF0ZVJvb21SZXF1ZXN0GhsuY2hhdC52MS5DcmVhdGVSb29tUmVzcG9uc2USPAoHR2V0Um9vbRIXLmNoYXQudjEuR2V0Um9vbVJlcXVlc3QaGC5jaGF0LnYxLkdldFJvb21SZXNwb25zZRJICgtTZWFyY2hSb29tcxIbLmNoYXQudjEuU2VhcmNoUm9vbXNSZXF1ZXN0GhwuY2hhdC52MS5TZWFyY2hSb29tc1Jlc3BvbnNlEkUKClVwZGF0ZVJvb20SGi5jaGF0LnYxLlVwZGF0ZVJvb21SZXF1ZXN0GhsuY2hhdC52MS5VcGRhdGVSb29tUmVzcG9uc2USRQoKRGVsZXRlUm9vbRIaLmNoYXQudjEuRGVsZXRlUm9vbVJlcXVlc3QaGy5jaGF0LnYxLkRlbGV0ZVJvb21SZXNwb25zZRJjChRBZGRSb29tU3Vic2NyaXB0aW9ucxIkLmNoYXQudjEuQWRkUm9vbVN1YnNjcmlwdGlvbnNSZXF1ZXN0GiUuY2hhdC52MS5BZGRSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEmwKF1JlbW92ZVJvb21TdWJzY3JpcHRpb25zEicuY2hhdC52MS5SZW1vdmVSb29tU3Vic2NyaXB0aW9uc1JlcXVlc3QaKC5jaGF0LnYxLlJlbW92ZVJvb21TdWJzY3JpcHRpb25zUmVzcG9uc2USaQoWVXBkYXRlU3Vic2NyaXB0aW9uUm9sZRImLmNoYXQudjEuVXBkYXRlU3Vic2NyaXB0aW9uUm9sZVJlcXVlc3QaJy5jaGF0LnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJvbGVSZXNwb25zZRJsChdTZWFyY2hSb29tU3Vic2NyaXB0aW9ucxInLmNoYXQudjEuU2VhcmNoUm9vbVN1YnNjcmlwdGlvbnNSZXF1ZXN0GiguY2hhdC52MS5TZWFyY2hSb29tU3Vic2NyaXB0aW9uc1Jlc3BvbnNlEkIKCVNlbmRFdmVudBIZLmNoYXQudjEuU2VuZEV2ZW50UmVxdWVzdBoaLmNoYXQudjEuU2VuZEV2ZW50UmVzcG9uc2USRQoKR2V0SGlzdG9yeRIaLmNoYXQudjEuR2V0SGlzdG9yeVJlcXVlc3QaGy5jaGF0LnYxLkdldEhpc3RvcnlSZXNwb25zZRJLCgxTZWFyY2hFdmVudHMSHC5jaGF0LnYxLlNlYXJjaEV2ZW50c1JlcXVlc3QaHS5jaGF0LnYxLlNlYXJjaEV2ZW50c1Jlc3BvbnNlEkIKCUFja0V2ZW50cxIZLmNoYXQudjEuQWNrRXZlbnRzUmVxdWVzdBoaLmNoYXQudjEuQWNrRXZlbnRzUmVzcG9uc2USPwoITWFya1JlYWQSGC5jaGF0LnYxLk1hcmtSZWFkUmVxdWVzdBoZLmNoYXQudjEuTWFya1JlYWRSZXNwb25zZRIzCgRTeW5jEhQuY2hhdC52MS5TeW5jUmVxdWVzdBoVLmNoYXQudjEuU3luY1Jlc3BvbnNlEkgKC1N5bmNEZXZpY2VzEhsuY2hhdC52MS5TeW5jRGV2aWNlc1JlcXVlc3QaHC5jaGF0LnYxLlN5bmNEZXZpY2VzUmVzcG9uc2USRQoKU2VuZFR5cGluZxIaLmNoYXQudjEuU2VuZFR5cGluZ1JlcXVlc3QaGy5jaGF0LnYxLlNlbmRUeXBpbmdSZXNwb25zZRJICgtHZXRQcmVzZW5jZRIbLmNoYXQudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GhwuY2hhdC52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEkgKC1NldFByZXNlbmNlEhsuY2hhdC52MS5TZXRQcmVzZW5jZVJlcXVlc3QaHC5jaGF0LnYxLlNldFByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw", [file_chat_v1_common, file_chat_v1_event, file_chat_v1_gateway, file_chat_v1_room, file_google_protobuf_struct]);
 
 /**
  * @generated from message chat.v1.CreateRoomRequest
@@ -799,6 +799,116 @@ export const SyncResponseSchema: GenMessage<SyncResponse> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 30);
 
 /**
+ * @generated from message chat.v1.SyncDevicesRequest
+ */
+export type SyncDevicesRequest = Message<"chat.v1.SyncDevicesRequest"> & {
+  /**
+   * At most 500.
+   *
+   * @generated from field: repeated chat.v1.DeviceSyncRequest devices = 1;
+   */
+  devices: DeviceSyncRequest[];
+};
+
+/**
+ * Describes the message chat.v1.SyncDevicesRequest.
+ * Use `create(SyncDevicesRequestSchema)` to create a new message.
+ */
+export const SyncDevicesRequestSchema: GenMessage<SyncDevicesRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 31);
+
+/**
+ * @generated from message chat.v1.DeviceSyncRequest
+ */
+export type DeviceSyncRequest = Message<"chat.v1.DeviceSyncRequest"> & {
+  /**
+   * The device's bearer token, as its own Sync would carry in the Authorization header.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: chat.v1.SyncRequest request = 2;
+   */
+  request?: SyncRequest | undefined;
+};
+
+/**
+ * Describes the message chat.v1.DeviceSyncRequest.
+ * Use `create(DeviceSyncRequestSchema)` to create a new message.
+ */
+export const DeviceSyncRequestSchema: GenMessage<DeviceSyncRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 32);
+
+/**
+ * @generated from message chat.v1.SyncDevicesResponse
+ */
+export type SyncDevicesResponse = Message<"chat.v1.SyncDevicesResponse"> & {
+  /**
+   * One per request, in the same order.
+   *
+   * @generated from field: repeated chat.v1.DeviceSyncResponse devices = 1;
+   */
+  devices: DeviceSyncResponse[];
+
+  /**
+   * The events of the pages, each once however many devices' pages hold it.
+   *
+   * @generated from field: repeated chat.v1.RoomEvent events = 2;
+   */
+  events: RoomEvent[];
+};
+
+/**
+ * Describes the message chat.v1.SyncDevicesResponse.
+ * Use `create(SyncDevicesResponseSchema)` to create a new message.
+ */
+export const SyncDevicesResponseSchema: GenMessage<SyncDevicesResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 33);
+
+/**
+ * @generated from message chat.v1.DeviceSyncResponse
+ */
+export type DeviceSyncResponse = Message<"chat.v1.DeviceSyncResponse"> & {
+  /**
+   * @generated from oneof chat.v1.DeviceSyncResponse.result
+   */
+  result: {
+    /**
+     * What the device's own Sync would have answered, except that `events` is empty: the page's
+     * events are `event_indexes`.
+     *
+     * @generated from field: chat.v1.SyncResponse response = 1;
+     */
+    value: SyncResponse;
+    case: "response";
+  } | {
+    /**
+     * The error the device's own Sync would have given ("unauthenticated", "invalid_argument", ...).
+     *
+     * @generated from field: chat.v1.ErrorDetail error = 2;
+     */
+    value: ErrorDetail;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The page's events, in order, as positions in SyncDevicesResponse.events.
+   *
+   * @generated from field: repeated uint32 event_indexes = 3;
+   */
+  eventIndexes: number[];
+};
+
+/**
+ * Describes the message chat.v1.DeviceSyncResponse.
+ * Use `create(DeviceSyncResponseSchema)` to create a new message.
+ */
+export const DeviceSyncResponseSchema: GenMessage<DeviceSyncResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 34);
+
+/**
  * @generated from message chat.v1.SendTypingRequest
  */
 export type SendTypingRequest = Message<"chat.v1.SendTypingRequest"> & {
@@ -818,7 +928,7 @@ export type SendTypingRequest = Message<"chat.v1.SendTypingRequest"> & {
  * Use `create(SendTypingRequestSchema)` to create a new message.
  */
 export const SendTypingRequestSchema: GenMessage<SendTypingRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 31);
+  messageDesc(file_chat_v1_chat, 35);
 
 /**
  * @generated from message chat.v1.SendTypingResponse
@@ -831,7 +941,7 @@ export type SendTypingResponse = Message<"chat.v1.SendTypingResponse"> & {
  * Use `create(SendTypingResponseSchema)` to create a new message.
  */
 export const SendTypingResponseSchema: GenMessage<SendTypingResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 32);
+  messageDesc(file_chat_v1_chat, 36);
 
 /**
  * @generated from message chat.v1.GetPresenceRequest
@@ -850,7 +960,7 @@ export type GetPresenceRequest = Message<"chat.v1.GetPresenceRequest"> & {
  * Use `create(GetPresenceRequestSchema)` to create a new message.
  */
 export const GetPresenceRequestSchema: GenMessage<GetPresenceRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 33);
+  messageDesc(file_chat_v1_chat, 37);
 
 /**
  * @generated from message chat.v1.GetPresenceResponse
@@ -867,7 +977,7 @@ export type GetPresenceResponse = Message<"chat.v1.GetPresenceResponse"> & {
  * Use `create(GetPresenceResponseSchema)` to create a new message.
  */
 export const GetPresenceResponseSchema: GenMessage<GetPresenceResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 34);
+  messageDesc(file_chat_v1_chat, 38);
 
 /**
  * @generated from message chat.v1.SetPresenceRequest
@@ -884,7 +994,7 @@ export type SetPresenceRequest = Message<"chat.v1.SetPresenceRequest"> & {
  * Use `create(SetPresenceRequestSchema)` to create a new message.
  */
 export const SetPresenceRequestSchema: GenMessage<SetPresenceRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 35);
+  messageDesc(file_chat_v1_chat, 39);
 
 /**
  * @generated from message chat.v1.SetPresenceResponse
@@ -897,7 +1007,7 @@ export type SetPresenceResponse = Message<"chat.v1.SetPresenceResponse"> & {
  * Use `create(SetPresenceResponseSchema)` to create a new message.
  */
 export const SetPresenceResponseSchema: GenMessage<SetPresenceResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 36);
+  messageDesc(file_chat_v1_chat, 40);
 
 /**
  * Rooms, memberships and messages. Every call needs `Authorization: Bearer <JWT>`.
@@ -1026,6 +1136,18 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof SyncRequestSchema;
     output: typeof SyncResponseSchema;
+  },
+  /**
+   * Sync for several devices in one call, each with its own token (the call's Authorization
+   * header carries one valid token too, as every call's): what a gateway sends when many devices
+   * connect at once. Each answer is what that device's own Sync would have answered.
+   *
+   * @generated from rpc chat.v1.ChatService.SyncDevices
+   */
+  syncDevices: {
+    methodKind: "unary";
+    input: typeof SyncDevicesRequestSchema;
+    output: typeof SyncDevicesResponseSchema;
   },
   /**
    * @generated from rpc chat.v1.ChatService.SendTyping
