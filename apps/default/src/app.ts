@@ -48,8 +48,8 @@ import { EventService } from "./events/event-service.js";
 import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
 import { RetentionWorker } from "./lifecycle/retention-worker.js";
-import { RetentionStore } from "./lifecycle/store.js";
-import { UpkeepStore } from "./lifecycle/upkeep-store.js";
+import { RetentionStore, UpkeepStore } from "./lifecycle/store.js";
+
 import { UpkeepWorker } from "./lifecycle/upkeep-worker.js";
 import { ErasureRecovery } from "./privacy/erasure-recovery.js";
 import { PersonService } from "./privacy/person-service.js";

@@ -1,6 +1,6 @@
 import type { Logger, Service } from "@service-chat/core";
 import { sleep } from "@service-chat/core";
-import type { UpkeepStore } from "./upkeep-store.js";
+import type { UpkeepStore } from "./store.js";
 
 export interface UpkeepSettings {
   /** Time between looks at how much was written (DB_UPKEEP_INTERVAL_MS). */
