@@ -49,7 +49,6 @@ import { SendMetrics } from "./events/metrics.js";
 import { EventStore, type OutboxSink } from "./events/store.js";
 import { RetentionWorker } from "./lifecycle/retention-worker.js";
 import { RetentionStore, UpkeepStore } from "./lifecycle/store.js";
-
 import { UpkeepWorker } from "./lifecycle/upkeep-worker.js";
 import { ErasureRecovery } from "./privacy/erasure-recovery.js";
 import { PersonService } from "./privacy/person-service.js";
