@@ -82,7 +82,14 @@ export class RetentionStore extends Store {
 }
 
 /** Tables whose planner statistics the send, Sync and history queries depend on. */
-const ANALYZED = ["room_events", "outbox", "rooms", "room_subscriptions", "device_cursors", "devices"] as const;
+const ANALYZED = [
+  // The columns the plans depend on: content and the search vector are the costly ones to sample.
+  "room_events (id, room_id, seq, sender_id, client_id, server_ts)",
+  "rooms",
+  "room_subscriptions",
+  "device_cursors",
+  "devices",
+] as const;
 
 /**
  * Tables every message updates or deletes rows of (the room's last seq, the sender's read marker,

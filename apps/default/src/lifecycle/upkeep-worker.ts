@@ -14,6 +14,13 @@ const ANALYZE_BASE = 500;
 const ANALYZE_SHARE = 0.1;
 /** Events written between two VACUUMs of the churned tables. */
 const VACUUM_EVERY = 2000;
+/**
+ * Looks between two ANALYZEs (after the first two: at start, and once the first events are in)
+ * and between two VACUUMs, at least: on the embedded database each holds its only connection, so
+ * a fast-growing table must not have them back to back (30 s and 60 s at the default interval).
+ */
+const ANALYZE_GAP = 15;
+const VACUUM_GAP = 30;
 
 /**
  * Keeps the planner's statistics fresh as events are written, and, on the embedded database
@@ -37,6 +44,10 @@ export class UpkeepWorker implements Service {
     let analyzedAt = -1;
     let vacuumedAt = -1;
     let rows = 0;
+    let analyses = 0;
+    let lastAnalyze = 0;
+    let lastVacuum = Date.now();
+    const { intervalMs } = this.settings;
     while (!signal.aborted) {
       try {
         const written = await this.store.eventsWritten();
@@ -45,15 +56,20 @@ export class UpkeepWorker implements Service {
           const estimate = await this.store.eventRowsEstimate();
           if (estimate >= 0) [analyzedAt, rows] = [written, estimate];
         }
-        if (analyzedAt < 0 || written - analyzedAt >= ANALYZE_BASE + ANALYZE_SHARE * rows) {
+        const analyzeDue = analyses < 2 || Date.now() - lastAnalyze >= ANALYZE_GAP * intervalMs;
+        if (analyzedAt < 0 || (analyzeDue && written - analyzedAt >= ANALYZE_BASE + ANALYZE_SHARE * rows)) {
           await this.timed("analyze", () => this.store.analyze());
           rows = Math.max(0, await this.store.eventRowsEstimate());
           analyzedAt = written;
+          analyses++;
+          lastAnalyze = Date.now();
         }
         if (vacuumedAt < 0) vacuumedAt = written;
-        if (this.settings.vacuum && written - vacuumedAt >= VACUUM_EVERY) {
+        const vacuumDue = Date.now() - lastVacuum >= VACUUM_GAP * intervalMs;
+        if (this.settings.vacuum && vacuumDue && written - vacuumedAt >= VACUUM_EVERY) {
           await this.timed("vacuum", () => this.store.vacuum());
           vacuumedAt = written;
+          lastVacuum = Date.now();
         }
       } catch (err) {
         this.logger.warn({ err }, "table upkeep failed; retrying at the next interval");
