@@ -4,19 +4,24 @@ import { randomBytes } from "node:crypto";
  * A UUIDv7: time-ordered, so ids sort by creation and index well. RFC 9562 layout:
  * 48-bit unix ms, version 7, 12 random bits, variant 10, 62 random bits.
  */
-// Random bytes are drawn from the system 4 KiB at a time (256 ids) rather than per id: one call to
-// the kernel's generator costs about as much as the rest of making an id.
+// Random bytes are drawn from the system 4 KiB at a time rather than per id: one call to the
+// kernel's generator costs about as much as the rest of making an id.
 const POOL = 4096;
 let pool = randomBytes(POOL);
 let offset = 0;
 
-export function newId(now = Date.now()): string {
-  if (offset === POOL) {
+/** `n` (at most 4096) fresh random bytes from the pool; each byte is handed out once, so the caller may write them. */
+export function pooledRandomBytes(n: number): Buffer {
+  if (offset + n > POOL) {
     pool = randomBytes(POOL);
     offset = 0;
   }
-  const b = pool.subarray(offset, offset + 16); // each 16 bytes are used once, so written in place
-  offset += 16;
+  offset += n;
+  return pool.subarray(offset - n, offset);
+}
+
+export function newId(now = Date.now()): string {
+  const b = pooledRandomBytes(16);
   b.writeUIntBE(now, 0, 6);
   b[6] = 0x70 | ((b[6] as number) & 0x0f);
   b[8] = 0x80 | ((b[8] as number) & 0x3f);
