@@ -1,10 +1,11 @@
 /**
  * The benchmark suite: `npm run bench` (quick profile) or `npm run bench -- --full`.
  * Options: --only=send,fanout,rooms,storm,idle,connect,backends,path  --path-series=rooms,room100,…
- * --path-backends=embedded,postgres (some of the path scenario)  --idle-heartbeat-sec=N (the idle
- * gateways' heartbeat, to see heartbeat CPU in a short hold)  --cpu-prof (servers write .cpuprofile
- * files to .tmp/bench-profiles)  --out=DIR (default bench/results)  --name=LABEL (result files
- * named <date>-<profile>-LABEL)  --report=FILE.json (rewrite the report of an earlier run).
+ * --path-backends=embedded,postgres (some of the path scenario)  --path-rates=1000,2000 (these rates
+ * only)  --idle-heartbeat-sec=N (the idle gateways' heartbeat, to see heartbeat CPU in a short
+ * hold)  --cpu-prof (servers write .cpuprofile files to .tmp/bench-profiles)  --out=DIR (default
+ * bench/results)  --name=LABEL (result files named <date>-<profile>-LABEL)  --report=FILE.json
+ * (rewrite the report of an earlier run).
  *
  * Every server and generator is a process of its own; everything the run starts (processes,
  * databases, NATS streams, Redis keys) is removed at the end, also after a failure or Ctrl-C.
@@ -39,8 +40,18 @@ const profile = {
     ...chosen.path,
     series: (opt("path-series")?.split(",") as typeof chosen.path.series | undefined) ?? chosen.path.series,
     backends: (opt("path-backends")?.split(",") as typeof chosen.path.backends | undefined) ?? chosen.path.backends,
+    rates: pathRates(opt("path-rates")) ?? chosen.path.rates,
   },
 };
+/** --path-rates=1000,2000: these rates, in this order, for every series run (a before/after check of a few steps). */
+function pathRates(list: string | undefined): typeof chosen.path.rates | undefined {
+  if (!list) return undefined;
+  const rates = list.split(",").map(Number);
+  if (rates.some((r) => !Number.isFinite(r) || r <= 0)) {
+    throw new Error(`--path-rates: expected positive numbers separated by commas, got ${list}`);
+  }
+  return { rooms: rates, room100: rates, room1000: rates, room1000Json: rates };
+}
 const ALL = ["send", "fanout", "rooms", "storm", "idle", "connect", "backends", "path"];
 const only = new Set(opt("only")?.split(",") ?? ALL);
 const outDir = opt("out") ?? join(ROOT, "bench/results");

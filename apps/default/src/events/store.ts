@@ -1,7 +1,7 @@
 import { newId, notFound } from "@service-chat/core";
-import { type Insertable, sql } from "kysely";
+import { sql } from "kysely";
 import { AccessStore } from "../authz/store.js";
-import type { EventRow, EventsTable, Role, RoomRow } from "../db/schema.js";
+import type { EventRow, Role, RoomRow } from "../db/schema.js";
 import { type Db, Store } from "../db/store.js";
 import type { EventKind } from "./kinds/index.js";
 
@@ -88,6 +88,23 @@ type SenderRow = RoomRow & {
   seen_seq: number;
   stored: Record<string, [string, number]> | null;
 };
+
+/** The columns of the events of one append statement, one array each (see `appendToRooms`). */
+function newColumns() {
+  return {
+    id: [] as string[],
+    roomId: [] as string[],
+    seq: [] as number[],
+    senderId: [] as string[],
+    senderContactId: [] as string[],
+    type: [] as string[],
+    content: [] as string[],
+    parentId: [] as (string | null)[],
+    clientId: [] as (string | null)[],
+    sentAt: [] as string[],
+    search: [] as (string | null)[],
+  };
+}
 
 /** Where a history page starts: after `afterSeq` (exclusive), in the page's direction. */
 export interface HistoryPage {
@@ -204,7 +221,7 @@ export class EventStore extends Store {
    */
   async appendToRooms(appends: Append[]): Promise<EventRow[][]> {
     const now = new Date();
-    const values: Insertable<EventsTable>[] = [];
+    const e = newColumns();
     const ids: string[][] = [];
     const seqs = new Map<RoomRow, { last: number; members: number }>();
     const readers = new Map<string, { roomId: string; profileId: string; seq: number }>();
@@ -213,63 +230,57 @@ export class EventStore extends Store {
       ids.push(mine);
       if (events.length === 0) continue;
       const seq = seqs.get(room) ?? { last: room.last_seq, members: room.members_seq };
-      for (const [i, e] of events.entries()) {
+      for (const [i, event] of events.entries()) {
         seq.last++;
-        if (e.changesMembers) seq.members = seq.last;
-        values.push({
-          id: mine[i] as string,
-          room_id: room.id,
-          seq: seq.last,
-          sender_id: e.senderId,
-          sender_contact_id: e.senderContactId ?? "",
-          type: e.kind,
-          content: JSON.stringify(e.content),
-          parent_id: e.parentId ?? null,
-          client_id: e.clientId ?? null,
-          sent_at: e.sentAt ?? now,
-          server_ts: now,
-          search: e.searchText ? sql`to_tsvector('simple', ${e.searchText})` : null,
-        });
+        if (event.changesMembers) seq.members = seq.last;
+        e.id.push(mine[i] as string);
+        e.roomId.push(room.id);
+        e.seq.push(seq.last);
+        e.senderId.push(event.senderId);
+        e.senderContactId.push(event.senderContactId ?? "");
+        e.type.push(event.kind);
+        e.content.push(JSON.stringify(event.content));
+        e.parentId.push(event.parentId ?? null);
+        e.clientId.push(event.clientId ?? null);
+        e.sentAt.push((event.sentAt ?? now).toISOString());
+        e.search.push(event.searchText || null);
       }
       seqs.set(room, seq);
       if (reader) readers.set(`${room.id} ${reader}`, { roomId: room.id, profileId: reader, seq: seq.last });
     }
-    if (values.length === 0) return ids.map(() => []);
+    if (e.id.length === 0) return ids.map(() => []);
     const moved = [...seqs].map(([room, seq]) => ({ id: room.id, ...seq }));
     const marks = [...readers.values()];
-    const rows = await this.db
-      .with("e", (db) => db.insertInto("room_events").values(values).returning(EVENT_COLUMNS))
-      .with("o", (db) =>
-        db
-          .insertInto("outbox")
-          .columns(["event_id", "room_id", "seq", "origin"])
-          .expression(
-            db
-              .selectFrom("e")
-              .select(["e.id", "e.room_id", "e.seq", sql.lit(this.sink?.origin ?? "").as("origin")])
-              .orderBy("e.seq"),
-          )
-          .returning(["id", "event_id"]),
+    // One statement text whatever the number of events, rooms and readers (arrays, not a VALUES
+    // list): PostgreSQL parses and plans it once per connection (db/prepared statements).
+    const { rows } = await sql<EventRow & { outbox_id: number }>`
+      with e as (
+        insert into room_events (id, room_id, seq, sender_id, sender_contact_id, type, content, parent_id,
+          client_id, sent_at, server_ts, search)
+        select v.id, v.room_id, v.seq, v.sender_id, v.sender_contact_id, v.type, v.content::jsonb, v.parent_id,
+          v.client_id, v.sent_at, ${now.toISOString()}::timestamptz,
+          case when v.search is null then null else to_tsvector('simple', v.search) end
+        from unnest(${e.id}::text[], ${e.roomId}::text[], ${e.seq}::int8[], ${e.senderId}::text[],
+          ${e.senderContactId}::text[], ${e.type}::text[], ${e.content}::text[], ${e.parentId}::text[],
+          ${e.clientId}::text[], ${e.sentAt}::timestamptz[], ${e.search}::text[])
+          as v(id, room_id, seq, sender_id, sender_contact_id, type, content, parent_id, client_id, sent_at, search)
+        returning ${sql.raw(EVENT_COLUMNS.join(", "))}
+      ), o as (
+        insert into outbox (event_id, room_id, seq, origin)
+        select e.id, e.room_id, e.seq, ${this.sink?.origin ?? ""}::text from e order by e.seq
+        returning id, event_id
+      ), r as (
+        update rooms set last_seq = v.last_seq, members_seq = v.members_seq
+        from unnest(${moved.map((m) => m.id)}::text[], ${moved.map((m) => m.last)}::int8[],
+          ${moved.map((m) => m.members)}::int8[]) as v(id, last_seq, members_seq)
+        where rooms.id = v.id
+      ), s as (
+        update room_subscriptions as m set read_seq = v.seq
+        from unnest(${marks.map((m) => m.roomId)}::text[], ${marks.map((m) => m.profileId)}::text[],
+          ${marks.map((m) => m.seq)}::int8[]) as v(room_id, profile_id, seq)
+        where m.room_id = v.room_id and m.profile_id = v.profile_id and m.read_seq < v.seq
       )
-      .with(
-        "r",
-        // Raw statements in a WITH need their own parentheses.
-        () => sql`(update rooms set last_seq = v.last_seq, members_seq = v.members_seq
-          from unnest(${moved.map((m) => m.id)}::text[], ${moved.map((m) => m.last)}::int8[],
-            ${moved.map((m) => m.members)}::int8[]) as v(id, last_seq, members_seq)
-          where rooms.id = v.id)`,
-      )
-      .with(
-        "s",
-        () => sql`(update room_subscriptions as m set read_seq = v.seq
-          from unnest(${marks.map((m) => m.roomId)}::text[], ${marks.map((m) => m.profileId)}::text[],
-            ${marks.map((m) => m.seq)}::int8[]) as v(room_id, profile_id, seq)
-          where m.room_id = v.room_id and m.profile_id = v.profile_id and m.read_seq < v.seq)`,
-      )
-      .selectFrom("e")
-      .innerJoin("o", "o.event_id", "e.id")
-      .select([...EVENT_COLUMNS.map((c) => `e.${c}` as const), "o.id as outbox_id"])
-      .execute();
+      select e.*, o.id as outbox_id from e join o on o.event_id = e.id`.execute(this.db);
     for (const [room, seq] of seqs) {
       room.last_seq = seq.last;
       room.members_seq = seq.members;
