@@ -113,7 +113,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     : undefined;
   const dbMetrics = new DatabaseMetrics(metrics.meter);
   const database = needsDb
-    ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE, onQuery: dbMetrics.onQuery })
+    ? await openDatabase<Schema>(config.DB_URI, {
+        poolSize: config.DB_POOL_SIZE,
+        preparedStatements: config.DB_PREPARED_STATEMENTS,
+        onQuery: dbMetrics.onQuery,
+      })
     : undefined;
   if (database) {
     dbMetrics.watch(database);

@@ -26,6 +26,10 @@ const schema = z
         "must start with postgresql://, postgres:// or pglite://",
       ),
     DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    DB_PREPARED_STATEMENTS: z
+      .enum(["on", "off"], { message: "must be on or off" })
+      .default("on")
+      .transform((v) => v === "on"),
     HTTP_PORT: port(7000),
     GRPC_PORT: port(7010),
     BIND_HOST: z.string().min(1).default("127.0.0.1"),

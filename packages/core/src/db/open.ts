@@ -5,6 +5,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { Kysely, type KyselyConfig, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { pglitePool } from "./pglite-pool.js";
+import { preparingPool } from "./prepared.js";
 
 export interface Database<Schema> {
   readonly db: Kysely<Schema>;
@@ -37,6 +38,11 @@ export interface DbSession {
 export interface DatabaseOptions {
   /** Connections in the pool (PostgreSQL only). */
   poolSize?: number;
+  /**
+   * Prepare recurring statements on each connection (PostgreSQL only; default on): see
+   * prepared.ts. Off for a connection pooler that cannot keep prepared statements.
+   */
+  preparedStatements?: boolean;
   /** Told of each statement run through Kysely: its SQL, its duration and whether it failed (metrics). */
   onQuery?: (sql: string, ms: number, failed: boolean) => void;
 }
@@ -103,7 +109,8 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     pool.on("error", () => {});
     pool.on("connect", (client) => client.on("error", () => {}));
     const log = queryLog(options.onQuery);
-    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
+    const dialect = new PostgresDialect({ pool: options.preparedStatements === false ? pool : preparingPool(pool) });
+    const db = new Kysely<Schema>({ dialect, ...(log ? { log } : {}) });
     const stats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
     return wrap(db, "postgres", stats, () => postgresSession(uri));
   }
