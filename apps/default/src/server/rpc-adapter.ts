@@ -124,7 +124,7 @@ async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeR
       const message = decodeURIComponent(uRes.trailer.get("grpc-message") ?? "");
       if (uRes.trailer.get("grpc-status") === "13" && message.startsWith("parse binary")) {
         uRes.trailer.set("grpc-status", String(Code.InvalidArgument));
-        uRes.trailer.set("grpc-message", encodeURIComponent(`request: is not a binary ${name} message`));
+        uRes.trailer.set("grpc-message", encodeURIComponent(notThe(name)));
       }
     };
     fix();
@@ -135,6 +135,13 @@ async function serve(o: RpcAdapterOptions, handler: UniversalHandler, req: NodeR
         fix();
       })();
     }
+  } else if (/^application\/grpc-web(\+proto)?$/.test(contentType) && uRes.body) {
+    // gRPC-Web carries the same trailer as the body's last frame.
+    const name = handler.method.input.name;
+    const body = uRes.body;
+    uRes.body = (async function* () {
+      for await (const chunk of body) yield grpcWebTrailerFixed(chunk, name);
+    })();
   }
   await universalResponseToNodeResponse(uRes, res as http.ServerResponse);
 }
@@ -237,6 +244,29 @@ function webHeaders(headers: http2.IncomingHttpHeaders): Headers {
     else for (const e of v) out.append(k, e);
   }
   return out;
+}
+
+const notThe = (name: string) => `request: is not a binary ${name} message`;
+
+/**
+ * A gRPC-Web trailer frame (flag 0x80, "name: value" lines) saying `internal` because the request
+ * did not parse, as `invalid_argument` naming the message expected; any other chunk as it is.
+ */
+function grpcWebTrailerFixed(chunk: Uint8Array, name: string): Uint8Array {
+  if (chunk.length < 5 || (chunk[0] as number) !== 0x80) return chunk;
+  const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (view.readUInt32BE(1) !== chunk.length - 5) return chunk;
+  const text = view.subarray(5).toString();
+  const status = /^grpc-status: ?(\d+)\r?$/m.exec(text)?.[1];
+  const message = decodeURIComponent(/^grpc-message: ?(.*?)\r?$/m.exec(text)?.[1] ?? "");
+  if (status !== "13" || !message.startsWith("parse binary")) return chunk;
+  const fixed = Buffer.from(
+    `grpc-status: ${Code.InvalidArgument}\r\ngrpc-message: ${encodeURIComponent(notThe(name))}\r\n`,
+  );
+  const header = Buffer.alloc(5);
+  header[0] = 0x80;
+  header.writeUInt32BE(fixed.length, 1);
+  return Buffer.concat([header, fixed]);
 }
 
 function decodes(handler: UniversalHandler, body: Uint8Array): boolean {

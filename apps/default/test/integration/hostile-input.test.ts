@@ -109,6 +109,36 @@ describe("hostile input", () => {
     });
   });
 
+  it("answers a gRPC-Web message that does not decode with invalid_argument, not internal", async () => {
+    const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, garbage.length]), garbage]);
+    const answer = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      const req = http.request(
+        rpc("CreateRoom"),
+        {
+          method: "POST",
+          headers: { "content-type": "application/grpc-web+proto", authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (d: Buffer) => chunks.push(d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(frame);
+    });
+    expect(answer.status).toBe(200);
+    // The trailers travel as the body's last frame (flag 0x80): "grpc-status: 3" and its message.
+    expect(answer.body[0]).toBe(0x80);
+    const trailer = answer.body.subarray(5).toString();
+    expect(trailer).toMatch(/grpc-status: ?3\r\n/);
+    expect(decodeURIComponent(/grpc-message: ?([^\r]*)/.exec(trailer)?.[1] ?? "")).toBe(
+      "request: is not a binary CreateRoomRequest message",
+    );
+  });
+
   it("answers a gRPC message that does not decode with invalid_argument, not internal", async () => {
     const session = http2.connect(t.grpcUrl);
     try {
