@@ -26,6 +26,7 @@ const schema = z
         "must start with postgresql://, postgres:// or pglite://",
       ),
     DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
     DB_PREPARED_STATEMENTS: z
       .enum(["on", "off"], { message: "must be on or off" })
       .default("on")

@@ -39,6 +39,12 @@ export interface DatabaseOptions {
   /** Connections in the pool (PostgreSQL only). */
   poolSize?: number;
   /**
+   * How long opening a pooled connection may take before the call that needed it fails as
+   * unavailable (PostgreSQL only; default 10 s): a server that drops packets would otherwise
+   * leave calls waiting for their deadline.
+   */
+  connectTimeoutMs?: number;
+  /**
    * Prepare recurring statements on each connection (PostgreSQL only; default on): see
    * prepared.ts. Off for a connection pooler that cannot keep prepared statements.
    */
@@ -98,6 +104,9 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
     const pool = new pg.Pool({
       connectionString: uri,
       max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      // Pooled connections that went quiet are probed, so a dead peer is noticed.
+      keepAlive: true,
       types: {
         getTypeParser: ((oid: number, format?: "text" | "binary") =>
           oid === INT8 ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
