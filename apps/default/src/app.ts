@@ -116,7 +116,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     ? await openDatabase<Schema>(config.DB_URI, {
         poolSize: config.DB_POOL_SIZE,
         connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
-        preparedStatements: config.DB_PREPARED_STATEMENTS,
+        preparedStatements: config.DB_PREPARED_STATEMENTS === "on",
         onQuery: dbMetrics.onQuery,
       })
     : undefined;

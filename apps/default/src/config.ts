@@ -27,10 +27,7 @@ const schema = z
       ),
     DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
-    DB_PREPARED_STATEMENTS: z
-      .enum(["on", "off"], { message: "must be on or off" })
-      .default("on")
-      .transform((v) => v === "on"),
+    DB_PREPARED_STATEMENTS: z.enum(["on", "off"], { message: "must be on or off" }).default("on"),
     HTTP_PORT: port(7000),
     GRPC_PORT: port(7010),
     BIND_HOST: z.string().min(1).default("127.0.0.1"),
