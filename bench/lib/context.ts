@@ -91,8 +91,8 @@ export interface PathProfile {
   rates: { rooms: number[]; room100: number[]; room1000: number[]; room1000Json: number[] };
   /** The series run (--path-series), in this order of theirs: rooms, room100, room1000, room1000Json. */
   series: (keyof PathProfile["rates"])[];
-  /** --path-backends */
-  backends: ("embedded" | "postgres")[];
+  /** --path-backends; `raw` is the raw baseline (bench/baselines/ws-rooms.ts), run on request only. */
+  backends: ("embedded" | "postgres" | "raw")[];
 }
 
 export const PROFILES: Record<"quick" | "full", Profile> = {

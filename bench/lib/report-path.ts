@@ -5,10 +5,11 @@ import { fmt } from "./svg.js";
 
 /** The report's section of the message-path scenario (bench/scenarios/path.ts) and its summary rows. */
 
-const BACKEND = { embedded: "embedded default", postgres: "PostgreSQL" } as const;
+const BACKEND = { embedded: "embedded default", postgres: "PostgreSQL", raw: "raw `ws` rooms (baseline)" } as const;
 
 /** The targets of performance.md ("The message path, measured on one core"). */
 function target(s: PathSeries): { text: string; rate?: number; p95?: number } {
+  if (s.backend === "raw") return { text: "baseline: what the frames and sockets alone allow" };
   const t: Record<SeriesKey, { text: string; rate?: number; p95?: number }> = {
     rooms:
       s.backend === "postgres"
@@ -74,7 +75,8 @@ const codes = (m: Record<string, number>) =>
     .map(([k, v]) => `${v} ${k}`)
     .join(", ");
 
-function row(x: PathStep, embedded: boolean): string[] {
+/** A step's row: the embedded default has its database in the server process and no NATS or Redis; the raw baseline has none. */
+function row(x: PathStep, backend: PathSeries["backend"]): string[] {
   const errors = codes(x.acks.errors);
   const otherErrors = codes(x.acks.otherErrors);
   const busy = x.cpuBusy.map((c) => (Number.isFinite(c) ? c.toFixed(2) : "–")).join(" / ");
@@ -95,8 +97,8 @@ function row(x: PathStep, embedded: boolean): string[] {
       : "0",
     x.cores.server.toFixed(2),
     // The embedded default has its database in the server process, and no NATS or Redis.
-    embedded ? "(in server)" : x.cores.database.toFixed(2),
-    embedded ? "–" : x.cores.queue.toFixed(2),
+    backend === "embedded" ? "(in server)" : backend === "raw" ? "–" : x.cores.database.toFixed(2),
+    backend === "postgres" ? x.cores.queue.toFixed(2) : "–",
     `${busy}${Math.max(...other) >= 0.05 ? ` (other: ${other.map((o) => o.toFixed(2)).join(" / ")})` : ""}` +
       `${x.clientBound ? " **client-bound**" : ""}`,
     x.keptUp ? "yes" : `no (${x.failed.join("; ")})`,
@@ -150,7 +152,9 @@ export function pathSection(run: PathRun): string[] {
       "the server got less than its core); devices using 0.8 of CPU 1 or more: **client-bound**, they may be the " +
       "limit. Each series runs on a fresh " +
       "server: the *embedded default* (`pglite://` in a scratch folder, `mem://` queue, in-memory registry, one " +
-      "process) or *PostgreSQL* (a fresh database, NATS JetStream, Redis registry, one process with every role). " +
+      "process) or *PostgreSQL* (a fresh database, NATS JetStream, Redis registry, one process with every role); " +
+      "`--path-backends=raw` adds the raw baseline, *raw `ws` rooms* (bench/baselines/ws-rooms.ts: the same frames " +
+      "over `ws` with nothing else — no token check, storage, queue or registry — pinned to CPU 0 as well). " +
       `Server settings beside the run's: ${Object.entries(run.serverEnv)
         .map(([key, v]) => `${key}=${v}`)
         .join(", ")} (the default of 100 frames/s per connection would refuse the single senders' rates).`,
@@ -187,7 +191,7 @@ export function pathSection(run: PathRun): string[] {
       out.push(
         table(
           HEAD,
-          s.steps.map((x) => row(x, s.backend === "embedded")),
+          s.steps.map((x) => row(x, s.backend)),
         ),
       );
     out.push(

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Ctx, freshDb, launch, type PathProfile, queueName, type ServerSpec } from "../lib/context.js";
 import { LOAD_CPU, type Pinned, pinRunning, pinSelf, restoreAll, SERVER_CPU } from "../lib/pin.js";
-import { type Child, type Server, sleep, startGenerator } from "../lib/proc.js";
+import { type Child, type Server, sleep, spawnNode, startGenerator } from "../lib/proc.js";
 import { chatAsMany, createRoom, mapPool } from "../lib/setup.js";
 import { KEEP_UP, type PathStep, runStep } from "./path-step.js";
 
@@ -15,7 +15,8 @@ import { KEEP_UP, type PathStep, runStep } from "./path-step.js";
  * receive every event of their room. Each series ramps its rate until one does not keep up
  * (path-step.ts), on a fresh server: the embedded default (PGlite + mem:// queue + in-memory
  * registry, one process) and PostgreSQL (a fresh database, NATS JetStream, Redis registry, one
- * process with every role).
+ * process with every role); on request (`--path-backends=raw`), the raw baseline: the same frames
+ * over `ws` alone (bench/baselines/ws-rooms.ts), pinned the same way.
  */
 
 export type SeriesKey = keyof PathProfile["rates"];
@@ -105,7 +106,17 @@ interface Device {
 }
 
 /** The rooms of a series and their members' devices (room r of series 1: users r-m0 … r-m9, created by r-m0). */
-async function createRooms(ctx: Ctx, server: Server, spec: SeriesSpec, tag: string): Promise<Device[]> {
+async function createRooms(ctx: Ctx, server: Server | undefined, spec: SeriesSpec, tag: string): Promise<Device[]> {
+  if (!server) {
+    // The raw baseline has no rooms to create: a device's user name says its room (ws-rooms.ts).
+    return Array.from({ length: spec.rooms }, (_, r) =>
+      Array.from({ length: spec.members }, (_, k) => ({
+        user: `${tag}-r${r}-m${k}`,
+        roomId: `${tag}-r${r}`,
+        sends: spec.everyoneSends || k === 0,
+      })),
+    ).flat();
+  }
   const { chat, as } = chatAsMany(server.grpcUrl, ctx.signer);
   const rooms = await mapPool(
     Array.from({ length: spec.rooms }, (_, r) => r),
@@ -147,8 +158,8 @@ function assign(spec: SeriesSpec, devices: Device[], n: number): Device[][] {
 async function series(ctx: Ctx, spec: SeriesSpec, backend: PathBackend, scratch: string): Promise<PathSeries> {
   const p = ctx.profile.path;
   const index = SERIES.indexOf(spec) + 1;
-  const tag = `${ctx.runId}-p${backend === "embedded" ? "e" : "p"}${index}`;
-  const name = `service-chat path ${backend} ${index}`;
+  const tag = `${ctx.runId}-p${backend[0]}${index}`;
+  const name = backend === "raw" ? `raw ws rooms ${index}` : `service-chat path ${backend} ${index}`;
   const out: PathSeries = {
     key: spec.key,
     title: spec.title,
@@ -164,26 +175,28 @@ async function series(ctx: Ctx, spec: SeriesSpec, backend: PathBackend, scratch:
     maxKeptUpRate: 0,
     allKeptUp: false,
   };
-  const serverSpec: ServerSpec =
-    backend === "embedded"
-      ? {
-          name,
-          dbUri: `pglite://${join(scratch, `series-${index}`)}`,
-          backend: "mem",
-          cache: "mem",
-          queue: queueName(ctx, "mem"),
-          env: PATH_SERVER_ENV,
-          cpus: SERVER_CPU.list,
-        }
-      : {
-          name,
-          dbUri: (await freshDb(ctx, `path_${index}`)).uri,
-          backend: "nats",
-          cache: "redis",
-          queue: queueName(ctx, "nats"),
-          env: PATH_SERVER_ENV,
-          cpus: SERVER_CPU.list,
-        };
+  const serverSpec: ServerSpec | undefined =
+    backend === "raw"
+      ? undefined
+      : backend === "embedded"
+        ? {
+            name,
+            dbUri: `pglite://${join(scratch, `series-${index}`)}`,
+            backend: "mem",
+            cache: "mem",
+            queue: queueName(ctx, "mem"),
+            env: PATH_SERVER_ENV,
+            cpus: SERVER_CPU.list,
+          }
+        : {
+            name,
+            dbUri: (await freshDb(ctx, `path_${index}`)).uri,
+            backend: "nats",
+            cache: "redis",
+            queue: queueName(ctx, "nats"),
+            env: PATH_SERVER_ENV,
+            cpus: SERVER_CPU.list,
+          };
   let t = performance.now();
   const lap = () => {
     const s = (performance.now() - t) / 1000;
@@ -192,10 +205,18 @@ async function series(ctx: Ctx, spec: SeriesSpec, backend: PathBackend, scratch:
   };
   const procs: Child[] = [];
   let server: Server | undefined;
+  let raw: Child | undefined;
   try {
     ctx.log(`path ${backend}: ${spec.title}: starting the server`);
-    server = await launch(ctx, serverSpec);
-    if (backend === "embedded") out.rss = { ready: server.proc.rss() ?? Number.NaN, after: Number.NaN };
+    let url: string;
+    if (serverSpec) {
+      server = await launch(ctx, serverSpec);
+      url = server.wsUrl;
+    } else {
+      raw = spawnNode(name, "baseline", "bench/baselines/ws-rooms.ts", { cpus: SERVER_CPU.list });
+      url = `ws://127.0.0.1:${Number((await raw.once((m) => typeof m.listening === "number", 120_000)).listening)}/`;
+    }
+    if (backend === "embedded" && server) out.rss = { ready: server.proc.rss() ?? Number.NaN, after: Number.NaN };
     out.setupSeconds.server = lap();
     const devices = await createRooms(ctx, server, spec, tag);
     out.setupSeconds.rooms = lap();
@@ -204,7 +225,6 @@ async function series(ctx: Ctx, spec: SeriesSpec, backend: PathBackend, scratch:
       ...(await Promise.all(groups.map((_, i) => startGenerator(`path devices ${index}.${i + 1}`, LOAD_CPU.list)))),
     );
     ctx.log(`path ${backend}: connecting ${devices.length} devices${spec.json ? " (json)" : ""}`);
-    const url = server.wsUrl;
     const connected = await Promise.all(
       procs.map((c, i) =>
         c.call<{ failed: number; firstError?: string }>(
@@ -237,7 +257,7 @@ async function series(ctx: Ctx, spec: SeriesSpec, backend: PathBackend, scratch:
       if (!s.keptUp) break;
       await sleep(500);
     }
-    if (out.rss) out.rss.after = server.proc.rss() ?? Number.NaN;
+    if (out.rss && server) out.rss.after = server.proc.rss() ?? Number.NaN;
   } catch (err) {
     out.error = err instanceof Error ? (err.message.split("\n")[0] as string) : String(err);
     ctx.log(`  series failed: ${out.error}`);
@@ -245,6 +265,8 @@ async function series(ctx: Ctx, spec: SeriesSpec, backend: PathBackend, scratch:
     await Promise.allSettled(procs.map((c) => c.call("stream.close", {}, 10_000)));
     await Promise.allSettled(procs.map((c) => c.stop()));
     await server?.proc.stop();
+    if (raw && !raw.alive) ctx.log(`  the raw baseline exited:\n${raw.output()}`);
+    await raw?.stop();
   }
   const kept = out.steps.filter((s) => s.keptUp);
   out.maxKeptUpRate = Math.max(0, ...kept.map((s) => s.rate));
