@@ -15,98 +15,23 @@ import {
   type AckEvent,
   ChatService,
   ClientFrameSchema,
-  type PresenceFrame,
   type PresenceState,
-  type ReceiptFrame,
-  type Resync,
   type RoomEvent,
   RoomEventSchema,
   type ServerFrame,
   ServerFrameSchema,
-  type TypingFrame,
 } from "@service-chat/api";
 import { DISCONNECT, JSON_PROTOCOL } from "@service-chat/protocol/device-stream";
 import { RoomSequencer } from "@service-chat/protocol/sequencer";
 import { type AttachmentInit, type EventInit, messages } from "./messages.js";
-import { backoff, errorCode, isPermanent, reconnectDelay } from "./retry.js";
+import { isPermanent, reconnectDelay } from "./retry.js";
+import { sendByCall, sendDelay } from "./sends.js";
 import { OPEN, type Socket, socketClass } from "./socket.js";
 import { newDeviceStarts, onBrowserWake, tokenSubject } from "./starts.js";
 import { type ChatStore, type ClientState, memoryStore } from "./store.js";
+import { type ChatClientOptions, ChatError, type ChatEvents, type ConnectionState } from "./types.js";
 
-export type ConnectionState = "idle" | "connecting" | "live" | "reconnecting" | "closed";
-
-export interface ChatClientOptions {
-  /** The gateway's (or embedded server's) HTTP/1.1 address, e.g. http://127.0.0.1:7000. */
-  baseUrl: string;
-  token?: string;
-  /**
-   * Called on every (re)connect and call. `refused` is true when the server has just refused the
-   * token it returned last (a call answered `unauthenticated`, a session ended as expired or not
-   * authenticated): renew it then. The refused call is made once more with the new token.
-   */
-  getToken?: (info: TokenRequest) => Promise<string>;
-  /** The device, when the token carries no device_id claim. */
-  deviceId?: string;
-  store?: ChatStore;
-  /** JSON frames on the WebSocket instead of binary protobuf. */
-  json?: boolean;
-  /** Reconnect delay: exponential from min (250 ms), capped at max (5 s), full jitter inside the cap. */
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** Delay between attempts of a send the server could not store (transient): from min (250 ms) to max (10 s). */
-  minSendRetryMs?: number;
-  maxSendRetryMs?: number;
-  /** How often acknowledgements are sent (batched). */
-  ackIntervalMs?: number;
-  /**
-   * A new device (its store holds nothing yet) starts each room at most this many events before
-   * its end (default 50), and never before its read marker when the unread ones are fewer: older
-   * events are for GetHistory. `Infinity` replays everything since the device's user joined.
-   */
-  newDeviceWindow?: number;
-}
-
-export interface TokenRequest {
-  /** The server refused the last token: make a new one. */
-  refused: boolean;
-}
-
-/** A read receipt; `mine` when it is the signed-in user's own (from another device of theirs). */
-export type Receipt = ReceiptFrame & { mine: boolean };
-
-/** A refusal or a failure, with the API's error code (invalid_argument, unauthenticated, …). */
-export class ChatError extends Error {
-  override readonly name = "ChatError";
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A send that failed for a reason that is not the message's fault; it is tried again after `delayMs`. */
-export interface SendRetry {
-  clientId: string;
-  roomId: string;
-  /** The API's code of the failure (`unavailable`, `internal`, …). */
-  code: string;
-  message: string;
-  /** 1 for the first retry. */
-  attempt: number;
-  delayMs: number;
-}
-
-export interface ChatEvents {
-  event: RoomEvent;
-  retrying: SendRetry;
-  receipt: Receipt;
-  typing: TypingFrame;
-  presence: PresenceFrame;
-  resync: Resync;
-  state: ConnectionState;
-  error: ChatError;
-}
+export * from "./types.js";
 
 type Pending = { event: RoomEvent; attempt: number; resolve(ack: AckEvent): void; reject(err: ChatError): void };
 
@@ -436,7 +361,7 @@ export class ChatClient {
       pending.reject(err);
       return;
     }
-    const delayMs = this.sendDelay(err.code, pending.attempt++);
+    const delayMs = sendDelay(err.code, pending.attempt++, this.o);
     this.emit("retrying", {
       clientId: id,
       roomId: pending.event.roomId,
@@ -451,39 +376,8 @@ export class ChatClient {
     }, delayMs);
   }
 
-  /** One SendEvent call at a time, repeated with the same client id until it is stored or refused. */
-  private async sendByCall(event: RoomEvent): Promise<AckEvent> {
-    for (let attempt = 0; ; attempt++) {
-      let err: ChatError;
-      try {
-        const { ack } = await this.api.sendEvent({ event: [event] });
-        const a = ack[0];
-        if (a && !a.error) return a;
-        err = a?.error
-          ? new ChatError(a.error.code, a.error.message)
-          : new ChatError("internal", "no answer for the event");
-      } catch (e) {
-        err = new ChatError(errorCode(e), e instanceof ConnectError ? e.rawMessage : String(e));
-      }
-      if (isPermanent(err.code)) throw err;
-      const delayMs = this.sendDelay(err.code, attempt);
-      this.emit("retrying", {
-        clientId: event.clientId,
-        roomId: event.roomId,
-        code: err.code,
-        message: err.message,
-        attempt: attempt + 1,
-        delayMs,
-      });
-      await new Promise((r) => setTimeout(r, delayMs));
-    }
-  }
-
-  private sendDelay(code: string, attempt: number): number {
-    // Over the rate: the budget refills steadily, so wait about a second each time (growing would
-    // only delay a busy sender that the server would take again a moment later).
-    if (code === "resource_exhausted") return 1000 + Math.round(500 * Math.random());
-    return backoff(attempt, this.o.minSendRetryMs ?? 250, this.o.maxSendRetryMs ?? 10_000);
+  private sendByCall(event: RoomEvent): Promise<AckEvent> {
+    return sendByCall(this.api, event, this.o, (retry) => this.emit("retrying", retry));
   }
 
   private onClose(ws: Socket): void {
