@@ -2,13 +2,9 @@ import { type Client, Code, ConnectError, createClient } from "@connectrpc/conne
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { type AckEvent, ChatService, RoomEventType, RoomType } from "@service-chat/api";
 import type { FaultProxy, ServiceProcess } from "@service-chat/testing";
-import type pg from "pg";
 // The resuming client of the cluster test: reconnects with backoff, resumes from its cursors, dedupes.
-import {
-  type DeviceTransport,
-  type GatewayAddress,
-  ResumingDevice,
-} from "../../apps/gateway/test/e2e/resuming-device.js";
+import { type DeviceTransport, type GatewayAddress, ResumingDevice } from "@service-chat/testing";
+import type pg from "pg";
 import type { OwnServer } from "./infra.js";
 
 export const FAULTS = ["default", "gateway", "nats", "redis", "postgres", "fanout-stop"] as const;

@@ -15,8 +15,7 @@ import { parseArgs } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ChatService, Direction, RoomEventType, RoomType } from "@service-chat/api";
-import { edit, freshDatabase, react, startService } from "@service-chat/testing";
-import { type DeviceTransport, ResumingDevice } from "../../apps/gateway/test/e2e/resuming-device.js";
+import { type DeviceTransport, edit, freshDatabase, ResumingDevice, react, startService } from "@service-chat/testing";
 
 const { values } = parseArgs({
   options: {

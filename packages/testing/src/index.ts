@@ -6,4 +6,5 @@ export * from "./fault-proxy.js";
 export * from "./issuer.js";
 export * from "./ports.js";
 export * from "./process.js";
+export * from "./resuming-device.js";
 export * from "./until.js";

@@ -6,9 +6,13 @@ import { connect as natsConnect } from "@nats-io/transport-node";
 import { type AckEvent, ChatService, type RoomEvent, RoomEventType, RoomType } from "@service-chat/api";
 import { deleteAmqpNames } from "@service-chat/core/queue/amqp";
 import {
+  type DeviceTransport,
   type FreshDatabase,
   freshDatabase,
+  type GatewayAddress,
   type Issuer,
+  ResumingDevice,
+  SendFailed,
   type ServiceProcess,
   startIssuer,
   startService,
@@ -16,7 +20,6 @@ import {
 } from "@service-chat/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DeviceTransport, type GatewayAddress, ResumingDevice, SendFailed } from "./resuming-device.js";
 
 const NATS = "nats://127.0.0.1:4222";
 const REDIS = "redis://127.0.0.1:6379";

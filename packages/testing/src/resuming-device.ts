@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AckEvent, Resync, RoomEvent, RoomEventSchema, ServerFrame } from "@service-chat/api";
-import { type Device, grpcDevice, UNTIL_TIMEOUT_MS, wsDevice } from "@service-chat/testing";
+import { type Device, grpcDevice, wsDevice } from "./devices.js";
+import { UNTIL_TIMEOUT_MS } from "./until.js";
 
 type EventInit = MessageInitShape<typeof RoomEventSchema>;
 
