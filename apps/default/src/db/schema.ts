@@ -84,6 +84,8 @@ export interface OutboxTable {
   origin: Generated<string>;
   created_at: Timestamp;
   published_at: Date | null;
+  /** The traceparent of the storing transaction (tracing on): see migration 0009. */
+  trace: Generated<string | null>;
 }
 
 export interface DeviceCursorsTable {

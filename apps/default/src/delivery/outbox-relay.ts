@@ -225,7 +225,13 @@ export class OutboxRelay implements Service {
       this.o.metrics?.outboxBacklog(0);
       return 0;
     }
-    await this.publish(rows.map((row) => ({ event: presentEvent(row), outboxId: row.outbox_id })));
+    await this.publish(
+      rows.map(({ outbox_id, trace, ...row }) =>
+        trace
+          ? { event: presentEvent(row), outboxId: outbox_id, trace }
+          : { event: presentEvent(row), outboxId: outbox_id },
+      ),
+    );
     return rows.length;
   }
 

@@ -31,7 +31,7 @@ export interface SeqRange {
 }
 
 /** An outbox row waiting to be published, with its event. */
-export type OutboxRow = EventRow & { outbox_id: number };
+export type OutboxRow = EventRow & { outbox_id: number; trace: string | null };
 
 export interface DeadLetter {
   id: string;
@@ -218,7 +218,7 @@ export class DeliveryStore extends Store {
     return this.db
       .selectFrom("outbox as o")
       .innerJoin("room_events as e", "e.id", "o.event_id")
-      .select(["o.id as outbox_id", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
+      .select(["o.id as outbox_id", "o.trace", ...EVENT_COLUMNS.map((c) => `e.${c}` as const)])
       .where("o.published_at", "is", null)
       .orderBy("o.id")
       .limit(limit)

@@ -266,8 +266,8 @@ export class EventStore extends Store {
           as v(id, room_id, seq, sender_id, sender_contact_id, type, content, parent_id, client_id, sent_at, search)
         returning ${sql.raw(EVENT_COLUMNS.join(", "))}
       ), o as (
-        insert into outbox (event_id, room_id, seq, origin)
-        select e.id, e.room_id, e.seq, ${this.sink?.origin ?? ""}::text from e order by e.seq
+        insert into outbox (event_id, room_id, seq, origin, trace)
+        select e.id, e.room_id, e.seq, ${this.sink?.origin ?? ""}::text, ${this.trace ?? null}::text from e order by e.seq
         returning id, event_id
       ), r as (
         update rooms set last_seq = v.last_seq, members_seq = v.members_seq

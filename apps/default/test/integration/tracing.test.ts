@@ -4,7 +4,17 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { groupRoom, sendOk, startTestApp, type TestApp, text, until, wsDevice } from "@service-chat/testing";
+import {
+  freshDatabase,
+  groupRoom,
+  sendOk,
+  startTestApp,
+  TEST_DB,
+  type TestApp,
+  text,
+  until,
+  wsDevice,
+} from "@service-chat/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 interface CollectedSpan {
@@ -47,12 +57,13 @@ const collector = {
 };
 
 let dir: string;
+let shared: Record<string, string>;
 let service: TestApp;
 let gateway: TestApp;
 beforeAll(async () => {
   await new Promise<void>((r) => collector.server.listen(0, "127.0.0.1", () => r()));
   dir = await mkdtemp(join(tmpdir(), "chat-tracing-"));
-  const shared = {
+  shared = {
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.server.address() as AddressInfo).port}`,
     QUEUE_USER_EVENT_DELIVERY_URI: "nats://127.0.0.1:4222",
     QUEUE_USER_EVENT_DELIVERY_NAME: `tr${randomBytes(4).toString("hex")}`,
@@ -190,3 +201,36 @@ it("traces a message a device sends over its stream, from the send frame to the 
     await solo.stop();
   }
 });
+
+it.runIf(TEST_DB === "postgres")(
+  "continues the trace in a relay of another process, which reads the stored event from the outbox table",
+  async () => {
+    const db = await freshDatabase("postgres");
+    const api = await startTestApp({ ...shared, DB_URI: db.uri, SERVICES: "api" });
+    const relay = await startTestApp({ ...shared, DB_URI: db.uri, SERVICES: "relay" });
+    try {
+      const roomId = await groupRoom(api, "tr-carol", "tr-dave");
+      await sendOk(api.as("tr-carol"), text(roomId, "stored by one process, published by another"));
+      const [commit, publish] = await until(
+        "the commit's and the other relay's spans to reach the collector",
+        async () => {
+          await api.app.tracing?.flush();
+          await relay.app.tracing?.flush();
+          // The only commit of this api-only process (no other test runs one).
+          const c = collector.spans.find((s) => s.service === "chat-api" && s.name === "send.commit");
+          const p =
+            c &&
+            collector.spans.find(
+              (s) => s.service === "chat-relay" && s.name === "outbox.publish" && s.traceId === c.traceId,
+            );
+          return p ? [c, p] : false;
+        },
+      );
+      expect(publish.parentSpanId).toBe(commit.spanId);
+    } finally {
+      await relay.stop();
+      await api.stop();
+      await db.drop();
+    }
+  },
+);
