@@ -16,6 +16,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tapDeliveries } from "./pipeline-helpers.js";
 
+/** How long a wait for deliveries by NOTIFY may take: well under the relay's poll (OUTBOX_RELAY_POLL_MS below). */
+const NOTIFY_WAIT_MS = 40_000;
+
 /** The relay's advisory lock key (apps/default/src/delivery/outbox-relay.ts). */
 const RELAY_LOCK = 0x72656c61;
 
@@ -42,6 +45,10 @@ describe.skipIf(TEST_DB !== "postgres")("outbox relay leadership when its databa
       QUEUE_USER_EVENT_DELIVERY_URI: "nats://127.0.0.1:4222",
       QUEUE_USER_EVENT_DELIVERY_NAME: name,
       QUEUE_PARTITIONS: "2",
+      // The table is polled only once a minute, so what the leader publishes before then it was
+      // told of by NOTIFY (or handed in process): a leader that did not LISTEN would not deliver
+      // the other app's messages in time for the waits below.
+      OUTBOX_RELAY_POLL_MS: "60000",
     };
   };
 
@@ -123,13 +130,17 @@ describe.skipIf(TEST_DB !== "postgres")("outbox relay leadership when its databa
 
     /** Latency after the ack of messages acked from `since` on, sent through the app that does not lead. */
     const latencies = async (since: number, count: number, leader: string) => {
-      const ids = await until(`${count} messages sent through the other app to be delivered`, () => {
-        const ids = [...acked]
-          .filter(([id, at]) => at >= since && sentBy.get(id) !== leader)
-          .map(([id]) => id)
-          .slice(0, count);
-        return ids.length === count && ids.every((id) => delivered.has(id)) && ids;
-      });
+      const ids = await until(
+        `${count} messages sent through the other app to be delivered before the relay's next poll`,
+        () => {
+          const ids = [...acked]
+            .filter(([id, at]) => at >= since && sentBy.get(id) !== leader)
+            .map(([id]) => id)
+            .slice(0, count);
+          return ids.length === count && ids.every((id) => delivered.has(id)) && ids;
+        },
+        { timeoutMs: NOTIFY_WAIT_MS },
+      );
       const ms = ids
         .map((id) => Math.max(0, (delivered.get(id) as number) - (acked.get(id) as number)))
         .sort((x, y) => x - y);
@@ -165,13 +176,9 @@ describe.skipIf(TEST_DB !== "postgres")("outbox relay leadership when its databa
     await traffic;
     await off();
 
-    // The new leader listens: messages committed by the other app (NOTIFY, not the poll) arrive
-    // within milliseconds of their ack, not at the next one-second poll.
+    // The new leader listens: the other app's messages arrived by NOTIFY, long before a poll (the
+    // waits above). Their latency after the ack is printed, not asserted: it depends on the machine.
     console.info("relay leadership", { before, afterCut, afterCutLatency, afterKill, afterKillLatency, failures });
-    for (const l of [afterCutLatency, afterKillLatency]) {
-      expect(l.median).toBeLessThan(250);
-      expect(l.max).toBeLessThan(900);
-    }
     // Never two relays at once: the publishing app changes only when leadership moves (at most
     // once per fault), never back and forth.
     const switches = publishers.filter((p, i) => i > 0 && p !== publishers[i - 1]).length;
