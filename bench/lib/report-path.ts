@@ -59,6 +59,18 @@ export function pathSummaryRows(run: PathRun): string[][] {
     } else if (t.rate !== undefined) {
       met = s.steps.some((x) => x.keptUp && x.rate >= (t.rate as number) && (!t.p95 || x.latency.p95 <= t.p95));
     }
+    // The embedded default's send path should stay within 2× of the PostgreSQL path: compare the
+    // highest rates kept up in the same series.
+    const pg = s.backend === "embedded" && run.series.find((b) => b.backend === "postgres" && b.key === s.key);
+    if (pg && pg.maxKeptUpRate > 0 && s.key !== "room1000Json") {
+      ratio = `${times(s.maxKeptUpRate / pg.maxKeptUpRate)} PostgreSQL (target ≥ 0.5×)`;
+    }
+    const raw = s.backend !== "raw" && run.series.find((b) => b.backend === "raw" && b.key === s.key);
+    if (raw && raw.maxKeptUpRate > 0) {
+      const p95 = (x: PathSeries) => best(x)?.latency.p95;
+      const floor = `raw \`ws\` kept up ${fmt(raw.maxKeptUpRate)} msgs/s (p95 ${ms(p95(raw))} ms there)`;
+      ratio = ratio === "–" ? floor : `${ratio}; ${floor}`;
+    }
     return [
       `message path, one core, ${BACKEND[s.backend]}: ${s.title}`,
       `${highest(s)}${at ? `; ${latencyAt(at)}` : ""}`,
