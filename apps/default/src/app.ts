@@ -17,6 +17,7 @@ import {
   type Logger,
   type Metrics,
   migrate,
+  migrationScript,
   newId,
   OutageLog,
   oidcAuthenticator,
@@ -113,7 +114,11 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
     : undefined;
   const dbMetrics = new DatabaseMetrics(metrics.meter);
   const database = needsDb
-    ? await openDatabase<Schema>(config.DB_URI, { poolSize: config.DB_POOL_SIZE, onQuery: dbMetrics.onQuery })
+    ? await openDatabase<Schema>(config.DB_URI, {
+        poolSize: config.DB_POOL_SIZE,
+        onQuery: dbMetrics.onQuery,
+        embeddedSetup: () => migrationScript(MIGRATIONS),
+      })
     : undefined;
   if (database) {
     dbMetrics.watch(database);

@@ -39,6 +39,12 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Told of each statement run through Kysely: its SQL, its duration and whether it failed (metrics). */
   onQuery?: (sql: string, ms: number, failed: boolean) => void;
+  /**
+   * SQL run once on an embedded database folder when it is created (e.g. `migrationScript`), by
+   * the short-lived process that creates it: the memory PGlite grows to while running it then
+   * leaves with that process (PGlite never gives memory back).
+   */
+  embeddedSetup?: () => Promise<string>;
 }
 
 export interface PoolStats {
@@ -65,7 +71,8 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
   if (uri.startsWith("pglite://")) {
     const location = uri.slice("pglite://".length);
     const dataDir = location === "" || location === "memory" ? undefined : location;
-    if (dataDir && !existsSync(join(dataDir, "PG_VERSION"))) await initEmbedded(dataDir);
+    if (dataDir && !existsSync(join(dataDir, "PG_VERSION")))
+      await initEmbedded(dataDir, (await options.embeddedSetup?.()) ?? "");
     const embedded = await PGlite.create({
       ...(dataDir ? { dataDir } : {}),
       parsers: { [INT8]: parseInt8 },
@@ -117,17 +124,24 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
 const EMBEDDED_CONF = "shared_buffers = 16MB\n";
 
 /**
- * Creates an embedded database folder (initdb) in a short-lived child process: initdb's memory
- * (hundreds of MB of WASM heap) then leaves with that process instead of staying in this one.
+ * Creates an embedded database folder (initdb) and runs `setupSql` on it (read from stdin) in a
+ * short-lived child process: the memory of initdb (hundreds of MB of WASM heap) and of the setup
+ * (the migrations: tens of MB) then leaves with that process instead of staying in this one.
  */
-async function initEmbedded(dataDir: string): Promise<void> {
-  const code =
-    "const { PGlite } = await import(process.argv[1]); await (await PGlite.create(process.argv[2])).close();";
+async function initEmbedded(dataDir: string, setupSql: string): Promise<void> {
+  const code = [
+    "const { PGlite } = await import(process.argv[1]);",
+    "const chunks = []; for await (const c of process.stdin) chunks.push(c);",
+    "const pg = await PGlite.create(process.argv[2]);",
+    "const setup = Buffer.concat(chunks).toString('utf8'); if (setup) await pg.exec(setup);",
+    "await pg.close();",
+  ].join("\n");
   const pglite = import.meta.resolve("@electric-sql/pglite");
   await new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, ["--input-type=module", "-e", code, pglite, dataDir], {
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["pipe", "ignore", "pipe"],
     });
+    child.stdin.end(setupSql);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
