@@ -119,9 +119,12 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
 
 /**
  * The embedded server's settings. Its shared buffers live in the process's own memory (WASM), so
- * they are kept small: the operating system's page cache still holds the data files.
+ * they are kept small: the operating system's page cache still holds the data files. Statements
+ * are prepared once (pglite-statements.ts) but still planned for their values at each run, as the
+ * unnamed statements they replace were: a generic plan of the send path's lock read
+ * (jsonb_to_recordset) cost 5-10 times as much in a batch.
  */
-const EMBEDDED_CONF = "shared_buffers = 16MB\n";
+const EMBEDDED_CONF = "shared_buffers = 16MB\nplan_cache_mode = force_custom_plan\n";
 
 /**
  * Creates an embedded database folder (initdb) and runs `setupSql` on it (read from stdin) in a
