@@ -6,9 +6,10 @@
  *   node --conditions=@service-chat/source --import tsx bench/send-sql.ts [URI=pglite://memory] [B,…=1,10,40] [N=3000]
  *
  * URI is a database to create the tables in (e.g. pglite:///tmp/new-folder; a PostgreSQL one must
- * be empty). Prints, per batch size, CPU of this process per message (the database's own CPU too
- * on PGlite, which runs in it) and messages per second, after a first round as warm-up.
+ * be empty). Prints, per batch size, CPU per message of this process (PGlite runs in it) and, on
+ * PostgreSQL, of its one server process, and messages per second, after a first round as warm-up.
  */
+import { readFileSync } from "node:fs";
 import { migrate, openDatabase } from "@service-chat/core";
 import { sql } from "kysely";
 import { MIGRATION_STEPS, MIGRATIONS } from "../apps/default/src/app.js";
@@ -20,7 +21,7 @@ const uri = process.argv[2] ?? "pglite://memory";
 const sizes = (process.argv[3] ?? "1,10,40").split(",").map(Number);
 const total = Number(process.argv[4] ?? 3000);
 
-const database = await openDatabase<Schema>(uri);
+const database = await openDatabase<Schema>(uri, { poolSize: 1 });
 await migrate(database.db, MIGRATIONS, MIGRATION_STEPS);
 await sql`insert into rooms (id, type, creator_id)
   select 'r' || g, 'group', 'u' || g || '-0' from generate_series(0, 199) g`.execute(database.db);
@@ -29,6 +30,17 @@ await sql`insert into room_subscriptions (room_id, profile_id, role)
   database.db,
 );
 await sql`analyze`.execute(database.db);
+
+/** CPU ms of the PostgreSQL server process of the pool's one connection (0 on PGlite). */
+const backend =
+  database.kind === "postgres"
+    ? (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(database.db)).rows[0]?.pid
+    : undefined;
+const backendMs = () => {
+  if (backend === undefined) return 0;
+  const fields = readFileSync(`/proc/${backend}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in ticks of 10 ms
+};
 
 const store = new EventStore(database.db);
 const body = `B|${"x".repeat(90)}`;
@@ -65,13 +77,15 @@ async function batch(size: number): Promise<void> {
 for (const round of ["warm-up", "measured"]) {
   for (const size of sizes) {
     const cpu = process.cpuUsage();
+    const server = backendMs();
     const started = performance.now();
     for (let i = 0; i < total / size; i++) await batch(size);
     const used = process.cpuUsage(cpu);
     const seconds = (performance.now() - started) / 1000;
     if (round === "measured") {
       const ms = (used.user + used.system) / 1000 / total;
-      console.log(`batch ${size}: ${ms.toFixed(3)} ms CPU per message, ${Math.round(total / seconds)} messages/s`);
+      const db = backend === undefined ? "" : ` + ${((backendMs() - server) / total).toFixed(3)} ms in PostgreSQL`;
+      console.log(`batch ${size}: ${ms.toFixed(3)} ms CPU per message${db}, ${Math.round(total / seconds)} messages/s`);
     }
   }
 }

@@ -17,6 +17,10 @@ it.runIf(TEST_DB === "pglite")("creates a new embedded folder with its migration
     const uri = `pglite://${join(dir, "data")}`;
     const first = await openDatabase<Schema>(uri, { embeddedSetup: () => migrationScript(MIGRATIONS) });
     expect(await pendingMigrations(first.db, MIGRATIONS)).toEqual([]);
+    // Commits are synced to the disk (PGlite's own default is fsync off).
+    const setting = async (name: string) =>
+      (await sql.raw<Record<string, string>>(`show ${name}`).execute(first.db)).rows[0]?.[name];
+    expect([await setting("fsync"), await setting("wal_sync_method")]).toEqual(["on", "fsync"]);
     const steps = MIGRATION_STEPS.map((s) => s.name);
     expect((await migrate(first.db, MIGRATIONS, MIGRATION_STEPS)).every((v) => steps.includes(v))).toBe(true);
     await sql`insert into rooms (id, type, metadata, creator_id) values ('r1', 'group', '{}', 'x')`.execute(first.db);

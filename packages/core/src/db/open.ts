@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, fsyncSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, type KyselyConfig, PostgresDialect, sql } from "kysely";
@@ -77,7 +77,10 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
       ...(dataDir ? { dataDir } : {}),
       parsers: { [INT8]: parseInt8 },
       postgresqlconf: EMBEDDED_CONF,
+      // PGlite's start parameters turn fsync off (-F); the folder's commits must reach the disk.
+      startParams: PGlite.defaultStartParams.filter((p) => p !== "-F"),
     });
+    if (dataDir) syncToDisk(embedded);
     const pool = pglitePool(embedded);
     const log = queryLog(options.onQuery);
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
@@ -122,9 +125,10 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
  * they are kept small: the operating system's page cache still holds the data files. Statements
  * are prepared once (pglite-statements.ts) but still planned for their values at each run, as the
  * unnamed statements they replace were: a generic plan of the send path's lock read
- * (jsonb_to_recordset) cost 5-10 times as much in a batch.
+ * (jsonb_to_recordset) cost 5-10 times as much in a batch. The WAL is synced with fsync: see
+ * syncToDisk.
  */
-const EMBEDDED_CONF = "shared_buffers = 16MB\nplan_cache_mode = force_custom_plan\n";
+const EMBEDDED_CONF = "shared_buffers = 16MB\nplan_cache_mode = force_custom_plan\nwal_sync_method = fsync\n";
 
 /**
  * Creates an embedded database folder (initdb) and runs `setupSql` on it (read from stdin) in a
@@ -156,6 +160,29 @@ async function initEmbedded(dataDir: string, setupSql: string): Promise<void> {
         : reject(new Error(`creating the embedded database in ${dataDir} failed: ${stderr.trim()}`)),
     );
   });
+}
+
+/**
+ * PGlite starts its server with fsync off (-F), and the file system it runs a folder on
+ * (Emscripten's NODEFS) has no fsync at all: a commit reached the operating system's cache, not the
+ * disk, and an acknowledged message could be lost to a power cut. Started without -F and with
+ * wal_sync_method = fsync (fdatasync is a no-op inside PGlite), the server asks for an fsync where
+ * PostgreSQL does — the WAL at each commit, the data files at checkpoints — and this gives the
+ * folder's files one, on their real descriptors. It blocks this process's thread while the disk
+ * syncs: the price PostgreSQL pays in its own process, here paid once per group commit.
+ */
+function syncToDisk(embedded: PGlite): void {
+  type Ops = Record<string, unknown>;
+  const nodefs = (embedded as unknown as { mod?: { NODEFS?: { stream_ops?: Ops } } }).mod?.NODEFS;
+  if (!nodefs?.stream_ops) {
+    throw new Error(
+      "cannot make the embedded database durable: this PGlite version's file system is not the one expected",
+    );
+  }
+  nodefs.stream_ops.fsync = (stream: { nfd?: number }) => {
+    if (stream.nfd !== undefined) fsyncSync(stream.nfd);
+    return 0;
+  };
 }
 
 /** How long a session's check may take before the connection counts as lost. */
