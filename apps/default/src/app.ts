@@ -17,6 +17,7 @@ import {
   type Logger,
   type Metrics,
   migrate,
+  migrationScript,
   newId,
   OutageLog,
   oidcAuthenticator,
@@ -118,6 +119,7 @@ export async function createApp(config: Config, logger: Logger): Promise<App> {
         connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
         preparedStatements: config.DB_PREPARED_STATEMENTS === "on",
         onQuery: dbMetrics.onQuery,
+        embeddedSetup: () => migrationScript(MIGRATIONS),
       })
     : undefined;
   if (database) {

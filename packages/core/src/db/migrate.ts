@@ -22,13 +22,10 @@ export interface MigrationStep {
  * names of the steps that changed something.
  */
 export async function migrate(db: Kysely<any>, dir: string, steps: readonly MigrationStep[] = []): Promise<string[]> {
-  const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).sort();
+  const files = await migrationFiles(dir);
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`.execute(trx);
-    await sql`create table if not exists schema_migrations (
-      version text primary key,
-      applied_at timestamptz not null default now()
-    )`.execute(trx);
+    await sql.raw(CREATE_MIGRATIONS_TABLE).execute(trx);
     const done = new Set(
       (await sql<{ version: string }>`select version from schema_migrations`.execute(trx)).rows.map((r) => r.version),
     );
@@ -45,9 +42,36 @@ export async function migrate(db: Kysely<any>, dir: string, steps: readonly Migr
   });
 }
 
+/**
+ * The SQL migrations of `dir` as one script, in one transaction, recording each version as
+ * `migrate` does: for a database just created, where nothing can run concurrently (an embedded
+ * one, set up by a short-lived process of its own). `migrate` then finds them applied and runs
+ * only its steps.
+ */
+export async function migrationScript(dir: string): Promise<string> {
+  const parts = ["begin;", `${CREATE_MIGRATIONS_TABLE};`];
+  for (const file of await migrationFiles(dir)) {
+    parts.push(
+      await readFile(join(dir, file), "utf8"),
+      `\n;\ninsert into schema_migrations (version) values ('${file.slice(0, -4)}');`,
+    );
+  }
+  parts.push("commit;");
+  return parts.join("\n");
+}
+
+const CREATE_MIGRATIONS_TABLE = `create table if not exists schema_migrations (
+  version text primary key,
+  applied_at timestamptz not null default now()
+)`;
+
+/** The `NNNN_name.sql` files of `dir`, in name order (a name is also a safe SQL literal). */
+const migrationFiles = async (dir: string) => (await readdir(dir)).filter((f) => MIGRATION_FILE.test(f)).sort();
+const MIGRATION_FILE = /^\d{4}_[\w-]+\.sql$/;
+
 /** The migrations in `dir` that the database has not applied yet (for readiness checks). */
 export async function pendingMigrations(db: Kysely<any>, dir: string): Promise<string[]> {
-  const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).map((f) => f.slice(0, -4));
+  const files = (await migrationFiles(dir)).map((f) => f.slice(0, -4));
   const rows = await sql<{ version: string }>`select version from schema_migrations`
     .execute(db)
     .catch(() => ({ rows: [] }));

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, fsyncSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, type KyselyConfig, PostgresDialect, sql } from "kysely";
@@ -51,6 +51,12 @@ export interface DatabaseOptions {
   preparedStatements?: boolean;
   /** Told of each statement run through Kysely: its SQL, its duration and whether it failed (metrics). */
   onQuery?: (sql: string, ms: number, failed: boolean) => void;
+  /**
+   * SQL run once on an embedded database folder when it is created (e.g. `migrationScript`), by
+   * the short-lived process that creates it: the memory PGlite grows to while running it then
+   * leaves with that process (PGlite never gives memory back).
+   */
+  embeddedSetup?: () => Promise<string>;
 }
 
 export interface PoolStats {
@@ -77,12 +83,16 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
   if (uri.startsWith("pglite://")) {
     const location = uri.slice("pglite://".length);
     const dataDir = location === "" || location === "memory" ? undefined : location;
-    if (dataDir && !existsSync(join(dataDir, "PG_VERSION"))) await initEmbedded(dataDir);
+    if (dataDir && !existsSync(join(dataDir, "PG_VERSION")))
+      await initEmbedded(dataDir, (await options.embeddedSetup?.()) ?? "");
     const embedded = await PGlite.create({
       ...(dataDir ? { dataDir } : {}),
       parsers: { [INT8]: parseInt8 },
       postgresqlconf: EMBEDDED_CONF,
+      // PGlite's start parameters turn fsync off (-F); the folder's commits must reach the disk.
+      startParams: PGlite.defaultStartParams.filter((p) => p !== "-F"),
     });
+    if (dataDir) syncToDisk(embedded);
     const pool = pglitePool(embedded);
     const log = queryLog(options.onQuery);
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
@@ -128,22 +138,33 @@ export async function openDatabase<Schema>(uri: string, options: DatabaseOptions
 
 /**
  * The embedded server's settings. Its shared buffers live in the process's own memory (WASM), so
- * they are kept small: the operating system's page cache still holds the data files.
+ * they are kept small: the operating system's page cache still holds the data files. Statements
+ * are prepared once (pglite-statements.ts) but still planned for their values at each run, as the
+ * unnamed statements they replace were: a generic plan of the send path's lock read
+ * (jsonb_to_recordset) cost 5-10 times as much in a batch. The WAL is synced with fsync: see
+ * syncToDisk.
  */
-const EMBEDDED_CONF = "shared_buffers = 16MB\n";
+const EMBEDDED_CONF = "shared_buffers = 16MB\nplan_cache_mode = force_custom_plan\nwal_sync_method = fsync\n";
 
 /**
- * Creates an embedded database folder (initdb) in a short-lived child process: initdb's memory
- * (hundreds of MB of WASM heap) then leaves with that process instead of staying in this one.
+ * Creates an embedded database folder (initdb) and runs `setupSql` on it (read from stdin) in a
+ * short-lived child process: the memory of initdb (hundreds of MB of WASM heap) and of the setup
+ * (the migrations: tens of MB) then leaves with that process instead of staying in this one.
  */
-async function initEmbedded(dataDir: string): Promise<void> {
-  const code =
-    "const { PGlite } = await import(process.argv[1]); await (await PGlite.create(process.argv[2])).close();";
+async function initEmbedded(dataDir: string, setupSql: string): Promise<void> {
+  const code = [
+    "const { PGlite } = await import(process.argv[1]);",
+    "const chunks = []; for await (const c of process.stdin) chunks.push(c);",
+    "const pg = await PGlite.create(process.argv[2]);",
+    "const setup = Buffer.concat(chunks).toString('utf8'); if (setup) await pg.exec(setup);",
+    "await pg.close();",
+  ].join("\n");
   const pglite = import.meta.resolve("@electric-sql/pglite");
   await new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, ["--input-type=module", "-e", code, pglite, dataDir], {
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["pipe", "ignore", "pipe"],
     });
+    child.stdin.end(setupSql);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
@@ -155,6 +176,29 @@ async function initEmbedded(dataDir: string): Promise<void> {
         : reject(new Error(`creating the embedded database in ${dataDir} failed: ${stderr.trim()}`)),
     );
   });
+}
+
+/**
+ * PGlite starts its server with fsync off (-F), and the file system it runs a folder on
+ * (Emscripten's NODEFS) has no fsync at all: a commit reached the operating system's cache, not the
+ * disk, and an acknowledged message could be lost to a power cut. Started without -F and with
+ * wal_sync_method = fsync (fdatasync is a no-op inside PGlite), the server asks for an fsync where
+ * PostgreSQL does — the WAL at each commit, the data files at checkpoints — and this gives the
+ * folder's files one, on their real descriptors. It blocks this process's thread while the disk
+ * syncs: the price PostgreSQL pays in its own process, here paid once per group commit.
+ */
+function syncToDisk(embedded: PGlite): void {
+  type Ops = Record<string, unknown>;
+  const nodefs = (embedded as unknown as { mod?: { NODEFS?: { stream_ops?: Ops } } }).mod?.NODEFS;
+  if (!nodefs?.stream_ops) {
+    throw new Error(
+      "cannot make the embedded database durable: this PGlite version's file system is not the one expected",
+    );
+  }
+  nodefs.stream_ops.fsync = (stream: { nfd?: number }) => {
+    if (stream.nfd !== undefined) fsyncSync(stream.nfd);
+    return 0;
+  };
 }
 
 /** How long a session's check may take before the connection counts as lost. */

@@ -1,6 +1,7 @@
 import type { PGlite } from "@electric-sql/pglite";
 import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import type { PoolStats } from "./open.js";
+import { preparedStatements } from "./pglite-statements.js";
 
 /**
  * Lets Kysely's PostgreSQL dialect drive an embedded PGlite. PGlite is one connection, so the
@@ -15,6 +16,7 @@ import type { PoolStats } from "./open.js";
  */
 export function pglitePool(pg: PGlite): PostgresPool & { stats(): PoolStats } {
   let tail: Promise<void> = Promise.resolve();
+  const prepared = preparedStatements(pg);
   /** Borrowers waiting for the connection, and whether one holds it (for the pool metrics). */
   let waiting = 0;
   let inUse = 0;
@@ -30,8 +32,8 @@ export function pglitePool(pg: PGlite): PostgresPool & { stats(): PoolStats } {
           const last = results[results.length - 1];
           return { command, rowCount: last?.affectedRows ?? 0, rows: (last?.rows ?? []) as R[] };
         }
-        const result = await pg.query<R>(sql, parameters as unknown[]);
-        return { command, rowCount: result.affectedRows ?? 0, rows: result.rows };
+        const result = await prepared<R>(sql, parameters);
+        return { command, rowCount: result.affectedRows, rows: result.rows };
       },
       release,
     }) as PostgresPoolClient;
