@@ -60,6 +60,11 @@ export interface Profile {
     /** The gateways' HEARTBEAT_INTERVAL_SEC (--idle-heartbeat-sec; default the server's, 30 s). */
     heartbeatSec?: number;
     /**
+     * Where each server process writes a heap snapshot at the reference and at every level
+     * (--idle-heap-snapshots: .tmp/heap-snapshots); none when absent.
+     */
+    heapSnapshotDir?: string;
+    /**
      * Then, with everyone connected, messages into a room of `members` of the idle devices while the
      * others stay idle: `rate` per second for `stepMs` (latency and delivery, no baseline).
      */
