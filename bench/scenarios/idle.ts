@@ -186,21 +186,27 @@ async function measure(
       const started = performance.now();
       const results = await Promise.all(
         gens.map((g, i) =>
-          g.call<{ connected: number; failed: number; firstError?: string }>("devices.connect", {
-            url: urls[0],
-            urls,
-            kind,
-            // Marked messages are timed (the room step); an idle device's frames cost nothing more.
-            track: kind === "chat" ? "latency" : "none",
-            keyFile: ctx.keyFile,
-            users: Array.from(
-              { length: Math.max(0, Math.min(share, add - i * share)) },
-              (_, k) => `${tag}-${have + i * share + k}`,
-            ),
-            concurrency: 64,
-            // Each generator process uses a source address of its own: 28k ports each.
-            localAddresses: [`127.0.0.${i + 2}`],
-          }),
+          g.call<{ connected: number; failed: number; firstError?: string }>(
+            "devices.connect",
+            {
+              url: urls[0],
+              urls,
+              kind,
+              // Marked messages are timed (the room step); an idle device's frames cost nothing more.
+              track: kind === "chat" ? "latency" : "none",
+              keyFile: ctx.keyFile,
+              users: Array.from(
+                { length: Math.max(0, Math.min(share, add - i * share)) },
+                (_, k) => `${tag}-${have + i * share + k}`,
+              ),
+              concurrency: 64,
+              // Each generator process uses a source address of its own: 28k ports each.
+              localAddresses: [`127.0.0.${i + 2}`],
+            },
+            // On a busy machine connects go at ~100/s: a bound of 0.2 s per device of the share,
+            // not the default 10 minutes, which 50,000 more devices can take.
+            Math.max(600_000, share * 200),
+          ),
         ),
       );
       const connectSeconds = (performance.now() - started) / 1000;

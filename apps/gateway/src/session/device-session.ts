@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientFrame, Hello, RoomCursor, ServerFrame, SyncResponse } from "@service-chat/api";
 import { ServerFrameSchema } from "@service-chat/api";
@@ -13,6 +12,7 @@ import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
 import { admit, type Device, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
+import { pong } from "./pong.js";
 import { FrameWriter, type Sink } from "./writer.js";
 
 export interface SessionDeps {
@@ -91,7 +91,8 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
     else if (this.nextBeat !== 0 && now >= this.nextBeat) {
       this.nextBeat = now + limits.heartbeatMs;
-      this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+      const beat = pong(now);
+      this.emit(beat.frame, beat.bytes);
       due?.push(this.connection(now));
     }
   }

@@ -6,6 +6,7 @@ import { type ClientFrame, type Hello, type RoomEvent, type ServerFrame, ServerF
 import type { Logger } from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { ChatPort } from "./chat-port.js";
+import { pong } from "./pong.js";
 
 /** What dispatch needs of its session. */
 export interface DispatchTarget {
@@ -16,7 +17,8 @@ export interface DispatchTarget {
   readonly port: ChatPort | undefined;
   /** The first frame; later frames wait until it is handled. */
   hello(hello: Hello): Promise<void>;
-  emit(frame: ServerFrame): void;
+  /** Writes a frame to the device (`bytes`: its binary form, when shared by many devices). */
+  emit(frame: ServerFrame, bytes?: Uint8Array): void;
   close(reason: Disconnect, detail?: string): void;
 }
 
@@ -56,9 +58,13 @@ export class Dispatcher {
   /** The rate limit, a token bucket: a second's worth at most saved up, negative once overdrawn. */
   private tokens: number;
   private tokensAt = Date.now();
-  /** Settles once the hello was handled; undefined until it arrives. */
+  /**
+   * Settles once the hello was handled; undefined until it arrives, and the one settled `IDLE`
+   * once handled (a session then keeps no promise of its own).
+   */
   private ready: Promise<void> | undefined;
-  private readonly sends: PendingSend[] = [];
+  /** Sends waiting for the port (made with the first). */
+  private sends: PendingSend[] | undefined;
   /** Sends taken by the port call in flight. */
   private sending = 0;
   /** The other calls, one after another. */
@@ -85,10 +91,17 @@ export class Dispatcher {
         this.session.close(DISCONNECT.badFrame, "the first frame must be hello");
         return;
       }
-      this.ready = this.session.hello(f.value).catch((err: unknown) => {
-        this.logger.error({ err, connection_id: this.session.connectionId }, "hello failed");
-        this.session.close(DISCONNECT.internal);
-      });
+      this.ready = this.session
+        .hello(f.value)
+        .catch((err: unknown) => {
+          this.logger.error({ err, connection_id: this.session.connectionId }, "hello failed");
+          this.session.close(DISCONNECT.internal);
+        })
+        .then(() => {
+          // Frames that came meanwhile are chained on the promise being settled and still run
+          // first: a later frame arrives in a later turn, after they have.
+          this.ready = IDLE;
+        });
       return;
     }
     // Callbacks of one promise run in the order they were added: frames start in arrival order.
@@ -117,7 +130,7 @@ export class Dispatcher {
     const f = frame.frame;
     if (!port) this.error(id, "failed_precondition", "the hello was not accepted");
     else if (f.case === "send") this.queueSend(port, id, f.value);
-    else if (f.case === "ping") this.answer(id, { case: "pong", value: { serverTime: timestampNow() } });
+    else if (f.case === "ping") this.pong(id);
     else if (f.case === "ack") this.call(id, () => port.ack(f.value.cursors));
     else if (f.case === "read") this.call(id, () => port.markRead(f.value.roomId, f.value.seq));
     else if (f.case === "typing") this.call(id, () => port.typing(f.value.roomId, f.value.active));
@@ -127,17 +140,19 @@ export class Dispatcher {
   }
 
   private queueSend(port: ChatPort, requestId: string, event: RoomEvent): void {
-    if (this.sends.length + this.sending >= this.limits.maxPendingSends) {
+    this.sends ??= [];
+    const sends = this.sends;
+    if (sends.length + this.sending >= this.limits.maxPendingSends) {
       this.error(requestId, "resource_exhausted", `more than ${this.limits.maxPendingSends} sends waiting`);
       return;
     }
-    this.sends.push({ requestId, event });
+    sends.push({ requestId, event });
     if (this.sending === 0) void this.drainSends(port);
   }
 
   /** One port call at a time, each with every send that waited for it (at most SEND_BATCH). */
   private async drainSends(port: ChatPort): Promise<void> {
-    while (this.sends.length > 0 && this.session.state !== "closed") {
+    while (this.sends && this.sends.length > 0 && this.session.state !== "closed") {
       const batch = this.sends.splice(0, SEND_BATCH);
       this.sending = batch.length;
       try {
@@ -152,7 +167,16 @@ export class Dispatcher {
       }
     }
     this.sending = 0;
-    this.sends.length = 0;
+    this.sends = undefined;
+  }
+
+  /** A ping's answer; without a request id (as devices ping), the pong every device gets this millisecond. */
+  private pong(requestId: string): void {
+    if (requestId !== "") this.answer(requestId, { case: "pong", value: { serverTime: timestampNow() } });
+    else if (this.session.state !== "closed") {
+      const shared = pong(Date.now());
+      this.session.emit(shared.frame, shared.bytes);
+    }
   }
 
   private call(requestId: string, work: () => Promise<unknown>): void {
