@@ -19,6 +19,8 @@ export interface DispatchTarget {
   hello(hello: Hello): Promise<void>;
   /** Writes a frame to the device (`bytes`: its binary form, when shared by many devices). */
   emit(frame: ServerFrame, bytes?: Uint8Array): void;
+  /** A ping was answered (its pong stands for the next heartbeat's); absent: nothing to tell. */
+  pinged?(): void;
   close(reason: Disconnect, detail?: string): void;
 }
 
@@ -55,9 +57,14 @@ interface PendingSend {
  * themselves, in order (a typing stop never overtakes its start).
  */
 export class Dispatcher {
-  /** The rate limit, a token bucket: a second's worth at most saved up, negative once overdrawn. */
+  /**
+   * The rate limit, a token bucket in thousandths of a frame (whole numbers, which V8 keeps in the
+   * object instead of a 16-byte number of their own): a second's worth at most saved up,
+   * negative once overdrawn.
+   */
   private tokens: number;
-  private tokensAt = Date.now();
+  /** When the last frame arrived (the bucket's clock, and the session's silence timeout's). */
+  heardAt = Date.now();
   /**
    * Settles once the hello was handled; undefined until it arrives, and the one settled `IDLE`
    * once handled (a session then keeps no promise of its own).
@@ -75,14 +82,14 @@ export class Dispatcher {
     private readonly limits: DispatchLimits,
     private readonly logger: Logger,
   ) {
-    this.tokens = limits.eventsPerSecond;
+    this.tokens = limits.eventsPerSecond * 1000;
   }
 
   receive(frame: ClientFrame): void {
     if (!this.takeToken()) {
       const rate = this.limits.eventsPerSecond;
       this.error(frame.requestId, "resource_exhausted", `more than ${rate} frames per second`);
-      if (this.tokens < -this.limits.rateLimitGraceSec * rate) this.session.close(DISCONNECT.rateLimited);
+      if (this.tokens < -this.limits.rateLimitGraceSec * rate * 1000) this.session.close(DISCONNECT.rateLimited);
       return;
     }
     if (!this.ready) {
@@ -117,9 +124,9 @@ export class Dispatcher {
   private takeToken(): boolean {
     const rate = this.limits.eventsPerSecond;
     const now = Date.now();
-    this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) / 1000) * rate);
-    this.tokensAt = now;
-    this.tokens -= 1;
+    // Milliseconds × frames per second: thousandths of a frame.
+    this.tokens = Math.min(rate * 1000, this.tokens + (now - this.heardAt) * rate) - 1000;
+    this.heardAt = now;
     return this.tokens >= 0;
   }
 
@@ -177,6 +184,7 @@ export class Dispatcher {
       const shared = pong(Date.now());
       this.session.emit(shared.frame, shared.bytes);
     }
+    this.session.pinged?.();
   }
 
   private call(requestId: string, work: () => Promise<unknown>): void {
