@@ -3,7 +3,8 @@
  * Options: --only=send,fanout,rooms,storm,idle,connect,backends,path  --path-series=rooms,room100,…
  * --path-backends=embedded,postgres (some of the path scenario)  --idle-heartbeat-sec=N (the idle
  * gateways' heartbeat, to see heartbeat CPU in a short hold)  --idle-heap-snapshots (heap snapshots
- * of the idle scenario's servers in .tmp/heap-snapshots, for bench/heapsnapshot-diff.ts)  --cpu-prof (servers write .cpuprofile
+ * of the idle scenario's servers in .tmp/heap-snapshots, for bench/heapsnapshot-diff.ts)
+ * --idle-levels=N,M (the idle scenario's connection counts instead of the profile's)  --cpu-prof (servers write .cpuprofile
  * files to .tmp/bench-profiles)  --out=DIR (default bench/results)  --name=LABEL (result files
  * named <date>-<profile>-LABEL)  --report=FILE.json (rewrite the report of an earlier run).
  *
@@ -38,6 +39,7 @@ const profile = {
   idle: {
     ...chosen.idle,
     ...(heartbeat ? { heartbeatSec: Number(heartbeat) } : {}),
+    ...(opt("idle-levels") ? { levels: (opt("idle-levels") as string).split(",").map(Number) } : {}),
     ...(argv.includes("--idle-heap-snapshots") ? { heapSnapshotDir: join(ROOT, ".tmp/heap-snapshots") } : {}),
   },
   path: {
