@@ -1,11 +1,13 @@
 /**
  * The benchmark suite: `npm run bench` (quick profile) or `npm run bench -- --full`.
  * Options: --only=send,fanout,rooms,storm,idle,connect,backends,path  --path-series=rooms,room100,…
- * --path-backends=embedded,postgres (some of the path scenario)  --path-rates=1000,2000 (these rates
- * only)  --idle-heartbeat-sec=N (the idle gateways' heartbeat, to see heartbeat CPU in a short
- * hold)  --cpu-prof (servers write .cpuprofile files to .tmp/bench-profiles)  --out=DIR (default
- * bench/results)  --name=LABEL (result files named <date>-<profile>-LABEL)  --report=FILE.json
- * (rewrite the report of an earlier run).
+ * --path-backends=raw,embedded,postgres (some of the path scenario)  --path-rates=1000,2000 (these
+ * rates only)  --idle-heartbeat-sec=N (the idle gateways' heartbeat, to see heartbeat CPU in a short
+ * hold)  --idle-heap-snapshots (heap snapshots of the idle scenario's servers in
+ * .tmp/heap-snapshots, for bench/heapsnapshot-diff.ts)  --idle-levels=N,M (the idle scenario's
+ * connection counts instead of the profile's)  --cpu-prof (servers write .cpuprofile files to
+ * .tmp/bench-profiles)  --out=DIR (default bench/results)  --name=LABEL (result files named
+ * <date>-<profile>-LABEL)  --report=FILE.json (rewrite the report of an earlier run).
  *
  * Every server and generator is a process of its own; everything the run starts (processes,
  * databases, NATS streams, Redis keys) is removed at the end, also after a failure or Ctrl-C.
@@ -35,7 +37,12 @@ const chosen = PROFILES[argv.includes("--full") ? "full" : "quick"];
 const heartbeat = opt("idle-heartbeat-sec");
 const profile = {
   ...chosen,
-  idle: { ...chosen.idle, ...(heartbeat ? { heartbeatSec: Number(heartbeat) } : {}) },
+  idle: {
+    ...chosen.idle,
+    ...(heartbeat ? { heartbeatSec: Number(heartbeat) } : {}),
+    ...(opt("idle-levels") ? { levels: (opt("idle-levels") as string).split(",").map(Number) } : {}),
+    ...(argv.includes("--idle-heap-snapshots") ? { heapSnapshotDir: join(ROOT, ".tmp/heap-snapshots") } : {}),
+  },
   path: {
     ...chosen.path,
     series: (opt("path-series")?.split(",") as typeof chosen.path.series | undefined) ?? chosen.path.series,

@@ -60,6 +60,11 @@ export interface Profile {
     /** The gateways' HEARTBEAT_INTERVAL_SEC (--idle-heartbeat-sec; default the server's, 30 s). */
     heartbeatSec?: number;
     /**
+     * Where each server process writes a heap snapshot at the reference and at every level
+     * (--idle-heap-snapshots: .tmp/heap-snapshots); none when absent.
+     */
+    heapSnapshotDir?: string;
+    /**
      * Then, with everyone connected, messages into a room of `members` of the idle devices while the
      * others stay idle: `rate` per second for `stepMs` (latency and delivery, no baseline).
      */
@@ -188,7 +193,9 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     idle: {
       levels: [10000, 50000, 100000],
       holdMs: 35000,
-      perProcess: 6000,
+      // 7 device processes for 100,000 (each under its 20,000 open files and 28k ports of its
+      // address) rather than 17: on 2 cores every process more is memory and CPU taken from the run.
+      perProcess: 16000,
       gateways: 6,
       room: { members: 1000, rate: 10, stepMs: 8000, drainMs: 15000 },
     },

@@ -246,6 +246,11 @@ export function memoryAfterGc(proc: Child): Promise<MemoryReading> {
   return proc.call<MemoryReading>("memory", {}, 30_000);
 }
 
+/** Writes a V8 heap snapshot of a process started with the probe to `file` (bench/heapsnapshot-diff.ts reads it). */
+export function heapSnapshot(proc: Child, file: string): Promise<string> {
+  return proc.call<string>("heap-snapshot", { file }, 600_000);
+}
+
 /** Sums a counter or gauge of a process's /metrics (Prometheus text), over all its labels. */
 export async function metric(httpUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${httpUrl}/metrics`)).text();

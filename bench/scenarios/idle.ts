@@ -1,7 +1,17 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { type Ctx, freshDb, launch, queueName, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
 import { Histogram, type Percentiles } from "../lib/hist.js";
-import { type Child, type MemoryReading, memoryAfterGc, sleep, spawnNode, startGenerator } from "../lib/proc.js";
+import {
+  type Child,
+  heapSnapshot,
+  type MemoryReading,
+  memoryAfterGc,
+  sleep,
+  spawnNode,
+  startGenerator,
+} from "../lib/proc.js";
 import { chatAs, createRoom } from "../lib/setup.js";
 import type { StepStats } from "../workers/devices.js";
 import type { FanSendResult } from "../workers/send.js";
@@ -69,6 +79,17 @@ async function totalMemory(procs: Child[]): Promise<MemoryReading> {
     external: sum("external"),
     arrayBuffers: sum("arrayBuffers"),
   };
+}
+
+/** With --idle-heap-snapshots: a heap snapshot of each process, named for the target, the process and the level. */
+async function snapshots(ctx: Ctx, procs: Child[], kind: string, level: number): Promise<void> {
+  const dir = ctx.profile.idle.heapSnapshotDir;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const [i, p] of procs.entries()) {
+    const file = await heapSnapshot(p, join(dir, `${ctx.runId}-${kind}-${i + 1}-${level}.heapsnapshot`));
+    ctx.log(`  heap snapshot ${file}`);
+  }
 }
 
 /**
@@ -165,21 +186,27 @@ async function measure(
       const started = performance.now();
       const results = await Promise.all(
         gens.map((g, i) =>
-          g.call<{ connected: number; failed: number; firstError?: string }>("devices.connect", {
-            url: urls[0],
-            urls,
-            kind,
-            // Marked messages are timed (the room step); an idle device's frames cost nothing more.
-            track: kind === "chat" ? "latency" : "none",
-            keyFile: ctx.keyFile,
-            users: Array.from(
-              { length: Math.max(0, Math.min(share, add - i * share)) },
-              (_, k) => `${tag}-${have + i * share + k}`,
-            ),
-            concurrency: 64,
-            // Each generator process uses a source address of its own: 28k ports each.
-            localAddresses: [`127.0.0.${i + 2}`],
-          }),
+          g.call<{ connected: number; failed: number; firstError?: string }>(
+            "devices.connect",
+            {
+              url: urls[0],
+              urls,
+              kind,
+              // Marked messages are timed (the room step); an idle device's frames cost nothing more.
+              track: kind === "chat" ? "latency" : "none",
+              keyFile: ctx.keyFile,
+              users: Array.from(
+                { length: Math.max(0, Math.min(share, add - i * share)) },
+                (_, k) => `${tag}-${have + i * share + k}`,
+              ),
+              concurrency: 64,
+              // Each generator process uses a source address of its own: 28k ports each.
+              localAddresses: [`127.0.0.${i + 2}`],
+            },
+            // On a busy machine connects go at ~100/s: a bound of 0.2 s per device of the share,
+            // not the default 10 minutes, which 50,000 more devices can take.
+            Math.max(600_000, share * 200),
+          ),
         ),
       );
       const connectSeconds = (performance.now() - started) / 1000;
@@ -189,10 +216,12 @@ async function measure(
       await sleep(1000);
       if (level === reference) {
         out.empty = await totalMemory(procs);
+        await snapshots(ctx, procs, kind, level);
         continue;
       }
       const { cpu } = await withCpu(ctx, () => sleep(holdMs));
       const memory = await totalMemory(procs);
+      await snapshots(ctx, procs, kind, level);
       const added = level - failed - reference;
       out.levels.push({
         connections: level - failed,

@@ -14,6 +14,9 @@ export interface WebSocketOptions {
   createSession(sink: Sink, headerToken?: string): DeviceSession;
 }
 
+const SESSION = Symbol("session");
+type SessionSocket = WebSocket & { [SESSION]: DeviceSession };
+
 /**
  * The device stream over WebSocket at /ws, for browsers: binary protobuf frames, or JSON frames
  * when the client asks for the `json` subprotocol. Browsers cannot set headers: they send the
@@ -25,32 +28,41 @@ export function webSocketEndpoint(options: WebSocketOptions) {
     maxPayload: options.maxFrameBytes * 2,
     handleProtocols: (protocols) => (protocols.has(JSON_PROTOCOL) ? JSON_PROTOCOL : false),
   });
+  // The listeners are the same functions for every socket (`this` is the socket, its session a
+  // property of it): per connection they would cost three closures and their context.
+  function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+    const session = (this as SessionSocket)[SESSION];
+    if (data.length > options.maxFrameBytes) {
+      session.badFrame(`frame is larger than ${options.maxFrameBytes} bytes`);
+      return;
+    }
+    const json = this.protocol === JSON_PROTOCOL || !isBinary;
+    // Checked before parsing, in about a millisecond per megabyte: deep nesting costs a parser far more.
+    if (json && nestsDeeperThan(data)) {
+      session.badFrame(`frame nests deeper than ${MAX_JSON_DEPTH} levels`);
+      return;
+    }
+    let frame: ReturnType<typeof fromBinary<typeof ClientFrameSchema>>;
+    try {
+      frame = json ? fromJsonString(ClientFrameSchema, data.toString("utf8")) : fromBinary(ClientFrameSchema, data);
+    } catch {
+      session.badFrame(
+        this.protocol === JSON_PROTOCOL ? "frame is not a ClientFrame in JSON" : "frame is not a binary ClientFrame",
+      );
+      return;
+    }
+    session.receive(frame);
+  }
+  function onEnd(this: WebSocket): void {
+    (this as SessionSocket)[SESSION].end();
+  }
   const onConnection = (ws: WebSocket, req: IncomingMessage, socket: Duplex) => {
     const sink = new WebSocketSink(ws, socket, ws.protocol === JSON_PROTOCOL);
     const header = req.headers.authorization;
-    const session = options.createSession(sink, header?.replace(/^Bearer\s+/i, "") || undefined);
-    ws.on("message", (data: Buffer, isBinary) => {
-      if (data.length > options.maxFrameBytes) {
-        session.badFrame(`frame is larger than ${options.maxFrameBytes} bytes`);
-        return;
-      }
-      const json = sink.json || !isBinary;
-      // Checked before parsing, in about a millisecond per megabyte: deep nesting costs a parser far more.
-      if (json && nestsDeeperThan(data)) {
-        session.badFrame(`frame nests deeper than ${MAX_JSON_DEPTH} levels`);
-        return;
-      }
-      let frame: ReturnType<typeof fromBinary<typeof ClientFrameSchema>>;
-      try {
-        frame = json ? fromJsonString(ClientFrameSchema, data.toString("utf8")) : fromBinary(ClientFrameSchema, data);
-      } catch {
-        session.badFrame(sink.json ? "frame is not a ClientFrame in JSON" : "frame is not a binary ClientFrame");
-        return;
-      }
-      session.receive(frame);
-    });
-    ws.on("close", () => session.end());
-    ws.on("error", () => session.end());
+    (ws as SessionSocket)[SESSION] = options.createSession(sink, header?.replace(/^Bearer\s+/i, "") || undefined);
+    ws.on("message", onMessage);
+    ws.on("close", onEnd);
+    ws.on("error", onEnd);
   };
   return {
     /** Takes over an HTTP upgrade to /ws; answers false for other paths. */

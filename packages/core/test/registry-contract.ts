@@ -175,6 +175,24 @@ export function registryContract(name: string, backend: Backend): void {
       expect(await reg.deviceConnections(q, "d1")).toEqual([]);
     });
 
+    it("refreshes a tick of 1,200 heartbeats, first to last, but none removed meanwhile", async () => {
+      const reg = await open();
+      const all = Array.from({ length: 1_200 }, () => conn(profile(), "d1"));
+      await Promise.all(all.map((c) => reg.register(c, LONG)));
+      const gone = all[700] as ConnectionInfo;
+      await reg.remove(gone);
+      const beat = Date.now() + 1;
+      await reg.refresh(
+        all.map((c) => ({ ...c, lastHeartbeat: beat })),
+        LONG,
+      );
+      for (const c of [all[0], all[499], all[500], all[1_199]] as ConnectionInfo[]) {
+        expect(await reg.deviceConnections(c.profileId, "d1")).toEqual([{ ...c, lastHeartbeat: beat }]);
+      }
+      expect(await reg.deviceConnections(gone.profileId, "d1")).toEqual([]);
+      expect(await reg.online([gone.profileId])).toEqual(new Set());
+    });
+
     it("refreshing a registration extends its life and updates its heartbeat", async () => {
       await withTtl(SHORT, async (ttl) => {
         const reg = await open();

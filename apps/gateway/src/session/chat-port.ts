@@ -50,8 +50,7 @@ export type OpenChatPort = (device: PortDevice) => ChatPort;
 /** The port over a ChatService client: every call carries the device's own token. */
 export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
   const syncs = new DeviceSyncs(chat);
-  return ({ token, deviceId, identity }) =>
-    new ClientChatPort(chat, syncs, token, deviceId, identity.expiresAt ?? Number.POSITIVE_INFINITY);
+  return (device) => new ClientChatPort(chat, syncs, device);
 }
 
 /** Devices of one SyncDevices call, at most. */
@@ -159,14 +158,15 @@ class DeviceSyncs {
   }
 }
 
-/** One small object per device (its methods are shared): an idle session costs little. */
+/**
+ * One small object per device (its methods are shared): an idle session costs little. It keeps
+ * the session's own device object rather than copies of its fields.
+ */
 class ClientChatPort implements ChatPort {
   constructor(
     private readonly chat: Client<typeof ChatService>,
     private readonly syncs: DeviceSyncs,
-    private readonly token: string,
-    private readonly deviceId: string,
-    private readonly expiresAt: number,
+    private readonly device: PortDevice,
   ) {}
 
   async send(events: RoomEvent[]): Promise<AckEvent[]> {
@@ -175,7 +175,7 @@ class ClientChatPort implements ChatPort {
   }
 
   async ack(cursors: RoomCursor[]): Promise<void> {
-    await this.chat.ackEvents({ acks: cursors, deviceId: this.deviceId }, this.options());
+    await this.chat.ackEvents({ acks: cursors, deviceId: this.device.deviceId }, this.options());
   }
 
   async markRead(roomId: string, seq: bigint): Promise<void> {
@@ -191,10 +191,11 @@ class ClientChatPort implements ChatPort {
   }
 
   sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
-    return this.syncs.sync(this.token, this.expiresAt, cursors, limit, this.deviceId);
+    const { token, identity, deviceId } = this.device;
+    return this.syncs.sync(token, identity.expiresAt ?? Number.POSITIVE_INFINITY, cursors, limit, deviceId);
   }
 
   private options() {
-    return { headers: { authorization: `Bearer ${this.token}` } };
+    return { headers: { authorization: `Bearer ${this.device.token}` } };
   }
 }

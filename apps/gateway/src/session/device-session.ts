@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientFrame, Hello, RoomCursor, ServerFrame, SyncResponse } from "@service-chat/api";
 import { ServerFrameSchema } from "@service-chat/api";
@@ -13,6 +12,7 @@ import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
 import { admit, type Device, register, welcome } from "./handshake.js";
 import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
+import { pong } from "./pong.js";
 import { FrameWriter, type Sink } from "./writer.js";
 
 export interface SessionDeps {
@@ -58,10 +58,14 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
   private readonly writer: FrameWriter;
   private readonly dispatcher: Dispatcher;
   private readonly delivery: OrderedDelivery;
-  private lastHeard = Date.now();
   private readonly connectedAt = Date.now();
-  /** When the next heartbeat is due; 0 until the session is welcomed. */
+  /**
+   * When the next heartbeat is due, in ms after `connectedAt` (a small whole number, kept in the
+   * object rather than as a 16-byte number of its own); 0 until the session is welcomed.
+   */
   private nextBeat = 0;
+  /** The device pinged since the last heartbeat: its pong was the heartbeat's. */
+  private answered = false;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -88,10 +92,14 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
     }
     const expiresAt = this.device?.identity.expiresAt;
     if (expiresAt !== undefined && now >= expiresAt) this.close(DISCONNECT.authExpired);
-    else if (now - this.lastHeard > limits.timeoutMs) this.close(DISCONNECT.timeout);
-    else if (this.nextBeat !== 0 && now >= this.nextBeat) {
-      this.nextBeat = now + limits.heartbeatMs;
-      this.emit(create(ServerFrameSchema, { frame: { case: "pong", value: { serverTime: timestampNow() } } }));
+    else if (now - this.dispatcher.heardAt > limits.timeoutMs) this.close(DISCONNECT.timeout);
+    else if (this.nextBeat !== 0 && now >= this.connectedAt + this.nextBeat) {
+      this.nextBeat = now + limits.heartbeatMs - this.connectedAt;
+      if (!this.answered) {
+        const beat = pong(now);
+        this.emit(beat.frame, beat.bytes);
+      }
+      this.answered = false;
       due?.push(this.connection(now));
     }
   }
@@ -99,9 +107,13 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
   /** A decoded frame from the device, as it arrives. */
   receive(frame: ClientFrame): void {
     if (this.state === "closed") return;
-    this.lastHeard = Date.now();
     this.deps.counts?.frameReceived(frame.frame.case);
     this.dispatcher.receive(frame);
+  }
+
+  /** A ping was answered: the device heard from the server, no heartbeat pong is needed this time. */
+  pinged(): void {
+    this.answered = true;
   }
 
   /** The transport could not decode a frame. */
@@ -183,7 +195,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
       await hub.add(this);
       if ((this.state as State) === "closed") return;
       this.emit(welcome(this.connectionId, limits.heartbeatMs));
-      this.nextBeat = Date.now() + limits.heartbeatMs;
+      this.nextBeat = Date.now() + limits.heartbeatMs - this.connectedAt;
       const [kept, replayed] = await Promise.all([
         register(this.deps, this.connection(Date.now())),
         this.delivery.replay(h.cursors),

@@ -6,6 +6,7 @@ import { type ClientFrame, type Hello, type RoomEvent, type ServerFrame, ServerF
 import type { Logger } from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
 import type { ChatPort } from "./chat-port.js";
+import { pong } from "./pong.js";
 
 /** What dispatch needs of its session. */
 export interface DispatchTarget {
@@ -16,7 +17,10 @@ export interface DispatchTarget {
   readonly port: ChatPort | undefined;
   /** The first frame; later frames wait until it is handled. */
   hello(hello: Hello): Promise<void>;
-  emit(frame: ServerFrame): void;
+  /** Writes a frame to the device (`bytes`: its binary form, when shared by many devices). */
+  emit(frame: ServerFrame, bytes?: Uint8Array): void;
+  /** A ping was answered (its pong stands for the next heartbeat's); absent: nothing to tell. */
+  pinged?(): void;
   close(reason: Disconnect, detail?: string): void;
 }
 
@@ -53,12 +57,21 @@ interface PendingSend {
  * themselves, in order (a typing stop never overtakes its start).
  */
 export class Dispatcher {
-  /** The rate limit, a token bucket: a second's worth at most saved up, negative once overdrawn. */
+  /**
+   * The rate limit, a token bucket in thousandths of a frame (whole numbers, which V8 keeps in the
+   * object instead of a 16-byte number of their own): a second's worth at most saved up,
+   * negative once overdrawn.
+   */
   private tokens: number;
-  private tokensAt = Date.now();
-  /** Settles once the hello was handled; undefined until it arrives. */
+  /** When the last frame arrived (the bucket's clock, and the session's silence timeout's). */
+  heardAt = Date.now();
+  /**
+   * Settles once the hello was handled; undefined until it arrives, and the one settled `IDLE`
+   * once handled (a session then keeps no promise of its own).
+   */
   private ready: Promise<void> | undefined;
-  private readonly sends: PendingSend[] = [];
+  /** Sends waiting for the port (made with the first). */
+  private sends: PendingSend[] | undefined;
   /** Sends taken by the port call in flight. */
   private sending = 0;
   /** The other calls, one after another. */
@@ -69,14 +82,14 @@ export class Dispatcher {
     private readonly limits: DispatchLimits,
     private readonly logger: Logger,
   ) {
-    this.tokens = limits.eventsPerSecond;
+    this.tokens = limits.eventsPerSecond * 1000;
   }
 
   receive(frame: ClientFrame): void {
     if (!this.takeToken()) {
       const rate = this.limits.eventsPerSecond;
       this.error(frame.requestId, "resource_exhausted", `more than ${rate} frames per second`);
-      if (this.tokens < -this.limits.rateLimitGraceSec * rate) this.session.close(DISCONNECT.rateLimited);
+      if (this.tokens < -this.limits.rateLimitGraceSec * rate * 1000) this.session.close(DISCONNECT.rateLimited);
       return;
     }
     if (!this.ready) {
@@ -85,10 +98,17 @@ export class Dispatcher {
         this.session.close(DISCONNECT.badFrame, "the first frame must be hello");
         return;
       }
-      this.ready = this.session.hello(f.value).catch((err: unknown) => {
-        this.logger.error({ err, connection_id: this.session.connectionId }, "hello failed");
-        this.session.close(DISCONNECT.internal);
-      });
+      this.ready = this.session
+        .hello(f.value)
+        .catch((err: unknown) => {
+          this.logger.error({ err, connection_id: this.session.connectionId }, "hello failed");
+          this.session.close(DISCONNECT.internal);
+        })
+        .then(() => {
+          // Frames that came meanwhile are chained on the promise being settled and still run
+          // first: a later frame arrives in a later turn, after they have.
+          this.ready = IDLE;
+        });
       return;
     }
     // Callbacks of one promise run in the order they were added: frames start in arrival order.
@@ -104,9 +124,9 @@ export class Dispatcher {
   private takeToken(): boolean {
     const rate = this.limits.eventsPerSecond;
     const now = Date.now();
-    this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) / 1000) * rate);
-    this.tokensAt = now;
-    this.tokens -= 1;
+    // Milliseconds × frames per second: thousandths of a frame.
+    this.tokens = Math.min(rate * 1000, this.tokens + (now - this.heardAt) * rate) - 1000;
+    this.heardAt = now;
     return this.tokens >= 0;
   }
 
@@ -117,7 +137,7 @@ export class Dispatcher {
     const f = frame.frame;
     if (!port) this.error(id, "failed_precondition", "the hello was not accepted");
     else if (f.case === "send") this.queueSend(port, id, f.value);
-    else if (f.case === "ping") this.answer(id, { case: "pong", value: { serverTime: timestampNow() } });
+    else if (f.case === "ping") this.pong(id);
     else if (f.case === "ack") this.call(id, () => port.ack(f.value.cursors));
     else if (f.case === "read") this.call(id, () => port.markRead(f.value.roomId, f.value.seq));
     else if (f.case === "typing") this.call(id, () => port.typing(f.value.roomId, f.value.active));
@@ -127,17 +147,19 @@ export class Dispatcher {
   }
 
   private queueSend(port: ChatPort, requestId: string, event: RoomEvent): void {
-    if (this.sends.length + this.sending >= this.limits.maxPendingSends) {
+    this.sends ??= [];
+    const sends = this.sends;
+    if (sends.length + this.sending >= this.limits.maxPendingSends) {
       this.error(requestId, "resource_exhausted", `more than ${this.limits.maxPendingSends} sends waiting`);
       return;
     }
-    this.sends.push({ requestId, event });
+    sends.push({ requestId, event });
     if (this.sending === 0) void this.drainSends(port);
   }
 
   /** One port call at a time, each with every send that waited for it (at most SEND_BATCH). */
   private async drainSends(port: ChatPort): Promise<void> {
-    while (this.sends.length > 0 && this.session.state !== "closed") {
+    while (this.sends && this.sends.length > 0 && this.session.state !== "closed") {
       const batch = this.sends.splice(0, SEND_BATCH);
       this.sending = batch.length;
       try {
@@ -152,7 +174,17 @@ export class Dispatcher {
       }
     }
     this.sending = 0;
-    this.sends.length = 0;
+    this.sends = undefined;
+  }
+
+  /** A ping's answer; without a request id (as devices ping), the pong every device gets this millisecond. */
+  private pong(requestId: string): void {
+    if (requestId !== "") this.answer(requestId, { case: "pong", value: { serverTime: timestampNow() } });
+    else if (this.session.state !== "closed") {
+      const shared = pong(Date.now());
+      this.session.emit(shared.frame, shared.bytes);
+    }
+    this.session.pinged?.();
   }
 
   private call(requestId: string, work: () => Promise<unknown>): void {

@@ -57,7 +57,8 @@ function eventFrame(e: RoomEvent): Held {
  */
 export class OrderedDelivery {
   private readonly order = new RoomSequencer();
-  private held: Held[] = [];
+  /** Live frames held back (made only when one is). */
+  private held: Held[] | undefined;
   private replaying = true;
   private catchingUp = false;
   private stopped = false;
@@ -106,7 +107,7 @@ export class OrderedDelivery {
   /** The session is over: nothing more is written, what was held is dropped. */
   stop(): void {
     this.stopped = true;
-    this.held = [];
+    this.held = undefined;
   }
 
   /** A gap in a room: fetch what is missing before showing anything after it. */
@@ -151,15 +152,17 @@ export class OrderedDelivery {
   }
 
   private hold(frame: ServerFrame, bytes: Uint8Array): void {
-    this.held.push({ frame, bytes });
-    if (this.held.length > this.limits.maxHeldFrames)
+    this.held ??= [];
+    const held = this.held;
+    held.push({ frame, bytes });
+    if (held.length > this.limits.maxHeldFrames)
       this.target.close(DISCONNECT.slow, "too much arrived while catching up");
   }
 
   /** Passes held live frames on, through the same order check. */
   private release(): void {
     const held = this.held;
-    this.held = [];
-    for (const { frame, bytes } of held) this.offer(frame, bytes);
+    this.held = undefined;
+    for (const { frame, bytes } of held ?? []) this.offer(frame, bytes);
   }
 }

@@ -127,6 +127,22 @@ describe("the session clock (one gateway ticker, no timer per session)", () => {
     expect(closed).toEqual([DISCONNECT.timeout]);
   });
 
+  it("sends no heartbeat pong to a device that pinged since the last one (its answer was one), yet refreshes it", async () => {
+    const quiet = { heartbeatMs: 1_000, timeoutMs: 60_000 };
+    const { s, hello, kinds } = session(ann, quiet);
+    await hello();
+    const after = Date.now();
+    s.receive(create(ClientFrameSchema, { frame: { case: "ping", value: {} } }));
+    await until("the ping's answer", () => kinds().includes("pong"));
+    const due: ConnectionInfo[] = [];
+    s.tick(after + quiet.heartbeatMs, due);
+    expect(kinds()).toEqual(["welcome", "synced", "pong"]);
+    expect(due).toHaveLength(1);
+    s.tick(after + 2 * quiet.heartbeatMs, due); // no ping since: this heartbeat pongs
+    expect(kinds()).toEqual(["welcome", "synced", "pong", "pong"]);
+    expect(due).toHaveLength(2);
+  });
+
   it("closes the session when its token expires", async () => {
     // The token outlives the hello by far, and the device is never timed out for silence here.
     const expiresAt = Date.now() + 600_000;

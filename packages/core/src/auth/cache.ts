@@ -20,6 +20,11 @@ export class CachedAuthenticator implements Authenticator {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Tokens remembered now (each one's identity held). */
+  get size(): number {
+    return this.verified.size;
+  }
+
   async verify(token: string): Promise<Identity> {
     const hit = this.verified.get(token);
     if (hit && this.now() < hit.until) return hit.identity;
@@ -39,6 +44,12 @@ export class CachedAuthenticator implements Authenticator {
   private async check(token: string): Promise<Identity> {
     const identity = Object.freeze(await this.inner.verify(token));
     const now = this.now();
+    // Entries are added in time order: those past their time at the front go (an idle device's
+    // entry would otherwise stay as long as the cache is not full), then the oldest if still full.
+    for (const [key, entry] of this.verified) {
+      if (entry.until > now) break;
+      this.verified.delete(key);
+    }
     if (this.verified.size >= this.maxEntries) this.verified.delete(this.verified.keys().next().value as string);
     this.verified.set(token, {
       identity,

@@ -15,9 +15,9 @@
  * register and remove are one script call each, so readers never see a connection half written or
  * half removed; the registers and removes asked for in the same turn of the event loop (the hellos
  * of a burst of connects, the ends of a burst of disconnects) go out together in one pipeline: one
- * write and one round trip for all of them. refresh (heartbeats) is one script call per connection,
- * all of a tick in one pipeline: the script does nothing for a connection whose hash is gone, so a
- * late heartbeat never brings a removed one back.
+ * write and one round trip for all of them. refresh (heartbeats) is one script call per 500
+ * connections, all of a tick in one pipeline: the script does nothing for a connection whose hash
+ * is gone, so a late heartbeat never brings a removed one back.
  * Expiries are absolute times from the gateway's clock, compared with the server's (key expiry) and the
  * reader's (online): gateway clocks are expected to be in sync to well under a TTL.
  */
@@ -29,18 +29,30 @@ import type { ConnectionInfo, ConnectionRegistry } from "./ports.js";
 type Results = [error: Error | null, result: unknown][] | null;
 
 /**
- * A heartbeat: KEYS conn, dev, prof, seen; ARGV connectionId, profileId, lastHeartbeat, expiry.
- * Only for a connection still registered; its sets live as long as their longest-lived member.
+ * The heartbeats of many connections: KEYS seen, then conn, dev, prof of each; ARGV expiry, then
+ * connectionId, profileId, lastHeartbeat of each. Only for connections still registered; their
+ * sets live as long as their longest-lived member. Answers how many were still registered.
  */
 const REFRESH = `
-if redis.call('exists', KEYS[1]) == 0 then return 0 end
-redis.call('hset', KEYS[1], 'lastHeartbeat', ARGV[3])
-redis.call('pexpireat', KEYS[1], ARGV[4])
-redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
-redis.call('pexpireat', KEYS[2], ARGV[4], 'GT')
-redis.call('pexpireat', KEYS[3], ARGV[4], 'GT')
-redis.call('zadd', KEYS[4], 'GT', ARGV[3], ARGV[2])
-return 1`;
+local expiry = ARGV[1]
+local n = 0
+for i = 0, (#KEYS - 1) / 3 - 1 do
+  local conn, dev, prof = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
+  local id, profile, beat = ARGV[2 + 3 * i], ARGV[3 + 3 * i], ARGV[4 + 3 * i]
+  if redis.call('exists', conn) == 1 then
+    redis.call('hset', conn, 'lastHeartbeat', beat)
+    redis.call('pexpireat', conn, expiry)
+    redis.call('zadd', prof, expiry, id)
+    redis.call('pexpireat', dev, expiry, 'GT')
+    redis.call('pexpireat', prof, expiry, 'GT')
+    redis.call('zadd', KEYS[1], 'GT', beat, profile)
+    n = n + 1
+  end
+end
+return n`;
+
+/** Connections per refresh script call: a few milliseconds of the server's time each. */
+const REFRESH_PER_CALL = 500;
 
 /**
  * A new connection: KEYS conn, dev, prof, seen; ARGV connectionId, profileId, deviceId, gatewayId,
@@ -100,16 +112,7 @@ interface Queued {
 }
 
 interface WithRefresh {
-  refreshConnection(
-    conn: string,
-    dev: string,
-    prof: string,
-    seen: string,
-    connectionId: string,
-    profileId: string,
-    lastHeartbeat: number,
-    expires: number,
-  ): Promise<number>;
+  refreshConnections(keys: number, ...keysThenArgs: (string | number)[]): Promise<number>;
 }
 
 function check(results: Results): unknown[] {
@@ -142,7 +145,7 @@ export class RedisRegistry implements ConnectionRegistry {
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
-    redis.defineCommand("refreshConnection", { numberOfKeys: 4, lua: REFRESH });
+    redis.defineCommand("refreshConnections", { lua: REFRESH });
     redis.defineCommand("registerConnection", { numberOfKeys: 4, lua: REGISTER });
     redis.defineCommand("removeConnection", { numberOfKeys: 4, lua: REMOVE });
   }
@@ -202,17 +205,15 @@ export class RedisRegistry implements ConnectionRegistry {
     if (connections.length === 0) return;
     const expires = Date.now() + ttlMs;
     const pipeline = this.redis.pipeline() as unknown as WithRefresh & { exec(): Promise<Results> };
-    for (const c of connections) {
-      void pipeline.refreshConnection(
-        this.connKey(c.connectionId),
-        this.devKey(c.profileId, c.deviceId),
-        this.profKey(c.profileId),
-        this.seenKey(),
-        c.connectionId,
-        c.profileId,
-        c.lastHeartbeat,
-        expires,
-      );
+    for (let at = 0; at < connections.length; at += REFRESH_PER_CALL) {
+      const some = connections.slice(at, at + REFRESH_PER_CALL);
+      const keys: string[] = [this.seenKey()];
+      const args: (string | number)[] = [expires];
+      for (const c of some) {
+        keys.push(this.connKey(c.connectionId), this.devKey(c.profileId, c.deviceId), this.profKey(c.profileId));
+        args.push(c.connectionId, c.profileId, c.lastHeartbeat);
+      }
+      void pipeline.refreshConnections(keys.length, ...keys, ...args);
     }
     check(await pipeline.exec());
   }

@@ -107,4 +107,20 @@ describe("CachedAuthenticator", () => {
     await expect(auth.verify(forged)).rejects.toThrow(/signature|malformed/); // and not remembered
     expect(inner.checks).toBe(3);
   });
+
+  it("lets go of tokens past their time when it checks a new one, so idle devices' tokens are not kept", async () => {
+    const { inner, clock } = onClock();
+    const auth = new CachedAuthenticator(inner, 60_000, 100_000, clock.now);
+    const far = String(clock.now() + 3_600_000);
+    await auth.verify(`ann@${far}`);
+    await auth.verify(`bob@${far}`);
+    clock.advance(30_000);
+    await auth.verify(`cy@${far}`);
+    expect(auth.size).toBe(3);
+    clock.advance(30_000);
+    await auth.verify(`dee@${far}`);
+    expect(auth.size).toBe(2); // ann and bob went; cy (30 s old) and dee stay
+    expect(await auth.verify(`ann@${far}`)).toMatchObject({ profileId: "ann" });
+    expect(inner.checks).toBe(5);
+  });
 });
