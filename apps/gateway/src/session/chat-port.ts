@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import {
@@ -9,9 +9,11 @@ import {
   type PresenceState,
   type RoomCursor,
   type RoomEvent,
+  RoomEventSchema,
   type SyncResponse,
 } from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
+import { knownEventFrame } from "./ordered-delivery.js";
 
 /**
  * What a device session asks of the Default Service, on behalf of one device. A refusal rejects
@@ -124,10 +126,12 @@ class DeviceSyncs {
   private async call(batch: WaitingSync[]): Promise<void> {
     const latest = batch.reduce((a, b) => (b.expiresAt > a.expiresAt ? b : a));
     try {
-      const { devices, events } = await this.chat.syncDevices(
-        { devices: batch.map((w) => w.request) },
+      const answer = await this.chat.syncDevices(
+        { devices: batch.map((w) => w.request), encodedEvents: true },
         { timeoutMs: SYNC_DEVICES_TIMEOUT_MS, headers: { authorization: `Bearer ${latest.request.token}` } },
       );
+      const { devices } = answer;
+      const events = answer.encodedEvents.length > 0 ? answer.encodedEvents.map(decodeEvent) : answer.events;
       batch.forEach((w, i) => {
         const answer = devices[i]?.result;
         if (answer?.case === "response") {
@@ -157,6 +161,16 @@ class DeviceSyncs {
       for (const w of batch) w.reject(err);
     }
   }
+}
+
+/**
+ * An event the service sent in binary: decoded for its room and seq, and its `event` frame made
+ * from the same bytes, so that the gateway does not encode it again (ordered-delivery.ts).
+ */
+function decodeEvent(bytes: Uint8Array): RoomEvent {
+  const event = fromBinary(RoomEventSchema, bytes);
+  knownEventFrame(event, bytes);
+  return event;
 }
 
 /** One small object per device (its methods are shared): an idle session costs little. */

@@ -49,6 +49,28 @@ function eventFrame(e: RoomEvent): Held {
   return held;
 }
 
+/** ServerFrame's `event` field (3), length-delimited: what precedes a RoomEvent's bytes in its frame. */
+const EVENT_FIELD_TAG = (3 << 3) | 2;
+
+/**
+ * Remembers the frame of an event that arrived in binary (`bytes`, a RoomEvent as the service
+ * encoded it): the frame's bytes are its tag, its length and those bytes, with nothing encoded again.
+ */
+export function knownEventFrame(e: RoomEvent, bytes: Uint8Array): void {
+  const length: number[] = [];
+  let n = bytes.byteLength;
+  while (n > 0x7f) {
+    length.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  length.push(n);
+  const wire = new Uint8Array(1 + length.length + bytes.byteLength);
+  wire[0] = EVENT_FIELD_TAG;
+  wire.set(length, 1);
+  wire.set(bytes, 1 + length.length);
+  eventFrames.set(e, { frame: create(ServerFrameSchema, { frame: { case: "event", value: e } }), bytes: wire });
+}
+
 /**
  * A device's events in seq order per room, with no gap and no duplicate, across the seam between
  * replay and live. Until the replay is over every live frame is held; then the held frames go
