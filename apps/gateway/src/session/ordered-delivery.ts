@@ -57,17 +57,16 @@ const EVENT_FIELD_TAG = (3 << 3) | 2;
  * encoded it): the frame's bytes are its tag, its length and those bytes, with nothing encoded again.
  */
 export function knownEventFrame(e: RoomEvent, bytes: Uint8Array): void {
-  const length: number[] = [];
+  let lengthBytes = 1;
+  for (let n = bytes.byteLength; n > 0x7f; n >>>= 7) lengthBytes++;
+  // From Node's pool of small buffers: a typed array of its own per event costs far more.
+  const wire = Buffer.allocUnsafe(1 + lengthBytes + bytes.byteLength);
+  let at = 0;
+  wire[at++] = EVENT_FIELD_TAG;
   let n = bytes.byteLength;
-  while (n > 0x7f) {
-    length.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  length.push(n);
-  const wire = new Uint8Array(1 + length.length + bytes.byteLength);
-  wire[0] = EVENT_FIELD_TAG;
-  wire.set(length, 1);
-  wire.set(bytes, 1 + length.length);
+  for (; n > 0x7f; n >>>= 7) wire[at++] = (n & 0x7f) | 0x80;
+  wire[at++] = n;
+  wire.set(bytes, at);
   eventFrames.set(e, { frame: create(ServerFrameSchema, { frame: { case: "event", value: e } }), bytes: wire });
 }
 

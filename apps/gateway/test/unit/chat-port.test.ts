@@ -89,7 +89,7 @@ describe("the ChatService port of a gateway of its own", () => {
       {
         sync: async () => pages[0] as SyncResponseType,
         emit: (frame, bytes) => {
-          if (frame.frame.case === "event") written.push(bytes as Uint8Array);
+          if (frame.frame.case === "event") written.push(new Uint8Array(bytes as Uint8Array));
         },
         close: () => {},
       },
