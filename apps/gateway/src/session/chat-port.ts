@@ -56,8 +56,12 @@ export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
     new ClientChatPort(chat, syncs, token, deviceId, identity.expiresAt ?? Number.POSITIVE_INFINITY);
 }
 
-/** Devices of one SyncDevices call, at most. */
-const SYNC_DEVICES_PER_CALL = 100;
+/**
+ * Devices of one SyncDevices call, at most: as many as the Default Service reads in one batch
+ * (delivery/sync-service.ts), so a call is one batch there and the next call is already waiting
+ * when a batch ends.
+ */
+const SYNC_DEVICES_PER_CALL = 200;
 /** SyncDevices calls under way at once, at most: the Syncs asked for meanwhile wait for the next. */
 const SYNC_CALLS_IN_FLIGHT = 2;
 const SYNC_DEVICES_TIMEOUT_MS = 30_000;
@@ -72,7 +76,7 @@ interface WaitingSync {
 
 /**
  * The Syncs of every device of the gateway asked for in one turn of the event loop (a burst of
- * hellos, a reconnect storm) go to the Default Service together, in one SyncDevices call per 100:
+ * hellos, a reconnect storm) go to the Default Service together, in one SyncDevices call per 200:
  * one request instead of one per device, each device's token checked there as its own Sync's
  * would be, and each device answered what its own Sync would have answered. As sends are
  * group-committed, with no timer: while two calls are under way, the Syncs asked for meanwhile

@@ -56,7 +56,7 @@ describe("the ChatService port of a gateway of its own", () => {
   it("sends the Syncs of one turn in one SyncDevices call, and answers each device its own page or error", async () => {
     const { chat, calls } = fakeChat();
     const open = chatClientPort(chat);
-    const tokens = Array.from({ length: 250 }, (_, i) => (i === 7 ? "bad" : `t${i}`));
+    const tokens = Array.from({ length: 450 }, (_, i) => (i === 7 ? "bad" : `t${i}`));
     const answers = await Promise.allSettled(
       tokens.map((token, i) =>
         open({ identity: { ...identity, expiresAt: 1000 + (i % 120) }, token, deviceId: "d" }).sync([], i + 1),
@@ -64,9 +64,9 @@ describe("the ChatService port of a gateway of its own", () => {
     );
     // Each call carries, as its own token, the one of its devices that expires last.
     expect(calls).toEqual([
-      { method: "syncDevices", devices: 100, authorization: "Bearer t99" },
-      { method: "syncDevices", devices: 100, authorization: "Bearer t119" },
-      { method: "syncDevices", devices: 50, authorization: "Bearer t239" },
+      { method: "syncDevices", devices: 200, authorization: "Bearer t119" },
+      { method: "syncDevices", devices: 200, authorization: "Bearer t239" },
+      { method: "syncDevices", devices: 50, authorization: "Bearer t449" },
     ]);
     answers.forEach((a, i) => {
       if (i === 7) expect(a).toMatchObject({ status: "rejected", reason: { code: Code.Unauthenticated } });
