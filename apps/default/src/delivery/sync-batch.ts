@@ -1,6 +1,7 @@
 import type { RoomEvent } from "@service-chat/api";
 import type { EventRow } from "../db/schema.js";
 import { presentEvent } from "../events/present.js";
+import { EncodedEvents } from "./encoded-events.js";
 import type { SeqRange, SyncReader, SyncRoom } from "./store.js";
 import { planSyncPage, type SyncPlan } from "./sync-plan.js";
 
@@ -37,7 +38,30 @@ export interface SyncRequest {
 export interface SyncAnswer {
   plan: SyncPlan;
   /** The page's events, per room in seq order, rooms in plan order. */
-  events: RoomEvent[];
+  events: PageEvent[];
+}
+
+/**
+ * An event of a batch's pages: one object for every page of the batch that holds it, presented
+ * (a RoomEvent, for Sync) or encoded (its binary form, for SyncDevices) only when asked, once.
+ */
+export class PageEvent {
+  private presented?: RoomEvent;
+
+  constructor(
+    readonly row: EventRow,
+    private readonly encoded: EncodedEvents,
+  ) {}
+
+  get event(): RoomEvent {
+    this.presented ??= presentEvent(this.row);
+    return this.presented;
+  }
+
+  /** Its binary form, kept across batches while the event is neither edited nor redacted (encoded-events.ts). */
+  get bytes(): Uint8Array {
+    return this.encoded.of(this.row, () => this.event);
+  }
 }
 
 interface Waiting {
@@ -64,6 +88,7 @@ export class SyncBatcher {
   constructor(
     private readonly reads: SyncReads,
     private readonly limits: SyncBatchLimits,
+    private readonly encoded = new EncodedEvents(),
   ) {}
 
   /** Batches being read now, and Syncs waiting for the next one. */
@@ -113,11 +138,11 @@ export class SyncBatcher {
       planSyncPage(byReader[i] as SyncRoom[], r.given, Math.min(r.limit, share), this.limits.maxBacklog),
     );
     const rows = await this.reads.eventsIn(union(plans.flatMap((p) => p.ranges)));
-    // Each room's events in seq order, each presented once for every page that shows it.
-    const byRoom = new Map<string, { seq: number; event: RoomEvent }[]>();
+    // Each room's events in seq order, each one object for every page that shows it.
+    const byRoom = new Map<string, { seq: number; event: PageEvent }[]>();
     for (const row of rows) {
       const list = byRoom.get(row.room_id);
-      const entry = { seq: row.seq, event: presentEvent(row) };
+      const entry = { seq: row.seq, event: new PageEvent(row, this.encoded) };
       if (list) list.push(entry);
       else byRoom.set(row.room_id, [entry]);
     }
@@ -142,7 +167,7 @@ export function union(ranges: readonly SeqRange[]): SeqRange[] {
 }
 
 /** The events with `after < seq <= upTo` of a room's events sorted by seq. */
-function slice(list: readonly { seq: number; event: RoomEvent }[], after: number, upTo: number): RoomEvent[] {
+function slice(list: readonly { seq: number; event: PageEvent }[], after: number, upTo: number): PageEvent[] {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
@@ -150,8 +175,8 @@ function slice(list: readonly { seq: number; event: RoomEvent }[], after: number
     if ((list[mid] as { seq: number }).seq <= after) lo = mid + 1;
     else hi = mid;
   }
-  const out: RoomEvent[] = [];
+  const out: PageEvent[] = [];
   for (let i = lo; i < list.length && (list[i] as { seq: number }).seq <= upTo; i++)
-    out.push((list[i] as { event: RoomEvent }).event);
+    out.push((list[i] as { event: PageEvent }).event);
   return out;
 }

@@ -19,8 +19,9 @@ import {
 import { publishToUsers } from "@service-chat/protocol";
 import { requireAccess } from "../authz/access.js";
 import { unreadCount } from "../rooms/present.js";
+import { EncodedEvents } from "./encoded-events.js";
 import type { DeliveryStore } from "./store.js";
-import { type SyncAnswer, SyncBatcher, type SyncRequest } from "./sync-batch.js";
+import { type PageEvent, type SyncAnswer, SyncBatcher, type SyncRequest } from "./sync-batch.js";
 
 export interface SyncQuery {
   cursors: RoomCursor[];
@@ -34,6 +35,9 @@ export interface SyncPage {
   hasMore: boolean;
   cursors: RoomCursor[];
 }
+
+/** A page of several devices' Syncs read together: an event several pages hold is one object. */
+export type BatchPage = Omit<SyncPage, "events"> & { events: PageEvent[] };
 
 /** Contract limits of Sync (docs/api.md). */
 export const MAX_SYNC_PAGE = 1000;
@@ -67,12 +71,16 @@ export class SyncService {
     private readonly live: LiveBus,
     private readonly settings: SyncSettings,
   ) {
-    this.batcher = new SyncBatcher(store, {
-      inFlight: settings.readsInFlight ?? 2,
-      maxDevices: SYNC_BATCH_DEVICES,
-      maxEvents: SYNC_BATCH_EVENTS,
-      maxBacklog: settings.maxBacklog,
-    });
+    this.batcher = new SyncBatcher(
+      store,
+      {
+        inFlight: settings.readsInFlight ?? 2,
+        maxDevices: SYNC_BATCH_DEVICES,
+        maxEvents: SYNC_BATCH_EVENTS,
+        maxBacklog: settings.maxBacklog,
+      },
+      new EncodedEvents(),
+    );
   }
 
   /** Moves the device's delivered cursors forward (never back); answers the stored cursors. */
@@ -126,15 +134,16 @@ export class SyncService {
    * the backlog bound is answered with a `resync` naming where replay starts, never cut silently.
    */
   async sync(caller: Identity, q: SyncQuery): Promise<SyncPage> {
-    return present(await this.batcher.read(this.check(caller, q)));
+    const { events, ...page } = present(await this.batcher.read(this.check(caller, q)));
+    return { ...page, events: events.map((e) => e.event) };
   }
 
   /**
    * Several devices' Syncs at once (SyncDevices), read in the same batch: one answer per device,
    * each settling on its own (a bad request rejects its answer only).
    */
-  syncMany(devices: readonly { caller: Identity; query: SyncQuery }[]): Promise<SyncPage>[] {
-    const answers: Promise<SyncPage>[] = [];
+  syncMany(devices: readonly { caller: Identity; query: SyncQuery }[]): Promise<BatchPage>[] {
+    const answers: Promise<BatchPage>[] = [];
     const checked: SyncRequest[] = [];
     const slots: number[] = [];
     devices.forEach(({ caller, query }, i) => {
@@ -178,7 +187,7 @@ export class SyncService {
 }
 
 /** A batch's answer for one device, as Sync's page. */
-function present({ plan, events }: SyncAnswer): SyncPage {
+function present({ plan, events }: SyncAnswer): BatchPage {
   return {
     events,
     resync: plan.resync.map((r) =>

@@ -11,7 +11,8 @@ import {
   SyncResponseSchema,
 } from "@service-chat/api";
 import { AppError, type Authenticator, checkCount, type Identity, unauthenticated } from "@service-chat/core";
-import type { SyncPage, SyncService } from "../delivery/sync-service.js";
+import type { PageEvent } from "../delivery/sync-batch.js";
+import type { BatchPage, SyncService } from "../delivery/sync-service.js";
 import { errorDetail } from "./errors.js";
 
 /** Devices one SyncDevices call may carry (docs/api.md). */
@@ -24,7 +25,9 @@ export const MAX_SYNC_DEVICES = 500;
  * cursors) is its answer's error; anything else (the database gone) fails the call. The batcher
  * presents each event once for every page that shows it (the same object): the answer carries it
  * once, and each page its position, so the devices of a room cost one event to encode, send and
- * decode, not one each.
+ * decode, not one each. A caller that asks for `encoded_events` gets each event in binary, as the
+ * service keeps it across calls (delivery/encoded-events.ts): the devices of a room that come in
+ * different calls cost one encoding too.
  */
 export async function syncDevices(
   auth: Authenticator,
@@ -33,11 +36,12 @@ export async function syncDevices(
 ): Promise<SyncDevicesResponse> {
   checkCount("devices", req.devices.length, MAX_SYNC_DEVICES);
   const events: RoomEvent[] = [];
-  const positions = new Map<RoomEvent, number>();
-  const position = (e: RoomEvent): number => {
+  const encoded: Uint8Array[] = [];
+  const positions = new Map<PageEvent, number>();
+  const position = (e: PageEvent): number => {
     let i = positions.get(e);
     if (i === undefined) {
-      i = events.push(e) - 1;
+      i = req.encodedEvents ? encoded.push(e.bytes) - 1 : events.push(e.event) - 1;
       positions.set(e, i);
     }
     return i;
@@ -54,7 +58,7 @@ export async function syncDevices(
     }
   });
   const pages = await Promise.allSettled(sync.syncMany(asked));
-  const answers: PromiseSettledResult<SyncPage>[] = callers.map((c) => c as PromiseRejectedResult);
+  const answers: PromiseSettledResult<BatchPage>[] = callers.map((c) => c as PromiseRejectedResult);
   pages.forEach((p, k) => {
     answers[slots[k] as number] = p;
   });
@@ -68,5 +72,5 @@ export async function syncDevices(
     if (!(a.reason instanceof AppError)) throw a.reason;
     return create(DeviceSyncResponseSchema, { result: { case: "error", value: errorDetail(a.reason) } });
   });
-  return create(SyncDevicesResponseSchema, { devices, events });
+  return create(SyncDevicesResponseSchema, { devices, events, encodedEvents: encoded });
 }

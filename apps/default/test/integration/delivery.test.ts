@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import type { RoomEvent, ServerFrame } from "@service-chat/api";
+import { type RoomEvent, RoomEventSchema, type ServerFrame } from "@service-chat/api";
 import { RoomSequencer } from "@service-chat/protocol";
-import { groupRoom, startTestApp, type TestApp, text, until } from "@service-chat/testing";
+import { edit, groupRoom, sendOk, startTestApp, type TestApp, text, until } from "@service-chat/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tapDeliveries } from "./pipeline-helpers.js";
 
@@ -225,7 +226,7 @@ describe("cursors and sync", () => {
 
   it("answers SyncDevices for each device what its own Sync answers, errors included", async () => {
     const roomId = await groupRoom(t, "sd-ann", "sd-ben");
-    await t.as("sd-ann").sendEvent({ event: [text(roomId, "one"), text(roomId, "two")] });
+    const [one] = (await t.as("sd-ann").sendEvent({ event: [text(roomId, "one"), text(roomId, "two")] })).ack;
     const token = (sub: string, device_id = "phone") => t.signer.sign({ sub, device_id });
     const expired = await t.signer.sign({ sub: "sd-ben", device_id: "phone", ttl_s: -10 });
     const requests = [
@@ -261,6 +262,21 @@ describe("cursors and sync", () => {
       "unauthenticated",
       "invalid_argument",
     ]);
+    // In binary (encoded_events), the same pages; an event edited since is answered as it is now.
+    const encoded = async () => {
+      const a = await t.as("sd-gateway").syncDevices({ devices: requests.slice(0, 1), encodedEvents: true });
+      expect(a.events).toEqual([]);
+      const d = a.devices[0];
+      if (d?.result.case !== "response") throw new Error(`no page: ${d?.result.case}`);
+      const events = d.eventIndexes.map((n) => fromBinary(RoomEventSchema, a.encodedEvents[n] as Uint8Array));
+      return { ...d.result.value, events };
+    };
+    expect(await encoded()).toEqual(own);
+    expect(await encoded()).toEqual(own);
+    await sendOk(t.as("sd-ann"), edit(roomId, one?.eventId as string, "one, edited"));
+    const edited = await t.as("sd-ben", "connect", { device_id: "phone" }).sync({ cursors: [{ roomId, seq: 1n }] });
+    expect(edited.events[0]).toMatchObject({ edited: true, content: { value: { body: "one, edited" } } });
+    expect((await encoded()).events.slice(0, 2)).toEqual(edited.events.slice(0, 2));
     await expect(
       t.as("sd-gateway").syncDevices({ devices: Array.from({ length: 501 }, () => requests[1]!) }),
     ).rejects.toMatchObject({ code: Code.InvalidArgument });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { EventRow } from "../../src/db/schema.js";
 import type { SeqRange, SyncReader, SyncRoom } from "../../src/delivery/store.js";
-import { SyncBatcher, type SyncBatchLimits, type SyncReads, union } from "../../src/delivery/sync-batch.js";
+import {
+  type PageEvent,
+  SyncBatcher,
+  type SyncBatchLimits,
+  type SyncReads,
+  union,
+} from "../../src/delivery/sync-batch.js";
 
 // Concurrent Syncs read together, fairly, each room's events read once (delivery/sync-batch.ts).
 
@@ -74,7 +80,7 @@ const request = (profileId: string, given: [string, number][] = [], limit = 500)
   given: new Map(given),
   limit,
 });
-const seqs = (events: { roomId: string; seq: bigint }[]) => events.map((e) => `${e.roomId}:${e.seq}`);
+const seqs = (events: PageEvent[]) => events.map(({ event: e }) => `${e.roomId}:${e.seq}`);
 
 describe("SyncBatcher", () => {
   it("reads the Syncs that arrive while a batch is read together, in the next batch", async () => {

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import {
@@ -9,9 +9,11 @@ import {
   type PresenceState,
   type RoomCursor,
   type RoomEvent,
+  RoomEventSchema,
   type SyncResponse,
 } from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
+import { knownEventFrame } from "./ordered-delivery.js";
 
 /**
  * What a device session asks of the Default Service, on behalf of one device. A refusal rejects
@@ -53,8 +55,12 @@ export function chatClientPort(chat: Client<typeof ChatService>): OpenChatPort {
   return (device) => new ClientChatPort(chat, syncs, device);
 }
 
-/** Devices of one SyncDevices call, at most. */
-const SYNC_DEVICES_PER_CALL = 100;
+/**
+ * Devices of one SyncDevices call, at most: as many as the Default Service reads in one batch
+ * (delivery/sync-service.ts), so a call is one batch there and the next call is already waiting
+ * when a batch ends.
+ */
+const SYNC_DEVICES_PER_CALL = 200;
 /** SyncDevices calls under way at once, at most: the Syncs asked for meanwhile wait for the next. */
 const SYNC_CALLS_IN_FLIGHT = 2;
 const SYNC_DEVICES_TIMEOUT_MS = 30_000;
@@ -69,7 +75,7 @@ interface WaitingSync {
 
 /**
  * The Syncs of every device of the gateway asked for in one turn of the event loop (a burst of
- * hellos, a reconnect storm) go to the Default Service together, in one SyncDevices call per 100:
+ * hellos, a reconnect storm) go to the Default Service together, in one SyncDevices call per 200:
  * one request instead of one per device, each device's token checked there as its own Sync's
  * would be, and each device answered what its own Sync would have answered. As sends are
  * group-committed, with no timer: while two calls are under way, the Syncs asked for meanwhile
@@ -123,10 +129,12 @@ class DeviceSyncs {
   private async call(batch: WaitingSync[]): Promise<void> {
     const latest = batch.reduce((a, b) => (b.expiresAt > a.expiresAt ? b : a));
     try {
-      const { devices, events } = await this.chat.syncDevices(
-        { devices: batch.map((w) => w.request) },
+      const answer = await this.chat.syncDevices(
+        { devices: batch.map((w) => w.request), encodedEvents: true },
         { timeoutMs: SYNC_DEVICES_TIMEOUT_MS, headers: { authorization: `Bearer ${latest.request.token}` } },
       );
+      const { devices } = answer;
+      const events = answer.encodedEvents.length > 0 ? answer.encodedEvents.map(decodeEvent) : answer.events;
       batch.forEach((w, i) => {
         const answer = devices[i]?.result;
         if (answer?.case === "response") {
@@ -156,6 +164,16 @@ class DeviceSyncs {
       for (const w of batch) w.reject(err);
     }
   }
+}
+
+/**
+ * An event the service sent in binary: decoded for its room and seq, and its `event` frame made
+ * from the same bytes, so that the gateway does not encode it again (ordered-delivery.ts).
+ */
+function decodeEvent(bytes: Uint8Array): RoomEvent {
+  const event = fromBinary(RoomEventSchema, bytes);
+  knownEventFrame(event, bytes);
+  return event;
 }
 
 /**

@@ -49,6 +49,27 @@ function eventFrame(e: RoomEvent): Held {
   return held;
 }
 
+/** ServerFrame's `event` field (3), length-delimited: what precedes a RoomEvent's bytes in its frame. */
+const EVENT_FIELD_TAG = (3 << 3) | 2;
+
+/**
+ * Remembers the frame of an event that arrived in binary (`bytes`, a RoomEvent as the service
+ * encoded it): the frame's bytes are its tag, its length and those bytes, with nothing encoded again.
+ */
+export function knownEventFrame(e: RoomEvent, bytes: Uint8Array): void {
+  let lengthBytes = 1;
+  for (let n = bytes.byteLength; n > 0x7f; n >>>= 7) lengthBytes++;
+  // From Node's pool of small buffers: a typed array of its own per event costs far more.
+  const wire = Buffer.allocUnsafe(1 + lengthBytes + bytes.byteLength);
+  let at = 0;
+  wire[at++] = EVENT_FIELD_TAG;
+  let n = bytes.byteLength;
+  for (; n > 0x7f; n >>>= 7) wire[at++] = (n & 0x7f) | 0x80;
+  wire[at++] = n;
+  wire.set(bytes, at);
+  eventFrames.set(e, { frame: create(ServerFrameSchema, { frame: { case: "event", value: e } }), bytes: wire });
+}
+
 /**
  * A device's events in seq order per room, with no gap and no duplicate, across the seam between
  * replay and live. Until the replay is over every live frame is held; then the held frames go

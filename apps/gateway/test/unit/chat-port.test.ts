@@ -1,16 +1,19 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import {
   type ChatService,
   RoomEventSchema,
+  ServerFrameSchema,
   type SyncDevicesRequest,
   SyncResponseSchema,
   type SyncResponse as SyncResponseType,
 } from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
+import { createLogger } from "@service-chat/core";
 import { until } from "@service-chat/testing/until";
 import { describe, expect, it } from "vitest";
 import { chatClientPort } from "../../src/session/chat-port.js";
+import { OrderedDelivery } from "../../src/session/ordered-delivery.js";
 
 const identity: Identity = { profileId: "p", contactId: "", deviceId: "" };
 const shared = create(RoomEventSchema, { roomId: "r", seq: 1n });
@@ -18,8 +21,8 @@ const page = (seq: number, events = [shared]) =>
   create(SyncResponseSchema, { cursors: [{ roomId: "r", seq: BigInt(seq) }], events });
 
 /** A ChatService whose SyncDevices answers each device by its token ("bad…": an error), recording the calls. */
-function fakeChat(o: { unimplemented?: boolean; refuseCall?: boolean } = {}) {
-  const calls: { method: string; devices: number; authorization?: string }[] = [];
+function fakeChat(o: { unimplemented?: boolean; refuseCall?: boolean; encoded?: boolean } = {}) {
+  const calls: { method: string; devices: number; authorization?: string; encodedEvents?: boolean }[] = [];
   const chat = {
     async sync(req: { limit: number }, options: { headers: { authorization: string } }) {
       calls.push({ method: "sync", devices: 1 });
@@ -28,6 +31,7 @@ function fakeChat(o: { unimplemented?: boolean; refuseCall?: boolean } = {}) {
     },
     async syncDevices(req: SyncDevicesRequest, options: { headers: { authorization: string } }) {
       calls.push({ method: "syncDevices", devices: req.devices.length, authorization: options.headers.authorization });
+      expect(req.encodedEvents).toBe(true);
       if (o.unimplemented) throw new ConnectError("no such method", Code.Unimplemented);
       if (o.refuseCall) throw new ConnectError("token expired", Code.Unauthenticated);
       return {
@@ -39,7 +43,9 @@ function fakeChat(o: { unimplemented?: boolean; refuseCall?: boolean } = {}) {
               }
             : { result: { case: "response", value: page(request?.limit ?? 0) }, eventIndexes: [0] },
         ),
-        events: [shared],
+        // A service that knows encoded_events answers the events in binary; an older one, as messages.
+        events: o.encoded ? [] : [shared],
+        encodedEvents: o.encoded ? [toBinary(RoomEventSchema, shared)] : [],
       };
     },
   } as unknown as Client<typeof ChatService>;
@@ -50,7 +56,7 @@ describe("the ChatService port of a gateway of its own", () => {
   it("sends the Syncs of one turn in one SyncDevices call, and answers each device its own page or error", async () => {
     const { chat, calls } = fakeChat();
     const open = chatClientPort(chat);
-    const tokens = Array.from({ length: 250 }, (_, i) => (i === 7 ? "bad" : `t${i}`));
+    const tokens = Array.from({ length: 450 }, (_, i) => (i === 7 ? "bad" : `t${i}`));
     const answers = await Promise.allSettled(
       tokens.map((token, i) =>
         open({ identity: { ...identity, expiresAt: 1000 + (i % 120) }, token, deviceId: "d" }).sync([], i + 1),
@@ -58,9 +64,9 @@ describe("the ChatService port of a gateway of its own", () => {
     );
     // Each call carries, as its own token, the one of its devices that expires last.
     expect(calls).toEqual([
-      { method: "syncDevices", devices: 100, authorization: "Bearer t99" },
-      { method: "syncDevices", devices: 100, authorization: "Bearer t119" },
-      { method: "syncDevices", devices: 50, authorization: "Bearer t239" },
+      { method: "syncDevices", devices: 200, authorization: "Bearer t119" },
+      { method: "syncDevices", devices: 200, authorization: "Bearer t239" },
+      { method: "syncDevices", devices: 50, authorization: "Bearer t449" },
     ]);
     answers.forEach((a, i) => {
       if (i === 7) expect(a).toMatchObject({ status: "rejected", reason: { code: Code.Unauthenticated } });
@@ -71,6 +77,31 @@ describe("the ChatService port of a gateway of its own", () => {
     expect(a?.value.events[0]).toBe(b?.value.events[0]);
   });
 
+  it("takes events the service sent in binary: decoded once per call, and their frames made from the same bytes", async () => {
+    const { chat } = fakeChat({ encoded: true });
+    const open = chatClientPort(chat);
+    const pages = await Promise.all([1, 2].map((n) => open({ identity, token: `t${n}`, deviceId: "d" }).sync([], n)));
+    expect(pages).toEqual([page(1), page(2)]);
+    expect(pages[0]?.events[0]).toBe(pages[1]?.events[0]);
+    // Replayed to a device, the event's frame is what encoding the frame would give.
+    const written: Uint8Array[] = [];
+    const delivery = new OrderedDelivery(
+      {
+        sync: async () => pages[0] as SyncResponseType,
+        emit: (frame, bytes) => {
+          if (frame.frame.case === "event") written.push(new Uint8Array(bytes as Uint8Array));
+        },
+        close: () => {},
+      },
+      { replayPageSize: 500, maxHeldFrames: 10 },
+      createLogger("silent"),
+    );
+    expect(await delivery.replay([])).toBe(1);
+    expect(written).toEqual([
+      toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value: shared } })),
+    ]);
+  });
+
   it("keeps two calls under way; the Syncs asked for meanwhile go together in the next", async () => {
     const calls: number[] = [];
     const gates: (() => void)[] = [];
@@ -78,7 +109,11 @@ describe("the ChatService port of a gateway of its own", () => {
       async syncDevices(req: SyncDevicesRequest) {
         calls.push(req.devices.length);
         await new Promise<void>((open) => gates.push(open));
-        return { devices: req.devices.map(() => ({ result: { case: "response", value: page(1, []) } })), events: [] };
+        return {
+          devices: req.devices.map(() => ({ result: { case: "response", value: page(1, []) } })),
+          events: [],
+          encodedEvents: [],
+        };
       },
     } as unknown as Client<typeof ChatService>;
     const open = chatClientPort(chat);

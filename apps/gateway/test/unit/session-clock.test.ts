@@ -47,6 +47,8 @@ function session(identity: Identity, overrides: Partial<Limits> = {}) {
     sync: async () => empty,
     syncDevices: async (req: SyncDevicesRequest) => ({
       devices: req.devices.map(() => ({ result: { case: "response", value: empty } })),
+      events: [],
+      encodedEvents: [],
     }),
   } as unknown as Client<typeof ChatService>;
   const s = new DeviceSession(
