@@ -19,6 +19,9 @@ import { tapDeliveries } from "./pipeline-helpers.js";
 /** How long a wait for deliveries by NOTIFY may take: well under the relay's poll (OUTBOX_RELAY_POLL_MS below). */
 const NOTIFY_WAIT_MS = 40_000;
 
+/** How long a wait for a new leader may take: past the relay's retry period (its poll, below). */
+const LEADER_WAIT_MS = 180_000;
+
 /** The relay's advisory lock key (apps/default/src/delivery/outbox-relay.ts). */
 const RELAY_LOCK = 0x72656c61;
 
@@ -152,10 +155,16 @@ describe.skipIf(TEST_DB !== "postgres")("outbox relay leadership when its databa
     /** Waits for exactly one lock holder other than `old`, idle (listening), and says how long it took. */
     const newLeader = async (old: number) => {
       const t0 = performance.now();
-      const [holder] = await until("exactly one new session to hold the relay lock", async () => {
-        const h = await holders();
-        return h.length === 1 && h[0]?.pid !== old && h;
-      });
+      // A relay that failed to reconnect, and one waiting for the lock, both retry after the poll
+      // period (a minute here): wait past it.
+      const [holder] = await until(
+        "exactly one new session to hold the relay lock",
+        async () => {
+          const h = await holders();
+          return h.length === 1 && h[0]?.pid !== old && h;
+        },
+        { timeoutMs: LEADER_WAIT_MS },
+      );
       return { holder: holder as { pid: number; app: string }, ms: performance.now() - t0 };
     };
 
@@ -185,5 +194,5 @@ describe.skipIf(TEST_DB !== "postgres")("outbox relay leadership when its databa
     expect(switches).toBeLessThanOrEqual(2);
     expect(new Set(publishers).size).toBeGreaterThan(0);
     expect(await holders()).toHaveLength(1);
-  });
+  }, 900_000); // two leadership changes, each of which may wait out a retry period
 });
