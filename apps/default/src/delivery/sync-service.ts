@@ -19,7 +19,6 @@ import {
 import { publishToUsers } from "@service-chat/protocol";
 import { requireAccess } from "../authz/access.js";
 import { unreadCount } from "../rooms/present.js";
-import { EncodedEvents } from "./encoded-events.js";
 import type { DeliveryStore } from "./store.js";
 import { type PageEvent, type SyncAnswer, SyncBatcher, type SyncRequest } from "./sync-batch.js";
 
@@ -71,16 +70,12 @@ export class SyncService {
     private readonly live: LiveBus,
     private readonly settings: SyncSettings,
   ) {
-    this.batcher = new SyncBatcher(
-      store,
-      {
-        inFlight: settings.readsInFlight ?? 2,
-        maxDevices: SYNC_BATCH_DEVICES,
-        maxEvents: SYNC_BATCH_EVENTS,
-        maxBacklog: settings.maxBacklog,
-      },
-      new EncodedEvents(),
-    );
+    this.batcher = new SyncBatcher(store, {
+      inFlight: settings.readsInFlight ?? 2,
+      maxDevices: SYNC_BATCH_DEVICES,
+      maxEvents: SYNC_BATCH_EVENTS,
+      maxBacklog: settings.maxBacklog,
+    });
   }
 
   /** Moves the device's delivered cursors forward (never back); answers the stored cursors. */
