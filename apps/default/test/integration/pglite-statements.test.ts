@@ -27,6 +27,14 @@ it.runIf(TEST_DB === "pglite")("runs statements prepared once, past the cache's 
         ok: boolean;
       }>`select * from t where id = ${id}`.execute(db);
     const [first, again] = [await read(0), await read(299)];
+    // Prepared on the server, once per text, and no more than the bound kept (plus the one dropped
+    // last, whose close goes with the next statement prepared).
+    const prepared = async () =>
+      (await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(db)).rows.map(
+        (r) => r.statement,
+      );
+    expect((await prepared()).filter((t) => t === "select * from t where id = $1")).toHaveLength(1);
+    expect((await prepared()).length).toBeLessThanOrEqual(257);
     expect(first.rows[0]).toEqual({ id: 0, at, tags: ["a", "b0"], doc: { i: 0 }, ok: true });
     expect(again.rows[0]).toMatchObject({ id: 299, tags: ["a", "b299"], ok: false });
     // The first texts were closed and are prepared again when they come back.
