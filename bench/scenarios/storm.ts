@@ -7,12 +7,21 @@ import { chatAs, createRoom, mapPool, sendTexts } from "../lib/setup.js";
 /** Every device reconnects at a random moment of this window: within ±250 ms of its middle. */
 export const RECONNECT_WINDOW_MS = 500;
 
+const merged = (parts: import("../lib/hist.js").HistogramData[]): Percentiles => {
+  const h = new Histogram();
+  for (const p of parts) h.merge(p);
+  return h.summary();
+};
+
 interface CaughtUp {
   devices: number;
   caughtUp: number;
   allCaughtUpMs: number;
   lastSyncedMs: number;
   catchUp: import("../lib/hist.js").HistogramData;
+  /** From the reconnect signal until each device's upgrade completed, and until its `synced`. */
+  opened: import("../lib/hist.js").HistogramData;
+  synced: import("../lib/hist.js").HistogramData;
   missing: number;
   gaps: number;
   dups: number;
@@ -45,6 +54,10 @@ export interface StormResult {
   allSyncedSeconds: number;
   deadlineSeconds: number;
   perDeviceCatchUpMs: Percentiles;
+  /** From the reconnect signal until each device's upgrade completed (absent in older results). */
+  perDeviceOpenMs?: Percentiles;
+  /** From the reconnect signal until each device's `synced` (absent in older results). */
+  perDeviceSyncedMs?: Percentiles;
   caughtUp: number;
   /** Seqs a device skipped: shown a later event without an earlier one (0 is the only acceptable figure). */
   lost: number;
@@ -185,6 +198,8 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
         : Math.max(...result.map((w) => w.lastSyncedMs)) / 1000,
       deadlineSeconds: deadlineMs / 1000,
       perDeviceCatchUpMs: hist.summary(),
+      perDeviceOpenMs: merged(result.map((w) => w.opened)),
+      perDeviceSyncedMs: merged(result.map((w) => w.synced)),
       caughtUp: result.reduce((a, w) => a + w.caughtUp, 0),
       lost: result.reduce((a, w) => a + w.gaps, 0),
       notYetShown: result.reduce((a, w) => a + w.missing, 0),

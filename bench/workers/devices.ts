@@ -28,6 +28,8 @@ interface Device {
   advancedAt: Map<string, number>;
   seen?: Uint8Array;
   attempts: number;
+  /** When the socket's upgrade completed (`open`), on the latest attempt. */
+  openedAt?: number;
   syncedAt?: number;
   caughtUpAt?: number;
 }
@@ -173,6 +175,7 @@ function open(d: Device, timeoutMs = 130_000): Promise<void> {
     ws.once("bench-live", live);
     ws.on("message", (data: Buffer) => onFrame(d, data));
     ws.once("open", () => {
+      d.openedAt = now();
       if (c.kind === "raw") {
         d.state = "live";
         ws.emit("bench-live");
@@ -398,6 +401,7 @@ export function drop() {
     d.state = "down";
     d.caughtUpAt = undefined;
     d.syncedAt = undefined;
+    d.openedAt = undefined;
     d.ws?.terminate();
   }
   return { dropped: devices.length };
@@ -464,6 +468,13 @@ export async function waitCaughtUp(a: { expected: Record<string, number>; timeou
   const synced = devices.map((d) => since(d.syncedAt)).filter(Number.isFinite);
   const hist = new Histogram();
   for (const t of caught) hist.record(t);
+  const opened = new Histogram();
+  const syncedHist = new Histogram();
+  for (const d of devices) {
+    const o = since(d.openedAt);
+    if (Number.isFinite(o)) opened.record(o);
+  }
+  for (const t of synced) syncedHist.record(t);
   return {
     devices: devices.length,
     caughtUp: caught.length,
@@ -471,6 +482,8 @@ export async function waitCaughtUp(a: { expected: Record<string, number>; timeou
     allCaughtUpMs: caught.length === devices.length ? Math.max(...caught) : -1,
     lastSyncedMs: synced.length === devices.length ? Math.max(...synced) : -1,
     catchUp: hist.toJSON(),
+    opened: opened.toJSON(),
+    synced: syncedHist.toJSON(),
     missing,
     gaps: storm.gaps,
     dups: storm.dups,
