@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
-import { ClientFrameSchema, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
+import { create, fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { type ClientFrame, ClientFrameSchema, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import { MAX_JSON_DEPTH, nestsDeeperThan } from "@service-chat/core";
 import { type Disconnect, JSON_PROTOCOL } from "@service-chat/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
@@ -16,6 +16,21 @@ export interface WebSocketOptions {
 
 const SESSION = Symbol("session");
 type SessionSocket = WebSocket & { [SESSION]: DeviceSession };
+
+/**
+ * A device's ping, the frame idle devices send most (every device, every 25 s or so): `ping {}`
+ * with no request id. Recognised by its bytes (binary) or its text as the SDK writes it (JSON),
+ * and handed on as one shared, frozen frame instead of being decoded: decoding it cost more than
+ * the rest of its handling together.
+ */
+const PING: ClientFrame = Object.freeze(create(ClientFrameSchema, { frame: { case: "ping", value: {} } }));
+const PING_BINARY = Buffer.from(toBinary(ClientFrameSchema, PING));
+const PING_JSON = Buffer.from(toJsonString(ClientFrameSchema, PING));
+
+function isPing(data: Buffer, json: boolean): boolean {
+  const ping = json ? PING_JSON : PING_BINARY;
+  return data.length === ping.length && data.equals(ping);
+}
 
 /**
  * The device stream over WebSocket at /ws, for browsers: binary protobuf frames, or JSON frames
@@ -37,6 +52,10 @@ export function webSocketEndpoint(options: WebSocketOptions) {
       return;
     }
     const json = this.protocol === JSON_PROTOCOL || !isBinary;
+    if (isPing(data, json)) {
+      session.receive(PING);
+      return;
+    }
     // Checked before parsing, in about a millisecond per megabyte: deep nesting costs a parser far more.
     if (json && nestsDeeperThan(data)) {
       session.badFrame(`frame nests deeper than ${MAX_JSON_DEPTH} levels`);

@@ -108,6 +108,27 @@ describe("device streams", () => {
     expect((await d.waitFor((f) => f.requestId === "p1")).frame.case).toBe("pong");
     d.close();
   });
+
+  it("answers a device's ping without a request id with a pong, in binary and in JSON, in order with other frames", async () => {
+    for (const json of [false, true]) {
+      const d = await wsDevice(
+        t.httpUrl,
+        { case: "hello", value: { token: await token("pinger", `idle-${json}`) } },
+        { json },
+      );
+      await d.waitFor((f) => f.frame.case === "synced");
+      const before = d.frames.length;
+      d.send({ frame: { case: "ping", value: {} } });
+      d.send({ requestId: "after", frame: { case: "ping", value: {} } });
+      await d.waitFor((f) => f.requestId === "after");
+      const answers = d.frames.slice(before).map((f) => [f.frame.case, f.requestId]);
+      expect(answers).toEqual([
+        ["pong", ""],
+        ["pong", "after"],
+      ]);
+      d.close();
+    }
+  });
 });
 
 describe("disconnects", () => {
