@@ -553,7 +553,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         ? `Service Chat: ${r.idle.ours.processes} gateway-only processes (SERVICES=gateway, registry on Redis) in front of a Default Service process, the devices spread evenly over them and over source addresses 127.0.0.x, memory added up over the processes (raw ws: as many servers); each device `
         : "Service Chat: a gateway-only process (SERVICES=gateway) in front of a Default Service process; each device ") +
         "sent hello with its token, was registered and subscribed, got its (empty) replay and `synced`, then stays " +
-        "idle (a ping every 25 s). Raw ws: the broadcast server holding plain sockets. Memory is read from the server " +
+        "idle (a ping every 25 s, each device at its own moment of the 25 s, as clients that connected at different times do). Raw ws: the broadcast server holding plain sockets (its devices do not ping). Memory is read from the server " +
         "process after full GCs (`--expose-gc`, asked over IPC): per connection = (reading − reading at the reference " +
         `of ${r.idle.ours.reference} connections) ÷ connections added; RSS is marked *below noise* when it moved by ` +
         "less than 32 MiB, which it can do by itself between two readings (then only the heap figure counts). CPU is " +
