@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { type LiveDelivery, type ServerFrame, ServerFrameSchema } from "@service-chat/api";
+import { type ServerFrame, ServerFrameSchema } from "@service-chat/api";
 import { extract, type LiveBus, type Logger, SpanKind, type Tracing } from "@service-chat/core";
-import { DELIVERIES_SUBJECT, decodeDelivery } from "@service-chat/protocol";
+import { DELIVERIES_SUBJECT, type Delivery, decodeDelivery } from "@service-chat/protocol";
 
 /** What the hub needs of a session. */
 export interface HubMember {
@@ -82,7 +82,7 @@ export class LiveHub {
   }
 
   private dispatch(data: Uint8Array): void {
-    let delivery: LiveDelivery;
+    let delivery: Delivery;
     let frame: ServerFrame | undefined;
     try {
       delivery = decodeDelivery(data);
