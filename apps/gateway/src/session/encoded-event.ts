@@ -12,9 +12,10 @@ import { eventFrame, readEvent } from "@service-chat/protocol";
  *
  * Why not also a cache of decoded events across SyncDevices answers (keyed by room and seq): with
  * no decode on the binary path there is little left to save, and a cache would have to tell an
- * edited or redacted event from the one it kept, which the service knows (delivery/encoded-events.ts)
- * and the gateway could only learn by comparing bytes. Within one answer an event several devices
- * hold is already one EncodedEvent (chat-port.ts).
+ * event edited or redacted since from the one it kept, which the service knows
+ * (delivery/encoded-events.ts) and the gateway could only learn by comparing bytes (the event's
+ * `edited` flag does not tell a second edit from the first). Within one answer an event several
+ * devices hold is already one EncodedEvent (chat-port.ts).
  */
 export class EncodedEvent {
   readonly roomId: string;
