@@ -11,8 +11,8 @@ import {
   sleep,
   type Tracing,
 } from "@service-chat/core";
-import { publishToRecipients, RECIPIENTS_PER_MESSAGE } from "@service-chat/protocol";
-import { decodeEvent, eventFrame, readBatch, type WireEvent } from "./event-wire.js";
+import { eventFrame, publishToRecipients, RECIPIENTS_PER_MESSAGE } from "@service-chat/protocol";
+import { decodeEvent, readBatch, type WireEvent } from "./event-wire.js";
 import { type Member, type MembershipCache, membershipChange } from "./membership.js";
 import type { PipelineMetrics } from "./metrics.js";
 
@@ -90,7 +90,7 @@ export class FanoutWorker implements Service {
       const event = wire.type === RoomEventType.SYSTEM || this.o.onDelivered ? decodeEvent(wire) : undefined;
       const change = event ? membershipChange(event) : undefined;
       const recipients = await this.o.members.recipients(wire.roomId, wire.seq, change);
-      const frame = eventFrame(wire);
+      const frame = eventFrame(wire.bytes);
       for (let i = 0; i < recipients.length; i += CHUNK) {
         if (i > 0) await new Promise((r) => setImmediate(r));
         publishToRecipients(

@@ -1,7 +1,8 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type RoomEvent, RoomEventSchema, RoomEventType, ServerFrameSchema, SystemEventKind } from "@service-chat/api";
+import { eventFrame } from "@service-chat/protocol";
 import { expect, it } from "vitest";
-import { decodeEvent, eventFrame, readBatch } from "../../src/delivery/event-wire.js";
+import { decodeEvent, readBatch } from "../../src/delivery/event-wire.js";
 import { encodeBatches } from "../../src/delivery/outbox-relay.js";
 
 it("reads a stream entry's events without decoding them, and frames each as the gateway expects", () => {
@@ -29,8 +30,8 @@ it("reads a stream entry's events without decoding them, and frames each as the 
   ]);
   read.forEach((wire, i) => {
     expect(decodeEvent(wire)).toEqual(events[i]);
-    const framed = eventFrame(wire);
-    expect(framed).toEqual(
+    const framed = eventFrame(wire.bytes);
+    expect(new Uint8Array(framed)).toEqual(
       toBinary(
         ServerFrameSchema,
         create(ServerFrameSchema, { frame: { case: "event", value: events[i] as RoomEvent } }),

@@ -1,4 +1,4 @@
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import {
@@ -9,11 +9,10 @@ import {
   type PresenceState,
   type RoomCursor,
   type RoomEvent,
-  RoomEventSchema,
-  type SyncResponse,
 } from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
-import { knownEventFrame } from "./ordered-delivery.js";
+import { EncodedEvent } from "./encoded-event.js";
+import type { ReplayedEvent, SyncPage } from "./ordered-delivery.js";
 
 /**
  * What a device session asks of the Default Service, on behalf of one device. A refusal rejects
@@ -31,8 +30,11 @@ export interface ChatPort {
   markRead(roomId: string, seq: bigint): Promise<void>;
   typing(roomId: string, active: boolean): Promise<void>;
   presence(state: PresenceState): Promise<void>;
-  /** One page of what the device has not seen from these positions. */
-  sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse>;
+  /**
+   * One page of what the device has not seen from these positions: Sync's answer, its events
+   * decoded or as the service encoded them (ordered-delivery.ts, `SyncPage`).
+   */
+  sync(cursors: RoomCursor[], limit: number): Promise<SyncPage>;
 }
 
 /** The device a port acts for: its verified identity and the token it was verified from. */
@@ -69,7 +71,7 @@ interface WaitingSync {
   request: DeviceSyncRequest;
   /** When the device's token expires (unix ms). */
   expiresAt: number;
-  resolve(page: SyncResponse): void;
+  resolve(page: SyncPage): void;
   reject(err: unknown): void;
 }
 
@@ -93,13 +95,7 @@ class DeviceSyncs {
 
   constructor(private readonly chat: Client<typeof ChatService>) {}
 
-  sync(
-    token: string,
-    expiresAt: number,
-    cursors: RoomCursor[],
-    limit: number,
-    deviceId: string,
-  ): Promise<SyncResponse> {
+  sync(token: string, expiresAt: number, cursors: RoomCursor[], limit: number, deviceId: string): Promise<SyncPage> {
     if (!this.batched) return this.one(token, cursors, limit, deviceId);
     return new Promise((resolve, reject) => {
       if (this.waiting.length === 0) setImmediate(() => this.flush());
@@ -112,7 +108,7 @@ class DeviceSyncs {
     });
   }
 
-  private one(token: string, cursors: RoomCursor[], limit: number, deviceId: string): Promise<SyncResponse> {
+  private one(token: string, cursors: RoomCursor[], limit: number, deviceId: string): Promise<SyncPage> {
     return this.chat.sync({ cursors, limit, deviceId }, { headers: { authorization: `Bearer ${token}` } });
   }
 
@@ -134,14 +130,15 @@ class DeviceSyncs {
         { timeoutMs: SYNC_DEVICES_TIMEOUT_MS, headers: { authorization: `Bearer ${latest.request.token}` } },
       );
       const { devices } = answer;
-      const events = answer.encodedEvents.length > 0 ? answer.encodedEvents.map(decodeEvent) : answer.events;
+      const events: readonly ReplayedEvent[] =
+        answer.encodedEvents.length > 0 ? answer.encodedEvents.map((bytes) => new EncodedEvent(bytes)) : answer.events;
       batch.forEach((w, i) => {
         const answer = devices[i]?.result;
         if (answer?.case === "response") {
-          // Events several pages hold are one object, encoded once for all (ordered-delivery.ts).
-          const page = answer.value;
-          page.events = (devices[i]?.eventIndexes ?? []).map((n) => events[n] as RoomEvent);
-          if (page.events.includes(undefined as unknown as RoomEvent)) {
+          // Events several pages hold are one object, framed once for all (ordered-delivery.ts).
+          const indexes = devices[i]?.eventIndexes ?? [];
+          const page: SyncPage = { ...answer.value, events: indexes.map((n) => events[n] as ReplayedEvent) };
+          if (page.events.includes(undefined as unknown as ReplayedEvent)) {
             w.reject(new ConnectError("an event position out of range", Code.Internal));
           } else w.resolve(page);
         } else if (answer?.case === "error") {
@@ -164,16 +161,6 @@ class DeviceSyncs {
       for (const w of batch) w.reject(err);
     }
   }
-}
-
-/**
- * An event the service sent in binary: decoded for its room and seq, and its `event` frame made
- * from the same bytes, so that the gateway does not encode it again (ordered-delivery.ts).
- */
-function decodeEvent(bytes: Uint8Array): RoomEvent {
-  const event = fromBinary(RoomEventSchema, bytes);
-  knownEventFrame(event, bytes);
-  return event;
 }
 
 /**
@@ -208,7 +195,7 @@ class ClientChatPort implements ChatPort {
     await this.chat.setPresence({ state }, this.options());
   }
 
-  sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
+  sync(cursors: RoomCursor[], limit: number): Promise<SyncPage> {
     const { token, identity, deviceId } = this.device;
     return this.syncs.sync(token, identity.expiresAt ?? Number.POSITIVE_INFINITY, cursors, limit, deviceId);
   }

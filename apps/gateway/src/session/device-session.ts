@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ClientFrame, Hello, RoomCursor, ServerFrame, SyncResponse } from "@service-chat/api";
+import type { ClientFrame, Hello, RoomCursor, ServerFrame } from "@service-chat/api";
 import { ServerFrameSchema } from "@service-chat/api";
 import type { Authenticator, ConnectionInfo, ConnectionRegistry, Logger, OutageLog } from "@service-chat/core";
 import { DISCONNECT, type Disconnect } from "@service-chat/protocol";
@@ -11,7 +11,7 @@ import type { ChatPort, OpenChatPort } from "./chat-port.js";
 import { connectionId } from "./connection-id.js";
 import { Dispatcher, type DispatchTarget } from "./dispatch.js";
 import { admit, type Device, register, welcome } from "./handshake.js";
-import { type DeliveryTarget, OrderedDelivery } from "./ordered-delivery.js";
+import { type DeliveryTarget, OrderedDelivery, type SyncPage } from "./ordered-delivery.js";
 import { pong } from "./pong.js";
 import { FrameWriter, type Sink } from "./writer.js";
 
@@ -173,7 +173,7 @@ export class DeviceSession implements HubMember, DispatchTarget, DeliveryTarget 
   }
 
   /** One Sync page for the ordered delivery, through the device's port. */
-  sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse> {
+  sync(cursors: RoomCursor[], limit: number): Promise<SyncPage> {
     if (!this.port) return Promise.reject(new Error("no port before the hello is accepted"));
     return this.port.sync(cursors, limit);
   }

@@ -8,13 +8,14 @@ import {
 } from "@service-chat/api";
 import type { Logger } from "@service-chat/core";
 import { DISCONNECT, type Disconnect, RoomSequencer } from "@service-chat/protocol";
+import { EncodedEvent } from "./encoded-event.js";
 
 /** What the ordered delivery needs of its session. */
 export interface DeliveryTarget {
   /** For the session's log lines. */
   readonly connectionId?: string;
   /** One Sync page from these positions. */
-  sync(cursors: RoomCursor[], limit: number): Promise<SyncResponse>;
+  sync(cursors: RoomCursor[], limit: number): Promise<SyncPage>;
   /** Writes a frame to the device (`bytes` is its binary form when known). */
   emit(frame: ServerFrame, bytes?: Uint8Array): void;
   /** Ends the session: too much arrived while catching up, or a gap could not be filled. */
@@ -34,12 +35,23 @@ interface Held {
 }
 
 /**
- * A replayed event's frame and its bytes, made once per event object: the devices of a room that
- * catch up together get the same object from Sync (one answer for all of them), and so the same
- * bytes, which the transport also frames once (ws.ts).
+ * A replayed event as a Sync page holds it: decoded (a gateway beside the Default Service, or an
+ * older service), or as the service encoded it (SyncDevices' `encoded_events`: encoded-event.ts).
+ * The delivery itself reads only its room and seq.
+ */
+export type ReplayedEvent = RoomEvent | EncodedEvent;
+
+/** A Sync page as the delivery reads it: SyncResponse, its events decoded or not. */
+export type SyncPage = Omit<SyncResponse, "events"> & { events: readonly ReplayedEvent[] };
+
+/**
+ * A decoded replayed event's frame and its bytes, made once per event object: the devices of a
+ * room that catch up together get the same object from Sync (one answer for all of them), and so
+ * the same bytes, which the transport also frames once (ws.ts). An EncodedEvent carries its own.
  */
 const eventFrames = new WeakMap<RoomEvent, Held>();
-function eventFrame(e: RoomEvent): Held {
+function eventFrame(e: ReplayedEvent): Held {
+  if (e instanceof EncodedEvent) return e;
   let held = eventFrames.get(e);
   if (!held) {
     const frame = create(ServerFrameSchema, { frame: { case: "event", value: e } });
@@ -47,27 +59,6 @@ function eventFrame(e: RoomEvent): Held {
     eventFrames.set(e, held);
   }
   return held;
-}
-
-/** ServerFrame's `event` field (3), length-delimited: what precedes a RoomEvent's bytes in its frame. */
-const EVENT_FIELD_TAG = (3 << 3) | 2;
-
-/**
- * Remembers the frame of an event that arrived in binary (`bytes`, a RoomEvent as the service
- * encoded it): the frame's bytes are its tag, its length and those bytes, with nothing encoded again.
- */
-export function knownEventFrame(e: RoomEvent, bytes: Uint8Array): void {
-  let lengthBytes = 1;
-  for (let n = bytes.byteLength; n > 0x7f; n >>>= 7) lengthBytes++;
-  // From Node's pool of small buffers: a typed array of its own per event costs far more.
-  const wire = Buffer.allocUnsafe(1 + lengthBytes + bytes.byteLength);
-  let at = 0;
-  wire[at++] = EVENT_FIELD_TAG;
-  let n = bytes.byteLength;
-  for (; n > 0x7f; n >>>= 7) wire[at++] = (n & 0x7f) | 0x80;
-  wire[at++] = n;
-  wire.set(bytes, at);
-  eventFrames.set(e, { frame: create(ServerFrameSchema, { frame: { case: "event", value: e } }), bytes: wire });
 }
 
 /**

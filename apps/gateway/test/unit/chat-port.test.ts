@@ -6,14 +6,14 @@ import {
   ServerFrameSchema,
   type SyncDevicesRequest,
   SyncResponseSchema,
-  type SyncResponse as SyncResponseType,
 } from "@service-chat/api";
 import type { Identity } from "@service-chat/core";
 import { createLogger } from "@service-chat/core";
 import { until } from "@service-chat/testing/until";
 import { describe, expect, it } from "vitest";
 import { chatClientPort } from "../../src/session/chat-port.js";
-import { OrderedDelivery } from "../../src/session/ordered-delivery.js";
+import { EncodedEvent } from "../../src/session/encoded-event.js";
+import { OrderedDelivery, type SyncPage } from "../../src/session/ordered-delivery.js";
 
 const identity: Identity = { profileId: "p", contactId: "", deviceId: "" };
 const shared = create(RoomEventSchema, { roomId: "r", seq: 1n });
@@ -73,21 +73,29 @@ describe("the ChatService port of a gateway of its own", () => {
       else expect(a).toEqual({ status: "fulfilled", value: page(i + 1) });
     });
     // An event several pages hold, sent once, is one object for all of them.
-    const [a, b] = answers as PromiseFulfilledResult<SyncResponseType>[];
+    const [a, b] = answers as PromiseFulfilledResult<SyncPage>[];
     expect(a?.value.events[0]).toBe(b?.value.events[0]);
   });
 
-  it("takes events the service sent in binary: decoded once per call, and their frames made from the same bytes", async () => {
+  it("takes events the service sent in binary: read once per call for their room and seq, and their frames made from the same bytes", async () => {
     const { chat } = fakeChat({ encoded: true });
     const open = chatClientPort(chat);
     const pages = await Promise.all([1, 2].map((n) => open({ identity, token: `t${n}`, deviceId: "d" }).sync([], n)));
-    expect(pages).toEqual([page(1), page(2)]);
-    expect(pages[0]?.events[0]).toBe(pages[1]?.events[0]);
+    expect(pages.map((p) => ({ ...p, events: [] }))).toEqual([
+      { ...page(1), events: [] },
+      { ...page(2), events: [] },
+    ]);
+    const [event] = pages[0]?.events ?? [];
+    expect(event).toBeInstanceOf(EncodedEvent);
+    expect(event).toMatchObject({ roomId: "r", seq: 1 });
+    expect(pages[1]?.events[0]).toBe(event);
+    // Whoever reads the frame's event gets all of it.
+    expect((event as EncodedEvent).frame.frame.value).toEqual(shared);
     // Replayed to a device, the event's frame is what encoding the frame would give.
     const written: Uint8Array[] = [];
     const delivery = new OrderedDelivery(
       {
-        sync: async () => pages[0] as SyncResponseType,
+        sync: async () => pages[0] as SyncPage,
         emit: (frame, bytes) => {
           if (frame.frame.case === "event") written.push(new Uint8Array(bytes as Uint8Array));
         },
