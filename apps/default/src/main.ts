@@ -1,4 +1,4 @@
-import { createLogger, startServices, stopOnSignals } from "@service-chat/core";
+import { createLogger, DevSignerKeyError, startServices, stopOnSignals } from "@service-chat/core";
 import { createApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 
@@ -11,7 +11,11 @@ try {
   process.exit(2);
 }
 const logger = createLogger(config.LOG_LEVEL);
-const app = await createApp(config, logger);
+const app = await createApp(config, logger).catch((err: unknown) => {
+  if (!(err instanceof DevSignerKeyError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+});
 const running = startServices(app.services, logger);
 stopOnSignals(running, logger);
 

@@ -54,19 +54,52 @@ export async function createDevSigner(keyFile?: string): Promise<DevSigner> {
   };
 }
 
+/** The key file cannot be read, written or understood: the message names the file and the problem. */
+export class DevSignerKeyError extends Error {
+  override readonly name = "DevSignerKeyError";
+}
+
 async function loadOrCreateKeys(keyFile?: string) {
   if (keyFile) {
-    const saved = await readFile(keyFile, "utf8").catch(() => undefined);
-    if (saved) {
-      const jwk = JSON.parse(saved) as JWK;
-      const { d: _d, ...pub } = jwk;
-      return { privateKey: await importJWK(jwk, "ES256"), publicKey: await importJWK(pub, "ES256") };
-    }
+    const saved = await readFile(keyFile, "utf8").catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return undefined; // made below, on first use
+      throw new DevSignerKeyError(`DEV_SIGNER_KEY_FILE ${keyFile}: cannot be read (${err.code ?? err.message})`);
+    });
+    if (saved !== undefined) return importSaved(keyFile, saved);
   }
   const pair = await generateKeyPair("ES256", { extractable: true });
   if (keyFile) {
-    await mkdir(dirname(keyFile), { recursive: true });
-    await writeFile(keyFile, JSON.stringify(await exportJWK(pair.privateKey)), { mode: 0o600 });
+    try {
+      await mkdir(dirname(keyFile), { recursive: true });
+      await writeFile(keyFile, JSON.stringify(await exportJWK(pair.privateKey)), { mode: 0o600 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new DevSignerKeyError(`DEV_SIGNER_KEY_FILE ${keyFile}: cannot be written (${code})`);
+    }
   }
   return pair;
+}
+
+/** A key file this signer wrote: an ES256 private key as a JSON Web Key. */
+async function importSaved(keyFile: string, saved: string) {
+  const notAKey = (why: string) =>
+    new DevSignerKeyError(
+      `DEV_SIGNER_KEY_FILE ${keyFile}: not a development signer key (an ES256 private key as a JSON Web Key, ` +
+        `as the signer writes it on first use; remove the file to make a new one): ${why}`,
+    );
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(saved) as JWK;
+  } catch {
+    throw notAKey("the file is not JSON");
+  }
+  if (typeof jwk !== "object" || jwk === null || jwk.kty !== "EC" || jwk.crv !== "P-256" || typeof jwk.d !== "string") {
+    throw notAKey("it is not a P-256 private key");
+  }
+  const { d: _d, ...pub } = jwk;
+  try {
+    return { privateKey: await importJWK(jwk, "ES256"), publicKey: await importJWK(pub, "ES256") };
+  } catch (err) {
+    throw notAKey((err as Error).message);
+  }
 }
