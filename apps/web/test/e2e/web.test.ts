@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ClientFrameSchema, RoomEventType, RoomType, ServerFrameSchema } from "@service-chat/api";
 import { startTestApp, type TestApp, UNTIL_TIMEOUT_MS } from "@service-chat/testing";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page, type WebSocket } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const WEB = fileURLToPath(new URL("../..", import.meta.url));
@@ -342,8 +342,9 @@ describe("web chat", () => {
   it("after a long outage bob is back with what was sent meanwhile, and 'Reconnect now' reconnects at once", async () => {
     // bob's browser runs on a clock this test moves: a reconnect delay ends only when the test says.
     // (The delays themselves, doubling up to their cap with jitter, are the SDK's unit tests.)
-    const attempts: unknown[] = [];
-    bob.page.on("websocket", (ws) => attempts.push(ws));
+    const attempts: WebSocket[] = [];
+    const attempted = (ws: WebSocket) => attempts.push(ws);
+    bob.page.on("websocket", attempted);
     await bob.context.clock.install();
     await pauseClock(bob);
     network.cut();
@@ -368,6 +369,7 @@ describe("web chat", () => {
     await bob.page.getByRole("button", { name: "Reconnect now" }).click();
     await connection(bob).getByText("Connected").waitFor();
     await bob.context.clock.resume();
+    bob.page.off("websocket", attempted);
     await send(alice, "Still there?");
     await message(bob, "Still there?").waitFor();
   });
