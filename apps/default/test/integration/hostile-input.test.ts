@@ -1,8 +1,8 @@
 import http from "node:http";
 import http2 from "node:http2";
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Code } from "@connectrpc/connect";
 import { PresenceState, RoomEventType, RoomType } from "@service-chat/api";
+import { nestsDeeperThan } from "@service-chat/core";
 import {
   failsWith,
   groupRoom,
@@ -14,7 +14,7 @@ import {
   text,
   wsDevice,
 } from "@service-chat/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 /** A POST answered, whatever happens to the rest of the body the server chose not to read. */
 function post(url: string, body: Buffer | string, headers: Record<string, string>) {
@@ -32,17 +32,48 @@ function post(url: string, body: Buffer | string, headers: Record<string, string
   });
 }
 
-/** The longest the event loop of this process (where the service runs) stood still during `work`. */
-async function longestStall(work: () => Promise<unknown>): Promise<number> {
-  const h = monitorEventLoopDelay({ resolution: 10 });
-  h.enable();
+/**
+ * A POST whose body is begun (`start`, half of what content-length announces) and never finished:
+ * only a server that answers without reading the body answers it at all.
+ */
+function postUnfinished(url: string, start: string, headers: Record<string, string>) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: "POST", headers: { ...headers, "content-length": String(2 * Buffer.byteLength(start)) } },
+      (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => {
+          text += d.toString();
+        });
+        res.on("end", () => {
+          resolve({ status: res.statusCode ?? 0, body: text });
+          req.destroy();
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject); // after the answer, the server's closing the connection changes nothing
+    req.write(start);
+  });
+}
+
+/**
+ * The texts this process's JSON parser (the service runs here) was given during `work`: what was
+ * parsed, not how long anything took.
+ */
+async function parsedDuring(work: () => Promise<unknown>): Promise<string[]> {
+  const parse = vi.spyOn(JSON, "parse");
   try {
     await work();
+    return parse.mock.calls.map(([text]) => String(text));
   } finally {
-    h.disable();
+    parse.mockRestore();
   }
-  return h.max / 1e6;
 }
+
+/** The sizes of the texts in `parsed` that nest deeper than the service accepts (none, if it refused them unparsed). */
+const tooDeep = (parsed: string[]) => parsed.filter((text) => nestsDeeperThan(text)).map((text) => text.length);
 
 const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
 const nestedObject = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
@@ -59,19 +90,19 @@ describe("hostile input", () => {
   });
   const rpc = (method: string) => `${t.httpUrl}/chat.v1.ChatService/${method}`;
 
-  it("refuses a call without a valid token before reading its body: 6 MB of nesting stall nothing", async () => {
-    const body = nested(3 * 1024 * 1024);
+  it("refuses a call without a valid token before reading its body: answered while the body is still unsent, nothing parsed", async () => {
+    const start = nested(3 * 1024 * 1024).slice(0, 3 * 1024 * 1024); // half of it: the opening brackets
     for (const authorization of [undefined, "Bearer not.a.token"]) {
       let answer: { status: number; body: string } | undefined;
-      const stall = await longestStall(async () => {
-        answer = await post(rpc("CreateRoom"), body, {
+      const parsed = await parsedDuring(async () => {
+        answer = await postUnfinished(rpc("CreateRoom"), start, {
           "content-type": "application/json",
           ...(authorization ? { authorization } : {}),
         });
       });
       expect(answer?.status).toBe(401);
       expect(JSON.parse(answer?.body ?? "{}")).toMatchObject({ code: "unauthenticated" });
-      expect(stall).toBeLessThan(500);
+      expect(tooDeep(parsed)).toEqual([]);
     }
   });
 
@@ -82,7 +113,7 @@ describe("hostile input", () => {
       `{"name":"x","metadata":${nestedObject(100)}}`,
     ]) {
       let answer: { status: number; body: string } | undefined;
-      const stall = await longestStall(async () => {
+      const parsed = await parsedDuring(async () => {
         answer = await post(rpc("CreateRoom"), body, {
           "content-type": "application/json",
           authorization: `Bearer ${token}`,
@@ -93,8 +124,19 @@ describe("hostile input", () => {
         code: "invalid_argument",
         message: "body: nests deeper than 64 levels",
       });
-      expect(stall).toBeLessThan(500);
+      expect(tooDeep(parsed)).toEqual([]);
     }
+    // Within the limit, the same body goes to the parser (and this test sees the parser's work).
+    const fine = `{"name":"x","type":"ROOM_TYPE_GROUP","metadata":${nestedObject(60)}}`;
+    let answer: { status: number; body: string } | undefined;
+    const parsed = await parsedDuring(async () => {
+      answer = await post(rpc("CreateRoom"), fine, {
+        "content-type": "application/json",
+        authorization: `Bearer ${token}`,
+      });
+    });
+    expect(answer?.status, answer?.body).toBe(200);
+    expect(parsed).toContain(fine);
   });
 
   it("answers a binary body that does not decode with invalid_argument, not internal", async () => {
@@ -275,13 +317,22 @@ describe("hostile input", () => {
   it("refuses a deeply nested first WebSocket frame before parsing it", async () => {
     const device = await wsDevice(t.httpUrl, undefined, { json: true });
     let closed: { code: number; reason: string } | undefined;
-    const stall = await longestStall(async () => {
+    const parsed = await parsedDuring(async () => {
       device.raw(nestedObject(40_000)); // 234 KiB
       closed = await device.closed;
     });
     expect(closed?.code).toBe(4001);
     expect(device.frames.at(-1)?.frame.value).toMatchObject({ reason: "bad frame: frame nests deeper than 64 levels" });
-    expect(stall).toBeLessThan(300);
+    expect(tooDeep(parsed)).toEqual([]);
+    // A frame within the limit goes to the parser (and this test sees the parser's work).
+    const fine = await wsDevice(t.httpUrl, undefined, { json: true });
+    const hello = JSON.stringify({ hello: { token, deviceId: "json-1" } });
+    const welcomed = await parsedDuring(async () => {
+      fine.raw(hello);
+      await fine.waitFor((f) => f.frame.case === "welcome");
+    });
+    expect(welcomed).toContain(hello);
+    fine.close();
   });
 });
 

@@ -117,9 +117,8 @@ describe("deadlines", () => {
       });
       try {
         await held;
-        const started = Date.now();
+        // Answered while the row is still held: the deadline ended the call, not the end of the wait.
         await failsWith(alice.sendEvent({ event: [event] }, { timeoutMs: 300 }), Code.DeadlineExceeded);
-        expect(Date.now() - started).toBeLessThan(5000);
       } finally {
         release();
         await holder;

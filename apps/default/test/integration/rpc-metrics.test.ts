@@ -9,8 +9,11 @@ const CHAT = "chat.v1.ChatService";
 
 let t: TestApp;
 let roomId: string;
+/** When this file's app started (performance.now()): every call it measured came after. */
+let startedAt: number;
 
 beforeAll(async () => {
+  startedAt = performance.now();
   t = await startTestApp();
   roomId = await groupRoom(t, "rpcm-alice");
 });
@@ -73,6 +76,8 @@ describe("chat_rpc_server_duration_seconds", () => {
     expect(values.at(-1)).toBe(count(body, CHAT, "SendEvent", "ok"));
     const [sum] = series(body, `${METRIC}_sum`, labels);
     expect(sum?.value).toBeGreaterThan(0);
-    expect(sum?.value).toBeLessThan(30);
+    // In seconds: the calls (one at a time) took no longer in all than this file has run so far,
+    // however loaded the machine. Milliseconds would be a thousand times that.
+    expect(sum?.value).toBeLessThanOrEqual((performance.now() - startedAt) / 1000);
   });
 });
