@@ -610,11 +610,27 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         `${fmt(room.connected - room.members)} stay idle; latency is from send to each member's device.`,
       "",
       table(
-        ["members", "connected", "sent (acked)", "delivered", "shown twice", "p50 / p95 / p99 / max", ...CPU_HEAD],
+        [
+          "members",
+          "connected",
+          "live at start / end",
+          "close codes seen",
+          "sent (acked)",
+          "delivered",
+          "shown twice",
+          "p50 / p95 / p99 / max",
+          ...CPU_HEAD,
+        ],
         [
           [
             fmt(room.members),
             fmt(room.connected),
+            room.liveAtStart === undefined ? "–" : `${fmt(room.liveAtStart)} / ${fmt(room.liveAtEnd ?? 0)}`,
+            room.closeCodes === undefined
+              ? "–"
+              : Object.entries(room.closeCodes)
+                  .map(([code, n]) => `${code}: ${n}`)
+                  .join(", ") || "none",
             `${room.sent} (${room.acked})${room.firstError ? ` ${room.firstError}` : ""}`,
             `${fmt(room.received)} of ${fmt(room.expected)}`,
             String(room.duplicates),

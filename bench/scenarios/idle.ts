@@ -50,6 +50,11 @@ export interface IdleRoomStep {
   received: number;
   duplicates: number;
   latency: Percentiles;
+  /** Devices live in the device processes when the step began and when it ended (absent in older results). */
+  liveAtStart?: number;
+  liveAtEnd?: number;
+  /** Close codes the device processes saw since they started, added up (absent in older results). */
+  closeCodes?: Record<string, number>;
   firstError?: string;
   cpu: CpuReport;
 }
@@ -114,8 +119,10 @@ async function roomStep(
   const sender = await startGenerator("idle room sender");
   try {
     const id = nextStepId();
-    await Promise.all(
-      gens.map((g) => g.call("devices.stepBegin", { id, maxMsgs: Math.ceil((rate * stepMs) / 1000) + 16 })),
+    const begun = await Promise.all(
+      gens.map((g) =>
+        g.call<{ devices: number }>("devices.stepBegin", { id, maxMsgs: Math.ceil((rate * stepMs) / 1000) + 16 }),
+      ),
     );
     ctx.log(`idle: ${rate} msg/s into a room of ${k} of the ${connected} idle devices`);
     const { result, cpu } = await withCpu(ctx, async () => {
@@ -135,6 +142,10 @@ async function roomStep(
     });
     const hist = new Histogram();
     for (const st of result.stats) hist.merge(st.hist);
+    const closeCodes: Record<string, number> = {};
+    for (const st of result.stats) {
+      for (const [code, n] of Object.entries(st.closeCodes ?? {})) closeCodes[code] = (closeCodes[code] ?? 0) + n;
+    }
     return {
       members: k,
       connected,
@@ -145,6 +156,9 @@ async function roomStep(
       received: result.stats.reduce((n, st) => n + st.received, 0),
       duplicates: result.stats.reduce((n, st) => n + st.dups, 0),
       latency: hist.summary(),
+      liveAtStart: begun.reduce((n, b) => n + b.devices, 0),
+      liveAtEnd: result.stats.reduce((n, st) => n + st.live, 0),
+      closeCodes,
       ...(result.sent.firstError ? { firstError: result.sent.firstError } : {}),
       cpu,
     };
