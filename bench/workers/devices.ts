@@ -277,15 +277,21 @@ export async function connectDevices(a: ConnectArgs) {
   if (a.kind === "chat" && !pinger) {
     // Clients ping well within CONNECTION_TIMEOUT_SEC, as real ones do: every 25 s, each at its
     // own moment (a client's timer starts when it connects), so the process pings 1/100 of its
-    // devices every 250 ms rather than all of them in one burst.
-    let slot = 0;
+    // devices every 250 ms rather than all of them in one burst. The slots due are counted from
+    // the clock, not from the timer's calls: a process too busy to run the timer on time (while
+    // it connects thousands of devices) still pings each device every 25 s.
+    const slotMs = PING_EVERY_MS / PING_SLOTS;
+    let done = Math.floor(performance.now() / slotMs);
     pinger = setInterval(() => {
-      for (let i = slot; i < devices.length; i += PING_SLOTS) {
-        const d = devices[i] as Device;
-        if (d.state === "live") d.ws?.send(PING);
+      const due = Math.floor(performance.now() / slotMs);
+      for (let n = Math.max(done + 1, due - PING_SLOTS + 1); n <= due; n++) {
+        for (let i = n % PING_SLOTS; i < devices.length; i += PING_SLOTS) {
+          const d = devices[i] as Device;
+          if (d.state === "live") d.ws?.send(PING);
+        }
       }
-      slot = (slot + 1) % PING_SLOTS;
-    }, PING_EVERY_MS / PING_SLOTS);
+      done = due;
+    }, slotMs);
     pinger.unref();
   }
   return {
