@@ -20,8 +20,8 @@ type SessionSocket = WebSocket & { [SESSION]: DeviceSession };
 /**
  * A device's ping, the frame idle devices send most (every device, every 25 s or so): `ping {}`
  * with no request id. Recognised by its bytes (binary) or its text as the SDK writes it (JSON),
- * and handed on as one shared, frozen frame instead of being decoded: decoding it cost more than
- * the rest of its handling together.
+ * and handed on as one shared frame (frozen: nothing may change it) instead of being decoded: in an
+ * idle gateway's profile the decode was about a fifth of a ping's whole handling.
  */
 const PING: ClientFrame = Object.freeze(create(ClientFrameSchema, { frame: { case: "ping", value: {} } }));
 const PING_BINARY = Buffer.from(toBinary(ClientFrameSchema, PING));
