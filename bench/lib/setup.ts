@@ -104,3 +104,10 @@ export async function sendTexts(chat: Chat, roomId: string, count: number, tag: 
   if (failed) throw new Error(`send refused: ${failed.error?.code} ${failed.error?.message}`);
   return Math.max(...ack.map((a) => Number(a.seq)));
 }
+
+/** Counts by key (close codes, …) from several device processes, added up. */
+export function addCounts(parts: readonly Record<string, number>[]): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const part of parts) for (const [k, n] of Object.entries(part)) total[k] = (total[k] ?? 0) + n;
+  return total;
+}

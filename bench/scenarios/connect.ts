@@ -1,6 +1,7 @@
 import { type Ctx, freshDb, launch, queueName, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
 import { type Child, sleep, spawnNode, startGenerator } from "../lib/proc.js";
+import { addCounts } from "../lib/setup.js";
 
 export interface ConnectRun {
   target: "service-chat gateway" | "raw ws";
@@ -56,8 +57,7 @@ async function rate(
       ),
     );
     const counts = await Promise.all(gens.map((g) => g.call<{ closeCodes: Record<string, number> }>("devices.count")));
-    const closeCodes: Record<string, number> = {};
-    for (const c of counts) for (const [k, v] of Object.entries(c.closeCodes)) closeCodes[k] = (closeCodes[k] ?? 0) + v;
+    const closeCodes = addCounts(counts.map((c) => c.closeCodes));
     const connected = result.reduce((a, r) => a + r.connected, 0);
     const seconds = Math.max(...result.map((r) => r.seconds));
     const firstError = result.find((r) => r.firstError)?.firstError;

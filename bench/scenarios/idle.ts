@@ -12,7 +12,7 @@ import {
   spawnNode,
   startGenerator,
 } from "../lib/proc.js";
-import { chatAs, createRoom } from "../lib/setup.js";
+import { addCounts, chatAs, createRoom } from "../lib/setup.js";
 import type { StepStats } from "../workers/devices.js";
 import type { FanSendResult } from "../workers/send.js";
 import { drain, nextStepId } from "./fanout.js";
@@ -142,10 +142,7 @@ async function roomStep(
     });
     const hist = new Histogram();
     for (const st of result.stats) hist.merge(st.hist);
-    const closeCodes: Record<string, number> = {};
-    for (const st of result.stats) {
-      for (const [code, n] of Object.entries(st.closeCodes ?? {})) closeCodes[code] = (closeCodes[code] ?? 0) + n;
-    }
+    const closeCodes = addCounts(result.stats.map((st) => st.closeCodes));
     return {
       members: k,
       connected,

@@ -2,7 +2,7 @@ import { type Ctx, launch, type ServerSpec, withCpu } from "../lib/context.js";
 import { type CpuReport, listenOverflows } from "../lib/cpu.js";
 import { Histogram, type Percentiles } from "../lib/hist.js";
 import { type Child, type Server, sleep, startGenerator } from "../lib/proc.js";
-import { chatAs, createRoom, mapPool, sendTexts } from "../lib/setup.js";
+import { addCounts, chatAs, createRoom, mapPool, sendTexts } from "../lib/setup.js";
 
 /** Every device reconnects at a random moment of this window: within ±250 ms of its middle. */
 export const RECONNECT_WINDOW_MS = 500;
@@ -175,8 +175,7 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
     });
     const hist = new Histogram();
     for (const w of missedResult) hist.merge(w.catchUp);
-    const closeCodes: Record<string, number> = {};
-    for (const w of result) for (const [k, v] of Object.entries(w.closeCodes)) closeCodes[k] = (closeCodes[k] ?? 0) + v;
+    const closeCodes = addCounts(result.map((w) => w.closeCodes));
     const out: StormResult = {
       devices: n,
       gateways: extra,
