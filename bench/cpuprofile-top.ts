@@ -1,7 +1,9 @@
 /**
  * Prints where a V8 CPU profile (`--cpu-prof`, e.g. from `npm run bench -- --cpu-prof`) spent
  * its time: the functions with the most self time, and the files with the most self time.
- * Usage: npx tsx bench/cpuprofile-top.ts FILE.cpuprofile [count]
+ * Usage: npx tsx bench/cpuprofile-top.ts FILE.cpuprofile [count] [--from=S] [--to=S]
+ * --from/--to: only the samples taken that many seconds after the profile began (a window of a
+ * long run, such as the idle hold between connecting and the room step).
  */
 import { readFileSync } from "node:fs";
 
@@ -11,7 +13,14 @@ interface Node {
   children?: number[];
 }
 
-const [file, countArg] = process.argv.slice(2);
+const flags = process.argv.slice(2).filter((a) => a.startsWith("--"));
+const [file, countArg] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const seconds = (name: string) => {
+  const f = flags.find((a) => a.startsWith(`--${name}=`));
+  return f === undefined ? undefined : Number(f.slice(name.length + 3)) * 1e6;
+};
+const from = seconds("from") ?? 0;
+const to = seconds("to") ?? Number.POSITIVE_INFINITY;
 if (!file) {
   console.error("usage: tsx bench/cpuprofile-top.ts FILE.cpuprofile [count]");
   process.exit(2);
@@ -25,8 +34,10 @@ const profile = JSON.parse(readFileSync(file, "utf8")) as {
 };
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map<number, number>();
+let at = 0;
 profile.samples.forEach((id, i) => {
-  self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  at += profile.timeDeltas[i] ?? 0;
+  if (at >= from && at < to) self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
 });
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 const idle = [...self]
@@ -54,7 +65,7 @@ const show = (title: string, m: Map<string, number>, n: number) => {
     console.log(`${((t / total) * 100).toFixed(1).padStart(5)} %  ${(t / 1000).toFixed(0).padStart(7)} ms  ${k}`);
   }
 };
-console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled, ${((idle / total) * 100).toFixed(0)} % idle/program/GC`);
+console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled${from || to < Number.POSITIVE_INFINITY ? ` from ${from / 1e6} s to ${to / 1e6} s` : ""}, ${((idle / total) * 100).toFixed(0)} % idle/program/GC`);
 // Inclusive time of the project's own functions (apps/, packages/): what each call tree costs.
 const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);

@@ -354,14 +354,17 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
   }
   const room = r.idle?.ours.room;
   if (room) {
-    const ratio = room.expected ? room.received / room.expected : Number.NaN;
+    const delivered = room.expected ? room.received / room.expected : Number.NaN;
+    const raw = r.idle?.baseline.room;
     rows.push([
       `a room of ${fmt(room.members)} while the other ${fmt(room.connected - room.members)} idle (${room.rate} msg/s)`,
-      `p95 ${ms(room.latency.p95)} ms, max ${ms(room.latency.max)} ms, ${pct(ratio)} delivered`,
-      "–",
-      "–",
+      `p95 ${ms(room.latency.p95)} ms, max ${ms(room.latency.max)} ms, ${pct(delivered)} delivered`,
+      raw
+        ? `raw ws p95 ${ms(raw.latency.p95)} ms, ${pct(raw.expected ? raw.received / raw.expected : Number.NaN)} delivered`
+        : "–",
+      raw ? times(ratio(room.latency.p95, raw.latency.p95)) : "–",
       "p95 ≤ 100 ms, all delivered",
-      verdict(Number.isFinite(ratio) ? room.latency.p95 <= 100 && ratio >= 1 : undefined),
+      verdict(Number.isFinite(delivered) ? room.latency.p95 <= 100 && delivered >= 1 : undefined),
     ]);
   }
   if (r.connect) {
@@ -553,7 +556,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
         ? `Service Chat: ${r.idle.ours.processes} gateway-only processes (SERVICES=gateway, registry on Redis) in front of a Default Service process, the devices spread evenly over them and over source addresses 127.0.0.x, memory added up over the processes (raw ws: as many servers); each device `
         : "Service Chat: a gateway-only process (SERVICES=gateway) in front of a Default Service process; each device ") +
         "sent hello with its token, was registered and subscribed, got its (empty) replay and `synced`, then stays " +
-        "idle (a ping every 25 s, each device at its own moment of the 25 s, as clients that connected at different times do). Raw ws: the broadcast server holding plain sockets (its devices do not ping). Memory is read from the server " +
+        "idle (a ping every 25 s, each device at its own moment of the 25 s, as clients that connected at different times do). Raw ws: the broadcast server holding plain sockets; its devices ping the same way, and it answers each ping with a pong frame. Memory is read from the server " +
         "process after full GCs (`--expose-gc`, asked over IPC): per connection = (reading − reading at the reference " +
         `of ${r.idle.ours.reference} connections) ÷ connections added; RSS is marked *below noise* when it moved by ` +
         "less than 32 MiB, which it can do by itself between two readings (then only the heap figure counts). CPU is " +
@@ -603,14 +606,17 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
   }
 
   if (room) {
+    const rooms = [r.idle?.ours, r.idle?.baseline].filter((run) => run?.room) as IdleRun[];
     out.push(
       "",
       `Then, everyone still connected, ${room.rate} messages per second into a room of ${fmt(room.members)} of ` +
-        `these devices (sent with SendEvent to the Default Service by another process) while the other ` +
+        `these devices (sent with SendEvent to the Default Service by another process; raw ws: written by another ` +
+        `process to each server, which writes them to the first devices to have connected to it) while the other ` +
         `${fmt(room.connected - room.members)} stay idle; latency is from send to each member's device.`,
       "",
       table(
         [
+          "",
           "members",
           "connected",
           "live at start / end",
@@ -621,23 +627,25 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
           "p50 / p95 / p99 / max",
           ...CPU_HEAD,
         ],
-        [
-          [
-            fmt(room.members),
-            fmt(room.connected),
-            room.liveAtStart === undefined ? "–" : `${fmt(room.liveAtStart)} / ${fmt(room.liveAtEnd ?? 0)}`,
-            room.closeCodes === undefined
+        rooms.map((run) => {
+          const s = run.room as NonNullable<IdleRun["room"]>;
+          return [
+            run.target,
+            fmt(s.members),
+            fmt(s.connected),
+            s.liveAtStart === undefined ? "–" : `${fmt(s.liveAtStart)} / ${fmt(s.liveAtEnd ?? 0)}`,
+            s.closeCodes === undefined
               ? "–"
-              : Object.entries(room.closeCodes)
+              : Object.entries(s.closeCodes)
                   .map(([code, n]) => `${code}: ${n}`)
                   .join(", ") || "none",
-            `${room.sent} (${room.acked})${room.firstError ? ` ${room.firstError}` : ""}`,
-            `${fmt(room.received)} of ${fmt(room.expected)}`,
-            String(room.duplicates),
-            `${ms(room.latency.p50)} / ${ms(room.latency.p95)} / ${ms(room.latency.p99)} / ${ms(room.latency.max)} ms`,
-            ...cpuCells(room.cpu),
-          ],
-        ],
+            `${s.sent} (${s.acked})${s.firstError ? ` ${s.firstError}` : ""}`,
+            `${fmt(s.received)} of ${fmt(s.expected)}`,
+            String(s.duplicates),
+            `${ms(s.latency.p50)} / ${ms(s.latency.p95)} / ${ms(s.latency.p99)} / ${ms(s.latency.max)} ms`,
+            ...cpuCells(s.cpu),
+          ];
+        }),
       ),
       "",
     );

@@ -67,7 +67,7 @@ export interface IdleRun {
   processes?: number;
   /** Connections held at the reference reading `empty`. */
   reference: number;
-  /** Service Chat only: a room of some of them gets messages while the rest idle (absent in older results). */
+  /** A room of some of them gets messages while the rest idle (absent in older results; raw ws: in newer ones). */
   room?: IdleRoomStep;
   empty: MemoryReading;
   levels: IdleLevel[];
@@ -100,22 +100,33 @@ async function snapshots(ctx: Ctx, procs: Child[], kind: string, level: number):
 /**
  * With every device connected: a room of the first `members` users, and messages into it at `rate`
  * for `stepMs` from another process, timed from send to each member's device (the others idle).
+ * Service Chat: a room created with SendEvent's sender as its owner. Raw ws: each server writes the
+ * frames to the first members/servers devices to have connected to it.
  */
 async function roomStep(
   ctx: Ctx,
   gens: Child[],
-  chatUrl: string,
+  target: { kind: "chat"; chatUrl: string } | { kind: "raw"; urls: string[] },
   tag: string,
   connected: number,
 ): Promise<IdleRoomStep> {
   const { members, rate, stepMs, drainMs } = ctx.profile.idle.room;
-  const k = Math.min(members, connected);
   const owner = `${tag}-0`;
-  const roomId = await createRoom(
-    chatAs(chatUrl, ctx.signer, owner),
-    `${tag} room`,
-    Array.from({ length: k - 1 }, (_, i) => `${tag}-${i + 1}`),
-  );
+  let k = Math.min(members, connected);
+  let send: { url: string; urls?: string[]; roomId: string };
+  if (target.kind === "chat") {
+    const roomId = await createRoom(
+      chatAs(target.chatUrl, ctx.signer, owner),
+      `${tag} room`,
+      Array.from({ length: k - 1 }, (_, i) => `${tag}-${i + 1}`),
+    );
+    send = { url: target.chatUrl, roomId };
+  } else {
+    const share = Math.ceil(k / target.urls.length);
+    k = share * target.urls.length;
+    const urls = target.urls.map((u) => `${u}send?to=${share}`);
+    send = { url: urls[0] as string, urls, roomId: `${tag}-room` };
+  }
   const sender = await startGenerator("idle room sender");
   try {
     const id = nextStepId();
@@ -127,10 +138,9 @@ async function roomStep(
     ctx.log(`idle: ${rate} msg/s into a room of ${k} of the ${connected} idle devices`);
     const { result, cpu } = await withCpu(ctx, async () => {
       const sent = await sender.call<FanSendResult>("fan.send", {
-        kind: "chat",
-        url: chatUrl,
+        kind: target.kind,
+        ...send,
         user: owner,
-        roomId,
         keyFile: ctx.keyFile,
         step: id,
         rate,
@@ -204,7 +214,7 @@ async function measure(
               urls,
               kind,
               // Marked messages are timed (the room step); an idle device's frames cost nothing more.
-              track: kind === "chat" ? "latency" : "none",
+              track: "latency",
               keyFile: ctx.keyFile,
               users: Array.from(
                 { length: Math.max(0, Math.min(share, add - i * share)) },
@@ -245,9 +255,10 @@ async function measure(
         idleCpu: cpu,
       });
     }
-    if (chatUrl) {
-      const last = out.levels.at(-1);
-      if (last) out.room = await roomStep(ctx, gens, chatUrl, tag, last.connections);
+    const last = out.levels.at(-1);
+    if (last) {
+      const room = chatUrl ? ({ kind: "chat", chatUrl } as const) : ({ kind: "raw", urls } as const);
+      out.room = await roomStep(ctx, gens, room, tag, last.connections);
     }
     await Promise.all(gens.map((g) => g.call("devices.close")));
     return out;

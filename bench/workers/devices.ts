@@ -274,12 +274,13 @@ export async function connectDevices(a: ConnectArgs) {
     }
     failed++;
   });
-  if (a.kind === "chat" && !pinger) {
+  if (!pinger) {
     // Clients ping well within CONNECTION_TIMEOUT_SEC, as real ones do: every 25 s, each at its
     // own moment (a client's timer starts when it connects), so the process pings 1/100 of its
     // devices every 250 ms rather than all of them in one burst. The slots due are counted from
     // the clock, not from the timer's calls: a process too busy to run the timer on time (while
-    // it connects thousands of devices) still pings each device every 25 s.
+    // it connects thousands of devices) still pings each device every 25 s. Raw devices send the
+    // same frame, which the baseline server answers with a pong: the same heartbeat work.
     const slotMs = PING_EVERY_MS / PING_SLOTS;
     let done = Math.floor(performance.now() / slotMs);
     pinger = setInterval(() => {

@@ -178,6 +178,8 @@ export interface FanSendArgs {
   kind: "chat" | "raw";
   /** chat: the h2c URL for SendEvent; raw: the baseline's ws URL to send on. */
   url: string;
+  /** raw: several baseline servers to send each frame to (instead of `url`). */
+  urls?: string[];
   keyFile: string;
   user: string;
   roomId: string;
@@ -202,7 +204,7 @@ export interface FanSendResult {
 }
 
 let fanChat: { key: string; chat: Chat; headers: Record<string, string> } | undefined;
-let rawSocket: { url: string; ws: WebSocket } | undefined;
+let rawSocket: { key: string; sockets: WebSocket[] } | undefined;
 
 /**
  * The sender of the fan-out scenario: one message per SendEvent call (chat) or one frame on
@@ -247,15 +249,22 @@ export async function fanSend(a: FanSendArgs): Promise<FanSendResult> {
           r.firstError ??= err.message;
         });
   } else {
-    if (rawSocket?.url !== a.url) {
-      const ws = new WebSocket(a.url, { perMessageDeflate: false });
-      await new Promise<void>((resolve, reject) => {
-        ws.once("open", () => resolve());
-        ws.once("error", reject);
-      });
-      rawSocket = { url: a.url, ws };
+    const urls = a.urls ?? [a.url];
+    if (rawSocket?.key !== urls.join(" ")) {
+      for (const ws of rawSocket?.sockets ?? []) ws.close();
+      const sockets = urls.map((url) => new WebSocket(url, { perMessageDeflate: false }));
+      await Promise.all(
+        sockets.map(
+          (ws) =>
+            new Promise<void>((resolve, reject) => {
+              ws.once("open", () => resolve());
+              ws.once("error", reject);
+            }),
+        ),
+      );
+      rawSocket = { key: urls.join(" "), sockets };
     }
-    const { ws } = rawSocket;
+    const { sockets } = rawSocket;
     // The same frame a member of the room gets from Service Chat, field for field.
     const template = {
       id: "01J9ZQ3M8E4X7K2B5N6P0R1S2T",
@@ -279,7 +288,7 @@ export async function fanSend(a: FanSendArgs): Promise<FanSendResult> {
       });
       const bytes = toBinary(ServerFrameSchema, frame);
       r.frameBytes = bytes.length;
-      ws.send(bytes, { binary: true });
+      for (const ws of sockets) ws.send(bytes, { binary: true });
       r.acked++;
       return undefined;
     };
