@@ -65,7 +65,9 @@ const show = (title: string, m: Map<string, number>, n: number) => {
     console.log(`${((t / total) * 100).toFixed(1).padStart(5)} %  ${(t / 1000).toFixed(0).padStart(7)} ms  ${k}`);
   }
 };
-console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled${from || to < Number.POSITIVE_INFINITY ? ` from ${from / 1e6} s to ${to / 1e6} s` : ""}, ${((idle / total) * 100).toFixed(0)} % idle/program/GC`);
+console.log(
+  `${file}: ${(total / 1e6).toFixed(1)} s sampled${from || to < Number.POSITIVE_INFINITY ? ` from ${from / 1e6} s to ${to / 1e6} s` : ""}, ${((idle / total) * 100).toFixed(0)} % idle/program/GC`,
+);
 // Inclusive time of the project's own functions (apps/, packages/): what each call tree costs.
 const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
