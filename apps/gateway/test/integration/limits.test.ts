@@ -194,9 +194,15 @@ describe("connects of one device that race (MAX_CONNECTIONS_PER_DEVICE=1)", () =
     const open = devices.filter((d) => !codes.has(d));
     expect(open).toHaveLength(1);
     expect([...codes.values()].every((c) => c === 4004)).toBe(true);
-    await open[0]!.waitFor((f) => f.frame.case === "welcome");
-    // And it stays the one: nothing closes it afterwards.
-    await new Promise((r) => setTimeout(r, 500));
+    const welcome = await open[0]!.waitFor((f) => f.frame.case === "welcome");
+    // And it is the one the registry keeps: every replaced connection is gone from it, so none is
+    // left to replace it later. It still answers a ping, after all of that.
+    const left = await apps[0]!.app.registry.deviceConnections("racer", "same");
+    expect(left.map((c) => c.connectionId)).toEqual([
+      welcome.frame.case === "welcome" ? welcome.frame.value.sessionId : "",
+    ]);
+    open[0]!.send({ requestId: "still-open", frame: { case: "ping", value: {} } });
+    await open[0]!.waitFor((f) => f.requestId === "still-open" && f.frame.case === "pong");
     expect(codes.size).toBe(CONNECTS - 1);
     open[0]!.close();
   });
