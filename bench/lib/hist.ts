@@ -79,6 +79,13 @@ export class Histogram {
   static from(data: HistogramData): Histogram {
     return new Histogram().merge(data);
   }
+
+  /** One histogram of several (each worker's), as the merge of them all. */
+  static of(parts: Iterable<HistogramData | Histogram>): Histogram {
+    const h = new Histogram();
+    for (const p of parts) h.merge(p);
+    return h;
+  }
 }
 
 export const median = (xs: number[]): number => {

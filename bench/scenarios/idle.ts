@@ -150,8 +150,7 @@ async function roomStep(
       const stats: StepStats[] = await drain(gens, sent.acked * k, drainMs);
       return { sent, stats };
     });
-    const hist = new Histogram();
-    for (const st of result.stats) hist.merge(st.hist);
+    const hist = Histogram.of(result.stats.map((st) => st.hist));
     const closeCodes = addCounts(result.stats.map((st) => st.closeCodes));
     return {
       members: k,

@@ -87,8 +87,7 @@ async function ramp(ctx: Ctx, receivers: Child[], sender: Child, rooms: Room[]):
       return { sent, stats, expected, typingSent, typingExpected };
     });
     const { sent, stats, expected } = result;
-    const hist = new Histogram();
-    for (const s of stats) hist.merge(s.hist);
+    const hist = Histogram.of(stats.map((s) => s.hist));
     const received = stats.reduce((n, s) => n + s.received, 0);
     const lastAt = Math.max(...stats.map((s) => s.lastAt));
     const bytes = stats.reduce((n, s) => n + s.bytes, 0);

@@ -7,12 +7,6 @@ import { addCounts, chatAs, createRoom, mapPool, sendTexts } from "../lib/setup.
 /** Every device reconnects at a random moment of this window: within ±250 ms of its middle. */
 export const RECONNECT_WINDOW_MS = 500;
 
-const merged = (parts: import("../lib/hist.js").HistogramData[]): Percentiles => {
-  const h = new Histogram();
-  for (const p of parts) h.merge(p);
-  return h.summary();
-};
-
 interface CaughtUp {
   devices: number;
   caughtUp: number;
@@ -173,8 +167,7 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
       );
       return waits;
     });
-    const hist = new Histogram();
-    for (const w of missedResult) hist.merge(w.catchUp);
+    const hist = Histogram.of(missedResult.map((w) => w.catchUp));
     const closeCodes = addCounts(result.map((w) => w.closeCodes));
     const out: StormResult = {
       devices: n,
@@ -197,8 +190,8 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
         : Math.max(...result.map((w) => w.lastSyncedMs)) / 1000,
       deadlineSeconds: deadlineMs / 1000,
       perDeviceCatchUpMs: hist.summary(),
-      perDeviceOpenMs: merged(result.map((w) => w.opened)),
-      perDeviceSyncedMs: merged(result.map((w) => w.synced)),
+      perDeviceOpenMs: Histogram.of(result.map((w) => w.opened)).summary(),
+      perDeviceSyncedMs: Histogram.of(result.map((w) => w.synced)).summary(),
       caughtUp: result.reduce((a, w) => a + w.caughtUp, 0),
       lost: result.reduce((a, w) => a + w.gaps, 0),
       notYetShown: result.reduce((a, w) => a + w.missing, 0),
