@@ -83,7 +83,11 @@ function stages(trace: Span[]): Map<string, [number, number]> | undefined {
 
 function report(): void {
   const byTrace = new Map<string, Span[]>();
-  for (const s of spans) byTrace.set(s.trace, [...(byTrace.get(s.trace) ?? []), s]);
+  for (const s of spans) {
+    const trace = byTrace.get(s.trace);
+    if (trace) trace.push(s);
+    else byTrace.set(s.trace, [s]);
+  }
   const hists = new Map<string, [Histogram, Histogram]>();
   let traced = 0;
   for (const trace of byTrace.values()) {

@@ -200,6 +200,15 @@ function sendCharts(dir: string, base: string, r: Results): string | undefined {
   return name;
 }
 
+/** Counts by key as a cell ("4008: 3, 1006: 1"), or `none` when there are none. */
+function counts(byKey: Record<string, number>, none: string): string {
+  return (
+    Object.entries(byKey)
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(", ") || none
+  );
+}
+
 function markdown(r: Results, charts: Record<string, string[]>, jsonName: string): string {
   const env = r.environment;
   const out: string[] = [];
@@ -634,11 +643,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
             fmt(s.members),
             fmt(s.connected),
             s.liveAtStart === undefined ? "–" : `${fmt(s.liveAtStart)} / ${fmt(s.liveAtEnd ?? 0)}`,
-            s.closeCodes === undefined
-              ? "–"
-              : Object.entries(s.closeCodes)
-                  .map(([code, n]) => `${code}: ${n}`)
-                  .join(", ") || "none",
+            s.closeCodes === undefined ? "–" : counts(s.closeCodes, "none"),
             `${s.sent} (${s.acked})${s.firstError ? ` ${s.firstError}` : ""}`,
             `${fmt(s.received)} of ${fmt(s.expected)}`,
             String(s.duplicates),
@@ -672,9 +677,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
           run.seconds.toFixed(2),
           fmt(Math.round(run.perSecond)),
           run === ours ? times(ratio(ours.perSecond, baseline.perSecond)) : "–",
-          Object.entries(run.closeCodes)
-            .map(([k, v]) => `${k}: ${v}`)
-            .join(", ") || "–",
+          counts(run.closeCodes, "–"),
           ...cpuCells(run.cpu),
         ]),
       ),
