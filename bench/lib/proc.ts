@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { type AddressInfo, createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { freePort } from "@service-chat/testing";
 import { cpuSeconds, rssBytes, type Tracked } from "./cpu.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -9,14 +9,7 @@ const WORKER = fileURLToPath(new URL("../workers/generator.ts", import.meta.url)
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
+export { freePort };
 
 export type Kind = "server" | "baseline" | "generator" | "tool";
 

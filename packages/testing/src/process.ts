@@ -22,16 +22,30 @@ export interface ServiceProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
+/** How often `startService` starts again on fresh ports when another process took one first. */
+const PORT_TAKEN_RETRIES = 5;
+
 /**
  * Starts a service process with `env` added, on `ports` (a restart on the ports it had) or on free
- * ones, and waits until it answers /readyz.
+ * ones, and waits until it answers /readyz. On free ports, a process that exits because one was
+ * taken between the pick and its bind is started again on others.
  */
 export async function startService(
   name: string,
   env: Record<string, string>,
   ports?: { http: number; grpc: number },
 ): Promise<ServiceProcess> {
-  const [http, grpc] = ports ? [ports.http, ports.grpc] : [await freePort(), await freePort()];
+  for (let attempt = 0; ; attempt++) {
+    const [http, grpc] = ports ? [ports.http, ports.grpc] : [await freePort(), await freePort()];
+    const { proc, state } = await launch(name, env, http, grpc);
+    if (state === "ready") return proc;
+    const taken = state === "exited" && /is already in use \((HTTP|GRPC)_PORT\)/.test(proc.output());
+    if (!ports && taken && attempt < PORT_TAKEN_RETRIES) continue;
+    throw new Error(`${name} did not become ready (${state}):\n${proc.output()}`);
+  }
+}
+
+async function launch(name: string, env: Record<string, string>, http: number, grpc: number) {
   const child = spawn(process.execPath, ["apps/default/dist/main.js"], {
     cwd: ROOT,
     // No wait between turning not ready and draining unless a test asks for one.
@@ -48,6 +62,8 @@ export async function startService(
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // After "exit", output may still be on its way; "close" comes once stdout and stderr have ended.
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
   const running = () => child.exitCode === null && child.signalCode === null;
   const proc: ServiceProcess = {
     name,
@@ -68,13 +84,14 @@ export async function startService(
   };
   const state = await until(`${name} to answer /readyz`, async () => {
     if (!running()) return "exited";
-    const res = await fetch(`${proc.httpUrl}/readyz`).catch(() => undefined);
+    // Bounded, so that a port somebody else answers on (or never answers on) cannot hide the exit.
+    const res = await fetch(`${proc.httpUrl}/readyz`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
     await res?.arrayBuffer();
     return res?.ok ? "ready" : false;
   }).catch((err: Error) => err.message);
   if (state !== "ready") {
     child.kill("SIGKILL");
-    throw new Error(`${name} did not become ready (${state}):\n${output}`);
+    await closed;
   }
-  return proc;
+  return { proc, state };
 }
