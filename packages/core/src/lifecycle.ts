@@ -4,6 +4,11 @@ import type { Logger } from "./logger.js";
 export interface Service {
   readonly name: string;
   run(signal: AbortSignal): Promise<void>;
+  /**
+   * Cuts short a wait this service makes on its way down (none by default), when the operator asks
+   * again; answers whether it was waiting.
+   */
+  hurry?(): boolean;
 }
 
 export interface Running {
@@ -13,6 +18,8 @@ export interface Running {
   done: Promise<void>;
   /** The error of the first service that failed, if one did: the process should exit non-zero. */
   readonly failure: Error | undefined;
+  /** After stop: ends the waits services make before draining; answers whether any was waiting. */
+  hurry(): boolean;
 }
 
 /**
@@ -44,6 +51,7 @@ export function startServices(services: Service[], logger: Logger): Running {
   };
   return {
     stop,
+    hurry: () => stopping !== undefined && services.map((s) => s.hurry?.() ?? false).includes(true),
     done: Promise.all(runs).then(() => undefined),
     get failure() {
       return failure;
@@ -51,14 +59,22 @@ export function startServices(services: Service[], logger: Logger): Running {
   };
 }
 
-/** Stops `running` on SIGTERM or SIGINT; a second signal exits at once. */
+/**
+ * Stops `running` on SIGTERM or SIGINT. A second signal during the wait before draining ends the
+ * wait (the drain stays graceful); any other second signal, or a third, exits at once.
+ */
 export function stopOnSignals(running: Running, logger: Logger): void {
-  let signalled = false;
+  let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
-    if (signalled) process.exit(1);
-    signalled = true;
-    logger.info({ signal: sig }, "shutting down");
-    void running.stop();
+    signals++;
+    if (signals === 1) {
+      logger.info({ signal: sig }, "shutting down");
+      void running.stop();
+    } else if (signals === 2 && running.hurry()) {
+      logger.info({ signal: sig }, "shutting down now: the wait before draining is cut short");
+    } else {
+      process.exit(1);
+    }
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

@@ -20,7 +20,7 @@ const CHECK_TIMEOUT_MS = 2000;
  * Readiness: every dependency of this process's roles checked at once (database and migrations,
  * queue, registry, the Default Service of a gateway-only process), each within 2 s. It is also the
  * first service to stop: on shutdown it turns not ready, waits `unreadyMs` so that load balancers
- * stop sending traffic, and only then do the gateway and servers start draining.
+ * stop sending traffic (or until `hurry`), and only then do the gateway and servers start draining.
  */
 export class Readiness implements Service {
   readonly name = "readiness";
@@ -28,6 +28,8 @@ export class Readiness implements Service {
   /** The last state reported, to log changes (readiness flapping) once each. */
   private lastReady: boolean | undefined;
   private readonly changes?: { add(n: number): void };
+  /** Set while the unready wait runs: ends it. */
+  private endWait: (() => void) | undefined;
 
   constructor(
     private readonly checks: ReadinessCheck[],
@@ -68,7 +70,18 @@ export class Readiness implements Service {
     await aborted(signal);
     this.draining = true;
     this.logger.info({ wait_ms: this.unreadyMs }, "not ready: draining starts after the wait");
-    await sleep(this.unreadyMs);
+    const cut = new AbortController();
+    this.endWait = () => cut.abort();
+    await sleep(this.unreadyMs, cut.signal);
+    this.endWait = undefined;
+  }
+
+  /** Ends the unready wait now (a second SIGTERM); answers whether it was running. */
+  hurry(): boolean {
+    const end = this.endWait;
+    this.endWait = undefined;
+    end?.();
+    return end !== undefined;
   }
 }
 

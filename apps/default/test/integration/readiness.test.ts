@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import net from "node:net";
-import { startTestApp, type TestApp, until, wsDevice } from "@service-chat/testing";
+import { startTestApp, type TestApp, until } from "@service-chat/testing";
 import { afterAll, describe, expect, it } from "vitest";
 
 /** A TCP relay to `port` that can be cut (every connection dropped, new ones refused) and restored. */
@@ -43,6 +43,8 @@ afterAll(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
+// The order on shutdown (503 first, devices told to move after the wait) is checked on a process of
+// its own, with real signals: test/e2e/process.test.ts.
 describe("/readyz", () => {
   it("reports each dependency and turns 503 while the registry is unreachable, 200 once it is back", async () => {
     const redis = await cuttableProxy(6379);
@@ -82,26 +84,5 @@ describe("/readyz", () => {
     });
     expect(down.body.checks).toMatchObject({ queue: "ok", registry: "ok" });
     expect(down.body.checks.chat_service).not.toBe("ok");
-  });
-
-  it("turns 503 on shutdown before devices are told to move", async () => {
-    const t = await startTestApp({ SHUTDOWN_UNREADY_SEC: "1" });
-    const token = await t.signer.sign({ sub: "ready-dev", device_id: "d1" });
-    const device = await wsDevice(t.httpUrl, { case: "hello", value: { token } });
-    await device.waitFor((f) => f.frame.case === "welcome");
-    let closedAt = 0;
-    void device.closed.then(() => (closedAt = Date.now()));
-    const stopping = t.stop();
-    const unready = await until("not ready", async () => {
-      const r = await readyz(t);
-      return r.status === 503 && r;
-    });
-    const unreadyAt = Date.now();
-    expect(unready.body.checks.process).toBe("draining");
-    expect(closedAt).toBe(0);
-    const { code } = await device.closed;
-    expect(code).toBe(4007);
-    expect(closedAt).toBeGreaterThanOrEqual(unreadyAt);
-    await stopping;
   });
 });
