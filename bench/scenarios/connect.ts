@@ -1,3 +1,4 @@
+import { sourceAddresses } from "../lib/addresses.js";
 import { type Ctx, freshDb, launch, queueName, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
 import { type Child, sleep, spawnNode, startGenerator } from "../lib/proc.js";
@@ -49,7 +50,7 @@ async function rate(
                 (_, k) => `${tag}-${i * share + k}`,
               ),
               concurrency,
-              localAddresses: [`127.0.0.${i + 2}`],
+              localAddresses: sourceAddresses(share),
             },
             300_000,
           ),

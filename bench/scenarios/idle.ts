@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { sourceAddresses } from "../lib/addresses.js";
 import { type Ctx, freshDb, launch, queueName, withCpu } from "../lib/context.js";
 import type { CpuReport } from "../lib/cpu.js";
 import { Histogram, type Percentiles } from "../lib/hist.js";
@@ -220,8 +221,8 @@ async function measure(
                 (_, k) => `${tag}-${have + i * share + k}`,
               ),
               concurrency: 64,
-              // Each generator process uses a source address of its own: 28k ports each.
-              localAddresses: [`127.0.0.${i + 2}`],
+              // Each generator process uses source addresses of its own (lib/addresses.ts).
+              localAddresses: sourceAddresses(share),
             },
             // On a busy machine connects go at ~100/s: a bound of 0.2 s per device of the share,
             // not the default 10 minutes, which 50,000 more devices can take.

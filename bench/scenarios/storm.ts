@@ -1,3 +1,4 @@
+import { sourceAddresses } from "../lib/addresses.js";
 import { type Ctx, launch, type ServerSpec, withCpu } from "../lib/context.js";
 import { type CpuReport, listenOverflows } from "../lib/cpu.js";
 import { Histogram, type Percentiles } from "../lib/hist.js";
@@ -125,7 +126,9 @@ export async function storm(ctx: Ctx, server: Server, spec: ServerSpec): Promise
           users: users.slice(i * share, (i + 1) * share),
           concurrency: 100,
           rooms,
-          ...(n > 15_000 ? { localAddresses: [`127.0.0.${i + 2}`] } : {}),
+          // Past 15,000 devices, one source address lacks the ports; each socket is opened twice
+          // (the connect, the reconnect after the cut), and the first ones wait in TIME_WAIT.
+          ...(n > 15_000 ? { localAddresses: sourceAddresses(share * 2) } : {}),
         }),
       ),
     );
