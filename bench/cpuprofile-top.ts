@@ -22,7 +22,7 @@ const seconds = (name: string) => {
 const from = seconds("from") ?? 0;
 const to = seconds("to") ?? Number.POSITIVE_INFINITY;
 if (!file) {
-  console.error("usage: tsx bench/cpuprofile-top.ts FILE.cpuprofile [count]");
+  console.error("usage: tsx bench/cpuprofile-top.ts FILE.cpuprofile [count] [--from=S] [--to=S]");
   process.exit(2);
 }
 const profile = JSON.parse(readFileSync(file, "utf8")) as {

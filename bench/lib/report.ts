@@ -562,7 +562,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
       "## 4. Idle connections",
       "",
       (r.idle.ours.processes && r.idle.ours.processes > 1
-        ? `Service Chat: ${r.idle.ours.processes} gateway-only processes (SERVICES=gateway, registry on Redis) in front of a Default Service process, the devices spread evenly over them and over source addresses 127.0.0.x, memory added up over the processes (raw ws: as many servers); each device `
+        ? `Service Chat: ${r.idle.ours.processes} gateway-only processes (SERVICES=gateway, registry on Redis) in front of a Default Service process, the devices spread evenly over them and over source addresses of the run's own (127.B.x.y, fresh for each batch of connects), memory added up over the processes (raw ws: as many servers); each device `
         : "Service Chat: a gateway-only process (SERVICES=gateway) in front of a Default Service process; each device ") +
         "sent hello with its token, was registered and subscribed, got its (empty) replay and `synced`, then stays " +
         "idle (a ping every 25 s, each device at its own moment of the 25 s, as clients that connected at different times do). Raw ws: the broadcast server holding plain sockets; its devices ping the same way, and it answers each ping with a pong frame. Memory is read from the server " +
@@ -662,7 +662,7 @@ function markdown(r: Results, charts: Record<string, string[]>, jsonName: string
       "## 4b. Connect rate",
       "",
       `${fmt(ours.devices)} new devices, each a user of its own with no room, ${ours.inFlight} connecting at once from ` +
-        "two device processes (source addresses 127.0.0.2, 127.0.0.3), to one gateway-only process (SERVICES=gateway, " +
+        "two device processes (each from fresh source addresses of the run's own, bench/lib/addresses.ts), to one gateway-only process (SERVICES=gateway, " +
         "registry on Redis, ChatService forwarded to a Default Service process). A session counts once `synced` " +
         "arrives: upgrade, hello, token check, registry write, (empty) replay through Sync, `synced`. Raw ws: the " +
         "broadcast server accepting as many plain sockets from the same processes, counted at `open`. Seconds: from " +

@@ -223,7 +223,7 @@ export interface ConnectArgs {
   track: Track;
   keyFile: string;
   users: string[];
-  /** Source addresses to spread sockets over (127.0.0.x), round robin. */
+  /** Source addresses to spread sockets over (lib/addresses.ts), round robin. */
   localAddresses?: string[];
   concurrency: number;
   /** Rooms and their members: the seq tracking of the storm, the rooms a device types in. */
